@@ -1,0 +1,73 @@
+"""Hot-path figures: µs per log_metric call vs a bare list.append, end_run, bytes per point,
+peak RSS, import and start_run times.
+
+    python benchmarks/hot_path.py [--points 1000000] [--save-after 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def import_time() -> tuple:
+    code = "import time,sys; t=time.perf_counter(); import prov4ml; print(time.perf_counter()-t, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), out[1] == "True"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--save-after", type=int, default=100)
+    args = parser.parse_args()
+    n = args.points
+
+    seconds, torch_imported = import_time()
+    print(f"import prov4ml          {seconds * 1000:8.1f} ms   (torch imported: {torch_imported})")
+
+    import prov4ml
+
+    values = [i * 1e-3 for i in range(1000)]
+    sink: list = []
+    append = sink.append
+    t = time.perf_counter()
+    for i in range(n):
+        append((i, values[i % 1000]))
+    bare = (time.perf_counter() - t) / n * 1e6
+    del sink[:]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        prov4ml.start_run("www.example.org", "bench", tmp, save_after_n_logs=args.save_after, capture=False)
+        started = time.perf_counter() - t
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        log_metric, ctx = prov4ml.log_metric, prov4ml.Context.TRAINING
+        t = time.perf_counter()
+        for i in range(n):
+            log_metric("loss", values[i % 1000], ctx, step=i)
+        per_call = (time.perf_counter() - t) / n * 1e6
+        t = time.perf_counter()
+        prov_path = prov4ml.end_run()
+        ended = time.perf_counter() - t
+        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        data = sum(p.stat().st_size for p in (prov_path.parent / "metrics").iterdir())
+        prov_size = prov_path.stat().st_size
+
+    print(f"start_run               {started * 1000:8.1f} ms")
+    print(f"bare list.append        {bare:8.3f} µs/call")
+    print(f"prov4ml.log_metric      {per_call:8.3f} µs/call   ({per_call / bare:.1f}x the bare append, {n:,} calls)")
+    print(f"end_run                 {ended * 1000:8.1f} ms")
+    print(f"metric file             {data / n:8.1f} bytes/point")
+    print(f"PROV-JSON               {prov_size:8d} bytes")
+    print(f"peak RSS                {rss_after / 1024:8.1f} MiB  (grew {(rss_after - rss_before) / 1024:.1f} MiB while logging)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""prov4ml: the provenance of machine-learning runs as W3C PROV."""
+
+from ._version import __version__
+from .api import (
+    active_run,
+    end_run,
+    flush,
+    get_run_id,
+    log_artifact,
+    log_carbon_metrics,
+    log_context,
+    log_current_execution_time,
+    log_dataset,
+    log_execution_command,
+    log_execution_end_time,
+    log_execution_start_time,
+    log_flops_per_batch,
+    log_flops_per_epoch,
+    log_metric,
+    log_metrics,
+    log_model,
+    log_optimizer,
+    log_param,
+    log_params,
+    log_source_code,
+    log_system_metrics,
+    register_final_metric,
+    run,
+    save_model_version,
+    start_run,
+)
+from .context import Context, Contexts, LoggingItemKind, create_context
+from .exceptions import (
+    ArtifactError,
+    InvalidValueError,
+    MissingDependencyError,
+    Prov4MLError,
+    ProvFileError,
+    RunStateError,
+)
+from .metrics.folds import FoldOperation
+from .metrics.formats import MetricsType
+from .metrics.samplers import Identity, Ignore, MovingAverage, Pipe, Sampler, Subsample, Window
+from .run import Run
+
+__all__ = [
+    "__version__",
+    # run lifecycle
+    "start_run", "end_run", "run", "active_run", "get_run_id", "flush", "Run",
+    # recording
+    "log_param", "log_params", "log_metric", "log_metrics", "log_artifact", "log_model",
+    "save_model_version", "log_dataset", "register_final_metric",
+    "log_current_execution_time", "log_execution_start_time", "log_execution_end_time",
+    "log_system_metrics", "log_carbon_metrics", "log_flops_per_epoch", "log_flops_per_batch",
+    "log_source_code", "log_execution_command", "log_optimizer",
+    # contexts and kinds
+    "Context", "Contexts", "LoggingItemKind", "create_context", "log_context",
+    # samplers, folds, formats
+    "Sampler", "Identity", "Ignore", "Subsample", "Window", "MovingAverage", "Pipe",
+    "FoldOperation", "MetricsType",
+    # errors
+    "Prov4MLError", "RunStateError", "InvalidValueError", "ArtifactError",
+    "MissingDependencyError", "ProvFileError",
+]

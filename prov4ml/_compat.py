@@ -1,0 +1,171 @@
+"""Values and argument orders as users pass them, including older interfaces.
+
+Code written for the reference library calls ``log_model("name", model)`` as
+well as ``log_model(model, "name")``, ``log_artifact(name, path)`` as well as
+``log_artifact(path, context)``; these functions decide by type and refuse
+ambiguous calls.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+from .context import Context
+from .exceptions import InvalidValueError
+
+__all__ = ["is_tensor", "metric_value", "param_value", "artifact_call", "model_call", "version_call", "dataset_call"]
+
+
+def is_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def metric_value(value: Any, name: str) -> Any:
+    """A float, or a detached one-element tensor (converted later, in a batch)."""
+    if is_tensor(value):
+        if value.numel() != 1:
+            raise InvalidValueError(
+                f"metric {name!r} got a tensor of shape {tuple(value.shape)}; log one number, "
+                "e.g. loss.mean() or tensor[0]"
+            )
+        return value.detach()
+    if isinstance(value, (str, bytes)):
+        raise InvalidValueError(
+            f"metric {name!r} got the string {value!r}; metric values must be numbers "
+            "(record text with log_param)"
+        )
+    if isinstance(value, numbers.Real):  # bool, int, float, NumPy scalars, Fraction, Decimal-like
+        return float(value)
+    item = getattr(value, "item", None)  # one-element NumPy arrays
+    if callable(item) and getattr(value, "size", 1) == 1:
+        try:
+            return float(item())
+        except (TypeError, ValueError):
+            pass
+    raise InvalidValueError(
+        f"metric {name!r} got {value!r} of type {type(value).__name__}; pass a number, "
+        "a NumPy scalar or a one-element torch tensor"
+    )
+
+
+def param_value(value: Any) -> Any:
+    """Parameters stay typed when scalar; containers are recorded as JSON text."""
+    if is_tensor(value) and value.numel() == 1:
+        value = value.item()
+    item = getattr(value, "item", None)
+    if callable(item) and not isinstance(value, (int, float, bool, str)) and getattr(value, "size", 1) == 1:
+        try:
+            value = item()
+        except (TypeError, ValueError):
+            pass
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return "None" if value is None else value
+    if isinstance(value, Context):
+        return str(value)
+    try:
+        return json.dumps(value, default=str, sort_keys=isinstance(value, dict))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.exists(value))
+
+
+@dataclass
+class ArtifactCall:
+    path: Any
+    name: Optional[str]
+    context: Any
+    step: Any
+    timestamp: Any
+    copy: bool
+    is_model: bool
+
+
+def _bind(call: str, names: Tuple[str, ...], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    if len(args) > len(names):
+        raise TypeError(f"{call}() takes at most {len(names)} positional arguments ({len(args)} given)")
+    bound = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key in bound:
+            raise TypeError(f"{call}() got multiple values for argument {key!r}")
+        bound[key] = value
+    return bound
+
+
+def artifact_call(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> ArtifactCall:
+    """``(artifact_path, context, step, timestamp)`` or ``(artifact_name, artifact_path, context, step, timestamp)``."""
+    kwargs = dict(kwargs)
+    flags = {k: kwargs.pop(k) for k in ("log_copy_in_prov_directory", "is_model", "is_input") if k in kwargs}
+    named_form = "artifact_name" in kwargs or (
+        len(args) >= 2 and not isinstance(args[1], Context) and _is_path(args[1])
+    )
+    if named_form:
+        if "artifact_name" not in kwargs and _is_path(args[0]) and args[0] != args[1]:
+            raise InvalidValueError(
+                f"log_artifact({args[0]!r}, {args[1]!r}) is ambiguous: both are existing paths; "
+                "call log_artifact(artifact_path=..., artifact_name=...) instead"
+            )
+        b = _bind("log_artifact", ("artifact_name", "artifact_path", "context", "step", "timestamp"), args, kwargs)
+    else:
+        b = _bind("log_artifact", ("artifact_path", "context", "step", "timestamp"), args, kwargs)
+    unknown = set(b) - {"artifact_name", "artifact_path", "context", "step", "timestamp"}
+    if unknown:
+        raise TypeError(f"log_artifact() got unexpected keyword argument(s) {sorted(unknown)}")
+    if "artifact_path" not in b:
+        raise TypeError("log_artifact() needs artifact_path")
+    return ArtifactCall(
+        path=b["artifact_path"], name=b.get("artifact_name"), context=b.get("context"),
+        step=b.get("step"), timestamp=b.get("timestamp"),
+        copy=bool(flags.get("log_copy_in_prov_directory", True)), is_model=bool(flags.get("is_model", False)),
+    )
+
+
+def _swap_if_name_first(first: Any, second: Any) -> Tuple[Any, Any]:
+    """(obj, name) from either order: a string is the name."""
+    if isinstance(first, str) and not isinstance(second, str):
+        return second, first
+    return first, second
+
+
+def model_call(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[Any, str, bool, bool]:
+    b = _bind("log_model", ("model", "model_name", "log_model_info", "log_as_artifact"), args, kwargs)
+    if "model" not in b:
+        raise TypeError("log_model() needs a model")
+    model, name = _swap_if_name_first(b["model"], b.get("model_name", "default"))
+    _check_name("log_model", name)
+    return model, name, bool(b.get("log_model_info", True)), bool(b.get("log_as_artifact", True))
+
+
+def version_call(args: Tuple[Any, ...], kwargs: Dict[str, Any]):
+    b = _bind("save_model_version", ("model", "model_name", "context", "step", "timestamp", "incremental"), args, kwargs)
+    if "model" not in b or "model_name" not in b:
+        raise TypeError("save_model_version() needs a model and a model_name")
+    model, name = _swap_if_name_first(b["model"], b["model_name"])
+    _check_name("save_model_version", name)
+    return model, name, b.get("context"), b.get("step"), b.get("timestamp"), bool(b.get("incremental", True))
+
+
+def dataset_call(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[Any, str]:
+    kwargs = dict(kwargs)
+    kwargs.pop("log_dataset_info", None)
+    if "dataset_label" in kwargs:
+        kwargs["label"] = kwargs.pop("dataset_label")
+    b = _bind("log_dataset", ("dataset", "label"), args, kwargs)
+    if "dataset" not in b or "label" not in b:
+        raise TypeError("log_dataset() needs a dataset and a label")
+    dataset, label = _swap_if_name_first(b["dataset"], b["label"])
+    _check_name("log_dataset", label)
+    return dataset, label
+
+
+def _check_name(call: str, name: Any) -> None:
+    if not isinstance(name, str) or not name:
+        raise InvalidValueError(f"{call}() needs a non-empty string name, got {name!r}")

@@ -1,0 +1,76 @@
+"""File-system helpers: safe names, atomic writes, hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Callable, IO, Tuple, Union
+
+__all__ = ["slug", "atomic_write", "atomic_write_text", "hash_path"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of ``text``.
+
+    Characters outside ``[A-Za-z0-9._-]`` become ``_``; when anything was
+    replaced a short hash of the original is appended, so ``"a/b"`` and
+    ``"a_b"`` never share a file.
+    """
+    safe = _UNSAFE.sub("_", text).strip("._") or "_"
+    if safe != text:
+        safe = f"{safe[:80]}-{hashlib.sha1(text.encode()).hexdigest()[:6]}"
+    return safe
+
+
+def atomic_write(path: Union[str, Path], write: Callable[[IO[bytes]], None], fsync: bool = False) -> Path:
+    """Write through ``write(fh)`` into a temporary file, then rename it over ``path``.
+
+    Readers see the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_text(path: Union[str, Path], text: str, fsync: bool = False) -> Path:
+    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")), fsync=fsync)
+
+
+def hash_path(path: Path) -> Tuple[str, int]:
+    """SHA-256 and size in bytes of a file, or of a directory's files (names and contents)."""
+    digest = hashlib.sha256()
+    if path.is_dir():
+        size = 0
+        for sub in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(sub.relative_to(path).as_posix().encode() + b"\0")
+            size += _feed(digest, sub)
+        return digest.hexdigest(), size
+    size = _feed(digest, path)
+    return digest.hexdigest(), size
+
+
+def _feed(digest, path: Path) -> int:
+    size = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return size

@@ -1,0 +1,109 @@
+"""The run's artifact store: copies of files, model state, hashes."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path, PurePath
+from typing import Any, Optional
+
+from ._fs import atomic_write, hash_path
+from .context import Context
+from .exceptions import ArtifactError
+from .records import ArtifactRecord
+
+__all__ = ["ArtifactStore", "check_artifact_name"]
+
+
+def check_artifact_name(name: str) -> str:
+    """Refuse names that would escape the artifacts folder."""
+    pure = PurePath(name)
+    if not name or pure.is_absolute() or ".." in pure.parts:
+        raise ArtifactError(
+            f"artifact name {name!r} must be a relative path without '..' "
+            "(it is stored under the run's artifacts/ folder); pass e.g. 'plots/loss.png'"
+        )
+    return pure.as_posix()
+
+
+class ArtifactStore:
+    """Stores files under ``<run_dir>/artifacts`` without ever overwriting one."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.root = run_dir / "artifacts"
+
+    def _free(self, name: str) -> Path:
+        target = self.root / name
+        stem, suffix, n = target.stem, target.suffix, 1
+        while target.exists():
+            target = target.with_name(f"{stem}_{n}{suffix}")
+            n += 1
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def _record(self, target: Path, original: Optional[Path], name: str, context, step, time, role) -> ArtifactRecord:
+        digest, size = hash_path(target)
+        return ArtifactRecord(
+            name=name,
+            location=target.relative_to(self.run_dir).as_posix(),
+            original=str(original) if original is not None else None,
+            sha256=digest,
+            size=size,
+            is_dir=target.is_dir(),
+            context=context,
+            step=step,
+            time=time or datetime.now(timezone.utc),
+            role=role,
+        )
+
+    def copy(
+        self,
+        source: Path,
+        name: Optional[str] = None,
+        context: Optional[Context] = None,
+        step: Optional[int] = None,
+        time: Optional[datetime] = None,
+        role: str = "artifact",
+    ) -> ArtifactRecord:
+        """Copy a file or directory in; the copy's hash and size are recorded."""
+        if not source.exists():
+            raise ArtifactError(
+                f"artifact path {str(source)!r} does not exist; check the path "
+                f"(relative paths are resolved from {Path.cwd()})"
+            )
+        name = check_artifact_name(name or source.name)
+        target = self._free(name)
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
+        return self._record(target, source.resolve(), name, context, step, time, role)
+
+    def reference(
+        self, source: Path, context=None, step=None, time=None, role: str = "artifact"
+    ) -> ArtifactRecord:
+        """Record a file where it is, without copying it."""
+        if not source.exists():
+            raise ArtifactError(f"artifact path {str(source)!r} does not exist; check the path")
+        digest, size = hash_path(source)
+        return ArtifactRecord(
+            name=source.name, location=str(source.resolve()), original=str(source.resolve()),
+            sha256=digest, size=size, is_dir=source.is_dir(), context=context, step=step,
+            time=time or datetime.now(timezone.utc), role=role,
+        )
+
+    def write_text(self, name: str, text: str, context=None, step=None, role: str = "artifact") -> ArtifactRecord:
+        target = self._free(check_artifact_name(name))
+        atomic_write(target, lambda fh: fh.write(text.encode("utf-8")))
+        return self._record(target, None, name, context, step, None, role)
+
+    def save_state(
+        self, obj: Any, name: str, context=None, step=None, time=None, role: str = "model_version"
+    ) -> ArtifactRecord:
+        """``torch.save`` a state dict (or object) atomically."""
+        import torch  # only a model brings us here, so torch is already imported
+
+        target = self._free(check_artifact_name(name))
+        atomic_write(target, lambda fh: torch.save(obj, fh))
+        return self._record(target, None, name, context, step, time, role)

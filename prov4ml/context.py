@@ -1,0 +1,149 @@
+"""Contexts (the stage a record belongs to) and kinds of logged items.
+
+A :class:`Context` is a ``str`` subclass, so contexts hash and compare as
+fast as plain strings on the logging hot path, and a plain string such as
+``"training"``, ``"Training"`` or ``"my_stage"`` is accepted wherever a
+context is. Names are case-insensitive: ``"Training"`` is ``Context.TRAINING``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import threading
+from typing import Dict, Iterator, Optional, Union
+
+from .exceptions import InvalidValueError
+
+__all__ = ["Context", "Contexts", "LoggingItemKind", "create_context", "resolve_context", "DEFAULT_CONTEXT"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\- ]+$")
+
+
+class _ContextMeta(type):
+    """Lets the class be iterated and indexed like an Enum of its members."""
+
+    _members: Dict[str, "Context"]
+
+    def __iter__(cls) -> Iterator["Context"]:
+        return iter(list(cls._members.values()))
+
+    def __len__(cls) -> int:
+        return len(cls._members)
+
+    def __getitem__(cls, name: str) -> "Context":
+        try:
+            return cls._members[name.lower()]
+        except KeyError:
+            raise KeyError(f"unknown context {name!r}; known: {sorted(cls._members)}") from None
+
+    def __contains__(cls, item: object) -> bool:
+        return isinstance(item, str) and item.lower() in cls._members
+
+
+class Context(str, metaclass=_ContextMeta):
+    """The stage a record belongs to: TRAINING, VALIDATION, TESTING, EVALUATION, or one of yours.
+
+    ``Context("my_stage")`` or ``create_context("my_stage", Context.TRAINING)``
+    makes a new one; ``parent`` makes it a sub-context of another.
+    """
+
+    _members: Dict[str, "Context"] = {}
+    _lock = threading.Lock()
+
+    TRAINING: "Context"
+    VALIDATION: "Context"
+    TESTING: "Context"
+    EVALUATION: "Context"
+
+    def __new__(cls, name: str, parent: Optional[Union["Context", str]] = None) -> "Context":
+        if isinstance(name, Context) and parent is None:
+            return name
+        if not isinstance(name, str) or not name or not _NAME_RE.match(name):
+            raise InvalidValueError(
+                f"invalid context name {name!r}: use letters, digits, '_', '.', '-' or spaces, "
+                "e.g. Context('fine_tuning')"
+            )
+        key = name.lower()
+        with cls._lock:
+            existing = cls._members.get(key)
+            if existing is not None:
+                if parent is not None and existing.parent is None:
+                    existing.parent = resolve_context(parent)
+                return existing
+            obj = str.__new__(cls, key)
+            obj.parent = resolve_context(parent) if parent is not None else None
+            cls._members[key] = obj
+            return obj
+
+    parent: Optional["Context"]
+
+    @property
+    def name(self) -> str:
+        """The upper-case name, as an Enum member would have it (``TRAINING``)."""
+        return str.upper(self)
+
+    @property
+    def value(self) -> str:
+        """The canonical lower-case string (``training``)."""
+        return str(self)
+
+    def __repr__(self) -> str:
+        return f"Context.{self.name}"
+
+    def __reduce__(self):  # pickles as a call that re-registers the member
+        return (Context, (str(self), self.parent))
+
+
+for _builtin in ("training", "validation", "testing", "evaluation"):
+    setattr(Context, _builtin.upper(), Context(_builtin))
+del _builtin
+
+#: Alias used by older code written for the reference library.
+Contexts = Context
+
+#: The context of a record logged without one.
+DEFAULT_CONTEXT = Context.TRAINING
+
+
+def create_context(name: str, parent: Optional[Union[Context, str]] = None) -> Context:
+    """Create (or return) the context ``name``, a sub-context of ``parent`` if given.
+
+    The new context is also reachable as ``Context.<NAME>``.
+    """
+    ctx = Context(name, parent)
+    attr = re.sub(r"\W", "_", ctx.name)
+    if not hasattr(Context, attr):
+        setattr(Context, attr, ctx)
+    return ctx
+
+
+def resolve_context(context: object) -> Context:
+    """Turn what a user passed as a context into a :class:`Context`."""
+    if context is None:
+        return DEFAULT_CONTEXT
+    if isinstance(context, Context):
+        return context
+    if isinstance(context, str):
+        return Context(context)
+    if isinstance(context, enum.Enum):
+        value = context.value if isinstance(context.value, str) else context.name
+        return Context(value)
+    raise InvalidValueError(
+        f"invalid context {context!r} of type {type(context).__name__}: "
+        "pass a prov4ml.Context (e.g. Context.TRAINING) or a string"
+    )
+
+
+class LoggingItemKind(enum.Enum):
+    """Where a logged value comes from; recorded as the series' ``provml:source``."""
+
+    METRIC = "metric"
+    PARAMETER = "parameter"
+    SYSTEM_METRIC = "system_metric"
+    CARBON_METRIC = "carbon_metric"
+    FLOPS_PER_BATCH = "flops_per_batch"
+    FLOPS_PER_EPOCH = "flops_per_epoch"
+    EXECUTION_TIME = "execution_time"
+    MODEL_VERSION = "model_version"
+    FINAL_MODEL_VERSION = "final_model_version"

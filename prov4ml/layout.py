@@ -1,0 +1,134 @@
+"""Where a run lives: rank detection, run ids and run directories.
+
+Ranks of one distributed launch share one run directory: with
+``torch.distributed`` initialised, rank 0 picks the id and broadcasts it;
+under a launcher that only sets ``RANK``/``WORLD_SIZE`` (torchrun before
+``init_process_group``), the ranks agree through a marker file written under
+a file lock, keyed by the launch (rendezvous id, master address and port,
+parent process) and by how many runs this process has started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Iterator, Optional, Tuple
+
+from .exceptions import InvalidValueError
+
+__all__ = ["detect_rank", "world_size", "allocate_run_dir", "RUN_PREFIX"]
+
+RUN_PREFIX = "run_"
+_RUN_RE = re.compile(rf"^{RUN_PREFIX}(\d+)$")
+_process_runs = itertools.count()
+
+
+def _dist():
+    """``torch.distributed`` when it is imported and initialised (torch is never imported here)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return dist
+    return None
+
+
+def detect_rank(rank: Optional[int]) -> int:
+    """``rank`` if given, else torch.distributed's rank, else ``$RANK``, else 0."""
+    if rank is not None:
+        if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
+            raise InvalidValueError(f"rank must be a non-negative integer, got {rank!r}")
+        return rank
+    dist = _dist()
+    if dist is not None:
+        return dist.get_rank()
+    env = os.environ.get("RANK")
+    if env is not None:
+        try:
+            return int(env)
+        except ValueError:
+            raise InvalidValueError(f"the RANK environment variable is {env!r}, not an integer; fix or unset it") from None
+    return 0
+
+
+def world_size() -> int:
+    dist = _dist()
+    if dist is not None:
+        return dist.get_world_size()
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def _existing_ids(exp_dir: Path) -> Iterator[int]:
+    for entry in os.scandir(exp_dir):
+        m = _RUN_RE.match(entry.name)
+        if m and entry.is_dir():
+            yield int(m.group(1))
+
+
+def _claim_next(exp_dir: Path) -> int:
+    run_id = max(_existing_ids(exp_dir), default=-1) + 1
+    while True:  # another process may take the same id between scan and mkdir
+        try:
+            (exp_dir / f"{RUN_PREFIX}{run_id}").mkdir()
+            return run_id
+        except FileExistsError:
+            run_id += 1
+
+
+@contextlib.contextmanager
+def _locked(exp_dir: Path):
+    try:
+        import fcntl
+    except ImportError:  # Windows: no launcher we support sets RANK without torch.distributed there
+        yield
+        return
+    with open(exp_dir / ".prov4ml.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _launch_key(ordinal: int) -> str:
+    parts = [os.environ.get(k, "") for k in ("TORCHELASTIC_RUN_ID", "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE")]
+    parts += [str(os.getppid()), str(ordinal)]
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+
+
+def allocate_run_dir(exp_dir: Path, rank: int, run_id: Optional[int] = None) -> Tuple[int, Path]:
+    """Create (or join, for ranks > 0 of one launch) the directory of a new run."""
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    ordinal = next(_process_runs)
+    if run_id is None:
+        dist = _dist()
+        if dist is not None and dist.get_world_size() > 1:
+            box = [_claim_next(exp_dir) if dist.get_rank() == 0 else None]
+            dist.broadcast_object_list(box, src=0)
+            run_id = int(box[0])
+        elif world_size() > 1:
+            marker = exp_dir / f".launch-{_launch_key(ordinal)}"
+            with _locked(exp_dir):
+                if marker.exists():
+                    run_id = int(marker.read_text())
+                else:
+                    run_id = _claim_next(exp_dir)
+                    marker.write_text(str(run_id))
+        else:
+            run_id = _claim_next(exp_dir)
+    elif not isinstance(run_id, int) or isinstance(run_id, bool) or run_id < 0:
+        raise InvalidValueError(f"run_id must be a non-negative integer, got {run_id!r}")
+    run_dir = exp_dir / f"{RUN_PREFIX}{run_id}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if any(run_dir.glob(f"prov_rank{rank}.json")):
+        raise InvalidValueError(
+            f"{run_dir} already holds a document of rank {rank}; pass another run_id, or leave it "
+            "unset to get a new run"
+        )
+    return run_id, run_dir

@@ -1,0 +1,1 @@
+"""Metric series: samplers, folds, buffers and the background writer."""
