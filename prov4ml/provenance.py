@@ -103,9 +103,18 @@ class _Builder:
         self.base = _local(snap.experiment_name, f"run_{snap.run_id}", f"rank{snap.rank}")
         self.run = None
         self.contexts: Dict[Context, Any] = {}
+        self.originals: Dict[Any, Any] = {}
+        self.used_ids: Dict[str, int] = {}
 
     def qn(self, *parts: Any):
         return self.ns[_local(self.base, *parts)]
+
+    def fresh(self, *parts: Any):
+        """Like ``qn``, with a ``-2``, ``-3``... suffix when a name was recorded twice (a dataset label, say)."""
+        local = _local(self.base, *parts)
+        n = self.used_ids.get(local, 0) + 1
+        self.used_ids[local] = n
+        return self.ns[local if n == 1 else f"{local}-{n}"]
 
     def q(self, name: str):
         """A prefixed name as a QualifiedName, so it serialises as one."""
@@ -258,10 +267,13 @@ class _Builder:
         e = self.doc.entity(ident or self.qn("artifact", art.location), self.attrs(ARTIFACT_TYPES[art.role] + types, values))
         self.doc.wasGeneratedBy(e, self.activity_for(art.context), art.time)
         if art.original is not None:
-            orig = self.doc.entity(
-                self.qn("original", art.original),
-                self.attrs(["provml:SourceFile"], {"prov:label": art.original.rsplit("/", 1)[-1], "prov:location": art.original}),
-            )
+            ident = self.qn("original", art.original)
+            orig = self.originals.get(ident)
+            if orig is None:  # one entity per source path, however often it is copied
+                orig = self.originals[ident] = self.doc.entity(
+                    ident,
+                    self.attrs(["provml:SourceFile"], {"prov:label": art.original.rsplit("/", 1)[-1], "prov:location": art.original}),
+                )
             self.doc.wasDerivedFrom(e, orig)
         return e
 
@@ -270,7 +282,7 @@ class _Builder:
         for m in self.snap.models:
             values = {f"provml:{_local(k)}": v for k, v in m.info.items()}
             values["prov:label"] = m.name
-            e = models[m.name] = self.doc.entity(self.qn("model", m.name), self.attrs(["mls:Model"], values))
+            e = models[m.name] = self.doc.entity(self.fresh("model", m.name), self.attrs(["mls:Model"], values))
             self.doc.wasGeneratedBy(e, self.run)
             for part in (m.artifact, m.architecture):
                 if part is not None:
@@ -292,7 +304,7 @@ class _Builder:
         for d in self.snap.datasets:
             values = {f"provml:{_local(k)}": v for k, v in d.stats.items()}
             values["prov:label"] = d.label
-            e = self.doc.entity(self.qn("dataset", d.label), self.attrs(["mls:Dataset"], values))
+            e = self.doc.entity(self.fresh("dataset", d.label), self.attrs(["mls:Dataset"], values))
             self.doc.used(self.run, e)
 
 

@@ -157,6 +157,7 @@ class Run:
         self.metrics_dir = self.run_dir / "metrics"
         self.metrics_dir.mkdir(exist_ok=True)
         self.artifacts = ArtifactStore(self.run_dir)
+        self.artifacts.root.mkdir(exist_ok=True)
 
         self.start_time = _time()
         self.end_time: Optional[float] = None
@@ -684,20 +685,22 @@ class Run:
         return self.prov_path
 
     def _graphs(self, svg: bool) -> None:
-        from . import dot2svg, prov2dot
-
         dot = self.prov_path.with_suffix(".dot")
         try:
+            from . import prov2dot
+
             prov2dot.convert(self.prov_path, dot)
             if svg:
+                from . import dot2svg
+
                 dot2svg.convert(dot, self.prov_path.with_suffix(".svg"))
         except Exception as exc:  # the run is saved; a graph is a bonus
             warnings.warn(f"end_run: the PROV-JSON is saved, but the graph could not be made: {exc}", stacklevel=4)
 
     def _collection(self) -> None:
-        from . import prov_collection
-
         try:
+            from . import prov_collection
+
             prov_collection.create_collection(self.experiment_dir, self.experiment_dir)
         except Exception as exc:
             warnings.warn(f"end_run: the collection could not be made: {exc}", stacklevel=4)

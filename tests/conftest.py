@@ -1,0 +1,85 @@
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import prov4ml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _no_active_run():
+    """Every test starts and ends with no active run, whatever it did."""
+    yield
+    run = prov4ml.active_run()
+    if run is not None:
+        run.end()
+
+
+@pytest.fixture
+def save_dir(tmp_path):
+    return tmp_path / "prov"
+
+
+@pytest.fixture
+def start(save_dir):
+    """start_run with test defaults (no environment capture unless asked)."""
+
+    def _start(experiment="exp", **kw):
+        kw.setdefault("capture", False)
+        return prov4ml.start_run("www.example.org", experiment, str(save_dir), **kw)
+
+    return _start
+
+
+def load_doc(path):
+    from prov.model import ProvDocument
+
+    return ProvDocument.deserialize(str(path))
+
+
+def load_json(path):
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def entities_of_type(data, type_name):
+    """Entities (from the raw PROV-JSON dict) whose prov:type includes ``type_name``."""
+    out = {}
+    for ident, attrs in data.get("entity", {}).items():
+        types = attrs.get("prov:type", [])
+        types = types if isinstance(types, list) else [types]
+        names = [t["$"] if isinstance(t, dict) else t for t in types]
+        if type_name in names:
+            out[ident] = attrs
+    return out
+
+
+def literal(value):
+    """The Python value of a PROV-JSON attribute."""
+    if isinstance(value, dict):
+        raw, kind = value["$"], value.get("type", "")
+        if kind in ("xsd:int", "xsd:long"):
+            return int(raw)
+        if kind == "xsd:double":
+            return float(raw.replace("INF", "inf"))
+        return raw
+    return value
+
+
+def series_entity(data, name, context="training"):
+    for attrs in entities_of_type(data, "provml:Metric").values():
+        if attrs["provml:name"] == name and attrs["provml:context"] == context:
+            return {k: literal(v) for k, v in attrs.items()}
+    raise KeyError((name, context))
+
+
+def run_python(code, cwd, env=None, **kw):
+    """Run ``code`` in a fresh interpreter with the project importable."""
+    import subprocess
+
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=full_env, **kw)
