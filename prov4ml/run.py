@@ -58,6 +58,7 @@ OPTIONS: Dict[str, Any] = {
     "disable_codecarbon": False,
     "carbon_country": "USA",
     "prov_flush_interval": 0.2,  # seconds between PROV-JSON rewrites at most
+    "writer_process": True,  # format metric files in a child process (False: in the writer thread)
     "user": None,  # the user agent's name; default: the login name
     "default_context": None,
     # accepted for code written for the reference library; see docs/api.md
@@ -143,7 +144,7 @@ class Run:
         self.save_after_n_logs = save_after_n_logs
         self.default_context = resolve_context(self.options["default_context"])
 
-        self._file_class = get_format(self.options["metrics_file_type"])
+        self._format = get_format(self.options["metrics_file_type"])
         self._samplers = dict(self.options["metric_samplers"] or {})
         for spec in list(self._samplers.values()) + [self.options["default_sampler"]]:
             make_sampler(spec)  # validate now, not at the first log_metric
@@ -188,11 +189,12 @@ class Run:
 
         self._writer = BackgroundWriter(
             self.metrics_dir,
-            self._file_class,
+            self._format,
             self.options["csv_separator"],
             snapshot=self._write_snapshot,
             on_values=self._fold_values,
             interval=float(self.options["prov_flush_interval"]),
+            use_process=bool(self.options["writer_process"]),
         )
         self._capture_thread: Optional[threading.Thread] = None
         if self.recording:
@@ -226,7 +228,7 @@ class Run:
             value = self._admit(s, value)
             if value is None:
                 return
-        s.buf.append((step, value, _time() if timestamp is None else _timestamp(timestamp)))
+        s.buf.extend((step, value, _time() if timestamp is None else _timestamp(timestamp)))
         self._pending += 1
         if self._pending >= self.save_after_n_logs:
             self._hand_over()
@@ -664,7 +666,7 @@ class Run:
             if s.sampler is not None:
                 tail = s.sampler.end()
                 if tail is not None:
-                    s.buf.append((max(s.n - 1, 0), tail, _time()))
+                    s.buf.extend((max(s.n - 1, 0), tail, _time()))
         chunks = [(s, s.take()) for s in list(self._series.values()) if s.buf]
         final = self._writer.close(chunks)
         for s, path in final.items():

@@ -1,24 +1,22 @@
 """Metric file formats, one class each behind a registry.
 
-Every format appends points while the run goes on, so a killed run keeps the
-points written before the kill. Columns are always ``step``, ``value`` and
-``time`` (Unix time in seconds, millisecond precision).
+Every format appends points as CSV text while the run goes on (see
+``_sink.CsvAppender``), so a killed run keeps the points written before the
+kill; a format may convert that file once, at ``end_run``. Columns are always
+``step``, ``value`` and ``time`` (Unix time in seconds, millisecond precision).
 """
 
 from __future__ import annotations
 
 import enum
 import os
-from itertools import chain
 from pathlib import Path
-from typing import Dict, Sequence, Tuple, Type, Union
+from typing import Dict, Type, Union
 
 from .._optional import require
 from ..exceptions import InvalidValueError
 
-__all__ = ["MetricsType", "MetricFile", "CsvFile", "ParquetFile", "get_format", "FORMATS"]
-
-COLUMNS = ("step", "value", "time")
+__all__ = ["MetricsType", "MetricFormat", "CsvFormat", "ParquetFormat", "get_format", "FORMATS"]
 
 
 class MetricsType(enum.Enum):
@@ -28,74 +26,54 @@ class MetricsType(enum.Enum):
     PARQUET = "parquet"
 
 
-class MetricFile:
-    """Appends points of one series to one file."""
+class MetricFormat:
+    """Where the points of a series are appended, and what ``end_run`` makes of that file."""
 
     suffix = ""
 
-    def __init__(self, path: Path, separator: str = ",") -> None:
-        self.path = path
-        self.separator = separator
-        self._row = f"%d{separator}%r{separator}%.3f\n"
-        new = not path.exists() or path.stat().st_size == 0
-        # Unbuffered: each chunk reaches the OS in one write() call, so a
-        # killed process never leaves half a chunk in a user-space buffer.
-        self._fh = open(path, "ab", buffering=0)
-        if new:
-            self._fh.write((separator.join(COLUMNS) + "\n").encode())
+    def data_path(self, target: Path) -> Path:
+        return target
 
-    def append(self, points: Sequence[Tuple[int, float, float]]) -> None:
-        # One format string for the whole chunk: the formatting loop runs in C.
-        text = (self._row * len(points)) % tuple(chain.from_iterable(points))
-        self._fh.write(text.encode())
-
-    def close(self) -> None:
-        self._fh.close()
-
-    def finalize(self) -> Path:
-        """Called once at end_run after close(); returns the file the series points to."""
-        return self.path
+    def finalize(self, data_path: Path, target: Path) -> Path:
+        return data_path
 
 
-class CsvFile(MetricFile):
+class CsvFormat(MetricFormat):
     """Plain CSV with a header; reads back with ``pandas.read_csv`` or the csv module."""
 
     suffix = ".csv"
 
 
-class ParquetFile(MetricFile):
+class ParquetFormat(MetricFormat):
     """Parquet (needs ``prov4ml[parquet]``).
 
-    Points are appended to a CSV side file while the run goes on (a Parquet
-    file is unreadable until its footer is written); ``end_run`` converts it
-    to Parquet and removes the side file only after the Parquet file is in place.
+    Points go to a CSV side file while the run goes on (a Parquet file is
+    unreadable until its footer is written); ``end_run`` converts it and
+    removes the side file only once the Parquet file is in place.
     """
 
     suffix = ".parquet"
 
-    def __init__(self, path: Path, separator: str = ",") -> None:
-        require("pyarrow", "parquet", "metrics_file_type='parquet'")
-        super().__init__(path.with_suffix(".parquet.csv"), ",")
-        self.target = path
+    def data_path(self, target: Path) -> Path:
+        return target.with_suffix(".parquet.csv")
 
-    def finalize(self) -> Path:
+    def finalize(self, data_path: Path, target: Path) -> Path:
         csv = require("pyarrow.csv", "parquet", "metrics_file_type='parquet'")
         pq = require("pyarrow.parquet", "parquet", "metrics_file_type='parquet'")
-        table = csv.read_csv(str(self.path))
-        tmp = self.target.with_suffix(".parquet.tmp")
-        pq.write_table(table, str(tmp))
-        os.replace(tmp, self.target)
-        self.path.unlink()
-        return self.target
+        tmp = target.with_suffix(".parquet.tmp")
+        pq.write_table(csv.read_csv(str(data_path)), str(tmp))
+        os.replace(tmp, target)
+        data_path.unlink()
+        return target
 
 
-FORMATS: Dict[str, Type[MetricFile]] = {"csv": CsvFile, "parquet": ParquetFile}
+FORMATS: Dict[str, Type[MetricFormat]] = {"csv": CsvFormat, "parquet": ParquetFormat}
 
 
-def get_format(name: Union[str, MetricsType, None]) -> Type[MetricFile]:
-    """The file class for a format name; an unknown name lists the known ones."""
+def get_format(name: Union[str, MetricsType, None]) -> MetricFormat:
+    """The format for a name; an unknown name lists the known ones."""
     if name is None:
-        return CsvFile
+        return CsvFormat()
     key = name.value if isinstance(name, MetricsType) else str(name).lower().lstrip(".")
     try:
         fmt = FORMATS[key]
@@ -103,7 +81,6 @@ def get_format(name: Union[str, MetricsType, None]) -> Type[MetricFile]:
         raise InvalidValueError(
             f"unknown metrics_file_type {name!r}; known: {', '.join(sorted(FORMATS))}"
         ) from None
-    if fmt is ParquetFile:
+    if fmt is ParquetFormat:
         require("pyarrow", "parquet", "metrics_file_type='parquet'")
-    return fmt
-
+    return fmt()

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence
 
 from ..context import Context, LoggingItemKind
 from .samplers import Sampler
 
 __all__ = ["MetricSeries", "materialize"]
 
-Point = Tuple[int, Any, float]  # (step, value, unix time in seconds)
 
 
 class MetricSeries:
     """One metric in one context.
 
-    The logging thread only appends ``(step, value, time)`` tuples to ``buf``
-    and bumps ``n``; ``take`` hands the buffered points over; the writer
-    thread folds them into the summary fields with ``absorb``.
+    The logging thread only extends ``buf`` with ``(step, value, time)`` (a
+    flat list: one atomic ``extend`` per point, and the writer slices columns
+    out of it in C) and bumps ``n``; ``take`` hands the buffered points over;
+    the writer thread folds them into the summary fields with ``absorb``.
     """
 
     __slots__ = (
@@ -44,7 +44,7 @@ class MetricSeries:
         self.sampler = sampler
         self.file_name = file_name
         self.location: Optional[str] = None  # relative path of the data file, once written
-        self.buf: List[Point] = []
+        self.buf: List[Any] = []  # step, value, time, step, value, time, ...
         self.n = 0  # log calls so far (kept or not): the default step of the next point
         self.odd = False  # True once a value that is not a Python number (a tensor) was buffered
         self.count = 0
@@ -58,7 +58,7 @@ class MetricSeries:
         self.first_time: Optional[float] = None
         self.last_time: Optional[float] = None
 
-    def take(self) -> List[Point]:
+    def take(self) -> List[Any]:
         """Remove and return the buffered points.
 
         Slicing then deleting the same prefix keeps a point appended by
@@ -70,7 +70,7 @@ class MetricSeries:
         del buf[:n]
         return chunk
 
-    def absorb(self, points: Sequence[Point], values: Sequence[float]) -> None:
+    def absorb(self, steps: Sequence[int], values: Sequence[float], times: Sequence[float]) -> None:
         """Fold materialised points into the summary (writer thread only)."""
         if not values:
             return
@@ -85,10 +85,10 @@ class MetricSeries:
             self.max = hi if self.max is None else max(self.max, hi)
         self.total += total
         if self.first_step is None:
-            self.first_step, _, self.first_time = points[0]
+            self.first_step, self.first_time = steps[0], times[0]
         self.count += len(values)
         self.last = values[-1]
-        self.last_step, _, self.last_time = points[-1]
+        self.last_step, self.last_time = steps[-1], times[-1]
 
     @property
     def mean(self) -> Optional[float]:

@@ -3,89 +3,114 @@
 from __future__ import annotations
 
 import logging
-import operator
-import queue
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .formats import MetricFile
-from .series import MetricSeries, Point, materialize
+from .formats import MetricFormat
+from .outputs import ProcessOutput, ThreadOutput, open_output
+from .series import MetricSeries, materialize
 
 __all__ = ["BackgroundWriter"]
 
 log = logging.getLogger("prov4ml")
 
-Chunk = Tuple[MetricSeries, List[Point]]
-_value_of = operator.itemgetter(1)
+Chunk = Tuple[MetricSeries, List[Any]]  # a series and its flat step, value, time list
 
 
 class BackgroundWriter:
     """One daemon thread per run.
 
-    ``submit`` hands over chunks of points (blocking when ``maxsize`` batches
+    ``submit`` hands over chunks of points: a ``deque.append`` and, only when
+    the thread is idle, an ``Event.set`` (blocking only when ``maxsize`` batches
     are queued, so memory stays flat when the disk is slower than the loop).
-    Points are written as they arrive. PROV-JSON snapshots are coalesced: at
-    most one every ``interval`` seconds, never dropped, always of the latest
-    state.
+    The thread lingers a few milliseconds after waking so that it writes
+    many chunks at once, one ``write()`` per series. PROV-JSON snapshots are
+    coalesced: at most one every ``interval`` seconds, never dropped, always
+    of the latest state.
     """
 
     def __init__(
         self,
         metrics_dir: Path,
-        file_class: Type[MetricFile],
+        fmt: MetricFormat,
         separator: str,
         snapshot: Callable[[], None],
         on_values: Callable[[MetricSeries, List[float]], None],
         interval: float = 0.2,
-        maxsize: int = 256,
+        maxsize: int = 1024,
+        linger: float = 0.005,
+        use_process: bool = True,
     ) -> None:
         self._metrics_dir = metrics_dir
-        self._file_class = file_class
+        self._format = fmt
         self._separator = separator
         self._snapshot = snapshot
         self._on_values = on_values
         self._interval = interval
-        self._queue: "queue.Queue[tuple]" = queue.Queue(maxsize=maxsize)
-        self._files: Dict[MetricSeries, MetricFile] = {}
+        self._maxsize = maxsize
+        self._linger = linger
+        self._items: Deque[tuple] = deque()
+        self._urgent = 0  # barriers and stops queued: no lingering then
+        self._wake = threading.Event()
+        self._sleeping = False  # the thread waits on _wake; only then does a put need to set it
+        self._room = threading.Condition()
+        self._out = open_output(use_process)
+        self._files: Dict[MetricSeries, Tuple[int, Path, Path]] = {}  # id, data path, target
         self._last_snapshot = 0.0
         self.errors: List[str] = []
         self._thread = threading.Thread(target=self._loop, name="prov4ml-writer", daemon=True)
         self._thread.start()
 
     # -- called from logging threads -------------------------------------
+    def _put(self, item: tuple) -> None:
+        if len(self._items) >= self._maxsize:
+            with self._room:
+                while len(self._items) >= self._maxsize and self._thread.is_alive():
+                    self._room.wait(0.1)
+        self._items.append(item)
+        if self._sleeping:
+            self._wake.set()
+
     def submit(self, chunks: Sequence[Chunk], snapshot: bool = True) -> None:
-        self._queue.put(("data", chunks, snapshot))
+        self._put(("data", chunks, snapshot))
 
     def flush(self, chunks: Sequence[Chunk] = (), timeout: Optional[float] = None) -> bool:
         """Write ``chunks`` and everything queued before, take a snapshot, and wait."""
         done = threading.Event()
-        self._queue.put(("barrier", chunks, done))
+        self._urgent += 1
+        self._put(("barrier", chunks, done))
         return done.wait(timeout)
 
     def close(self, chunks: Sequence[Chunk] = (), timeout: Optional[float] = None) -> Dict[MetricSeries, Path]:
         """Write what is left, stop the thread, close and finalise the files."""
         if self._thread.is_alive():
             done = threading.Event()
-            self._queue.put(("stop", chunks, done))
+            self._urgent += 1
+            self._put(("stop", chunks, done))
             done.wait(timeout)
             self._thread.join(timeout)
         else:
             self._write(chunks)
+        try:
+            self._out.close()
+        except OSError as exc:
+            self._report(f"the metric sink did not close cleanly: {exc!r}")
         final: Dict[MetricSeries, Path] = {}
-        for series, fh in self._files.items():
+        for series, (_, data_path, target) in self._files.items():
             try:
-                fh.close()
-                final[series] = fh.finalize()
+                final[series] = self._format.finalize(data_path, target)
             except Exception as exc:  # keep the other series' files
-                self._report(f"could not finalise {fh.path}: {exc}")
+                self._report(f"could not finalise {data_path}: {exc}")
         self._files.clear()
         return final
 
     @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+    def in_process(self) -> bool:
+        """True while points are formatted by the sink process rather than this thread."""
+        return isinstance(self._out, ProcessOutput)
 
     # -- writer thread ----------------------------------------------------
     def _loop(self) -> None:
@@ -94,21 +119,38 @@ class BackgroundWriter:
             timeout = None
             if pending:
                 timeout = max(0.0, self._last_snapshot + self._interval - time.monotonic())
-            try:
-                kind, chunks, arg = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                kind = None
-            if kind is not None:
-                self._write(chunks)
+            self._wake.clear()
+            self._sleeping = True
+            if not self._items:
+                self._wake.wait(timeout)
+            self._sleeping = False
+            if self._linger and not self._urgent and self._items:
+                time.sleep(self._linger)
+            merged: Dict[MetricSeries, List[Any]] = {}
+            events = []
+            stop = False
+            while self._items:
+                kind, chunks, arg = self._items.popleft()
+                for series, points in chunks:
+                    merged.setdefault(series, []).extend(points)
                 if kind == "data":
                     pending = pending or arg
-                elif kind == "barrier":
-                    self._take_snapshot()
-                    pending = False
-                    arg.set()
-                else:  # stop: the run writes the final document itself
-                    arg.set()
-                    return
+                else:
+                    self._urgent -= 1
+                    events.append(arg)
+                    stop = stop or kind == "stop"
+            with self._room:
+                self._room.notify_all()
+            self._write(merged.items())
+            if events or (pending and time.monotonic() - self._last_snapshot >= self._interval):
+                self._sync()
+            if events and not stop:
+                self._take_snapshot()
+                pending = False
+            for event in events:
+                event.set()
+            if stop:  # the run writes the final document itself
+                return
             if pending and time.monotonic() - self._last_snapshot >= self._interval:
                 self._take_snapshot()
                 pending = False
@@ -120,28 +162,57 @@ class BackgroundWriter:
             self._report(f"could not write the PROV-JSON snapshot: {exc!r}")
         self._last_snapshot = time.monotonic()
 
-    def _write(self, chunks: Sequence[Chunk]) -> None:
+    def _write(self, chunks: Iterable[Chunk]) -> None:
         for series, points in chunks:
             if not points:
                 continue
             try:
-                values = list(map(_value_of, points))
+                steps, values, times = points[0::3], points[1::3], points[2::3]
                 if series.odd:
                     values = materialize(values)
-                    points = [(p[0], v, p[2]) for p, v in zip(points, values)]
-                series.absorb(points, values)
+                series.absorb(steps, values, times)
                 self._on_values(series, values)
-                self._file(series).append(points)
             except Exception as exc:
-                self._report(f"could not write points of metric {series.name!r}: {exc!r}")
+                self._report(f"could not record points of metric {series.name!r}: {exc!r}")
+                continue
+            self._emit(series, steps, values, times)
 
-    def _file(self, series: MetricSeries) -> MetricFile:
-        fh = self._files.get(series)
-        if fh is None:
-            path = self._metrics_dir / (series.file_name + self._file_class.suffix)
-            fh = self._files[series] = self._file_class(path, self._separator)
-            series.location = f"{self._metrics_dir.name}/{path.name}"
-        return fh
+    def _emit(self, series: MetricSeries, steps, values, times) -> None:
+        try:
+            file_id = self._open(series)
+            self._out.append(file_id, steps, values, times)
+        except OSError as exc:
+            if not self.in_process:
+                self._report(f"could not write points of metric {series.name!r}: {exc!r}")
+                return
+            self._fall_back(exc)
+            self._emit(series, steps, values, times)
+
+    def _sync(self) -> None:
+        try:
+            self._out.sync()
+        except OSError as exc:
+            if self.in_process:
+                self._fall_back(exc)
+
+    def _fall_back(self, exc: BaseException) -> None:
+        """The sink process is gone: format in this thread from now on."""
+        self._report(f"the metric sink process failed ({exc!r}); writing from the writer thread, "
+                     "points in flight at that moment may be missing")
+        self._out.abandon()
+        self._out = ThreadOutput()
+        for series, (file_id, data_path, _) in self._files.items():
+            self._out.open(file_id, data_path, self._separator)
+
+    def _open(self, series: MetricSeries) -> int:
+        entry = self._files.get(series)
+        if entry is None:
+            target = self._metrics_dir / (series.file_name + self._format.suffix)
+            data_path = self._format.data_path(target)
+            entry = self._files[series] = (len(self._files), data_path, target)
+            self._out.open(entry[0], data_path, self._separator)
+            series.location = f"{self._metrics_dir.name}/{data_path.name}"
+        return entry[0]
 
     def _report(self, message: str) -> None:
         self.errors.append(message)
