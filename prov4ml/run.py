@@ -169,7 +169,7 @@ class Run:
         self._lock = threading.RLock()
         self._by_context: Dict[Any, Dict[Any, MetricSeries]] = {}
         self._series: Dict[Tuple[Context, str], MetricSeries] = {}
-        self._pending = 0
+        self._countdown = save_after_n_logs  # log calls left before the next hand-over
         self._params: List[ParamRecord] = []
         self._param_values: Dict[str, Any] = {}
         self._artifacts: List[ArtifactRecord] = []
@@ -223,14 +223,13 @@ class Run:
         elif type(step) is not int:
             step = _step(step)
         s.n += 1
-        tv = type(value)
-        if (tv is not float and tv is not int) or s.sampler is not None:
+        if type(value) is not float or s.sampler is not None:
             value = self._admit(s, value)
             if value is None:
                 return
         s.buf.extend((step, value, _time() if timestamp is None else _timestamp(timestamp)))
-        self._pending += 1
-        if self._pending >= self.save_after_n_logs:
+        self._countdown -= 1
+        if self._countdown <= 0:
             self._hand_over()
 
     def _new_series(self, key: Any, context: Any, source: Optional[LoggingItemKind], unit: Optional[str] = None) -> MetricSeries:
@@ -293,7 +292,7 @@ class Run:
 
     def _hand_over(self, wait: bool = False) -> None:
         """Give every buffered point to the writer (every save_after_n_logs calls)."""
-        self._pending = 0
+        self._countdown = self.save_after_n_logs
         chunks = [(s, s.take()) for s in list(self._series.values()) if s.buf]
         if wait:
             self._writer.flush(chunks)
@@ -336,8 +335,8 @@ class Run:
             self._count_log()
 
     def _count_log(self) -> None:
-        self._pending += 1
-        if self._pending >= self.save_after_n_logs:
+        self._countdown -= 1
+        if self._countdown <= 0:
             self._hand_over()
 
     def _touch(self, ctx: Optional[Context], when: Optional[float] = None) -> None:
