@@ -35,16 +35,25 @@ def run_dir(tmp_path):
     return tmp_path / "prov" / "crash" / "run_0"
 
 
-def test_sigkill_keeps_every_flushed_point_and_a_readable_document(tmp_path):
-    after = "time.sleep(1.0)\nprint('READY', flush=True)\ntime.sleep(600)"
+def child(tmp_path, after):
     code = LOGGER.format(save_dir=str(tmp_path / "prov"), after=after)
-    proc = run_python(code, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return run_python(code, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def signal_when_ready(proc, sig, delay=0.0):
+    """Wait for READY, optionally a moment more, send ``sig``; returns the exit status."""
     try:
         wait_for(proc, "READY")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
+        time.sleep(delay)
+        proc.send_signal(sig)
+        return proc.wait(30)
     finally:
         proc.kill()
+
+
+def test_sigkill_keeps_every_flushed_point_and_a_readable_document(tmp_path):
+    proc = child(tmp_path, "time.sleep(1.0)\nprint('READY', flush=True)\ntime.sleep(600)")
+    signal_when_ready(proc, signal.SIGKILL)
     d = run_dir(tmp_path)
     load_doc(d / "prov_rank0.json")
     df = pd.read_csv(d / "metrics" / "loss_training_rank0.csv")
@@ -56,16 +65,8 @@ def test_sigkill_keeps_every_flushed_point_and_a_readable_document(tmp_path):
 
 
 def test_sigkill_at_a_random_moment_during_logging(tmp_path):
-    after = "print('READY', flush=True)\nwhile True:\n    prov4ml.log_metric('loss', 1.0, prov4ml.Context.TRAINING)"
-    code = LOGGER.format(save_dir=str(tmp_path / "prov"), after=after)
-    proc = run_python(code, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(proc, "READY")
-        time.sleep(0.7)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        proc.kill()
+    proc = child(tmp_path, "print('READY', flush=True)\nwhile True:\n    prov4ml.log_metric('loss', 1.0, prov4ml.Context.TRAINING)")
+    signal_when_ready(proc, signal.SIGKILL, delay=0.7)
     d = run_dir(tmp_path)
     load_doc(d / "prov_rank0.json")
     df = pd.read_csv(d / "metrics" / "loss_training_rank0.csv")
@@ -75,15 +76,8 @@ def test_sigkill_at_a_random_moment_during_logging(tmp_path):
 
 
 def test_sigterm_drains_everything_and_marks_the_run(tmp_path):
-    after = "print('READY', flush=True)\ntime.sleep(600)"
-    code = LOGGER.format(save_dir=str(tmp_path / "prov"), after=after)
-    proc = run_python(code, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(proc, "READY")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == -signal.SIGTERM
-    finally:
-        proc.kill()
+    proc = child(tmp_path, "print('READY', flush=True)\ntime.sleep(600)")
+    assert signal_when_ready(proc, signal.SIGTERM) == -signal.SIGTERM
     d = run_dir(tmp_path)
     df = pd.read_csv(d / "metrics" / "loss_training_rank0.csv")
     assert len(df) == 1050
@@ -97,8 +91,7 @@ def test_sigterm_drains_everything_and_marks_the_run(tmp_path):
     ("pass  # the script forgets end_run", "finished"),
 ])
 def test_uncaught_exception_and_forgotten_end_run(tmp_path, after, status):
-    code = LOGGER.format(save_dir=str(tmp_path / "prov"), after=after)
-    proc = run_python(code, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = child(tmp_path, after)
     _, err = proc.communicate(timeout=60)
     d = run_dir(tmp_path)
     data = load_json(d / "prov_rank0.json")
