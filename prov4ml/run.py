@@ -422,8 +422,12 @@ class Run:
         ctx = resolve_context(context)
         step = None if step is None else _step(step)
         when = _dt(_timestamp(timestamp)) if timestamp is not None else None
-        file_name = f"models/{slug(name)}/{slug(name)}{'' if step is None else f'_step{step}'}.pt"
-        record = self.artifacts.save_state(state_of(model), file_name, ctx, step, when)
+        if isinstance(model, os.PathLike):  # a file already written (a Lightning checkpoint): copy it in
+            source = Path(model)
+            record = self.artifacts.copy(source, f"models/{slug(name)}/{source.name}", ctx, step, when, role="model_version")
+        else:
+            file_name = f"models/{slug(name)}/{slug(name)}{'' if step is None else f'_step{step}'}.pt"
+            record = self.artifacts.save_state(state_of(model), file_name, ctx, step, when)
         with self._lock:
             previous = None
             if incremental:
