@@ -208,7 +208,9 @@ class _Builder:
         return self.doc.entity(self.qn("source"), self.attrs(["prov:Plan", "mls:Implementation"], values))
 
     def environment(self) -> None:
-        env = {k: v for k, v in self.snap.environment.items() if not k.startswith("git_")}
+        env = self.snap.environment
+        if self.snap.source_code:  # git facts go on the source-code entity then
+            env = {k: v for k, v in env.items() if not k.startswith("git_")}
         if env:
             e = self.doc.entity(
                 self.qn("environment"),

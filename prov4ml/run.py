@@ -198,7 +198,7 @@ class Run:
         )
         self._capture_thread: Optional[threading.Thread] = None
         if self.recording:
-            self._write_snapshot()
+            self._writer.submit(())  # the first document, written by the writer thread right away
             self._start_capture()
 
     # ------------------------------------------------------------------ metrics
