@@ -293,7 +293,8 @@ class _Builder:
         for v in self.snap.versions:
             e = self.artifact(
                 v.artifact, ("mls:Model", "provml:ModelVersion"),
-                {"provml:model_name": v.model_name, "provml:version": v.version},
+                {"provml:model_name": v.model_name, "provml:version": v.version,
+                 "prov:label": f"{v.model_name} v{v.version}" + ("" if v.artifact.step is None else f" (step {v.artifact.step})")},
                 ident=self.qn("model_version", v.version, v.model_name),
             )
             versions.append(e)
