@@ -17,3 +17,5 @@ test:
 
 benchmark:
 	$(PYTHON) benchmarks/hot_path.py
+	$(PYTHON) benchmarks/collectors.py
+	$(PYTHON) benchmarks/graphs.py

@@ -35,6 +35,7 @@ def atomic_write(path: Union[str, Path], write: Callable[[IO[bytes]], None], fsy
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; outputs are meant to be read
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             if fsync:

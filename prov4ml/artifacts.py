@@ -27,11 +27,11 @@ def check_artifact_name(name: str) -> str:
 
 
 class ArtifactStore:
-    """Stores files under ``<run_dir>/artifacts`` without ever overwriting one."""
+    """Stores files under ``<run_dir>/artifacts`` (``artifacts/rank<k>`` for ranks > 0) without ever overwriting one."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, rank: int = 0) -> None:
         self.run_dir = run_dir
-        self.root = run_dir / "artifacts"
+        self.root = run_dir / "artifacts" if rank == 0 else run_dir / "artifacts" / f"rank{rank}"
 
     def _free(self, name: str) -> Path:
         target = self.root / name

@@ -21,14 +21,14 @@ from typing import Iterator, Optional, Tuple
 
 from .exceptions import InvalidValueError
 
-__all__ = ["detect_rank", "world_size", "allocate_run_dir", "RUN_PREFIX"]
+__all__ = ["detect_rank", "world_size", "allocate_run_dir", "distributed", "RUN_PREFIX"]
 
 RUN_PREFIX = "run_"
 _RUN_RE = re.compile(rf"^{RUN_PREFIX}(\d+)$")
 _process_runs = itertools.count()
 
 
-def _dist():
+def distributed():
     """``torch.distributed`` when it is imported and initialised (torch is never imported here)."""
     dist = sys.modules.get("torch.distributed")
     if dist is not None and dist.is_available() and dist.is_initialized():
@@ -42,7 +42,7 @@ def detect_rank(rank: Optional[int]) -> int:
         if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
             raise InvalidValueError(f"rank must be a non-negative integer, got {rank!r}")
         return rank
-    dist = _dist()
+    dist = distributed()
     if dist is not None:
         return dist.get_rank()
     env = os.environ.get("RANK")
@@ -55,7 +55,7 @@ def detect_rank(rank: Optional[int]) -> int:
 
 
 def world_size() -> int:
-    dist = _dist()
+    dist = distributed()
     if dist is not None:
         return dist.get_world_size()
     try:
@@ -107,7 +107,7 @@ def allocate_run_dir(exp_dir: Path, rank: int, run_id: Optional[int] = None) -> 
     exp_dir.mkdir(parents=True, exist_ok=True)
     ordinal = next(_process_runs)
     if run_id is None:
-        dist = _dist()
+        dist = distributed()
         if dist is not None and dist.get_world_size() > 1:
             box = [_claim_next(exp_dir) if dist.get_rank() == 0 else None]
             dist.broadcast_object_list(box, src=0)

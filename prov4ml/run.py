@@ -157,8 +157,8 @@ class Run:
         self.prov_path = self.run_dir / f"prov_rank{self.rank}.json"
         self.metrics_dir = self.run_dir / "metrics"
         self.metrics_dir.mkdir(exist_ok=True)
-        self.artifacts = ArtifactStore(self.run_dir)
-        self.artifacts.root.mkdir(exist_ok=True)
+        self.artifacts = ArtifactStore(self.run_dir, self.rank)
+        self.artifacts.root.mkdir(parents=True, exist_ok=True)
 
         self.start_time = _time()
         self.end_time: Optional[float] = None
@@ -655,6 +655,8 @@ class Run:
         _deactivate(self)
         if not self.recording:
             self._writer.close()
+            if create_provenance_collection:
+                self._collection()
             return self.prov_path
         if error is not None:
             status = "failed"
@@ -703,6 +705,12 @@ class Run:
             warnings.warn(f"end_run: the PROV-JSON is saved, but the graph could not be made: {exc}", stacklevel=4)
 
     def _collection(self) -> None:
+        """Rank 0 links every document of the experiment, once every rank has written its own."""
+        dist = layout.distributed()
+        if dist is not None and dist.get_world_size() > 1:
+            dist.barrier()  # every rank calls end_run(create_provenance_collection=True)
+        if self.rank != 0:
+            return
         try:
             from . import prov_collection
 

@@ -1,0 +1,121 @@
+"""What the command-line tools share: reading PROV-JSON, atomic output, exit codes.
+
+Every CLI is ``main(argv=None) -> int`` over a plain library function; ``run``
+turns the errors prov4ml raises on purpose into ONE line on stderr and an exit
+status, never a traceback:
+
+====  ==========================================================
+code  meaning
+====  ==========================================================
+0     done; the output path is printed on stdout
+1     bad input: a missing, empty, truncated or non-PROV file, an
+      unknown format, an empty directory, an unwritable output
+2     bad command line (argparse's own status)
+3     a dependency is missing: a Python extra or Graphviz ``dot``
+====  ==========================================================
+
+Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+from ._fs import atomic_write_text
+from .exceptions import MissingDependencyError, Prov4MLError, ProvFileError
+
+__all__ = ["EXIT_OK", "EXIT_INPUT", "EXIT_USAGE", "EXIT_DEPENDENCY", "read_prov", "write_output", "parser", "run"]
+
+EXIT_OK = 0
+EXIT_INPUT = 1
+EXIT_USAGE = 2
+EXIT_DEPENDENCY = 3
+
+READABLE = 0o644  # outputs are for sharing; mkstemp makes its files 0600
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def read_prov(path: PathLike):
+    """The ``prov.model.ProvDocument`` in the PROV-JSON file ``path``.
+
+    Raises :class:`ProvFileError` naming the file and the problem: missing,
+    empty, not JSON (or cut short), or JSON that is not PROV-JSON.
+    """
+    from prov.model import ProvDocument
+
+    path = Path(path)
+    if not path.exists():
+        raise ProvFileError(f"{path}: no such file; give the path of a PROV-JSON file (prov_rank<k>.json)")
+    if path.is_dir():
+        raise ProvFileError(f"{path} is a directory; give the path of a PROV-JSON file inside it (prov_rank<k>.json)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProvFileError(f"{path}: cannot be read ({exc}); check the file and its permissions") from None
+    if not text.strip():
+        raise ProvFileError(f"{path} is empty; a run that was killed before its first save leaves no document, rerun it")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if not text.rstrip().endswith("}"):
+            raise ProvFileError(
+                f"{path} is cut short (it ends at line {exc.lineno} without its closing brace); "
+                "the run may still be writing or was killed mid-copy: use the complete file"
+            ) from None
+        raise ProvFileError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); give a PROV-JSON file"
+        ) from None
+    if not isinstance(data, dict):
+        raise ProvFileError(f"{path} is JSON but not PROV-JSON (a {type(data).__name__}, not an object)")
+    try:
+        return ProvDocument.deserialize(content=text, format="json")
+    except Exception as exc:  # prov raises ProvJSONException, ValueError, KeyError, ... on foreign JSON
+        raise ProvFileError(f"{path} is JSON but not PROV-JSON: {exc}") from None
+
+
+def write_output(path: PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (temporary file, then rename); parents are created."""
+    path = Path(path)
+    if path.is_dir():
+        raise ProvFileError(f"the output {path} is a directory; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+        os.chmod(path, READABLE)  # the temporary file was private (0600)
+        return path
+    except OSError as exc:
+        raise ProvFileError(f"cannot write {path}: {exc.strerror or exc}; choose a writable output path") from None
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=f"python -m {prog}", description=description)
+
+
+def run(prog: str, action: Callable[[], Optional[Path]]) -> int:
+    """Call ``action``; print its output path, or one error line, and return the exit status."""
+    try:
+        out = action()
+    except MissingDependencyError as exc:
+        return _fail(prog, exc, EXIT_DEPENDENCY)
+    except Prov4MLError as exc:
+        return _fail(prog, exc, EXIT_INPUT)
+    except OSError as exc:  # e.g. a read-only output directory
+        return _fail(prog, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_INPUT)
+    except KeyboardInterrupt:
+        return _fail(prog, "interrupted; nothing was written", 130)
+    if out is not None:
+        print(out)
+    return EXIT_OK
+
+
+def _fail(prog: str, message: object, code: int) -> int:
+    text = " ".join(str(message).split())  # one line, whatever the message held
+    print(f"{prog}: error: {text}", file=sys.stderr)
+    return code
+

@@ -1,0 +1,230 @@
+"""One PROV document for a whole experiment: every run, every rank.
+
+    python -m prov4ml.prov_collection --experiment_path prov/mnist --output_dir prov/mnist
+
+``create_collection`` reads every ``prov*.json`` under the directory it is given
+(an experiment directory, a single run directory, or a directory of
+experiments) and writes ``<output_dir>/<directory name>_collection.json``, a
+PROV-JSON document shaped like this (docs/graphs.md draws it):
+
+* **a bundle per document.** Each rank's document is copied, record for record,
+  into a bundle. The bundle's identifier is the identifier the run gave its own
+  document (the ``provml:ProvenanceDocument`` entity, ``…/run_0/rank1/document``),
+  so the statements the run made about its document now describe the bundle.
+* **an entity per document** with the same identifier, typed ``prov:Bundle``
+  and ``provml:ProvenanceDocument``, with ``prov:location`` (the file, relative
+  to the collection), ``provml:run_id``, ``provml:rank`` and ``provml:sha256``
+  of the file as read.
+* **the experiment** (``prov:Collection``, ``mls:Experiment``), ``hadMember``
+  each **run** (``prov:Collection``, ``provml:Run``), which ``hadMember`` each of
+  its rank documents. The identifiers are those the runs use themselves, so
+  the top level and the bundles name the same things.
+* **ranks of one run**: the run activity of every rank k > 0
+  ``wasInformedBy`` that of rank 0, which leads the launch (it picks the run id
+  and, under DistributedDataParallel, broadcasts the initial weights).
+
+A document that carries no identifiers of its own (written by another tool)
+gets identifiers under the ``collection`` namespace, the directory's
+``file:`` URI. Files named ``*_collection.json`` (earlier collections) and
+files under a run's ``artifacts/`` or ``metrics/`` are not collected. A missing or corrupt document stops the collection with its name:
+nothing is skipped silently, and nothing half written is left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from prov.constants import PROV_LABEL, PROV_LOCATION, PROV_TYPE
+from prov.identifier import Namespace, QualifiedName
+from prov.model import PROV, ProvActivity, ProvDocument, ProvEntity
+
+from . import _cli
+from .exceptions import ProvFileError
+from .prov2dot import type_uris
+
+__all__ = ["create_collection", "collection_path", "find_documents", "main", "COLLECTION_SUFFIX"]
+
+COLLECTION_SUFFIX = "_collection.json"
+
+PROVML = Namespace("provml", "https://prov4ml.github.io/ns/provml#")
+MLS = Namespace("mls", "http://www.w3.org/ns/mls#")
+
+_SKIPPED_DIRS = {"artifacts", "metrics"}  # a run's copies of user files, and its metric files
+_RUN_DIR = re.compile(r"^run_(\d+)$")
+_RANK_FILE = re.compile(r"^prov_rank(\d+)\.json$")
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass
+class _Doc:
+    """One rank's document and what it says about itself."""
+
+    path: Path
+    document: ProvDocument
+    sha256: str
+    run_id: Optional[int]
+    rank: Optional[int]
+    experiment: Optional[QualifiedName]      # its mls:Experiment entity
+    experiment_label: Optional[str]
+    run_entity: Optional[QualifiedName]      # its provml:Run entity
+    doc_entity: Optional[QualifiedName]      # its provml:ProvenanceDocument entity
+    run_activity: Optional[QualifiedName]    # its mls:Run activity
+
+
+def collection_path(experiment_path: PathLike, output_dir: PathLike) -> Path:
+    """Where :func:`create_collection` writes: ``<output_dir>/<directory name>_collection.json``."""
+    name = Path(os.path.abspath(experiment_path)).name or "experiment"
+    return Path(output_dir) / f"{name}{COLLECTION_SUFFIX}"
+
+
+def find_documents(experiment_path: PathLike) -> List[Path]:
+    """Every ``prov*.json`` under ``experiment_path``, by run id, then rank, then path.
+
+    Collections (``*_collection.json``) and files inside a run's ``artifacts/``
+    and ``metrics/`` folders (copies of the user's files) are left out.
+    """
+    root = Path(experiment_path)
+    if not root.exists():
+        raise ProvFileError(f"{root}: no such directory; give an experiment directory (<provenance_save_dir>/<experiment_name>)")
+    if not root.is_dir():
+        raise ProvFileError(f"{root} is not a directory; give the experiment directory that holds the run_<id>/ folders")
+    found = [
+        p for p in root.rglob("prov*.json")
+        if p.is_file() and not p.name.endswith(COLLECTION_SUFFIX)
+        and not _SKIPPED_DIRS.intersection(p.relative_to(root).parts[:-1])
+    ]
+    if not found:
+        raise ProvFileError(
+            f"no prov*.json under {root}; give the experiment directory (<provenance_save_dir>/<experiment_name>) "
+            "of runs that have saved their provenance"
+        )
+
+    def order(p: Path) -> Tuple[int, int, str]:
+        run = _RUN_DIR.match(p.parent.name)
+        rank = _RANK_FILE.match(p.name)
+        return (int(run.group(1)) if run else -1, int(rank.group(1)) if rank else -1, p.as_posix())
+
+    return sorted(found, key=order)
+
+
+def create_collection(experiment_path: PathLike, output_dir: PathLike) -> Path:
+    """Write the collection document of every run and rank under ``experiment_path``; returns its path."""
+    root = Path(experiment_path)
+    out = collection_path(root, output_dir)
+    docs = [_read(path) for path in find_documents(root)]
+    collection = build_collection(docs, root, out.parent)
+    return _cli.write_output(out, collection.serialize(format="json", indent=1))
+
+
+def build_collection(docs: Sequence[_Doc], root: Path, out_dir: Path) -> ProvDocument:
+    col = ProvDocument()
+    col.add_namespace(PROVML)
+    col.add_namespace(MLS)
+    local = col.add_namespace("collection", Path(os.path.abspath(root)).as_uri() + "/")
+
+    experiments: "OrderedDict[Any, Tuple[Optional[str], OrderedDict[Any, List[_Doc]]]]" = OrderedDict()
+    for d in docs:
+        exp_id = d.experiment or local["experiment"]
+        label, runs = experiments.setdefault(exp_id, (d.experiment_label or Path(os.path.abspath(root)).name, OrderedDict()))
+        run_key = d.run_entity or (local[f"run_{d.run_id}"] if d.run_id is not None else local[_rel(d.path.parent, root)])
+        runs.setdefault(run_key, []).append(d)
+
+    bundle_ids = set()
+    for exp_id, (label, runs) in experiments.items():
+        col.entity(exp_id, {
+            PROV_TYPE: PROV["Collection"], PROV_LABEL: label,
+            PROVML["runs"]: len(runs), PROVML["documents"]: sum(len(v) for v in runs.values()),
+        }).add_asserted_type(MLS["Experiment"])
+        for run_id_q, members in runs.items():
+            run_attrs: Dict[Any, Any] = {PROV_TYPE: PROV["Collection"]}
+            if members[0].run_id is not None:
+                run_attrs[PROVML["run_id"]] = members[0].run_id
+            col.entity(run_id_q, run_attrs).add_asserted_type(PROVML["Run"])
+            col.hadMember(exp_id, run_id_q)
+            for d in members:
+                bundle_id = d.doc_entity
+                if bundle_id is None or bundle_id in bundle_ids:
+                    bundle_id = local[_rel(d.path, root)]
+                bundle_ids.add(bundle_id)
+                attrs: Dict[Any, Any] = {
+                    PROV_TYPE: PROV["Bundle"],
+                    PROV_LOCATION: _rel(d.path, out_dir),
+                    PROVML["sha256"]: d.sha256,
+                }
+                if d.run_id is not None:
+                    attrs[PROVML["run_id"]] = d.run_id
+                if d.rank is not None:
+                    attrs[PROVML["rank"]] = d.rank
+                col.entity(bundle_id, attrs).add_asserted_type(PROVML["ProvenanceDocument"])
+                col.hadMember(run_id_q, bundle_id)
+                col.bundle(bundle_id).update(d.document)
+            leaders = [d for d in members if d.rank == 0 and d.run_activity is not None]
+            if leaders:
+                for d in members:
+                    if d is not leaders[0] and d.run_activity is not None and d.run_activity != leaders[0].run_activity:
+                        col.wasInformedBy(d.run_activity, leaders[0].run_activity)
+    return col
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = _cli.parser("prov4ml.prov_collection", "Link every PROV-JSON of an experiment's runs and ranks in one document.")
+    p.add_argument("--experiment_path", required=True, help="the experiment directory (<provenance_save_dir>/<experiment_name>)")
+    p.add_argument("--output_dir", required=True, help=f"where to write <name>{COLLECTION_SUFFIX}")
+    args = p.parse_args(argv)
+    return _cli.run("prov4ml.prov_collection", lambda: create_collection(args.experiment_path, args.output_dir))
+
+
+# ------------------------------------------------------------------ reading
+def _read(path: Path) -> _Doc:
+    document = _cli.read_prov(path)
+    if list(document.bundles):
+        raise ProvFileError(
+            f"{path} holds bundles, so it is a collection, not a run's document; "
+            f"rename it to end in {COLLECTION_SUFFIX} or move it out of the experiment directory"
+        )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    run_dir, rank_file = _RUN_DIR.match(path.parent.name), _RANK_FILE.match(path.name)
+    d = _Doc(path, document, digest, int(run_dir.group(1)) if run_dir else None,
+             int(rank_file.group(1)) if rank_file else None, None, None, None, None, None)
+    for record in document.get_records((ProvActivity, ProvEntity)):
+        types = set(type_uris(record))
+        if isinstance(record, ProvActivity):
+            if MLS["Run"].uri in types and d.run_activity is None:
+                d.run_activity = record.identifier
+                d.run_id = _int(record, PROVML["run_id"], d.run_id)
+                d.rank = _int(record, PROVML["rank"], d.rank)
+        elif MLS["Experiment"].uri in types and d.experiment is None:
+            d.experiment = record.identifier
+            labels = record.get_attribute(PROV_LABEL)
+            d.experiment_label = str(next(iter(labels))) if labels else None
+        elif PROVML["Run"].uri in types and d.run_entity is None:
+            d.run_entity = record.identifier
+        elif PROVML["ProvenanceDocument"].uri in types and d.doc_entity is None:
+            locations = {str(v) for v in record.get_attribute(PROV_LOCATION)}
+            if not locations or path.name in locations:
+                d.doc_entity = record.identifier
+    return d
+
+
+def _int(record: Any, attr: QualifiedName, default: Optional[int]) -> Optional[int]:
+    for value in record.get_attribute(attr):
+        try:
+            return int(getattr(value, "value", value))
+        except (TypeError, ValueError):
+            pass
+    return default
+
+
+def _rel(path: Path, start: Path) -> str:
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(start))).as_posix()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
