@@ -55,34 +55,28 @@ def main() -> None:
         print(f"synthetic run: {args.series} metric series, {args.versions} model versions, {args.ranks} ranks; "
               f"{records} records and {rank0.stat().st_size / 1024:.0f} KiB per rank document")
 
-        dot = tmp / "rank0.dot"
-        t = best_of(lambda: prov2dot.convert(rank0, dot))
-        print(f"prov2dot, one rank (read + draw + write)  {t:7.3f} s   {nodes_in(dot)} nodes")
-        if has_dot:
-            t = best_of(lambda: subprocess.run(["dot", "-Tsvg", "-o", str(tmp / "rank0.svg"), str(dot)], check=True), 1)
-            print(f"dot -Tsvg, one rank                       {t:7.3f} s")
+        def draw(label: str, source: Path) -> None:
+            """prov2dot of ``source`` and, with Graphviz, its SVG rendering, timed."""
+            dot = source.with_suffix(".dot")
+            t = best_of(lambda: prov2dot.convert(source, dot))
+            print(f"prov2dot, {label:32s}{t:7.3f} s   {nodes_in(dot)} nodes")
+            if has_dot:
+                svg = str(source.with_suffix(".svg"))
+                t = best_of(lambda: subprocess.run(["dot", "-Tsvg", "-o", svg, str(dot)], check=True), 1)
+                print(f"dot -Tsvg, {label:31s}{t:7.3f} s")
+
+        draw("one rank", rank0)
 
         out = tmp / "out"
         t = best_of(lambda: prov_collection.create_collection(exp, out))
         collection = prov_collection.collection_path(exp, out)
         print(f"collection of {args.ranks} ranks                     {t:7.3f} s   "
               f"{collection.stat().st_size / 1024:.0f} KiB")
-
-        cdot = tmp / "collection.dot"
-        t = best_of(lambda: prov2dot.convert(collection, cdot))
-        print(f"prov2dot, the collection                  {t:7.3f} s   {nodes_in(cdot)} nodes")
-        if has_dot:
-            t = best_of(lambda: subprocess.run(["dot", "-Tsvg", "-o", str(tmp / "c.svg"), str(cdot)], check=True), 1)
-            print(f"dot -Tsvg, the collection                 {t:7.3f} s")
+        draw("the collection", collection)
 
         big = tmp / "big.json"
         big.write_text(synthetic_run("bench", n_series=200, n_versions=1000, n_params=50).serialize(format="json"))
-        bdot = tmp / "big.dot"
-        t = best_of(lambda: prov2dot.convert(big, bdot))
-        print(f"prov2dot, 1,000 versions + 200 series     {t:7.3f} s   {nodes_in(bdot)} nodes")
-        if has_dot:
-            t = best_of(lambda: subprocess.run(["dot", "-Tsvg", "-o", str(tmp / "b.svg"), str(bdot)], check=True), 1)
-            print(f"dot -Tsvg, 1,000 versions + 200 series    {t:7.3f} s")
+        draw("1,000 versions + 200 series", big)
         if not has_dot:
             print("(Graphviz `dot` not found: rendering times skipped)")
 
