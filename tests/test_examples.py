@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT, load_doc
 
 
-@pytest.mark.parametrize("script", ["quickstart.py", "lightning_example.py"])
+@pytest.mark.parametrize("script", ["quickstart.py", "mnist_style.py", "lightning_example.py"])
 def test_example_runs(script, tmp_path):
     out = tmp_path / "prov"
     proc = subprocess.run(
