@@ -12,7 +12,7 @@ This module imports nothing from prov4ml, so the child starts in milliseconds
 
 Pipe protocol (little-endian), parent to child:
     b"O" <u32 id> <u32 len> <u32 len> path separator   open (create with header) a file
-    b"D" <u32 id> <u32 n> <n x i64 steps> <n x f64 values> <n x f64 times>
+    b"D" <u32 id> <u32 n> <3n x f64: step, value, time, step, value, time, ...>
     b"S" <4-byte token>                                 reply the token once all before is written
     b"X"                                                close everything and exit (EOF does too)
 The child ignores SIGINT and SIGTERM: a Ctrl-C or a launcher's SIGTERM to the
@@ -23,7 +23,6 @@ always ends when the parent closes the pipe or dies.
 import struct
 import sys
 from array import array
-from itertools import chain
 
 COLUMNS = ("step", "value", "time")
 _OPEN = struct.Struct("<III")
@@ -42,9 +41,10 @@ class CsvAppender:
             self._fh.write((separator.join(COLUMNS) + "\n").encode())
         self._row = f"%d{separator}%r{separator}%.3f\n"
 
-    def append(self, steps, values, times):
+    def append(self, points):
+        """``points``: flat step, value, time, step, ... (steps may arrive as floats: %d prints them whole)."""
         # One format string for the whole chunk: the formatting loop runs in C.
-        text = (self._row * len(values)) % tuple(chain.from_iterable(zip(steps, values, times)))
+        text = (self._row * (len(points) // 3)) % tuple(points)
         self._fh.write(text.encode())
 
     def close(self):
@@ -56,17 +56,9 @@ def encode_open(file_id, path, separator):
     return b"O" + _OPEN.pack(file_id, len(p), len(s)) + p + s
 
 
-def encode_data(file_id, steps, values, times):
-    return b"".join(
-        (b"D", _DATA.pack(file_id, len(values)), array("q", steps).tobytes(),
-         array("d", values).tobytes(), array("d", times).tobytes())
-    )
-
-
-def _read_array(read, code, n):
-    out = array(code)
-    out.frombytes(read(8 * n))
-    return out
+def encode_data(file_id, points):
+    # One float64 array: a single C loop over the flat list (steps are exact up to 2**53).
+    return b"D" + _DATA.pack(file_id, len(points) // 3) + array("d", points).tobytes()
 
 
 def serve(inp, out):
@@ -80,8 +72,9 @@ def serve(inp, out):
                 return
             if tag == b"D":
                 file_id, n = _DATA.unpack(read(_DATA.size))
-                steps, values, times = (_read_array(read, c, n) for c in "qdd")
-                files[file_id].append(steps, values, times)
+                points = array("d")
+                points.frombytes(read(24 * n))
+                files[file_id].append(points)
             elif tag == b"O":
                 file_id, lp, ls = _OPEN.unpack(read(_OPEN.size))
                 path, sep = read(lp).decode(), read(ls).decode()

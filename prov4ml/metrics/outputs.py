@@ -23,8 +23,8 @@ class ThreadOutput:
     def open(self, file_id: int, path: Path, separator: str) -> None:
         self._files[file_id] = _sink.CsvAppender(path, separator)
 
-    def append(self, file_id: int, steps: Sequence[int], values: Sequence[float], times: Sequence[float]) -> None:
-        self._files[file_id].append(steps, values, times)
+    def append(self, file_id: int, points: Sequence[float]) -> None:
+        self._files[file_id].append(points)
 
     def sync(self) -> None:
         """Everything appended is in the OS already (unbuffered files)."""
@@ -69,8 +69,9 @@ class ProcessOutput:
     def open(self, file_id: int, path: Path, separator: str) -> None:
         self._send(_sink.encode_open(file_id, path, separator))
 
-    def append(self, file_id: int, steps: Sequence[int], values: Sequence[float], times: Sequence[float]) -> None:
-        self._send(_sink.encode_data(file_id, steps, values, times))
+    def append(self, file_id: int, points: Sequence[float]) -> None:
+        """``points``: the flat step, value, time, ... list of one series."""
+        self._send(_sink.encode_data(file_id, points))
 
     def sync(self) -> None:
         """Return once the child has written everything sent before."""

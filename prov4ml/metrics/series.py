@@ -70,8 +70,8 @@ class MetricSeries:
         del buf[:n]
         return chunk
 
-    def absorb(self, steps: Sequence[int], values: Sequence[float], times: Sequence[float]) -> None:
-        """Fold materialised points into the summary (writer thread only)."""
+    def absorb(self, points: Sequence[Any], values: Sequence[float]) -> None:
+        """Fold materialised points (flat step, value, time list; ``values`` its values) into the summary."""
         if not values:
             return
         lo, hi, total = min(values), max(values), sum(values)
@@ -85,10 +85,10 @@ class MetricSeries:
             self.max = hi if self.max is None else max(self.max, hi)
         self.total += total
         if self.first_step is None:
-            self.first_step, self.first_time = steps[0], times[0]
+            self.first_step, self.first_time = points[0], points[2]
         self.count += len(values)
         self.last = values[-1]
-        self.last_step, self.last_time = steps[-1], times[-1]
+        self.last_step, self.last_time = points[-3], points[-1]
 
     @property
     def mean(self) -> Optional[float]:

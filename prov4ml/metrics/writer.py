@@ -167,26 +167,28 @@ class BackgroundWriter:
             if not points:
                 continue
             try:
-                steps, values, times = points[0::3], points[1::3], points[2::3]
+                values = points[1::3]
                 if series.odd:
                     values = materialize(values)
-                series.absorb(steps, values, times)
+                    points = list(points)
+                    points[1::3] = values
+                series.absorb(points, values)
                 self._on_values(series, values)
             except Exception as exc:
                 self._report(f"could not record points of metric {series.name!r}: {exc!r}")
                 continue
-            self._emit(series, steps, values, times)
+            self._emit(series, points)
 
-    def _emit(self, series: MetricSeries, steps, values, times) -> None:
+    def _emit(self, series: MetricSeries, points: List[Any]) -> None:
         try:
             file_id = self._open(series)
-            self._out.append(file_id, steps, values, times)
+            self._out.append(file_id, points)
         except OSError as exc:
             if not self.in_process:
                 self._report(f"could not write points of metric {series.name!r}: {exc!r}")
                 return
             self._fall_back(exc)
-            self._emit(series, steps, values, times)
+            self._emit(series, points)
 
     def _sync(self) -> None:
         try:
