@@ -456,7 +456,10 @@ class Run:
         """Copy the source file or folder (default: the ``__main__`` script) into the run."""
         if not self.recording:
             return
-        source = Path(path) if path is not None else _main_file()
+        from .collectors.environment import main_source
+
+        main = main_source()
+        source = Path(path) if path is not None else Path(main) if main else None
         if source is None:
             raise InvalidValueError("log_source_code() found no __main__ file; pass the path of your code")
         record = self.artifacts.copy(source, f"source/{source.name}", role="source")
@@ -588,8 +591,13 @@ class Run:
 
     # ------------------------------------------------------------------ output
     def snapshot(self) -> RunSnapshot:
+        """A copy of everything recorded so far, for the provenance builder."""
         with self._lock:
             series = [self._summary(s) for s in self._series.values()]
+            for s in series:  # a context spans the points logged in it
+                if s.first_time is not None:
+                    self._touch(s.context, s.first_time.timestamp())
+                    self._touch(s.context, s.last_time.timestamp())
             return RunSnapshot(
                 user_namespace=self.user_namespace,
                 user=self.user,
@@ -629,14 +637,7 @@ class Run:
     def _write_snapshot(self, final: bool = False) -> None:
         from .provenance import build_document, to_json
 
-        with self._lock:
-            snap = self.snapshot()
-            for s in snap.series:  # a context spans its points too
-                if s.first_time is not None:
-                    self._touch(s.context, s.first_time.timestamp())
-                    self._touch(s.context, s.last_time.timestamp())
-            snap.contexts = {c: (_dt(a), _dt(b)) for c, (a, b) in self._contexts.items()}
-        atomic_write_text(self.prov_path, to_json(build_document(snap)), fsync=final)
+        atomic_write_text(self.prov_path, to_json(build_document(self.snapshot())), fsync=final)
 
     # ------------------------------------------------------------------ end
     def end(
@@ -752,15 +753,11 @@ def _login_name() -> str:
         return "unknown"
 
 
-def _main_file() -> Optional[Path]:
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    return Path(path) if path else None
-
-
 def _default_experiment_name() -> str:
-    main = _main_file()
-    return main.stem if main is not None else "experiment"
+    from .collectors.environment import main_source
+
+    main = main_source()
+    return Path(main).stem if main else "experiment"
 
 
 # ---------------------------------------------------------------------- registry
