@@ -156,9 +156,7 @@ class Run:
         )
         self.prov_path = self.run_dir / f"prov_rank{self.rank}.json"
         self.metrics_dir = self.run_dir / "metrics"
-        self.metrics_dir.mkdir(exist_ok=True)
         self.artifacts = ArtifactStore(self.run_dir, self.rank)
-        self.artifacts.root.mkdir(parents=True, exist_ok=True)
 
         self.start_time = _time()
         self.end_time: Optional[float] = None
@@ -187,17 +185,20 @@ class Run:
         self._collectors: Dict[str, Any] = {}
         self._ended = False
 
-        self._writer = BackgroundWriter(
-            self.metrics_dir,
-            self._format,
-            self.options["csv_separator"],
-            snapshot=self._write_snapshot,
-            on_values=self._fold_values,
-            interval=float(self.options["prov_flush_interval"]),
-            use_process=bool(self.options["writer_process"]),
-        )
         self._capture_thread: Optional[threading.Thread] = None
-        if self.recording:
+        self._writer: Optional[BackgroundWriter] = None
+        if self.recording:  # a rank that records nothing writes nothing and starts no thread
+            self.metrics_dir.mkdir(exist_ok=True)
+            self.artifacts.root.mkdir(parents=True, exist_ok=True)
+            self._writer = BackgroundWriter(
+                self.metrics_dir,
+                self._format,
+                self.options["csv_separator"],
+                snapshot=self._write_snapshot,
+                on_values=self._fold_values,
+                interval=float(self.options["prov_flush_interval"]),
+                use_process=bool(self.options["writer_process"]),
+            )
             self._writer.submit(())  # the first document, written by the writer thread right away
             self._start_capture()
 
@@ -655,7 +656,6 @@ class Run:
             self._ended = True
         _deactivate(self)
         if not self.recording:
-            self._writer.close()
             if create_provenance_collection:
                 self._collection()
             return self.prov_path

@@ -57,7 +57,7 @@ def test_non_zero_rank_without_collect_all_processes_records_nothing(start):
     prov4ml.log_metric("loss", 1.0)
     prov4ml.log_param("lr", 0.1)
     prov4ml.end_run()
-    assert not run.prov_path.exists()
+    assert not run.prov_path.exists() and not run.metrics_dir.exists()
 
 
 def test_context_manager_marks_failure_with_error(start, save_dir):
