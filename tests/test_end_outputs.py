@@ -13,7 +13,7 @@ from conftest import load_doc
 def test_end_run_writes_dot_and_svg(start):
     if shutil.which("dot") is None:
         pytest.skip("Graphviz `dot` is not installed (apt-get install graphviz)")
-    run = start()
+    start()
     for epoch in range(3):
         prov4ml.log_metric("loss", 1.0 / (epoch + 1), prov4ml.Context.TRAINING, step=epoch)
     path = prov4ml.end_run(create_graph=True, create_svg=True)
@@ -27,7 +27,7 @@ def test_end_run_writes_dot_and_svg(start):
 
 
 def test_end_run_graph_only(start):
-    run = start()
+    start()
     path = prov4ml.end_run(create_graph=True)
     assert path.with_suffix(".dot").exists() and not path.with_suffix(".svg").exists()
 
