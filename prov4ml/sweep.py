@@ -1,0 +1,458 @@
+"""Sweeps: run a function over configurations, every trial a prov4ml run.
+
+    from prov4ml.sweep import configurations, sample, sweep
+
+    results = sweep(train, configurations({"lr": [0.1, 0.01], "depth": [2, 4]}),
+                    experiment_name="grid", repetitions=3, workers=4)
+
+A *trial* is one configuration at one repetition. Each trial is one run of the
+experiment (``<provenance_save_dir>/<experiment_name>/run_<id>/``): the sweep
+starts it, logs the configuration and the ``sweep.*`` bookkeeping as
+parameters, calls ``fn(config)`` (with ``seed=`` when ``fn`` takes it), logs a
+numeric return value as metrics in ``Context.EVALUATION`` and ends the run
+(``failed``, with the error, when ``fn`` raises; the sweep goes on).
+
+Backends (``backend=``):
+
+``serial``   one trial after another in this process (default for ``workers=1``);
+``process``  a ``ProcessPoolExecutor`` of *spawned* processes (default for
+             ``workers > 1``): ``fn`` must be importable by its module and name;
+``ray``      Ray tasks (extra ``ray``), on this machine or a cluster; the
+             provenance directory must then be shared by every node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import itertools
+import json
+import multiprocessing
+import numbers
+import pickle
+import random
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+from . import _compat, api, layout
+from ._optional import require
+from .context import Context
+from .exceptions import InvalidValueError, RunStateError
+
+__all__ = ["TrialResult", "configurations", "sample", "sweep", "trial_seed", "BACKENDS", "RESERVED_PREFIX"]
+
+BACKENDS = ("serial", "process", "ray")
+#: Parameter keys the sweep logs itself; configuration keys may not start with it.
+RESERVED_PREFIX = "sweep."
+#: The metric name of a single number returned by ``fn``.
+RESULT_METRIC = "result"
+
+
+# ---------------------------------------------------------------------- configurations
+def configurations(grid: Dict[str, Sequence[Any]]) -> List[Dict[str, Any]]:
+    """Every combination of the grid's values (cartesian product).
+
+    Keys keep their order; the last key varies fastest. Each value must be a
+    list of choices (write ``[3]`` for a fixed value). An empty grid gives one
+    empty configuration.
+    """
+    if not isinstance(grid, Mapping):
+        raise InvalidValueError(f"configurations() takes a dict of name -> list of values, got {type(grid).__name__}")
+    keys = list(grid)
+    for key in keys:
+        _check_key(key, "grid")
+        values = grid[key]
+        if not isinstance(values, list):
+            raise InvalidValueError(
+                f"grid value of {key!r} is {values!r}; give a list of choices (write [{values!r}] for a fixed value)"
+            )
+        if not values:
+            raise InvalidValueError(f"grid value of {key!r} is an empty list, which leaves no configuration; give at least one choice")
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def sample(space: Dict[str, Any], n: int, seed: Optional[int] = None) -> List[Dict[str, Any]]:
+    """``n`` configurations drawn at random from ``space`` (independently; repeats are possible).
+
+    Per key: a list is a set of choices (one drawn uniformly), a ``(lo, hi)``
+    tuple of numbers a uniform float in [lo, hi], a callable is called with the
+    ``random.Random`` and returns the value (``lambda r: 10 ** r.uniform(-4, -1)``,
+    ``lambda r: r.randint(1, 8)``). The same ``seed`` gives the same list.
+    """
+    if not isinstance(space, Mapping):
+        raise InvalidValueError(f"sample() takes a dict of name -> distribution, got {type(space).__name__}")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise InvalidValueError(f"sample() needs n, the number of configurations, as an integer >= 0; got {n!r}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise InvalidValueError(f"sample() seed must be an integer or None, got {seed!r}")
+    draws = {key: _distribution(key, dist) for key, dist in space.items()}
+    rng = random.Random(seed)
+    return [{key: draw(rng) for key, draw in draws.items()} for _ in range(n)]
+
+
+def _distribution(key: Any, dist: Any) -> Callable[[random.Random], Any]:
+    _check_key(key, "space")
+    if isinstance(dist, list):
+        if not dist:
+            raise InvalidValueError(f"space value of {key!r} is an empty list; give at least one choice")
+        return lambda rng: rng.choice(dist)
+    if isinstance(dist, tuple):
+        if len(dist) != 2 or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in dist):
+            raise InvalidValueError(
+                f"space value of {key!r} is the tuple {dist!r}; a tuple is a (lo, hi) range of numbers "
+                "(use a list for a set of choices)"
+            )
+        lo, hi = float(dist[0]), float(dist[1])
+        if lo > hi:
+            raise InvalidValueError(f"space value of {key!r}: the range ({dist[0]!r}, {dist[1]!r}) has lo > hi; write (lo, hi)")
+        return lambda rng: rng.uniform(lo, hi)
+    if callable(dist):
+        return dist
+    raise InvalidValueError(
+        f"space value of {key!r} is {dist!r}; give a list of choices, a (lo, hi) tuple or a callable "
+        f"taking a random.Random (write [{dist!r}] for a fixed value)"
+    )
+
+
+def _check_key(key: Any, what: str) -> None:
+    if not isinstance(key, str) or not key:
+        raise InvalidValueError(f"{what} keys are parameter names, non-empty strings; got {key!r}")
+    if key.startswith(RESERVED_PREFIX):
+        raise InvalidValueError(f"{what} key {key!r}: names starting with {RESERVED_PREFIX!r} are the sweep's own; rename it")
+
+
+def trial_seed(config: Mapping, repetition: int, base_seed: int = 0) -> int:
+    """The seed of a trial: a hash of ``base_seed``, the configuration (as JSON) and the repetition.
+
+    It does not depend on the order of the configurations or on other trials,
+    so adding configurations to a sweep leaves the seeds of the others as they were.
+    """
+    text = json.dumps(config, sort_keys=True, default=repr)
+    digest = hashlib.sha256(f"{base_seed}|{repetition}|{text}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF  # fits random, NumPy and torch seeds
+
+
+# ---------------------------------------------------------------------- results
+@dataclass
+class TrialResult:
+    """What one trial did. ``status`` is the run's: ``finished`` or ``failed``."""
+
+    config: Dict[str, Any]
+    repetition: int
+    trial: int
+    seed: int
+    run_id: Optional[int] = None
+    run_dir: Optional[str] = None
+    status: str = "failed"
+    #: ``fn``'s return value (None when it could not travel back from the worker).
+    result: Any = None
+    #: ``"TypeName: message"`` of the exception ``fn`` raised, else None.
+    error: Optional[str] = None
+    traceback: Optional[str] = field(default=None, repr=False)
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "finished"
+
+
+@dataclass
+class _Trial:
+    """Everything a worker needs for one trial (picklable)."""
+
+    config: Dict[str, Any]
+    config_index: int
+    repetition: int
+    trial: int
+    seed: int
+    namespace: str
+    experiment_name: str
+    save_dir: str
+    start_run_options: Dict[str, Any]
+    pass_seed: bool
+    in_worker: bool
+
+
+def _run_trial(trial: _Trial, fn: Any) -> TrialResult:
+    """Run one trial as one prov4ml run; runs in the worker (or in this process for ``serial``)."""
+    if isinstance(fn, bytes):
+        fn = _load_fn(fn)
+    out = TrialResult(dict(trial.config), trial.repetition, trial.trial, trial.seed)
+    t0 = time.perf_counter()
+    run = None
+    try:
+        with api.run(trial.namespace, trial.experiment_name, trial.save_dir, **trial.start_run_options) as run:
+            out.run_id, out.run_dir = run.run_id, str(run.run_dir)
+            api.log_params(trial.config)
+            api.log_params({
+                f"{RESERVED_PREFIX}trial": trial.trial,
+                f"{RESERVED_PREFIX}config_index": trial.config_index,
+                f"{RESERVED_PREFIX}repetition": trial.repetition,
+                f"{RESERVED_PREFIX}seed": trial.seed,
+            })
+            result = fn(trial.config, seed=trial.seed) if trial.pass_seed else fn(trial.config)
+            _log_result(result)
+    except (Exception, SystemExit) as exc:  # fn's failure is the trial's, not the sweep's
+        if run is None:
+            raise  # start_run refused its arguments: every trial would fail alike
+        out.status = run.status
+        out.error = f"{type(exc).__name__}: {exc}"
+        out.traceback = traceback.format_exc()
+    else:
+        out.status = run.status
+        out.result = _portable(result, trial) if trial.in_worker else result
+    out.duration = time.perf_counter() - t0
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, numbers.Real):
+        return True
+    return _compat.is_tensor(value) and value.numel() == 1
+
+
+def _log_result(result: Any) -> None:
+    """A number is the metric ``result``; a dict's numeric items are metrics by their keys."""
+    if _is_number(result):
+        api.log_metric(RESULT_METRIC, result, Context.EVALUATION)
+    elif isinstance(result, Mapping):
+        numeric = {k: v for k, v in result.items() if isinstance(k, str) and k and _is_number(v)}
+        if numeric:
+            api.log_metrics(numeric, Context.EVALUATION)
+
+
+def _portable(result: Any, trial: _Trial) -> Any:
+    """``result`` if it can be pickled back to the sweep, else None (with a warning)."""
+    try:
+        pickle.dumps(result)
+        return result
+    except Exception as exc:
+        import warnings
+
+        warnings.warn(
+            f"sweep trial {trial.trial}: fn's return value ({type(result).__name__}) cannot be sent back "
+            f"from the worker ({exc}); TrialResult.result is None. Return numbers, dicts or other picklable values.",
+            stacklevel=2,
+        )
+        return None
+
+
+def _load_fn(payload: bytes) -> Callable:
+    try:
+        return pickle.loads(payload)
+    except Exception as exc:
+        raise InvalidValueError(
+            f"a sweep worker process could not load fn ({type(exc).__name__}: {exc}). With backend='process' "
+            "fn runs in spawned processes and must be importable by its module and name: define it at the "
+            "top level of a module or script (not in an interactive session, a notebook or under "
+            "`if __name__ == '__main__':`), or use workers=1"
+        ) from None
+
+
+# ---------------------------------------------------------------------- the sweep
+def sweep(
+    fn: Callable[..., Any],
+    configs: Iterable[Dict[str, Any]],
+    *,
+    experiment_name: str,
+    prov_user_namespace: str = "www.example.org",
+    provenance_save_dir: Optional[str] = None,
+    repetitions: int = 1,
+    workers: Optional[int] = None,
+    backend: Optional[str] = None,
+    start_run_options: Optional[Dict[str, Any]] = None,
+    seed: int = 0,
+    progress: bool = True,
+    ray_options: Optional[Dict[str, Any]] = None,
+) -> List[TrialResult]:
+    """Run ``fn(config)`` for every configuration and repetition, each trial one prov4ml run.
+
+    Returns one ``TrialResult`` per trial, in trial order (configuration by
+    configuration, repetitions of one configuration together), whatever the
+    order they finished in. See docs/sweeps.md.
+    """
+    if not callable(fn):
+        raise InvalidValueError(f"sweep() needs a callable fn(config), got {fn!r}")
+    if not isinstance(experiment_name, str) or not experiment_name:
+        raise InvalidValueError(f"sweep() needs experiment_name, a non-empty string; got {experiment_name!r}")
+    if not isinstance(repetitions, int) or isinstance(repetitions, bool) or repetitions < 1:
+        raise InvalidValueError(f"repetitions must be an integer >= 1, got {repetitions!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise InvalidValueError(f"seed must be an integer, got {seed!r}")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise InvalidValueError(f"workers must be an integer >= 1 or None, got {workers!r}")
+    if backend is None:
+        backend = "serial" if workers in (None, 1) else "process"
+    if backend not in BACKENDS:
+        raise InvalidValueError(f"unknown sweep backend {backend!r}; known backends: {', '.join(BACKENDS)}")
+    if backend == "serial" and workers not in (None, 1):
+        raise InvalidValueError(f"backend='serial' runs one trial at a time; use backend='process' for workers={workers}")
+    options = dict(start_run_options or {})
+    for taken in ("prov_user_namespace", "experiment_name", "provenance_save_dir"):
+        if taken in options:
+            raise InvalidValueError(f"start_run_options may not set {taken!r}; pass it to sweep() itself")
+    if ray_options is not None and backend != "ray":
+        raise InvalidValueError("ray_options is for backend='ray'")
+    if api.active_run() is not None and backend == "serial":
+        raise RunStateError("sweep() starts one run per trial, but a run is active in this process; call prov4ml.end_run() first")
+    if layout.distributed() is not None or layout.world_size() > 1:
+        raise InvalidValueError(
+            "sweep() runs every trial as a single-process run and cannot run inside a distributed launch "
+            "(torch.distributed or WORLD_SIZE > 1); start the sweep from a plain `python` process"
+        )
+
+    configs = list(configs)
+    for i, config in enumerate(configs):
+        if not isinstance(config, Mapping):
+            raise InvalidValueError(f"configuration {i} is {config!r}; every configuration must be a dict of name -> value")
+        for key in config:
+            _check_key(key, f"configuration {i}")
+    save_dir = str(Path(provenance_save_dir or "prov").expanduser().resolve())  # workers may run elsewhere
+    pass_seed = _takes_seed(fn)
+    in_worker = backend != "serial"
+    trials = [
+        _Trial(dict(config), ci, rep, ci * repetitions + rep, trial_seed(config, rep, seed),
+               prov_user_namespace, experiment_name, save_dir, options, pass_seed, in_worker)
+        for ci, config in enumerate(configs) for rep in range(repetitions)
+    ]
+    report = _Progress(experiment_name, len(trials), progress)
+    if not trials:
+        return []
+    if backend == "serial":
+        return [report(_run_trial(t, fn)) for t in trials]
+    if backend == "process":
+        return _process_sweep(fn, trials, workers, report)
+    return _ray_sweep(fn, trials, workers, report, ray_options or {})
+
+
+def _takes_seed(fn: Callable) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    p = params.get("seed")
+    return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+
+
+class _Progress:
+    """One line per finished trial on stderr."""
+
+    def __init__(self, experiment: str, total: int, enabled: bool) -> None:
+        self.experiment, self.total, self.enabled, self.done = experiment, total, enabled, 0
+
+    def __call__(self, r: TrialResult) -> TrialResult:
+        self.done += 1
+        if self.enabled:
+            where = f"run_{r.run_id}" if r.run_id is not None else "no run"
+            what = r.status if r.error is None else f"{r.status} ({r.error})"
+            print(
+                f"[sweep {self.experiment}] {self.done}/{self.total} trial {r.trial} {where} "
+                f"rep {r.repetition} {what} in {r.duration:.2f}s  {r.config}",
+                file=sys.stderr, flush=True,
+            )
+        return r
+
+
+def _pickled_fn(fn: Callable) -> bytes:
+    name = getattr(fn, "__qualname__", repr(fn))
+    module = getattr(fn, "__module__", None)
+    if module == "__main__" and not getattr(sys.modules.get("__main__"), "__file__", None):
+        raise InvalidValueError(
+            f"sweep(backend='process') cannot send fn {name!r} to its worker processes: it is defined in an "
+            "interactive session, which spawned processes cannot import. Move it to a module (a .py file) and "
+            "import it, or use workers=1"
+        )
+    try:
+        return pickle.dumps(fn)
+    except Exception as exc:
+        raise InvalidValueError(
+            f"sweep(backend='process') runs fn in spawned processes, so fn must be picklable, and {name!r} is not "
+            f"({type(exc).__name__}: {exc}). Use a function defined at the top level of a module "
+            "(not a lambda, a nested function or a closure; functools.partial of one is fine), or use workers=1"
+        ) from None
+
+
+def _process_sweep(fn: Callable, trials: List[_Trial], workers: Optional[int], report: _Progress) -> List[TrialResult]:
+    payload = _pickled_fn(fn)
+    try:
+        pickle.dumps(trials)
+    except Exception as exc:
+        raise InvalidValueError(
+            f"sweep(backend='process') sends the configurations and start_run_options to spawned processes, "
+            f"so they must be picklable ({type(exc).__name__}: {exc}); use plain values, or workers=1"
+        ) from None
+    n = min(workers or multiprocessing.cpu_count(), len(trials))
+    results: List[Optional[TrialResult]] = [None] * len(trials)
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        pending = {pool.submit(_run_trial, t, payload): t for t in trials}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                t = pending.pop(fut)
+                try:
+                    r = fut.result()
+                except BrokenProcessPool as exc:
+                    r = _lost(t, f"BrokenProcessPool: a worker process ended abruptly (killed, out of memory, "
+                                 f"os._exit) while this trial was waiting or running; its run, if started, is "
+                                 f"left unfinished. A script that starts a sweep must do so under "
+                                 f"`if __name__ == '__main__':` ({exc})")
+                results[t.trial] = report(r)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return results  # type: ignore[return-value]
+
+
+def _lost(t: _Trial, error: str) -> TrialResult:
+    return TrialResult(dict(t.config), t.repetition, t.trial, t.seed, status="failed", error=error)
+
+
+def _ray_sweep(
+    fn: Callable, trials: List[_Trial], workers: Optional[int], report: _Progress, ray_options: Dict[str, Any]
+) -> List[TrialResult]:
+    ray = require("ray", "ray", "sweep(backend='ray')")
+    if not ray.is_initialized():
+        ray.init()  # a local Ray; call ray.init(address=...) first to use a cluster
+    task = ray.remote(_run_trial)
+    if ray_options:
+        task = task.options(**ray_options)
+    fn_ref = ray.put(fn)
+    limit = workers or len(trials)
+    queue = list(trials)
+    running: Dict[Any, _Trial] = {}
+    results: List[Optional[TrialResult]] = [None] * len(trials)
+    try:
+        while queue or running:
+            while queue and len(running) < limit:
+                t = queue.pop(0)
+                running[task.remote(t, fn_ref)] = t
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                t = running.pop(ref)
+                try:
+                    r = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    cause = getattr(exc, "cause", None)
+                    raise cause if isinstance(cause, BaseException) else exc
+                except ray.exceptions.RayError as exc:  # a worker or node died
+                    r = _lost(t, f"{type(exc).__name__}: the Ray worker running this trial was lost ({exc})")
+                results[t.trial] = report(r)
+    except BaseException:
+        for ref in running:
+            try:
+                ray.cancel(ref)
+            except Exception:
+                pass
+        raise
+    return results  # type: ignore[return-value]
