@@ -253,3 +253,17 @@ def test_metric_file_reads_with_csv_module(start):
     with open(run.metrics_dir / "m_training_rank0.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert rows == [{"step": "7", "value": "0.1", "time": "1700000000.000"}]
+
+
+def test_parquet_format(start):
+    pytest.importorskip("pyarrow")
+    run = start(metrics_file_type=prov4ml.MetricsType.PARQUET)
+    for i in range(250):
+        prov4ml.log_metric("loss", float(i), step=i)
+    prov4ml.flush()
+    assert (run.metrics_dir / "loss_training_rank0.parquet.csv").exists()  # readable while running
+    prov4ml.end_run()
+    assert not (run.metrics_dir / "loss_training_rank0.parquet.csv").exists()
+    df = pd.read_parquet(run.metrics_dir / "loss_training_rank0.parquet")
+    assert df["step"].tolist() == list(range(250)) and df["value"].tolist() == [float(i) for i in range(250)]
+    assert series_entity(load_json(run.prov_path), "loss")["prov:location"] == "metrics/loss_training_rank0.parquet"
