@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import atexit
 import getpass
 import json
-import logging
 import os
 import shutil
-import signal
 import sys
 import threading
 import time
@@ -18,12 +15,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import _compat, layout
+from . import _compat, _lifecycle, layout
 from ._fs import atomic_write_text, slug
 from ._version import __version__
 from .artifacts import ArtifactStore
 from .context import Context, LoggingItemKind, resolve_context
-from .exceptions import InvalidValueError, RunStateError
+from .exceptions import InvalidValueError
 from .metrics.folds import FinalMetric
 from .metrics.formats import get_format
 from .metrics.samplers import Sampler, make_sampler
@@ -39,9 +36,7 @@ from .records import (
     SeriesSummary,
 )
 
-__all__ = ["Run", "active_run", "require_run"]
-
-log = logging.getLogger("prov4ml")
+__all__ = ["Run", "OPTIONS"]
 
 _time = time.time
 
@@ -65,22 +60,6 @@ OPTIONS: Dict[str, Any] = {
     "use_run_id": True,
     "unify_experiments": True,
 }
-
-_active: Optional["Run"] = None
-_active_lock = threading.Lock()
-
-
-def active_run() -> Optional["Run"]:
-    """The run started by ``start_run`` and not yet ended, or ``None``."""
-    return _active
-
-
-def require_run(call: str) -> "Run":
-    run = _active
-    if run is None:
-        raise RunStateError(f"{call}() needs an active run: call prov4ml.start_run(...) first")
-    return run
-
 
 def _timestamp(value: Any) -> float:
     """Unix seconds from a user timestamp: milliseconds (as the reference), seconds or a datetime."""
@@ -654,7 +633,7 @@ class Run:
             if self._ended:
                 return self.prov_path
             self._ended = True
-        _deactivate(self)
+        _lifecycle.deactivate(self)
         if not self.recording:
             if create_provenance_collection:
                 self._collection()
@@ -758,67 +737,3 @@ def _default_experiment_name() -> str:
 
     main = main_source()
     return Path(main).stem if main else "experiment"
-
-
-# ---------------------------------------------------------------------- registry
-def start(*args: Any, **kwargs: Any) -> Run:
-    global _active
-    with _active_lock:
-        if _active is not None:
-            raise RunStateError(
-                f"a run is already active ({_active!r}); call prov4ml.end_run() before starting another"
-            )
-        _install_hooks()
-        _active = Run(*args, **kwargs)
-        return _active
-
-
-def _deactivate(run: Run) -> None:
-    global _active
-    with _active_lock:
-        if _active is run:
-            _active = None
-
-
-_hooks_installed = False
-_previous_excepthook = sys.excepthook
-
-
-def _install_hooks() -> None:
-    """atexit, SIGTERM and uncaught exceptions end the active run (once per process)."""
-    global _hooks_installed
-    if _hooks_installed:
-        return
-    _hooks_installed = True
-    atexit.register(_at_exit)
-    sys.excepthook = _excepthook
-    if threading.current_thread() is threading.main_thread():
-        try:
-            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-                signal.signal(signal.SIGTERM, _on_sigterm)
-        except (ValueError, OSError):  # not allowed here (embedded interpreter)
-            pass
-
-
-def _at_exit() -> None:
-    run = _active
-    if run is not None:
-        run.end()
-
-
-def _excepthook(exc_type, exc, tb) -> None:
-    run = _active
-    if run is not None:
-        try:
-            run.end(error=exc)
-        except Exception:
-            log.exception("prov4ml: could not end the run after an uncaught exception")
-    _previous_excepthook(exc_type, exc, tb)
-
-
-def _on_sigterm(signum, frame) -> None:
-    run = _active
-    if run is not None:
-        run.end(status="terminated")
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
