@@ -85,6 +85,11 @@ def _step(step: Any) -> int:
     raise InvalidValueError(f"step must be an integer, got {step!r} ({type(step).__name__})")
 
 
+def _step_and_time(step: Any, timestamp: Any) -> Tuple[Optional[int], Optional[datetime]]:
+    """The optional step and timestamp of a file record, checked."""
+    return (None if step is None else _step(step)), (None if timestamp is None else _dt(_timestamp(timestamp)))
+
+
 class Run:
     """One run of one process (rank). Create it with ``prov4ml.start_run``."""
 
@@ -368,8 +373,7 @@ class Run:
         if not self.recording:
             return None
         ctx = resolve_context(a.context) if a.context is not None else None
-        when = _dt(_timestamp(a.timestamp)) if a.timestamp is not None else None
-        step = None if a.step is None else _step(a.step)
+        step, when = _step_and_time(a.step, a.timestamp)
         path = Path(a.path).expanduser()
         if a.copy:
             record = self.artifacts.copy(path, a.name, ctx, step, when, role="model" if a.is_model else "artifact")
@@ -400,8 +404,7 @@ class Run:
         from .collectors.model import state_of
 
         ctx = resolve_context(context)
-        step = None if step is None else _step(step)
-        when = _dt(_timestamp(timestamp)) if timestamp is not None else None
+        step, when = _step_and_time(step, timestamp)
         if isinstance(model, os.PathLike):  # a file already written (a Lightning checkpoint): copy it in
             source = Path(model)
             record = self.artifacts.copy(source, f"models/{slug(name)}/{source.name}", ctx, step, when, role="model_version")

@@ -74,23 +74,24 @@ class BackgroundWriter:
         if self._sleeping:
             self._wake.set()
 
-    def submit(self, chunks: Sequence[Chunk], snapshot: bool = True) -> None:
-        self._put(("data", chunks, snapshot))
+    def submit(self, chunks: Sequence[Chunk]) -> None:
+        """Hand over chunks; a snapshot follows within ``interval`` seconds."""
+        self._put(("data", chunks, None))
+
+    def _put_and_wait(self, kind: str, chunks: Sequence[Chunk], timeout: Optional[float]) -> bool:
+        done = threading.Event()
+        self._urgent += 1
+        self._put((kind, chunks, done))
+        return done.wait(timeout)
 
     def flush(self, chunks: Sequence[Chunk] = (), timeout: Optional[float] = None) -> bool:
         """Write ``chunks`` and everything queued before, take a snapshot, and wait."""
-        done = threading.Event()
-        self._urgent += 1
-        self._put(("barrier", chunks, done))
-        return done.wait(timeout)
+        return self._put_and_wait("barrier", chunks, timeout)
 
     def close(self, chunks: Sequence[Chunk] = (), timeout: Optional[float] = None) -> Dict[MetricSeries, Path]:
         """Write what is left, stop the thread, close and finalise the files."""
         if self._thread.is_alive():
-            done = threading.Event()
-            self._urgent += 1
-            self._put(("stop", chunks, done))
-            done.wait(timeout)
+            self._put_and_wait("stop", chunks, timeout)
             self._thread.join(timeout)
         else:
             self._write(chunks)
@@ -130,30 +131,29 @@ class BackgroundWriter:
             events = []
             stop = False
             while self._items:
-                kind, chunks, arg = self._items.popleft()
+                kind, chunks, event = self._items.popleft()
                 for series, points in chunks:
                     merged.setdefault(series, []).extend(points)
                 if kind == "data":
-                    pending = pending or arg
+                    pending = True
                 else:
                     self._urgent -= 1
-                    events.append(arg)
+                    events.append(event)
                     stop = stop or kind == "stop"
             with self._room:
                 self._room.notify_all()
             self._write(merged.items())
-            if events or (pending and time.monotonic() - self._last_snapshot >= self._interval):
-                self._sync()
-            if events and not stop:
+            # A barrier snapshots at once, data at most every interval; on stop the run writes the final document.
+            due = not stop and (bool(events) or (pending and time.monotonic() - self._last_snapshot >= self._interval))
+            if events or due:
+                self._sync()  # the document must not claim points the sink has not written
+            if due:
                 self._take_snapshot()
                 pending = False
             for event in events:
                 event.set()
-            if stop:  # the run writes the final document itself
+            if stop:
                 return
-            if pending and time.monotonic() - self._last_snapshot >= self._interval:
-                self._take_snapshot()
-                pending = False
 
     def _take_snapshot(self) -> None:
         try:
