@@ -27,31 +27,61 @@ def is_tensor(value: Any) -> bool:
 
 
 def metric_value(value: Any, name: str) -> Any:
-    """A float, or a detached one-element tensor (converted later, in a batch)."""
+    """A float; a tensor on an accelerator stays a detached tensor (converted later, in a batch).
+
+    A CPU tensor is converted at once (``.item()`` costs less than deferring
+    it); a tensor that is not one real number (several elements, meta,
+    sparse, nested, complex) is refused here, at the call.
+    """
     if is_tensor(value):
-        if value.numel() != 1:
-            raise InvalidValueError(
-                f"metric {name!r} got a tensor of shape {tuple(value.shape)}; log one number, "
-                "e.g. loss.mean() or tensor[0]"
-            )
-        return value.detach()
+        return _tensor_value(value, name)
     if isinstance(value, (str, bytes)):
         raise InvalidValueError(
             f"metric {name!r} got the string {value!r}; metric values must be numbers "
             "(record text with log_param)"
         )
-    if isinstance(value, numbers.Real):  # bool, int, float, NumPy scalars, Fraction, Decimal-like
-        return float(value)
-    item = getattr(value, "item", None)  # one-element NumPy arrays
-    if callable(item) and getattr(value, "size", 1) == 1:
-        try:
+    try:
+        if isinstance(value, numbers.Real):  # bool, int, float, NumPy scalars, Fraction, Decimal-like
+            return float(value)
+        item = getattr(value, "item", None)  # one-element NumPy arrays
+        if callable(item) and getattr(value, "size", None) == 1 and getattr(getattr(value, "dtype", None), "kind", "f") in "biuf":
             return float(item())
-        except (TypeError, ValueError):
-            pass
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidValueError(f"metric {name!r} got {value!r}, which is not a float64 ({exc}); log a smaller number") from None
     raise InvalidValueError(
-        f"metric {name!r} got {value!r} of type {type(value).__name__}; pass a number, "
+        f"metric {name!r} got {_short(value)} of type {type(value).__name__}; pass a number, "
         "a NumPy scalar or a one-element torch tensor"
     )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _tensor_value(value: Any, name: str) -> Any:
+    torch = sys.modules["torch"]
+    problem = None
+    if value.is_nested:
+        problem = "a nested tensor"
+    elif value.layout is not torch.strided:
+        problem = f"a {value.layout} tensor"
+    elif value.is_meta:
+        problem = "a meta tensor (it has no data)"
+    elif value.numel() != 1:
+        problem = f"a tensor of shape {tuple(value.shape)}"
+    elif value.is_complex():
+        problem = "a complex tensor"
+    if problem is not None:
+        raise InvalidValueError(
+            f"metric {name!r} got {problem}; log one real number, e.g. loss.mean().detach() or tensor[0]"
+        )
+    if value.device.type == "cpu":
+        try:
+            return float(value.item())
+        except (RuntimeError, TypeError, ValueError, OverflowError) as exc:
+            raise InvalidValueError(f"metric {name!r}: the tensor could not become one float ({exc})") from None
+    return value.detach()
 
 
 def param_value(value: Any) -> Any:

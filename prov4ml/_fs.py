@@ -18,12 +18,13 @@ def slug(text: str) -> str:
     """A file-name-safe form of ``text``.
 
     Characters outside ``[A-Za-z0-9._-]`` become ``_``; when anything was
-    replaced a short hash of the original is appended, so ``"a/b"`` and
-    ``"a_b"`` never share a file.
+    replaced, or the name is longer than 80 characters, it is cut and a short
+    hash of the original is appended, so ``"a/b"`` and ``"a_b"`` never share
+    a file and no name exceeds what a file system holds.
     """
     safe = _UNSAFE.sub("_", text).strip("._") or "_"
-    if safe != text:
-        safe = f"{safe[:80]}-{hashlib.sha1(text.encode()).hexdigest()[:6]}"
+    if safe != text or len(safe) > 80:  # also keeps names well under the 255-byte limit of file systems
+        safe = f"{safe[:80]}-{hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:6]}"
     return safe
 
 

@@ -2,12 +2,16 @@
 
 One run may be active per process. ``atexit`` ends it ``finished``, SIGTERM
 ``terminated`` (then the signal's default action runs), an uncaught
-exception ``failed`` with the error (then the previous excepthook runs).
+exception ``failed`` with the error, an uncaught KeyboardInterrupt
+``interrupted`` (then the previous excepthook runs). While ``end_run`` writes
+the run, SIGTERM and SIGINT are held and acted on once it is written. A
+forked child (a DataLoader worker) never ends or writes its parent's run.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -18,7 +22,7 @@ from typing import Any, Optional
 from . import run as _run
 from .exceptions import RunStateError
 
-__all__ = ["active_run", "require_run", "start", "deactivate"]
+__all__ = ["active_run", "require_run", "start", "deactivate", "holding_signals"]
 
 log = logging.getLogger("prov4ml")
 
@@ -41,6 +45,8 @@ def require_run(call: str) -> "_run.Run":
 def start(*args: Any, **kwargs: Any) -> "_run.Run":
     global _active
     with _active_lock:
+        if _active is not None and _active.pid != os.getpid():
+            _active = None  # the parent's run, inherited by fork: this process starts its own
         if _active is not None:
             raise RunStateError(
                 f"a run is already active ({_active!r}); call prov4ml.end_run() before starting another"
@@ -80,13 +86,13 @@ def _install_hooks() -> None:
 
 def _at_exit() -> None:
     run = _active
-    if run is not None:
+    if run is not None and run.pid == os.getpid():
         run.end()
 
 
 def _excepthook(exc_type, exc, tb) -> None:
     run = _active
-    if run is not None:
+    if run is not None and run.pid == os.getpid():
         try:
             run.end(error=exc)
         except Exception:
@@ -96,7 +102,57 @@ def _excepthook(exc_type, exc, tb) -> None:
 
 def _on_sigterm(signum, frame) -> None:
     run = _active
+    if run is not None and run.pid == os.getpid():
+        run.set_outcome("terminated", signum=signum)
+        run.end(status=run.status)
+    _die_of(signum)
+
+
+def _die_of(signum: int) -> None:
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+@contextlib.contextmanager
+def holding_signals(run: "_run.Run"):
+    """SIGTERM and SIGINT that arrive while ``run`` is written are noted, then acted on."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = []
+
+    def hold(signum, frame):
+        held.append(signum)
+        run._deferred_signal = signum
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous[sig] = signal.signal(sig, hold)
+        except (ValueError, OSError):
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if signal.SIGTERM in held:
+        _die_of(signal.SIGTERM)
+    if signal.SIGINT in held:
+        raise KeyboardInterrupt
+
+
+def _in_forked_child() -> None:
+    run = _active
     if run is not None:
-        run.end(status="terminated")
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+        run.recording = False
+        run.metrics.recording = False
+        run.metrics.forked_warning = (
+            f"prov4ml: a recording call in a forked child process (pid {os.getpid()}) is not recorded: the "
+            f"run belongs to pid {run.pid}. Log from the main process, or start a run in the worker."
+        )
+        # it stays the active run, so that calls warn; start_run in the child replaces it
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_in_forked_child)

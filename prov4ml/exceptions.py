@@ -8,6 +8,8 @@ Every message names the problem and the fix. The tree::
     │                            context, sampler, key, option
     ├── ArtifactError            (also FileNotFoundError) a missing or unsafe path
     ├── MissingDependencyError   (also ImportError) an optional extra is not installed
+    ├── StorageError             (also OSError) the run directory cannot be written
+    ├── RecoveryError            a run cannot be recovered (still running, no journal)
     └── ProvFileError            a file given to a CLI is missing, not PROV, or truncated
 """
 
@@ -20,6 +22,8 @@ __all__ = [
     "ArtifactError",
     "MissingDependencyError",
     "ProvFileError",
+    "StorageError",
+    "RecoveryError",
 ]
 
 
@@ -45,3 +49,11 @@ class MissingDependencyError(Prov4MLError, ImportError):
 
 class ProvFileError(Prov4MLError):
     """A file is missing, unreadable, or not a PROV-JSON document."""
+
+
+class StorageError(Prov4MLError, OSError):
+    """The run's directory cannot be created or written (read-only, missing, full)."""
+
+
+class RecoveryError(Prov4MLError):
+    """``recover`` cannot complete a run: it is still running, or it has no journal."""

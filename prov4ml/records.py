@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
 from .context import Context
-from .metrics.folds import FinalMetric
 
 __all__ = [
     "ParamRecord",
@@ -16,6 +15,7 @@ __all__ = [
     "ModelVersionRecord",
     "DatasetRecord",
     "SeriesSummary",
+    "FinalValue",
     "RunSnapshot",
 ]
 
@@ -85,6 +85,16 @@ class SeriesSummary:
     last_time: Optional[datetime]
 
 
+@dataclass(frozen=True)
+class FinalValue:
+    """A registered fold's value at the snapshot."""
+
+    name: str
+    value: Any
+    operation_name: str
+    error: str = ""
+
+
 @dataclass
 class RunSnapshot:
     """Everything the provenance builder needs, copied at one moment."""
@@ -106,7 +116,7 @@ class RunSnapshot:
     models: List[ModelRecord] = field(default_factory=list)
     versions: List[ModelVersionRecord] = field(default_factory=list)
     datasets: List[DatasetRecord] = field(default_factory=list)
-    final_metrics: List[FinalMetric] = field(default_factory=list)
+    final_metrics: List[FinalValue] = field(default_factory=list)
     contexts: Dict[Context, Tuple[Optional[datetime], Optional[datetime]]] = field(default_factory=dict)
     environment: Dict[str, Scalar] = field(default_factory=dict)
     source_code: Optional[str] = None

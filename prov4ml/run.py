@@ -6,6 +6,7 @@ import getpass
 import json
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -15,20 +16,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import _compat, _lifecycle, layout
+from . import _compat, _lifecycle, _state, layout
 from ._fs import atomic_write_text, slug
 from ._version import __version__
 from .artifacts import ArtifactStore
 from .context import Context, LoggingItemKind, resolve_context
-from .exceptions import InvalidValueError
+from .exceptions import InvalidValueError, RunStateError, StorageError
 from .metrics.folds import FinalMetric
 from .metrics.formats import get_format
-from .metrics.samplers import Sampler, make_sampler
+from .metrics.recorder import MetricRecorder, check_name, check_step, check_timestamp
+from .metrics.samplers import make_sampler
 from .metrics.series import MetricSeries
-from .metrics.writer import BackgroundWriter
+from .metrics.writer import Refresher
 from .records import (
     ArtifactRecord,
     DatasetRecord,
+    FinalValue,
     ModelRecord,
     ModelVersionRecord,
     ParamRecord,
@@ -52,8 +55,12 @@ OPTIONS: Dict[str, Any] = {
     "capture_env_vars": False,
     "disable_codecarbon": False,
     "carbon_country": "USA",
-    "prov_flush_interval": 0.2,  # seconds between PROV-JSON rewrites at most
-    "writer_process": True,  # format metric files in a child process (False: in the writer thread)
+    "prov_flush_interval": 1.0,  # seconds between two refreshes at least (a tight loop does not rewrite more often)
+    "flush_interval": 2.0,  # seconds between two refreshes at most, even when nothing is logged
+    "writer_process": True,  # write metric files in a child process (False: in the refresher thread)
+    "fsync": False,  # also push the journal and files to the disk at every refresh (power-loss durability)
+    "keep_journal": False,  # keep the point journal after a clean end_run
+    "strict": False,  # end_run raises StorageError when something could not be written
     "user": None,  # the user agent's name; default: the login name
     "default_context": None,
     # accepted for code written for the reference library; see docs/api.md
@@ -61,33 +68,28 @@ OPTIONS: Dict[str, Any] = {
     "unify_experiments": True,
 }
 
-def _timestamp(value: Any) -> float:
-    """Unix seconds from a user timestamp: milliseconds (as the reference), seconds or a datetime."""
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value / 1000.0 if value > 1e11 else float(value)
-    raise InvalidValueError(f"timestamp must be Unix time in milliseconds (int) or a datetime, got {value!r}")
-
-
 def _dt(seconds: Optional[float]) -> Optional[datetime]:
     return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
 
 
-def _step(step: Any) -> int:
-    if isinstance(step, int) and not isinstance(step, bool):
-        return step
-    item = getattr(step, "item", None)  # a NumPy integer or a 0-d tensor
-    if callable(item):
-        value = item()
-        if isinstance(value, int):
-            return value
-    raise InvalidValueError(f"step must be an integer, got {step!r} ({type(step).__name__})")
-
-
 def _step_and_time(step: Any, timestamp: Any) -> Tuple[Optional[int], Optional[datetime]]:
     """The optional step and timestamp of a file record, checked."""
-    return (None if step is None else _step(step)), (None if timestamp is None else _dt(_timestamp(timestamp)))
+    return (None if step is None else check_step(step)), (None if timestamp is None else _dt(check_timestamp(timestamp)))
+
+
+def _interval(options: Dict[str, Any], key: str) -> float:
+    value = options[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 86400:
+        raise InvalidValueError(f"{key} must be a number of seconds between 0 and 86400, got {value!r}")
+    return float(value)
+
+
+def _separator(value: Any) -> str:
+    if not isinstance(value, str) or len(value) != 1 or value.isalnum() or value in ".-+\"'\r\n\x00e%":
+        raise InvalidValueError(
+            f"csv_separator must be one character that numbers never contain, such as ',' ';' '\\t' or '|'; got {value!r}"
+        )
+    return value
 
 
 class Run:
@@ -119,18 +121,20 @@ class Run:
         self.options = {**OPTIONS, **{k: v for k, v in options.items() if k in OPTIONS}}
         self.user_namespace = prov_user_namespace
         self.experiment_name = experiment_name or _default_experiment_name()
-        if not isinstance(self.experiment_name, str):
-            raise InvalidValueError(f"experiment_name must be a string, got {experiment_name!r}")
+        check_name(self.experiment_name, "experiment_name")
         self.rank = layout.detect_rank(rank)
         self.collect_all_processes = bool(collect_all_processes)
         #: False on ranks > 0 unless collect_all_processes: every call is accepted and ignored.
         self.recording = self.collect_all_processes or self.rank == 0
         self.save_after_n_logs = save_after_n_logs
         self.default_context = resolve_context(self.options["default_context"])
-
+        # Every option is checked before anything is created on disk.
+        min_interval = _interval(self.options, "prov_flush_interval")
+        max_interval = max(min_interval, _interval(self.options, "flush_interval"))
+        separator = _separator(self.options["csv_separator"])
         self._format = get_format(self.options["metrics_file_type"])
-        self._samplers = dict(self.options["metric_samplers"] or {})
-        for spec in list(self._samplers.values()) + [self.options["default_sampler"]]:
+        samplers = dict(self.options["metric_samplers"] or {})
+        for spec in list(samplers.values()) + [self.options["default_sampler"]]:
             make_sampler(spec)  # validate now, not at the first log_metric
 
         self.save_dir = Path(provenance_save_dir or "prov").expanduser().resolve()
@@ -140,6 +144,7 @@ class Run:
         )
         self.prov_path = self.run_dir / f"prov_rank{self.rank}.json"
         self.metrics_dir = self.run_dir / "metrics"
+        self.journal_dir = _state.journal_dir(self.run_dir, self.rank)
         self.artifacts = ArtifactStore(self.run_dir, self.rank)
 
         self.start_time = _time()
@@ -147,11 +152,9 @@ class Run:
         self.status = "running"
         self.error: Optional[Tuple[str, str]] = None
         self.user = self.options["user"] or _login_name()
+        self.pid = os.getpid()
 
         self._lock = threading.RLock()
-        self._by_context: Dict[Any, Dict[Any, MetricSeries]] = {}
-        self._series: Dict[Tuple[Context, str], MetricSeries] = {}
-        self._countdown = save_after_n_logs  # log calls left before the next hand-over
         self._params: List[ParamRecord] = []
         self._param_values: Dict[str, Any] = {}
         self._artifacts: List[ArtifactRecord] = []
@@ -160,31 +163,44 @@ class Run:
         self._last_version: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
         self._last_version_by_name: Dict[str, int] = {}
         self._datasets: List[DatasetRecord] = []
-        self._folds: Dict[str, FinalMetric] = {}
         self._contexts: Dict[Context, List[Optional[float]]] = {}
         self._notes: Dict[str, Any] = {}
         self._environment: Dict[str, Any] = {}
         self._source_code: Optional[str] = None
-        self._command = " ".join(sys.argv) if sys.argv and sys.argv[0] else None
+        self._command = _state.redacted_command(sys.argv)
         self._collectors: Dict[str, Any] = {}
         self._ended = False
+        self._ending = False
+        self._deferred_signal: Optional[int] = None
 
         self._capture_thread: Optional[threading.Thread] = None
-        self._writer: Optional[BackgroundWriter] = None
-        if self.recording:  # a rank that records nothing writes nothing and starts no thread
+        self._refresher: Optional[Refresher] = None
+        self.metrics = MetricRecorder(
+            str(self.journal_dir), self._format, self.rank, save_after_n_logs, samplers,
+            self.options["default_sampler"], self.default_context, self._poke,
+        )
+        if not self.recording:  # a rank that records nothing writes nothing and starts no thread
+            self.metrics.recording = False
+            self.log_metric = self.metrics.log_metric
+            return
+        try:
+            self.metrics.open()
             self.metrics_dir.mkdir(exist_ok=True)
             self.artifacts.root.mkdir(parents=True, exist_ok=True)
-            self._writer = BackgroundWriter(
-                self.metrics_dir,
-                self._format,
-                self.options["csv_separator"],
-                snapshot=self._write_snapshot,
-                on_values=self._fold_values,
-                interval=float(self.options["prov_flush_interval"]),
-                use_process=bool(self.options["writer_process"]),
-            )
-            self._writer.submit(())  # the first document, written by the writer thread right away
-            self._start_capture()
+            _state.write_owner(self.journal_dir, self.pid, self.start_time)
+            self._write_snapshot()  # a readable document exists when start_run returns
+        except OSError as exc:
+            self.metrics.close()
+            raise StorageError(
+                f"cannot record into {self.run_dir}: {exc.strerror or exc}; pass a writable "
+                "provenance_save_dir with free space"
+            ) from None
+        self.log_metric = self.metrics.log_metric  # the hot path: no extra call layer
+        self._refresher = Refresher(
+            str(self.journal_dir), str(self.run_dir), separator, self._refresh,
+            min_interval, max_interval, use_process=bool(self.options["writer_process"]),
+        )
+        self._start_capture()
 
     # ------------------------------------------------------------------ metrics
     def log_metric(
@@ -196,69 +212,8 @@ class Run:
         source: Optional[LoggingItemKind] = None,
         timestamp: Any = None,
     ) -> None:
-        """Record one point. The common case touches no lock, no I/O and no PROV object."""
-        if not self.recording:
-            return
-        try:
-            s = self._by_context[context][key]
-        except (KeyError, TypeError):
-            s = self._new_series(key, context, source)
-        if step is None:
-            step = s.n
-        elif type(step) is not int:
-            step = _step(step)
-        s.n += 1
-        if type(value) is not float or s.sampler is not None:
-            value = self._admit(s, value)
-            if value is None:
-                return
-        s.buf.extend((step, value, _time() if timestamp is None else _timestamp(timestamp)))
-        self._countdown -= 1
-        if self._countdown <= 0:
-            self._hand_over()
-
-    def _new_series(self, key: Any, context: Any, source: Optional[LoggingItemKind], unit: Optional[str] = None) -> MetricSeries:
-        if not isinstance(key, str) or not key:
-            raise InvalidValueError(f"metric key must be a non-empty string, got {key!r}")
-        if source is not None and not isinstance(source, LoggingItemKind):
-            raise InvalidValueError(f"source must be a prov4ml.LoggingItemKind, got {source!r}")
-        ctx = self.default_context if context is None else resolve_context(context)
-        with self._lock:
-            s = self._series.get((ctx, key))
-            if s is None:
-                spec = self._samplers.get(key, self.options["default_sampler"])
-                s = MetricSeries(
-                    key, ctx, source or LoggingItemKind.METRIC, make_sampler(spec),
-                    f"{slug(key)}_{slug(str(ctx))}_rank{self.rank}", unit,
-                )
-                self._series[(ctx, key)] = s
-                self._touch(ctx)
-            elif unit is not None and s.unit is None:
-                s.unit = unit
-            # Also index by what the caller passed ("Training", an Enum, ...) so the next call hits.
-            try:
-                self._by_context.setdefault(context, {})[key] = s
-            except TypeError:
-                pass
-            return s
-
-    def _admit(self, s: MetricSeries, value: Any) -> Any:
-        """Coerce a non-float value and run the series' sampler; ``None`` means skip."""
-        sampler: Optional[Sampler] = s.sampler
-        if callable(value) and not _compat.is_tensor(value):
-            compute = value
-            if sampler is None:
-                return self._coerce(s, compute())
-            return sampler.next_eval(lambda: self._coerce(s, compute()))
-        value = self._coerce(s, value)
-        return value if sampler is None else sampler.next(value)
-
-    @staticmethod
-    def _coerce(s: MetricSeries, value: Any) -> Any:
-        value = _compat.metric_value(value, s.name)
-        if type(value) is not float:
-            s.odd = True  # a tensor: the writer converts the chunk in one batch
-        return value
+        """Record one point; durable against a kill when the call returns (see docs/formats.md)."""
+        self.metrics.log_metric(key, value, context, step, source, timestamp)
 
     def log_metrics(self, metrics: Dict[str, Any], context: Any = None, step: Optional[int] = None, **kw: Any) -> None:
         if not isinstance(metrics, dict):
@@ -268,40 +223,26 @@ class Run:
 
     def record_reading(self, key: str, value: float, unit: str, context: Any, step: Optional[int], kind: LoggingItemKind, timestamp: Any = None) -> None:
         """A collector's measurement: a metric point whose series carries a unit."""
-        if not self.recording:
-            return
-        ctx = self.default_context if context is None else resolve_context(context)
-        if (ctx, key) not in self._series:
-            self._new_series(key, ctx, kind, unit)
-        self.log_metric(key, value, ctx, step, kind, timestamp)
+        self.metrics.record_reading(key, value, unit, context, step, kind, timestamp)
 
-    def _hand_over(self, wait: bool = False) -> None:
-        """Give every buffered point to the writer (every save_after_n_logs calls)."""
-        self._countdown = self.save_after_n_logs
-        chunks = [(s, s.take()) for s in list(self._series.values()) if s.buf]
-        if wait:
-            self._writer.flush(chunks)
-        else:
-            self._writer.submit(chunks)
+    def _poke(self) -> None:
+        if self._refresher is not None:
+            self._refresher.poke()
 
-    def flush(self) -> None:
-        """Write every point logged so far and the PROV-JSON, and wait until both are on disk."""
-        if self.recording and not self._ended:
-            self._hand_over(wait=True)
-
-    def _fold_values(self, series: MetricSeries, values: List[float]) -> None:
-        fm = self._folds.get(series.name)
-        if fm is not None:
-            fm.fold(values)
+    def flush(self, timeout: float = 60.0) -> None:
+        """Bring the metric files and the PROV-JSON up to date, and wait until both are on disk."""
+        self._check_open("flush")
+        if self.recording:
+            self.metrics.journal_deferred()
+            self._refresher.flush(timeout)
 
     def register_final_metric(self, metric_name: str, initial_value: Any, fold_operation: Callable[[Any, Any], Any]) -> None:
-        if not isinstance(metric_name, str) or not metric_name:
-            raise InvalidValueError(f"metric_name must be a non-empty string, got {metric_name!r}")
+        self._check_open("register_final_metric")
+        check_name(metric_name, "metric_name")
         fm = FinalMetric(metric_name, initial_value, fold_operation)
         if self.recording:
-            self._hand_over(wait=True)  # the fold starts exactly at this call, whatever the writer's backlog
-        with self._lock:
-            self._folds[metric_name] = fm
+            self.metrics.journal_deferred()
+            self.metrics.register_fold(fm)  # the fold starts exactly at this call
 
     def log_current_execution_time(self, label: str, context: Any = None, step: Optional[int] = None) -> None:
         self.record_reading(label, _time() - self.start_time, "s", context, step, LoggingItemKind.EXECUTION_TIME)
@@ -312,17 +253,25 @@ class Run:
     def log_execution_end_time(self) -> None:
         self._note("execution_end_time", datetime.now(timezone.utc))
 
+    def _check_open(self, call: str) -> None:
+        """Calls on an ended run raise; in a forked child they warn once (see _lifecycle)."""
+        if self._ended and self.pid == os.getpid():
+            raise RunStateError(f"{call}(): this run has ended; start a new one with prov4ml.start_run(...)")
+        if not self.recording:
+            self.metrics.refuse()
+
     # ------------------------------------------------------------------ records
     def _note(self, key: str, value: Any) -> None:
+        self._check_open("log")
         if self.recording:
             with self._lock:
                 self._notes[key] = value
             self._count_log()
 
     def _count_log(self) -> None:
-        self._countdown -= 1
-        if self._countdown <= 0:
-            self._hand_over()
+        """A record was added: it counts as a log call, and the document shows it within the refresh interval."""
+        self.metrics.count_log()
+        self._poke()
 
     def _touch(self, ctx: Optional[Context], when: Optional[float] = None) -> None:
         while ctx is not None:
@@ -333,6 +282,7 @@ class Run:
             ctx = ctx.parent
 
     def log_param(self, key: str, value: Any, context: Any = None) -> None:
+        self._check_open("log_param")
         if not isinstance(key, str) or not key:
             raise InvalidValueError(f"parameter key must be a non-empty string, got {key!r}")
         if not self.recording:
@@ -369,6 +319,7 @@ class Run:
         return record
 
     def log_artifact(self, *args: Any, **kwargs: Any) -> Optional[ArtifactRecord]:
+        self._check_open("log_artifact")
         a = _compat.artifact_call(args, kwargs)
         if not self.recording:
             return None
@@ -382,6 +333,7 @@ class Run:
         return self._add_artifact(record)
 
     def log_model(self, *args: Any, **kwargs: Any) -> None:
+        self._check_open("log_model")
         model, name, log_info, as_artifact = _compat.model_call(args, kwargs)
         if not self.recording:
             return
@@ -398,6 +350,7 @@ class Run:
         self._count_log()
 
     def save_model_version(self, *args: Any, **kwargs: Any) -> None:
+        self._check_open("save_model_version")
         model, name, context, step, timestamp, incremental = _compat.version_call(args, kwargs)
         if not self.recording:
             return
@@ -425,6 +378,7 @@ class Run:
         self._count_log()
 
     def log_dataset(self, *args: Any, **kwargs: Any) -> None:
+        self._check_open("log_dataset")
         dataset, label = _compat.dataset_call(args, kwargs)
         if not self.recording:
             return
@@ -437,6 +391,7 @@ class Run:
 
     def log_source_code(self, path: Optional[str] = None) -> None:
         """Copy the source file or folder (default: the ``__main__`` script) into the run."""
+        self._check_open("log_source_code")
         if not self.recording:
             return
         from .collectors.environment import main_source
@@ -475,6 +430,7 @@ class Run:
             self.record_reading(r.name, r.value, r.unit, context, step, kind, timestamp)
 
     def log_system_metrics(self, context: Any = None, step: Optional[int] = None, synchronous: bool = True, timestamp: Any = None) -> None:
+        self._check_open("log_system_metrics")
         if not self.recording:
             return
         from .collectors.system import SystemSampler
@@ -493,6 +449,7 @@ class Run:
         self._readings(readings, context, step, LoggingItemKind.SYSTEM_METRIC, timestamp)
 
     def log_carbon_metrics(self, context: Any = None, step: Optional[int] = None) -> None:
+        self._check_open("log_carbon_metrics")
         if not self.recording:
             return
         if self.options["disable_codecarbon"]:
@@ -508,6 +465,7 @@ class Run:
         self._readings(readings, context, step, LoggingItemKind.CARBON_METRIC, None)
 
     def log_flops_per_batch(self, label: str, model: Any, batch: Any, context: Any = None, step: Optional[int] = None) -> None:
+        self._check_open("log_flops_per_batch")
         if not self.recording:
             return
         from .collectors.flops import count_batch_flops
@@ -515,6 +473,7 @@ class Run:
         self._flops(label, count_batch_flops(model, batch), context, step, LoggingItemKind.FLOPS_PER_BATCH)
 
     def log_flops_per_epoch(self, label: str, model: Any, dataset: Any, context: Any = None, step: Optional[int] = None) -> None:
+        self._check_open("log_flops_per_epoch")
         if not self.recording:
             return
         from .collectors.flops import count_epoch_flops
@@ -576,11 +535,15 @@ class Run:
     def snapshot(self) -> RunSnapshot:
         """A copy of everything recorded so far, for the provenance builder."""
         with self._lock:
-            series = [self._summary(s) for s in self._series.values()]
+            series = [self._summary(s) for s in list(self.metrics.series.values())]
             for s in series:  # a context spans the points logged in it
                 if s.first_time is not None:
                     self._touch(s.context, s.first_time.timestamp())
                     self._touch(s.context, s.last_time.timestamp())
+            notes = dict(self._notes)
+            problems = self._problems()
+            if problems:
+                notes["writer_errors"] = " | ".join(problems[-5:])
             return RunSnapshot(
                 user_namespace=self.user_namespace,
                 user=self.user,
@@ -599,13 +562,21 @@ class Run:
                 models=list(self._models),
                 versions=list(self._versions),
                 datasets=list(self._datasets),
-                final_metrics=list(self._folds.values()),
+                final_metrics=[FinalValue(f.name, f.value, f.operation_name, f.failed) for f in list(self.metrics.folds.values())],
                 contexts={c: (_dt(a), _dt(b)) for c, (a, b) in self._contexts.items()},
                 environment=dict(self._environment),
                 source_code=self._source_code,
                 command=self._command,
-                notes=dict(self._notes),
+                notes=notes,
             )
+
+    def _problems(self) -> List[str]:
+        problems = list(self.metrics.fold_errors)
+        if self.metrics.journal is not None and self.metrics.journal.error:
+            problems.append(self.metrics.journal.error)
+        if self._refresher is not None:
+            problems += self._refresher.errors
+        return problems
 
     @staticmethod
     def _summary(s: MetricSeries) -> SeriesSummary:
@@ -617,10 +588,27 @@ class Run:
             first_time=_dt(s.first_time), last_time=_dt(s.last_time),
         )
 
+    def _apply_report(self, report: Dict[str, Any]) -> None:
+        """Take the consumer's summaries: the document describes what the files hold."""
+        by_sid = self.metrics.by_sid
+        for sid, stats in report.get("series", {}).items():
+            by_sid[int(sid)].update(stats)
+
+    def _refresh(self, report: Dict[str, Any]) -> None:
+        """The refresher's work, in its thread: summaries, folds, the document."""
+        self._apply_report(report)
+        self.metrics.apply_folds()
+        self.metrics.journal.retry()
+        if self.options["fsync"]:
+            self.metrics.journal.sync()
+        self._write_snapshot()
+
     def _write_snapshot(self, final: bool = False) -> None:
         from .provenance import build_document, to_json
 
-        atomic_write_text(self.prov_path, to_json(build_document(self.snapshot())), fsync=final)
+        snap = self.snapshot()
+        atomic_write_text(self.prov_path, to_json(build_document(snap)), fsync=final)
+        _state.save_snapshot(self.journal_dir, snap)
 
     # ------------------------------------------------------------------ end
     def end(
@@ -630,49 +618,105 @@ class Run:
         status: str = "finished",
         error: Optional[BaseException] = None,
         create_provenance_collection: bool = False,
+        timeout: float = 60.0,
     ) -> Path:
-        """Drain everything, write the final PROV-JSON (and graph, SVG, collection); idempotent."""
+        """Write every point and the final PROV-JSON (and graph, SVG, collection); idempotent.
+
+        A SIGTERM or Ctrl-C that arrives meanwhile is held until the run is
+        written, then acted on. Storage failures are warned about and recorded,
+        not raised (unless the run was started with ``strict=True``).
+        """
         with self._lock:
             if self._ended:
                 return self.prov_path
             self._ended = True
         _lifecycle.deactivate(self)
+        if self.pid != os.getpid():  # a forked child never finalises its parent's run
+            self.metrics.recording = False
+            return self.prov_path
         if not self.recording:
+            self.metrics.close()
             if create_provenance_collection:
                 self._collection()
             return self.prov_path
-        if error is not None:
-            status = "failed"
-            self.error = (type(error).__name__, str(error))
-        background = self._collectors.get("background")
-        if background is not None:
-            background.shutdown(wait=True)
-        carbon = self._collectors.get("carbon")
-        if carbon is not None:
-            carbon.stop()
-        for s in list(self._series.values()):
-            if s.sampler is not None:
-                tail = s.sampler.end()
-                if tail is not None:
-                    s.buf.extend((max(s.n - 1, 0), tail, _time()))
-        chunks = [(s, s.take()) for s in list(self._series.values()) if s.buf]
-        final = self._writer.close(chunks)
-        for s, path in final.items():
-            s.location = path.relative_to(self.run_dir).as_posix()
-        if self._capture_thread is not None:
-            self._capture_thread.join(timeout=30)
-        self.end_time = _time()
-        self.status = status
-        if self._writer.errors:
-            self._notes["writer_errors"] = " | ".join(self._writer.errors[-5:])
-        self._write_snapshot(final=True)
+        with _lifecycle.holding_signals(self):
+            self._finish(status, error, timeout)
+        if self.options["strict"]:
+            problems = self._problems()
+            if problems:
+                raise StorageError(f"end_run: the run is saved, but not everything could be written: {problems[-1]}")
         if create_graph or create_svg:
             self._graphs(create_svg)
         if create_provenance_collection:
             self._collection()
         if self.options["use_compressor"]:
-            shutil.make_archive(str(self.run_dir), "zip", root_dir=self.run_dir)
+            try:
+                shutil.make_archive(str(self.run_dir), "zip", root_dir=self.run_dir)
+            except OSError as exc:
+                warnings.warn(f"end_run: the run is saved, but the zip could not be written: {exc}", stacklevel=3)
         return self.prov_path
+
+    def set_outcome(self, status: str, error: Optional[BaseException] = None, signum: Optional[int] = None) -> None:
+        """How the run ended: an error marks it failed, Ctrl-C interrupted, SIGTERM terminated."""
+        if isinstance(error, KeyboardInterrupt):
+            status, signum = "interrupted", signum or signal.SIGINT
+        elif error is not None:
+            status = "failed"
+            self.error = (type(error).__name__, str(error))
+        if signum is not None:
+            self._notes["signal"] = signal.Signals(signum).name
+            if status == "finished":
+                status = "terminated" if signum == signal.SIGTERM else "interrupted"
+        self.status = status
+
+    def _finish(self, status: str, error: Optional[BaseException], timeout: float) -> None:
+        self.set_outcome(status, error)
+        for name in ("background",):
+            pool = self._collectors.get(name)
+            if pool is not None:
+                pool.shutdown(wait=True)
+        carbon = self._collectors.get("carbon")
+        if carbon is not None:
+            try:
+                carbon.stop()
+            except Exception as exc:
+                self._notes["carbon_error"] = repr(exc)
+        self.metrics.journal_deferred()
+        self.metrics.end_samplers()
+        self.metrics.recording = False  # from here on a log call raises RunStateError
+        report = self._refresher.close(timeout)
+        self._apply_report(report)
+        self.metrics.apply_folds(final=True)
+        if self._capture_thread is not None:
+            self._capture_thread.join(timeout=10)
+        self._finalize_files()
+        self.end_time = max(_time(), self.start_time)
+        if self._deferred_signal is not None:
+            self.set_outcome(self.status, signum=self._deferred_signal)
+        complete = not report.get("backlog") and not self.metrics.journal.pending
+        try:
+            self._write_snapshot(final=True)
+        except OSError as exc:
+            complete = False
+            self._refresher.report("final", f"could not write the final PROV-JSON ({exc}); `prov4ml recover "
+                                   f"{self.run_dir}` completes it from the journal when the disk has room")
+        self.metrics.close()
+        if complete and not self.options["keep_journal"]:
+            _state.remove(self.journal_dir)
+
+    def _finalize_files(self) -> None:
+        """Convert the appended files to the chosen format (Parquet), keeping the CSV on failure."""
+        for s in list(self.metrics.series.values()):
+            if not s.count:
+                continue
+            target = self.run_dir / f"metrics/{s.file_name}{self._format.suffix}"
+            data = self.run_dir / s.data_file
+            if data == target:
+                continue
+            try:
+                s.location = self._format.finalize(data, target).relative_to(self.run_dir).as_posix()
+            except Exception as exc:  # keep the other series' files
+                self._refresher.report(f"finalize {s.sid}", f"could not convert {data.name}: {exc}")
 
     def _graphs(self, svg: bool) -> None:
         dot = self.prov_path.with_suffix(".dot")

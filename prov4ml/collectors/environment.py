@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import signal
 import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-__all__ = ["EnvironmentCapture", "capture", "redact_env", "SECRET_MARKERS", "REDACTED"]
+from ..redact import REDACTED, redact_command, redact_env, redact_value
+
+__all__ = ["EnvironmentCapture", "capture", "redact_env", "REDACTED"]
 
 GIT_TIMEOUT_S = 5.0
-REDACTED = "<redacted>"
-# A variable whose name contains one of these (any case) has its value redacted.
-SECRET_MARKERS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", "PRIVATE", "SESSION")
 # git's hash of the empty tree: the base of a diff in a repository with no commit yet.
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-# user:password@ in a URL (a proxy variable, a remote cloned with a token).
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 
 
 @dataclass
@@ -66,7 +62,7 @@ def capture(
     if git:
         result.git, result.diff = git_state(cwd)
     if command:
-        result.command = list(sys.argv)
+        result.command = redact_command(list(sys.argv))
     if packages:
         result.packages = installed_packages()
     if host:
@@ -76,18 +72,6 @@ def capture(
     if env_vars:
         result.env_vars = redact_env(os.environ)
     return result
-
-
-def redact_env(environ: Mapping[str, str]) -> Dict[str, str]:
-    """A copy of ``environ`` with secret-looking names redacted and URL credentials removed."""
-    out: Dict[str, str] = {}
-    for name, value in environ.items():
-        upper = name.upper()
-        if any(marker in upper for marker in SECRET_MARKERS):
-            out[name] = REDACTED
-        else:
-            out[name] = _strip_url_credentials(value)
-    return out
 
 
 def git_state(cwd: Optional[str] = None) -> Tuple[Dict[str, Any], Optional[str]]:
@@ -106,7 +90,7 @@ def git_state(cwd: Optional[str] = None) -> Tuple[Dict[str, Any], Optional[str]]
     info: Dict[str, Any] = {
         "commit": commit,
         "branch": branch,
-        "remote": _strip_url_credentials(remote.strip()) if ok and remote.strip() else None,
+        "remote": redact_value(remote.strip()) if ok and remote.strip() else None,
         "dirty": bool(changed or untracked),
         "root": root,
     }
@@ -233,7 +217,3 @@ def main_source() -> Optional[str]:
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
     return os.path.abspath(path) if path else None
-
-
-def _strip_url_credentials(value: str) -> str:
-    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)

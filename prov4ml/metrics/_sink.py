@@ -1,98 +1,302 @@
-"""Turns metric points into CSV text and appends it: in the writer thread, or in a child process.
+"""Turns the point journal into the metric files users read, and summarises every series.
 
-The CSV formatting of floats is the most expensive step of recording a point
-(a few hundred nanoseconds per float in CPython), and under the GIL a writer
-thread doing it slows the training loop down by as much. So by default the
-writer thread only packs points into arrays and pipes them to a child process
-running this file, on another core; the writer falls back to formatting
-in-thread when the child cannot start or dies.
+The :class:`Consumer` reads committed records from a run's journal (see
+``journal.py``), appends them as CSV rows to each series' file and keeps each
+series' summary (count, min, max, last, ...) of the rows that are on disk.
+By default it runs in a child process (``python -I -S _sink.py``), on another
+core, so that formatting floats never holds the training process's GIL; the
+run falls back to running it in its refresher thread when the child cannot
+start or dies.
 
-This module imports nothing from prov4ml, so the child starts in milliseconds
-(``python -I -S _sink.py``) and the parent imports it like any module.
+The child needs nothing from the training process to read points: it maps
+the journal files. The pipe only carries requests, parent to child::
 
-Pipe protocol (little-endian), parent to child:
-    b"O" <u32 id> <u32 len> <u32 len> path separator   open (create with header) a file
-    b"D" <u32 id> <u32 n> <3n x f64: step, value, time, step, value, time, ...>
-    b"S" <4-byte token>                                 reply the token once all before is written
-    b"X"                                                close everything and exit (EOF does too)
-The child ignores SIGINT and SIGTERM: a Ctrl-C or a launcher's SIGTERM to the
-process group must not kill it before its parent has drained into it; it
-always ends when the parent closes the pipe or dies.
+    b"S" <4-byte token>   catch up, then reply the token and one JSON report line
+    b"X"                  read everything to the end, close the files, reply a report, exit
+
+and on EOF (the parent died) the child reads the journal to the end, closes
+its files and exits, so a killed training process still gets complete metric
+files. It ignores SIGINT and SIGTERM: a Ctrl-C or a launcher's SIGTERM to the
+process group must not stop it before its parent has finished.
+
+A row is written whole or not at all: a short or failed ``write()`` (a full
+disk) is cut back to the last whole row, the rows are kept and written again
+at the next poll, and the summary counts only rows on disk.
 """
 
-import struct
+import json
+import math
+import os
 import sys
-from array import array
+import time
+
+if __package__:
+    from .journal import JournalReader, read_series
+else:  # run as a script by the sink process (-I leaves the script's folder off sys.path)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from journal import JournalReader, read_series  # type: ignore[no-redef]
 
 COLUMNS = ("step", "value", "time")
-_OPEN = struct.Struct("<III")
-_DATA = struct.Struct("<II")
+POLL = 0.1  # seconds between journal polls in the sink process
+STATS = ("count", "nan_count", "min", "max", "last", "total", "first_step", "last_step", "first_time", "last_time")
 
 
-class CsvAppender:
-    """Appends rows ``step,value,time`` to one CSV file, one ``write()`` per chunk."""
+def row_format(separator):
+    sep = separator.replace("%", "%%")
+    return f"%d{sep}%r{sep}%.3f\n"
 
-    def __init__(self, path, separator=","):
+
+class CsvFile:
+    """One metric file, appended with whole rows only."""
+
+    def __init__(self, path, separator, truncate=False):
         self.path = path
-        # Unbuffered: each chunk reaches the OS in one write() call, so a
-        # killed process never leaves half a chunk in a user-space buffer.
-        self._fh = open(path, "ab", buffering=0)
-        if self._fh.tell() == 0:
-            self._fh.write((separator.join(COLUMNS) + "\n").encode())
-        self._row = f"%d{separator}%r{separator}%.3f\n"
+        self.header = (separator.join(COLUMNS) + "\n").encode()
+        self.row = row_format(separator)
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if truncate else 0), 0o644)
+        size = os.fstat(self.fd).st_size
+        self.size = _whole_rows(path, size)
+        if self.size != size:
+            os.ftruncate(self.fd, self.size)
 
-    def append(self, points):
-        """``points``: flat step, value, time, step, ... (steps may arrive as floats: %d prints them whole)."""
-        # One format string for the whole chunk: the formatting loop runs in C.
-        text = (self._row * (len(points) // 3)) % tuple(points)
-        self._fh.write(text.encode())
+    def write(self, data):
+        """Append ``data`` (whole rows) or nothing: a partial write is cut back."""
+        if self.size == 0:
+            data = self.header + data
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.pwrite(self.fd, view, self.size + len(data) - len(view))
+                if n <= 0:
+                    raise OSError("short write")
+                view = view[n:]
+        except OSError:
+            try:
+                os.ftruncate(self.fd, self.size)
+            except OSError:
+                pass
+            raise
+        self.size += len(data)
+
+    def fsync(self):
+        os.fsync(self.fd)
 
     def close(self):
-        self._fh.close()
+        os.close(self.fd)
 
 
-def encode_open(file_id, path, separator):
-    p, s = str(path).encode(), separator.encode()
-    return b"O" + _OPEN.pack(file_id, len(p), len(s)) + p + s
+def _whole_rows(path, size):
+    """The length of ``path`` up to its last newline (a row torn by a kill is dropped)."""
+    if size == 0:
+        return 0
+    with open(path, "rb") as fh:
+        pos = size
+        while pos > 0:
+            step = min(4096, pos)
+            fh.seek(pos - step)
+            block = fh.read(step)
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                return pos - step + cut + 1
+            pos -= step
+    return 0
 
 
-def encode_data(file_id, points):
-    # One float64 array: a single C loop over the flat list (steps are exact up to 2**53).
-    return b"D" + _DATA.pack(file_id, len(points) // 3) + array("d", points).tobytes()
+def summarise(stats, flat):
+    """Fold a chunk (flat step, value, time, ...) into ``stats`` (a list in STATS order)."""
+    values = flat[1::3]
+    lo, hi, total = min(values), max(values), sum(values)
+    nan = 0
+    if total != total:  # a NaN somewhere (or inf - inf): summarise the finite part
+        finite = [v for v in values if v == v]
+        nan = len(values) - len(finite)
+        lo, hi = (min(finite), max(finite)) if finite else (None, None)
+        total = math.fsum(v for v in finite if not math.isinf(v)) if finite else 0.0
+    if stats[0] == 0:
+        stats[6], stats[8] = flat[0], flat[2]
+    stats[0] += len(values)
+    stats[1] += nan
+    if lo is not None:
+        stats[2] = lo if stats[2] is None else min(stats[2], lo)
+        stats[3] = hi if stats[3] is None else max(stats[3], hi)
+    stats[4] = values[-1]
+    stats[5] += total
+    stats[7], stats[9] = flat[-3], flat[-1]
 
 
-def serve(inp, out):
-    """The child's loop: read frames from ``inp`` until EOF."""
-    read = inp.read
-    files = {}
+def new_stats():
+    return [0, 0, None, None, None, 0.0, None, None, None, None]
+
+
+class Consumer:
+    """Journal -> metric files and summaries. ``suffix`` writes to side files (for recovery)."""
+
+    def __init__(self, journal_dir, run_dir, separator=",", suffix="", write=True, truncate=False):
+        self.reader = JournalReader(journal_dir)
+        self.journal_dir = journal_dir
+        self.run_dir = run_dir
+        self.separator = separator
+        self.suffix = suffix
+        self.write = write
+        self.truncate = truncate  # start the files afresh (a rebuild from the journal)
+        self.series = {}
+        self.files = {}
+        self.stats = {}
+        self.backlog = {}  # sid -> [flat rows] that a failed write left for later
+        self.orphans = {}  # sid -> [flat rows] whose series line is not readable yet
+        self.errors = []
+        self._reported = set()
+
+    def _error(self, key, message):
+        if key not in self._reported:
+            self._reported.add(key)
+            self.errors.append(message)
+
+    def poll(self, final=False):
+        """Read what was committed since the last poll; returns the number of points read."""
+        total = 0
+        while True:
+            records = self.reader.read(final, now=time.monotonic(), limit=1 << 16)
+            if not records:
+                break
+            total += len(records)
+            groups = {}
+            for sid, step, value, t in records:
+                flat = groups.get(sid)
+                if flat is None:
+                    flat = groups[sid] = []
+                flat += (step, value, t)
+            for sid, flat in groups.items():
+                self._take(sid, flat)
+        for sid in [s for s, rows in self.backlog.items() if rows]:
+            self._flush_backlog(sid)
+        return total
+
+    def _take(self, sid, flat):
+        if sid not in self.series:
+            self.series.update(read_series(self.journal_dir))
+            if sid not in self.series:
+                self.orphans.setdefault(sid, []).extend(flat)
+                return
+        if sid in self.orphans:
+            flat = self.orphans.pop(sid) + flat
+        if self.write:
+            self.backlog.setdefault(sid, []).append(flat)
+        else:
+            summarise(self.stats.setdefault(sid, new_stats()), flat)
+
+    def _flush_backlog(self, sid):
+        chunks = self.backlog[sid]
+        meta = self.series[sid]
+        try:
+            fh = self.files.get(sid)
+            if fh is None:
+                path = os.path.join(self.run_dir, meta["file"] + self.suffix)
+                fh = self.files[sid] = CsvFile(path, self.separator, self.truncate)
+            while chunks:
+                flat = chunks[0]
+                fh.write(((fh.row * (len(flat) // 3)) % tuple(flat)).encode())
+                summarise(self.stats.setdefault(sid, new_stats()), flat)
+                chunks.pop(0)
+            self._reported.discard(("write", sid))
+        except OSError as exc:
+            self._error(("write", sid), f"could not write metric file {meta['file']!r}: {exc.strerror or exc}; "
+                        "its points stay in the journal and are written when the disk has room")
+        except (TypeError, ValueError, OverflowError) as exc:
+            chunks.pop(0)
+            self._error(("format", sid), f"could not format points of {meta['file']!r}: {exc!r}")
+
+    def report(self):
+        """The summaries of every series and the errors since the last report."""
+        errors, self.errors = self.errors, []
+        return {"series": {str(k): v for k, v in self.stats.items()}, "errors": errors,
+                "backlog": sum(len(f) // 3 for rows in self.backlog.values() for f in rows)}
+
+    def fsync(self):
+        for fh in self.files.values():
+            try:
+                fh.fsync()
+            except OSError:
+                pass
+
+    def close(self):
+        for fh in self.files.values():
+            try:
+                fh.close()
+            except OSError:
+                pass
+        self.files.clear()
+        self.reader.close()
+
+
+class _Pipe:
+    """Reads exact frames from a raw file descriptor (no buffering, so select() tells the truth)."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def read(self, n):
+        got = b""
+        while len(got) < n:
+            part = os.read(self.fd, n - len(got))
+            if not part:
+                return b""
+            got += part
+        return got
+
+
+def serve(journal_dir, run_dir, separator, inp_fd=0, out=None):
+    """The sink process's loop."""
+    import select
+
+    out = out or sys.stdout.buffer
+    consumer = Consumer(journal_dir, run_dir, separator)
+    pipe = _Pipe(inp_fd)
     try:
         while True:
-            tag = read(1)
-            if not tag or tag == b"X":
+            ready, _, _ = select.select([inp_fd], [], [], POLL)
+            if not ready:
+                _guarded(consumer, False)
+                continue
+            tag = pipe.read(1)
+            if tag == b"S":
+                token = pipe.read(4)
+                _guarded(consumer, False)
+                _reply(out, token, consumer)
+            elif tag == b"X":
+                _guarded(consumer, True)
+                consumer.fsync()
+                _reply(out, b"", consumer)
                 return
-            if tag == b"D":
-                file_id, n = _DATA.unpack(read(_DATA.size))
-                points = array("d")
-                points.frombytes(read(24 * n))
-                files[file_id].append(points)
-            elif tag == b"O":
-                file_id, lp, ls = _OPEN.unpack(read(_OPEN.size))
-                path, sep = read(lp).decode(), read(ls).decode()
-                files[file_id] = CsvAppender(path, sep)
-            elif tag == b"S":
-                out.write(read(4))
-                out.flush()
-            else:
-                raise ValueError(f"prov4ml metric sink: bad frame tag {tag!r}")
+            else:  # EOF: the parent is gone; finish the files from the journal
+                _guarded(consumer, True)
+                return
     finally:
-        for fh in files.values():
-            fh.close()
+        consumer.close()
+
+
+def _guarded(consumer, final):
+    try:
+        consumer.poll(final)
+    except Exception as exc:  # one bad poll must not end the sink
+        consumer._error(("poll", repr(exc)), f"the metric sink failed reading the journal: {exc!r}")
+
+
+def _reply(out, token, consumer):
+    try:
+        out.write(token + json.dumps(consumer.report()).encode() + b"\n")
+        out.flush()
+    except OSError:  # the parent is gone
+        pass
 
 
 if __name__ == "__main__":
     import signal
 
-    for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+    for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGPIPE", None)):
         if sig is not None:
             signal.signal(sig, signal.SIG_IGN)
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    try:
+        serve(*sys.argv[1:4])
+    except BaseException:  # never print into the user's terminal; the run reports what is missing
+        sys.exit(1)

@@ -41,6 +41,7 @@ class FinalMetric:
     operation: Callable[[Any, Any], Any]
     value: Any = field(init=False)
     count: int = 0
+    failed: str = ""  # why the fold stopped, if it raised
 
     def __post_init__(self) -> None:
         if not callable(self.operation):

@@ -34,6 +34,10 @@ class MetricFormat:
     def data_path(self, target: Path) -> Path:
         return target
 
+    def data_name(self, target: str) -> str:
+        """``data_path`` for a relative name."""
+        return self.data_path(Path(target)).as_posix()
+
     def finalize(self, data_path: Path, target: Path) -> Path:
         return data_path
 

@@ -1,38 +1,43 @@
-"""Where the writer thread sends packed points: a child process (default) or its own thread."""
+"""Where the journal is consumed: a child process (default) or the run's refresher thread."""
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import subprocess
 import sys
 import weakref
-from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Optional
 
 from . import _sink
 
-__all__ = ["ThreadOutput", "ProcessOutput", "open_output"]
+__all__ = ["ThreadOutput", "ProcessOutput", "open_output", "SinkError"]
+
+
+class SinkError(OSError):
+    """The sink process is gone or did not answer in time."""
 
 
 class ThreadOutput:
-    """Formats and appends in the calling (writer) thread."""
+    """Runs the consumer in the calling (refresher) thread."""
 
-    def __init__(self) -> None:
-        self._files: Dict[int, _sink.CsvAppender] = {}
+    def __init__(self, journal_dir: str, run_dir: str, separator: str, rebuild: bool = False) -> None:
+        self._consumer = _sink.Consumer(journal_dir, run_dir, separator, truncate=rebuild)
 
-    def open(self, file_id: int, path: Path, separator: str) -> None:
-        self._files[file_id] = _sink.CsvAppender(path, separator)
+    def sync(self, timeout: Optional[float] = None) -> dict:
+        self._consumer.poll()
+        return self._consumer.report()
 
-    def append(self, file_id: int, points: Sequence[float]) -> None:
-        self._files[file_id].append(points)
+    def close(self, timeout: Optional[float] = None) -> dict:
+        self._consumer.poll(final=True)
+        self._consumer.fsync()
+        report = self._consumer.report()
+        self._consumer.close()
+        return report
 
-    def sync(self) -> None:
-        """Everything appended is in the OS already (unbuffered files)."""
-
-    def close(self) -> None:
-        for fh in self._files.values():
-            fh.close()
-        self._files.clear()
+    def abandon(self) -> None:
+        self._consumer.close()
 
 
 _live: "weakref.WeakSet[ProcessOutput]" = weakref.WeakSet()
@@ -50,58 +55,73 @@ if hasattr(os, "register_at_fork"):
 
 
 class ProcessOutput:
-    """Pipes packed points to ``python _sink.py`` running on another core."""
+    """Asks ``python _sink.py`` (another core) to consume the journal, and reads its reports."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal_dir: str, run_dir: str, separator: str) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", _sink.__file__],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+            [sys.executable, "-I", "-S", _sink.__file__, journal_dir, run_dir, separator],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0,
+            start_new_session=False,
         )
         self._token = 0
+        self._buf = b""
         _live.add(self)
 
     def _send(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = self._proc.stdin.write(view)
-            view = view[written:]
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self._proc.stdin.write(view):]
+        except (OSError, ValueError) as exc:
+            raise SinkError(f"the metric sink process is gone ({exc})") from None
 
-    def open(self, file_id: int, path: Path, separator: str) -> None:
-        self._send(_sink.encode_open(file_id, path, separator))
+    def _line(self, timeout: Optional[float]) -> bytes:
+        fd = self._proc.stdout.fileno()
+        while b"\n" not in self._buf:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if not ready:
+                raise SinkError(f"the metric sink process did not answer within {timeout} s")
+            part = os.read(fd, 1 << 16)
+            if not part:
+                raise SinkError("the metric sink process ended")
+            self._buf += part
+        line, self._buf = self._buf.split(b"\n", 1)
+        return line
 
-    def append(self, file_id: int, points: Sequence[float]) -> None:
-        """``points``: the flat step, value, time, ... list of one series."""
-        self._send(_sink.encode_data(file_id, points))
-
-    def sync(self) -> None:
-        """Return once the child has written everything sent before."""
+    def sync(self, timeout: Optional[float] = 30.0) -> dict:
+        """The sink's report once it has consumed everything committed before this call."""
         self._token = (self._token + 1) % (1 << 32)
         token = self._token.to_bytes(4, "little")
         self._send(b"S" + token)
-        got = b""
-        while len(got) < 4:
-            part = self._proc.stdout.read(4 - len(got))
-            if not part:
-                raise BrokenPipeError("the metric sink process ended")
-            got += part
-        if got != token:
-            raise BrokenPipeError("the metric sink process answered out of turn")
+        line = self._line(timeout)
+        if line[:4] != token:
+            raise SinkError("the metric sink process answered out of turn")
+        return json.loads(line[4:])
 
-    def close(self, timeout: Optional[float] = 60) -> None:
+    def close(self, timeout: Optional[float] = 60.0) -> dict:
+        """Read the journal to the end, close the files; the final report."""
         try:
             self._send(b"X")
-            self._proc.stdin.close()
-        except OSError:
-            pass
+            report = json.loads(self._line(timeout))
+        finally:
+            self._reap(timeout)
+        return report
+
+    def _reap(self, timeout: Optional[float]) -> None:
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
         try:
             self._proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self._proc.kill()
-        self._proc.stdout.close()
+            self._proc.wait(5)
         _live.discard(self)
 
     def abandon(self) -> None:
-        """Drop the pipes without a word (in a forked child)."""
+        """Let go of the child: it reads the journal to the end and exits on its own."""
         for pipe in (self._proc.stdin, self._proc.stdout):
             try:
                 pipe.close()
@@ -110,11 +130,11 @@ class ProcessOutput:
         _live.discard(self)
 
 
-def open_output(use_process: bool):
+def open_output(use_process: bool, journal_dir: str, run_dir: str, separator: str):
     """A ProcessOutput when asked and possible, else a ThreadOutput."""
     if use_process:
         try:
-            return ProcessOutput()
+            return ProcessOutput(journal_dir, run_dir, separator)
         except OSError:
             pass
-    return ThreadOutput()
+    return ThreadOutput(journal_dir, run_dir, separator)

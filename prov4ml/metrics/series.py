@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import Any, List, Optional, Sequence
 
@@ -16,15 +15,15 @@ __all__ = ["MetricSeries", "materialize"]
 class MetricSeries:
     """One metric in one context.
 
-    The logging thread only extends ``buf`` with ``(step, value, time)`` (a
-    flat list: one atomic ``extend`` per point, and the writer slices columns
-    out of it in C) and bumps ``n``; ``take`` hands the buffered points over;
-    the writer thread folds them into the summary fields with ``absorb``.
+    The logging thread bumps ``n`` and packs points into the journal under
+    the series id ``sid``; accelerator tensors wait in ``deferred``. The
+    summary fields describe the rows on disk, as the journal's consumer
+    reports them (``update``).
     """
 
     __slots__ = (
-        "name", "context", "kind", "unit", "sampler", "file_name", "location", "buf", "n", "odd",
-        "count", "nan_count", "min", "max", "last", "total",
+        "name", "context", "kind", "unit", "sampler", "file_name", "sid", "data_file", "location",
+        "n", "deferred", "count", "nan_count", "min", "max", "last", "total",
         "first_step", "last_step", "first_time", "last_time",
     )
 
@@ -36,6 +35,8 @@ class MetricSeries:
         sampler: Optional[Sampler],
         file_name: str,
         unit: Optional[str] = None,
+        sid: int = 0,
+        data_file: str = "",
     ) -> None:
         self.name = name
         self.context = context
@@ -43,10 +44,11 @@ class MetricSeries:
         self.unit = unit
         self.sampler = sampler
         self.file_name = file_name
-        self.location: Optional[str] = None  # relative path of the data file, once written
-        self.buf: List[Any] = []  # step, value, time, step, value, time, ...
+        self.sid = sid
+        self.data_file = data_file  # the file the points are appended to, relative to the run directory
+        self.location: Optional[str] = None  # the file named in the document, once it holds rows
         self.n = 0  # log calls so far (kept or not): the default step of the next point
-        self.odd = False  # True once a value that is not a Python number (a tensor) was buffered
+        self.deferred: List[Any] = []  # (step, tensor, time) of accelerator tensors not yet journaled
         self.count = 0
         self.nan_count = 0
         self.min: Optional[float] = None
@@ -58,37 +60,12 @@ class MetricSeries:
         self.first_time: Optional[float] = None
         self.last_time: Optional[float] = None
 
-    def take(self) -> List[Any]:
-        """Remove and return the buffered points.
-
-        Slicing then deleting the same prefix keeps a point appended by
-        another thread in between: it stays in ``buf`` for the next take.
-        """
-        buf = self.buf
-        n = len(buf)
-        chunk = buf[:n]
-        del buf[:n]
-        return chunk
-
-    def absorb(self, points: Sequence[Any], values: Sequence[float]) -> None:
-        """Fold materialised points (flat step, value, time list; ``values`` its values) into the summary."""
-        if not values:
-            return
-        lo, hi, total = min(values), max(values), sum(values)
-        if total != total:  # a NaN somewhere (or inf - inf): summarise the finite part
-            finite = [v for v in values if v == v]
-            self.nan_count += len(values) - len(finite)
-            lo, hi = (min(finite), max(finite)) if finite else (None, None)
-            total = math.fsum(v for v in finite if not math.isinf(v)) if finite else 0.0
-        if lo is not None:
-            self.min = lo if self.min is None else min(self.min, lo)
-            self.max = hi if self.max is None else max(self.max, hi)
-        self.total += total
-        if self.first_step is None:
-            self.first_step, self.first_time = points[0], points[2]
-        self.count += len(values)
-        self.last = values[-1]
-        self.last_step, self.last_time = points[-3], points[-1]
+    def update(self, stats: Sequence[Any]) -> None:
+        """Take the consumer's summary (``_sink.STATS`` order) of the rows on disk."""
+        (self.count, self.nan_count, self.min, self.max, self.last, self.total,
+         self.first_step, self.last_step, self.first_time, self.last_time) = stats
+        if self.count and self.location is None:
+            self.location = self.data_file
 
     @property
     def mean(self) -> Optional[float]:

@@ -1,221 +1,172 @@
-"""The background writer: appends metric points and rewrites the PROV-JSON off the hot path."""
+"""The refresher: brings the metric files and the PROV-JSON up to date, off the training thread.
+
+One daemon thread per run. It sleeps until it is poked (every
+``save_after_n_logs`` recording calls) or ``max_interval`` seconds have
+passed, never refreshes more often than ``min_interval`` seconds (nor spends
+more than a few per cent of the time refreshing), and each time:
+
+1. asks the consumer (the sink process) to catch up with the journal, and
+   gets back the summary of every series *as it is on disk*;
+2. calls ``refresh(report)``: the run folds, updates its series and rewrites
+   the PROV-JSON, so the document never claims a point the files lack.
+
+Every wait is bounded; a sink that dies or stops answering is replaced by a
+consumer in this thread, which rebuilds the metric files from the journal.
+Nothing that fails here stops the thread: each failure is reported once.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
-from pathlib import Path
-from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, List
 
-from .formats import MetricFormat
-from .outputs import ProcessOutput, ThreadOutput, open_output
-from .series import MetricSeries, materialize
+from .outputs import ProcessOutput, SinkError, ThreadOutput, open_output
 
-__all__ = ["BackgroundWriter"]
+__all__ = ["Refresher"]
 
 log = logging.getLogger("prov4ml")
 
-Chunk = Tuple[MetricSeries, List[Any]]  # a series and its flat step, value, time list
+#: a refresh may take at most this share of the time (a big document on a busy machine)
+_DUTY = 0.02
 
 
-class BackgroundWriter:
-    """One daemon thread per run.
-
-    ``submit`` hands over chunks of points: a ``deque.append`` and, only when
-    the thread is idle, an ``Event.set`` (blocking only when ``maxsize`` batches
-    are queued, so memory stays flat when the disk is slower than the loop).
-    The thread lingers a few milliseconds after waking so that it writes
-    many chunks at once, one ``write()`` per series. PROV-JSON snapshots are
-    coalesced: at most one every ``interval`` seconds, never dropped, always
-    of the latest state.
-    """
-
+class Refresher:
     def __init__(
         self,
-        metrics_dir: Path,
-        fmt: MetricFormat,
+        journal_dir: str,
+        run_dir: str,
         separator: str,
-        snapshot: Callable[[], None],
-        on_values: Callable[[MetricSeries, List[float]], None],
-        interval: float = 0.2,
-        maxsize: int = 1024,
-        linger: float = 0.005,
+        refresh: Callable[[dict], None],
+        min_interval: float,
+        max_interval: float,
         use_process: bool = True,
     ) -> None:
-        self._metrics_dir = metrics_dir
-        self._format = fmt
+        self._journal_dir = journal_dir
+        self._run_dir = run_dir
         self._separator = separator
-        self._snapshot = snapshot
-        self._on_values = on_values
-        self._interval = interval
-        self._maxsize = maxsize
-        self._linger = linger
-        self._items: Deque[tuple] = deque()
-        self._urgent = 0  # barriers and stops queued: no lingering then
+        self._refresh = refresh
+        self._min = min_interval
+        self._max = max_interval
+        self._out = open_output(use_process, journal_dir, run_dir, separator)
         self._wake = threading.Event()
-        self._sleeping = False  # the thread waits on _wake; only then does a put need to set it
-        self._room = threading.Condition()
-        self._out = open_output(use_process)
-        self._files: Dict[MetricSeries, Tuple[int, Path, Path]] = {}  # id, data path, target
-        self._last_snapshot = 0.0
+        self._lock = threading.Lock()
+        self._waiting: List[threading.Event] = []
+        self._stop = False
+        self._last = 0.0
+        self._cost = 0.0
         self.errors: List[str] = []
-        self._thread = threading.Thread(target=self._loop, name="prov4ml-writer", daemon=True)
+        self._reported: set = set()
+        self.last_report: dict = {"series": {}, "errors": []}
+        self._thread = threading.Thread(target=self._loop, name="prov4ml-refresher", daemon=True)
         self._thread.start()
 
-    # -- called from logging threads -------------------------------------
-    def _put(self, item: tuple) -> None:
-        if len(self._items) >= self._maxsize:
-            with self._room:
-                while len(self._items) >= self._maxsize and self._thread.is_alive():
-                    self._room.wait(0.1)
-        self._items.append(item)
-        if self._sleeping:
+    # -- any thread --------------------------------------------------------
+    def poke(self) -> None:
+        """Ask for a refresh soon (coalesced; cheap)."""
+        if not self._wake.is_set():
             self._wake.set()
 
-    def submit(self, chunks: Sequence[Chunk]) -> None:
-        """Hand over chunks; a snapshot follows within ``interval`` seconds."""
-        self._put(("data", chunks, None))
-
-    def _put_and_wait(self, kind: str, chunks: Sequence[Chunk], timeout: Optional[float]) -> bool:
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Refresh now and wait until the files and the document are written."""
         done = threading.Event()
-        self._urgent += 1
-        self._put((kind, chunks, done))
-        return done.wait(timeout)
+        with self._lock:
+            self._waiting.append(done)
+        self._wake.set()
+        if not self._thread.is_alive():
+            return False
+        ok = done.wait(timeout)
+        if not ok:
+            self.report("stuck", f"the refresher did not finish within {timeout} s; the journal keeps every point")
+        return ok
 
-    def flush(self, chunks: Sequence[Chunk] = (), timeout: Optional[float] = None) -> bool:
-        """Write ``chunks`` and everything queued before, take a snapshot, and wait."""
-        return self._put_and_wait("barrier", chunks, timeout)
-
-    def close(self, chunks: Sequence[Chunk] = (), timeout: Optional[float] = None) -> Dict[MetricSeries, Path]:
-        """Write what is left, stop the thread, close and finalise the files."""
+    def close(self, timeout: float = 60.0) -> dict:
+        """Stop the thread and let the consumer read the journal to the end; its final report."""
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout)
         if self._thread.is_alive():
-            self._put_and_wait("stop", chunks, timeout)
-            self._thread.join(timeout)
-        else:
-            self._write(chunks)
+            self.report("stuck", f"the refresher did not stop within {timeout} s")
         try:
-            self._out.close()
-        except OSError as exc:
-            self._report(f"the metric sink did not close cleanly: {exc!r}")
-        final: Dict[MetricSeries, Path] = {}
-        for series, (_, data_path, target) in self._files.items():
-            try:
-                final[series] = self._format.finalize(data_path, target)
-            except Exception as exc:  # keep the other series' files
-                self._report(f"could not finalise {data_path}: {exc}")
-        self._files.clear()
-        return final
+            report = self._out.close(timeout)
+        except (SinkError, OSError, ValueError) as exc:
+            self._fall_back(exc)
+            report = self._out.close(timeout)
+        self._note(report)
+        return report
 
     @property
     def in_process(self) -> bool:
-        """True while points are formatted by the sink process rather than this thread."""
+        """True while the metric files are written by the sink process."""
         return isinstance(self._out, ProcessOutput)
 
-    # -- writer thread ----------------------------------------------------
-    def _loop(self) -> None:
-        pending = False
-        while True:
-            timeout = None
-            if pending:
-                timeout = max(0.0, self._last_snapshot + self._interval - time.monotonic())
-            self._wake.clear()
-            self._sleeping = True
-            if not self._items:
-                self._wake.wait(timeout)
-            self._sleeping = False
-            if self._linger and not self._urgent and self._items:
-                time.sleep(self._linger)
-            merged: Dict[MetricSeries, List[Any]] = {}
-            events = []
-            stop = False
-            while self._items:
-                kind, chunks, event = self._items.popleft()
-                for series, points in chunks:
-                    merged.setdefault(series, []).extend(points)
-                if kind == "data":
-                    pending = True
-                else:
-                    self._urgent -= 1
-                    events.append(event)
-                    stop = stop or kind == "stop"
-            with self._room:
-                self._room.notify_all()
-            self._write(merged.items())
-            # A barrier snapshots at once, data at most every interval; on stop the run writes the final document.
-            due = not stop and (bool(events) or (pending and time.monotonic() - self._last_snapshot >= self._interval))
-            if events or due:
-                self._sync()  # the document must not claim points the sink has not written
-            if due:
-                self._take_snapshot()
-                pending = False
-            for event in events:
-                event.set()
-            if stop:
-                return
-
-    def _take_snapshot(self) -> None:
-        try:
-            self._snapshot()
-        except Exception as exc:
-            self._report(f"could not write the PROV-JSON snapshot: {exc!r}")
-        self._last_snapshot = time.monotonic()
-
-    def _write(self, chunks: Iterable[Chunk]) -> None:
-        for series, points in chunks:
-            if not points:
-                continue
-            try:
-                values = points[1::3]
-                if series.odd:
-                    values = materialize(values)
-                    points = list(points)
-                    points[1::3] = values
-                series.absorb(points, values)
-                self._on_values(series, values)
-            except Exception as exc:
-                self._report(f"could not record points of metric {series.name!r}: {exc!r}")
-                continue
-            self._emit(series, points)
-
-    def _emit(self, series: MetricSeries, points: List[Any]) -> None:
-        try:
-            file_id = self._open(series)
-            self._out.append(file_id, points)
-        except OSError as exc:
-            if not self.in_process:
-                self._report(f"could not write points of metric {series.name!r}: {exc!r}")
-                return
-            self._fall_back(exc)
-            self._emit(series, points)
-
-    def _sync(self) -> None:
-        try:
-            self._out.sync()
-        except OSError as exc:
-            if self.in_process:
-                self._fall_back(exc)
-
-    def _fall_back(self, exc: BaseException) -> None:
-        """The sink process is gone: format in this thread from now on."""
-        self._report(f"the metric sink process failed ({exc!r}); writing from the writer thread, "
-                     "points in flight at that moment may be missing")
-        self._out.abandon()
-        self._out = ThreadOutput()
-        for series, (file_id, data_path, _) in self._files.items():
-            self._out.open(file_id, data_path, self._separator)
-
-    def _open(self, series: MetricSeries) -> int:
-        entry = self._files.get(series)
-        if entry is None:
-            target = self._metrics_dir / (series.file_name + self._format.suffix)
-            data_path = self._format.data_path(target)
-            entry = self._files[series] = (len(self._files), data_path, target)
-            self._out.open(entry[0], data_path, self._separator)
-            series.location = f"{self._metrics_dir.name}/{data_path.name}"
-        return entry[0]
-
-    def _report(self, message: str) -> None:
+    def report(self, key: str, message: str) -> None:
+        """Record a problem once (a warning and the run's ``provml:writer_errors``)."""
+        if key in self._reported:
+            return
+        self._reported.add(key)
         self.errors.append(message)
         log.warning("prov4ml: %s", message)
+
+    # -- the thread --------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop:
+            self._wake.wait(self._max)
+            if self._stop:
+                return
+            with self._lock:
+                urgent = bool(self._waiting)
+            if not urgent:  # coalesce: at most one refresh every min_interval
+                pause = self._last + max(self._min, self._cost / _DUTY) - time.monotonic()
+                if pause > 0:
+                    self._wake.clear()
+                    self._wake.wait(pause)
+                    if self._stop:
+                        return
+            self._wake.clear()
+            with self._lock:
+                waiting, self._waiting = self._waiting, []
+            self.refresh_once()
+            for event in waiting:
+                event.set()
+
+    def refresh_once(self) -> None:
+        began = time.monotonic()
+        try:
+            report = self._sync()
+            self._note(report)
+            self._refresh(report)
+        except Exception as exc:  # never let one refresh end the thread
+            self.report(f"refresh {type(exc).__name__}", f"could not refresh the PROV-JSON: {exc!r}")
+        self._last = time.monotonic()
+        self._cost = self._last - began
+
+    def _sync(self) -> dict:
+        try:
+            return self._out.sync(timeout=30.0)
+        except (SinkError, OSError, ValueError) as exc:
+            self._fall_back(exc)
+            return self._out.sync()
+
+    def _note(self, report: dict) -> None:
+        self.last_report = report
+        for message in report.get("errors", ()):
+            self.report(message, message)
+
+    def _fall_back(self, exc: BaseException) -> None:
+        """The sink process failed: stop it, rebuild the metric files from the journal in this thread."""
+        if not isinstance(self._out, ProcessOutput):
+            raise exc
+        self.report("sink", f"the metric sink process failed ({exc}); the metric files are rebuilt from the "
+                    "journal by the run's own thread")
+        proc = self._out._proc
+        self._out.abandon()
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        except (OSError, Exception):
+            pass
+        self._out = ThreadOutput(self._journal_dir, self._run_dir, self._separator, rebuild=True)

@@ -1,0 +1,287 @@
+"""The point journal: memory-mapped files that ``log_metric`` writes into.
+
+A point is durable against a kill of the process (or of its whole process
+group) the moment ``log_metric`` returns: its record is in a shared file
+mapping, so it sits in the OS page cache, which outlives the process. The hot
+path makes no system call: it claims a slot from a counter and packs a record
+into the mapping.
+
+This module imports only the standard library, so the sink process (a bare
+``python -I -S``) reads journals with the same code the run writes them with.
+
+Layout of ``<run_dir>/.prov4ml/rank<k>/``::
+
+    series.jsonl      one JSON object per series, written before its first point:
+                      {"sid", "name", "context", "kind", "unit", "file"}
+    seg.000000 ...    segments of SEGMENT_SLOTS slots of 32 bytes each
+    state.pickle      the run's records at the last refresh (for ``recover``)
+    owner.json        pid and host of the recording process
+
+A segment's first two slots (64 bytes) are its header: ``MAGIC``, the format
+version, the slot size and the number of slots (``<8sIII``). Every later slot
+``i`` holds one record ``<qddII``: step (int64), value (float64), time (Unix
+seconds, float64), series id, and a commit word equal to ``i + 1``, packed in
+that order. The file is zero-filled when it is created, so a slot whose commit
+word is not ``i + 1`` was never written, or was being written when the
+process died: its payload is ignored. Since the commit word is written last,
+a record whose commit word is right has a complete payload. Series id
+``VOID`` marks a slot that was claimed and given up (a rejected value).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import mmap
+import os
+import struct
+import threading
+
+__all__ = [
+    "MAGIC", "SLOT", "SEGMENT_SLOTS", "FIRST_SLOT", "VOID", "RECORD", "Journal",
+    "JournalReader", "read_series", "segment_path",
+]
+
+MAGIC = b"P4MLJRN1"
+VERSION = 1
+SLOT = 32
+SEGMENT_SLOTS = 1 << 17  # 4 MiB per segment: bounds the mapped (resident) pages
+FIRST_SLOT = 2  # slots 0 and 1 hold the header
+VOID = 0xFFFFFFFF
+HEADER = struct.Struct("<8sIII")
+RECORD = struct.Struct("<qddII")
+pack_record = RECORD.pack_into
+
+
+def segment_path(directory: str, index: int) -> str:
+    return os.path.join(directory, f"seg.{index:06d}")
+
+
+class _Full:
+    """Stands in for a segment when none could be made (disk full): every slot is out of range."""
+
+    def __getitem__(self, key):  # pragma: no cover - never indexed: slots are >= SEGMENT_SLOTS
+        raise IndexError(key)
+
+
+class Journal:
+    """The writing side, owned by one run.
+
+    ``current`` is a ``(mapping, slot counter)`` pair swapped in one
+    assignment, so a thread that read it packs into the mapping its slot came
+    from. ``next(counter)`` is atomic under the GIL, so threads never share a
+    slot. When a segment fills (or cannot be made), points go to ``append``,
+    which opens the next segment or keeps them in memory until it can.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        os.makedirs(directory, exist_ok=True)
+        self._lock = threading.Lock()
+        self._segments: list = []  # open mappings, newest last (older ones stay mapped briefly)
+        self._next_index = 0
+        self._series_fd = os.open(os.path.join(directory, "series.jsonl"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.pending: list = []  # (sid, step, value, time) that no segment could take yet
+        self.error: str = ""
+        self.current = (_Full(), itertools.repeat(SEGMENT_SLOTS))
+        self._open_segment(raise_errors=True)
+
+    # -- segments ---------------------------------------------------------
+    def _open_segment(self, raise_errors: bool = False) -> bool:
+        path = segment_path(self.directory, self._next_index)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                size = SEGMENT_SLOTS * SLOT
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fd, 0, size)  # reserve the blocks: a full disk must not SIGBUS the loop
+                else:  # pragma: no cover
+                    os.ftruncate(fd, size)
+                mm = mmap.mmap(fd, size)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            if raise_errors:
+                raise
+            self.error = f"the metric journal could not grow ({exc.strerror or exc}); points are kept in memory until it can"
+            self.current = (_Full(), itertools.repeat(SEGMENT_SLOTS))
+            return False
+        HEADER.pack_into(mm, 0, MAGIC, VERSION, SLOT, SEGMENT_SLOTS)
+        self._next_index += 1
+        self._segments.append(mm)
+        for old in self._segments[:-2]:  # a thread may still pack into the previous one
+            old.close()
+        del self._segments[:-2]
+        self.current = (mm, itertools.count(FIRST_SLOT))
+        self.error = ""
+        return True
+
+    def append(self, sid: int, step: int, value: float, time: float) -> None:
+        """The slow path: a full segment, or points that waited for room."""
+        while True:
+            mm, slots = self.current
+            i = next(slots)
+            if i < SEGMENT_SLOTS:
+                pack_record(mm, i * SLOT, step, value, time, sid, i + 1)
+                return
+            with self._lock:
+                if self.current[0] is mm and not self._roll():
+                    self.pending.append((sid, step, value, time))
+                    return
+
+    def _roll(self) -> bool:
+        """Open the next segment and write the points that waited (under the lock)."""
+        if not self._open_segment():
+            return False
+        waiting, self.pending = self.pending, []
+        mm, slots = self.current
+        for n, (sid, step, value, time) in enumerate(waiting):
+            i = next(slots)
+            if i >= SEGMENT_SLOTS:
+                self.pending = waiting[n:]  # the rest waits for the next roll
+                return True
+            pack_record(mm, i * SLOT, step, value, time, sid, i + 1)
+        return True
+
+    def retry(self) -> None:
+        """Try again to make room for points kept in memory (the refresher calls it)."""
+        if self.pending:
+            with self._lock:
+                if self.pending and isinstance(self.current[0], _Full):
+                    self._roll()
+
+    def void(self, mm, i: int) -> None:
+        """Give up a claimed slot (its value was rejected), so readers do not wait for it."""
+        if i < SEGMENT_SLOTS:
+            pack_record(mm, i * SLOT, 0, 0.0, 0.0, VOID, i + 1)
+
+    def mark(self) -> tuple:
+        """A position: every point journaled after this call comes after it."""
+        mm, slots = self.current
+        i = next(slots)
+        self.void(mm, i)
+        return (self._next_index - 1, i)
+
+    # -- series -----------------------------------------------------------
+    def add_series(self, meta: dict) -> None:
+        """Write a series' description; done before its first point is packed."""
+        line = (json.dumps(meta, ensure_ascii=True) + "\n").encode()
+        os.write(self._series_fd, line)
+
+    def sync(self) -> None:
+        """Push the mapped pages to the disk (power-loss durability; off the hot path)."""
+        for mm in list(self._segments):
+            try:
+                mm.flush()
+            except (ValueError, OSError):
+                pass
+        os.fsync(self._series_fd)
+
+    def close(self) -> None:
+        for mm in self._segments:
+            mm.close()
+        self._segments.clear()
+        os.close(self._series_fd)
+
+
+def read_series(directory: str) -> dict:
+    """sid -> series description; a last line cut short by a kill is ignored."""
+    try:
+        with open(os.path.join(directory, "series.jsonl"), "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for line in data.split(b"\n")[:-1]:  # only whole lines
+        try:
+            meta = json.loads(line)
+        except ValueError:
+            continue
+        out[meta["sid"]] = meta
+    return out
+
+
+class JournalReader:
+    """Reads the records of a journal in order, from any process.
+
+    ``read(final)`` returns the records committed since the last call. While
+    the writer lives, a slot not yet committed stops the reading (a thread
+    may be about to fill it) unless later slots have been committed for more
+    than ``stale`` seconds; with ``final=True`` (the writer is gone) every
+    uncommitted slot is skipped and the reading goes to the end.
+    """
+
+    def __init__(self, directory: str, start: tuple = (0, FIRST_SLOT), stale: float = 1.0) -> None:
+        self.directory = directory
+        self.segment, self.slot = start
+        self.stale = stale
+        self._mm = None
+        self._blocked = None  # (segment, slot, since)
+
+    def _map(self):
+        if self._mm is None:
+            path = segment_path(self.directory, self.segment)
+            try:
+                with open(path, "rb") as fh:
+                    self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            except (FileNotFoundError, ValueError):
+                return None
+            magic, version, slot, slots = HEADER.unpack_from(self._mm, 0)
+            if magic != MAGIC or version != VERSION or slot != SLOT:
+                raise ValueError(f"{path} is not a prov4ml journal segment of version {VERSION}")
+        return self._mm
+
+    def _next_segment_exists(self) -> bool:
+        return os.path.exists(segment_path(self.directory, self.segment + 1))
+
+    def read(self, final: bool = False, now: float = 0.0, limit: int = 1 << 20) -> list:
+        """Committed records as ``(sid, step, value, time)`` tuples, in journal order."""
+        out: list = []
+        while len(out) < limit:
+            mm = self._map()
+            if mm is None:
+                return out
+            i = self.slot
+            end = min(SEGMENT_SLOTS, i + limit - len(out))
+            stopped = False
+            for step, value, time, sid, commit in RECORD.iter_unpack(mm[i * SLOT:end * SLOT]):
+                if commit != i + 1 and not (final or self._skip(i, mm, now)):
+                    stopped = True
+                    break
+                if commit == i + 1 and sid != VOID:
+                    out.append((sid, step, value, time))
+                i += 1
+            self.slot = i
+            if stopped:
+                return out
+            if i < SEGMENT_SLOTS:
+                continue
+            if not self._next_segment_exists():
+                return out
+            self._mm.close()
+            self._mm = None
+            self.segment += 1
+            self.slot = FIRST_SLOT
+        return out
+
+    def _skip(self, i: int, mm, now: float) -> bool:
+        """Skip slot ``i`` if a later slot is committed and ``i`` has stayed empty ``stale`` seconds."""
+        if i + 1 >= SEGMENT_SLOTS:
+            return self._next_segment_exists()
+        later = RECORD.unpack_from(mm, (i + 1) * SLOT)
+        if later[4] != i + 2:
+            self._blocked = None
+            return False
+        if self._blocked is None or self._blocked[:2] != (self.segment, i):
+            self._blocked = (self.segment, i, now)
+            return False
+        return now - self._blocked[2] >= self.stale
+
+    def close(self) -> None:
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None

@@ -1,0 +1,324 @@
+"""The metric recorder: the series registry and the hot path, ``log_metric``.
+
+``log_metric`` finds the series, lets its sampler decide, and packs the point
+into the run's journal (``journal.py``): when the call returns the point is
+durable against a kill. Nothing else happens on the training thread, apart
+from a countdown that pokes the refresher every ``save_after_n_logs`` calls.
+Tensors on an accelerator are the exception: they are kept, un-synchronised,
+until the next hand-over converts them in one batch per device.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from datetime import datetime
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .. import _compat
+from .._fs import slug
+from ..context import Context, LoggingItemKind, resolve_context
+from ..exceptions import InvalidValueError, RunStateError
+from .folds import FinalMetric
+from .formats import MetricFormat
+from .journal import SEGMENT_SLOTS, SLOT, Journal, JournalReader, pack_record
+from .samplers import Sampler, make_sampler
+from .series import MetricSeries, materialize
+
+__all__ = ["MetricRecorder", "check_step", "check_timestamp", "INT64"]
+
+_time = time.time
+INT64 = 1 << 63
+_TIME_RANGE = (-62135596800.0, 253402300799.0)  # years 1 to 9999: what a datetime holds
+
+
+def check_step(step: Any) -> int:
+    """An int64 step from an int, a NumPy integer or a 0-d integer tensor."""
+    if not (isinstance(step, int) and not isinstance(step, bool)):
+        item = getattr(step, "item", None)
+        value = None
+        if callable(item) and getattr(step, "dtype", None) is not None:
+            try:
+                value = item()
+            except (TypeError, ValueError, RuntimeError):
+                value = None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidValueError(f"step must be an integer, got {_compat._short(step)} ({type(step).__name__})")
+        step = value
+    if not -INT64 <= step < INT64:
+        raise InvalidValueError(f"step {step} does not fit in 64 bits; use a step between -2**63 and 2**63 - 1")
+    return step
+
+
+def check_timestamp(value: Any) -> float:
+    """Unix seconds from a user timestamp: milliseconds (as the reference), seconds or a datetime."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.astimezone()
+        return value.timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            seconds = value / 1000.0 if value > 1e11 or value < -1e11 else float(value)
+        except OverflowError:
+            seconds = float("inf")
+        if _TIME_RANGE[0] <= seconds <= _TIME_RANGE[1]:  # also refuses NaN
+            return seconds
+        raise InvalidValueError(
+            f"timestamp {value!r} is not a time between the years 1 and 9999; pass Unix time "
+            "in milliseconds (int), in seconds (float) or a datetime"
+        )
+    raise InvalidValueError(f"timestamp must be Unix time in milliseconds (int) or a datetime, got {_compat._short(value)}")
+
+
+class MetricRecorder:
+    """Every series of one run, and the journal their points go to."""
+
+    def __init__(
+        self,
+        journal_dir: str,
+        fmt: MetricFormat,
+        rank: int,
+        save_after_n_logs: int,
+        samplers: Dict[str, Any],
+        default_sampler: Any,
+        default_context: Context,
+        on_hand_over: Callable[[], None],
+    ) -> None:
+        self.journal_dir = journal_dir
+        self.journal: Optional[Journal] = None  # made by open(): a rank that records nothing has none
+        self._format = fmt
+        self._rank = rank
+        self.save_after_n_logs = save_after_n_logs
+        self._samplers = samplers
+        self._default_sampler = default_sampler
+        self.default_context = default_context
+        self._on_hand_over = on_hand_over
+        self._lock = threading.RLock()
+        self._by_context: Dict[Any, Dict[Any, MetricSeries]] = {}
+        self.series: Dict[Tuple[Context, str], MetricSeries] = {}
+        self.by_sid: List[MetricSeries] = []
+        self._deferred: List[MetricSeries] = []  # series holding accelerator tensors
+        self._countdown = save_after_n_logs
+        self.folds: Dict[str, FinalMetric] = {}
+        self._fold_readers: List[Tuple[JournalReader, List[FinalMetric]]] = []
+        self.fold_errors: List[str] = []
+        self.recording = True
+        self.closed = False
+        self.forked_warning: Optional[str] = None  # set in a forked child: warned at its first call
+
+    def open(self) -> None:
+        self.journal = Journal(self.journal_dir)
+
+    # ------------------------------------------------------------------ hot path
+    def log_metric(
+        self,
+        key: str,
+        value: Any,
+        context: Any = None,
+        step: Optional[int] = None,
+        source: Optional[LoggingItemKind] = None,
+        timestamp: Any = None,
+    ) -> None:
+        """Record one point; durable when this returns (for numbers)."""
+        if not self.recording:
+            return self.refuse()
+        try:
+            s = self._by_context[context][key]
+        except (KeyError, TypeError):
+            s = self._new_series(key, context, source)
+        if step is None:
+            step = s.n
+        elif type(step) is not int or not -INT64 <= step < INT64:
+            step = check_step(step)
+        if type(value) is not float or s.sampler is not None:
+            value = self._admit(s, value, step, timestamp)
+            if value is None:
+                return
+        else:
+            s.n += 1
+        t = _time() if timestamp is None else check_timestamp(timestamp)
+        mm, slots = self.journal.current
+        i = next(slots)
+        if i < SEGMENT_SLOTS:
+            pack_record(mm, i * SLOT, step, value, t, s.sid, i + 1)
+        else:
+            self.journal.append(s.sid, step, value, t)
+        self._countdown -= 1
+        if self._countdown <= 0:
+            self.hand_over()
+
+    def refuse(self) -> None:
+        """A call while not recording: an ended run raises, a forked child warns once, other ranks pass."""
+        if self.closed:
+            raise RunStateError("this run has ended; start a new one with prov4ml.start_run(...)")
+        if self.forked_warning:
+            message, self.forked_warning = self.forked_warning, None
+            warnings.warn(message, stacklevel=3)
+
+    def _new_series(self, key: Any, context: Any, source: Optional[LoggingItemKind], unit: Optional[str] = None) -> MetricSeries:
+        check_name(key, "metric key")
+        if source is not None and not isinstance(source, LoggingItemKind):
+            raise InvalidValueError(f"source must be a prov4ml.LoggingItemKind, got {source!r}")
+        ctx = self.default_context if context is None else resolve_context(context)
+        with self._lock:
+            s = self.series.get((ctx, key))
+            if s is None:
+                spec = self._samplers.get(key, self._default_sampler)
+                file_name = f"{slug(key)}_{slug(str(ctx))}_rank{self._rank}"
+                target = f"metrics/{file_name}{self._format.suffix}"
+                s = MetricSeries(
+                    key, ctx, source or LoggingItemKind.METRIC, make_sampler(spec), file_name, unit,
+                    sid=len(self.by_sid), data_file=self._format.data_name(target),
+                )
+                self.journal.add_series({
+                    "sid": s.sid, "name": key, "context": str(ctx), "kind": s.kind.value,
+                    "unit": unit, "file": s.data_file,
+                })
+                self.by_sid.append(s)
+                self.series[(ctx, key)] = s
+            elif unit is not None and s.unit is None:
+                s.unit = unit
+            # Also index by what the caller passed ("Training", an Enum, ...) so the next call hits.
+            try:
+                self._by_context.setdefault(context, {})[key] = s
+            except TypeError:
+                pass
+            return s
+
+    def _admit(self, s: MetricSeries, value: Any, step: int, timestamp: Any) -> Any:
+        """Coerce a non-float value and run the series' sampler; ``None`` means nothing to journal now."""
+        sampler: Optional[Sampler] = s.sampler
+        if callable(value) and not _compat.is_tensor(value):
+            compute = value
+            if sampler is None:
+                value = _compat.metric_value(compute(), s.name)
+            else:
+                s.n += 1
+                value = sampler.next_eval(lambda: _compat.metric_value(compute(), s.name))
+                return self._defer_or_pass(s, value, step, timestamp)
+        else:
+            value = _compat.metric_value(value, s.name)
+            if sampler is not None:
+                s.n += 1
+                value = sampler.next(value)
+                return self._defer_or_pass(s, value, step, timestamp)
+        s.n += 1
+        return self._defer_or_pass(s, value, step, timestamp)
+
+    def _defer_or_pass(self, s: MetricSeries, value: Any, step: int, timestamp: Any) -> Any:
+        if value is None or type(value) is float:
+            return value
+        if isinstance(value, (int, float)):
+            return float(value)
+        # an accelerator tensor: no host-device synchronisation now
+        t = _time() if timestamp is None else check_timestamp(timestamp)
+        with self._lock:
+            if not s.deferred:
+                self._deferred.append(s)
+            s.deferred.append((step, value, t))
+        self._countdown -= 1
+        if self._countdown <= 0:
+            self.hand_over()
+        return None
+
+    def record_reading(self, key: str, value: float, unit: str, context: Any, step: Optional[int], kind: LoggingItemKind, timestamp: Any = None) -> None:
+        """A collector's measurement: a metric point whose series carries a unit."""
+        if not self.recording:
+            return self.refuse()
+        ctx = self.default_context if context is None else resolve_context(context)
+        if (ctx, key) not in self.series:
+            self._new_series(key, ctx, kind, unit)
+        self.log_metric(key, value, ctx, step, kind, timestamp)
+
+    def count_log(self) -> None:
+        """A recording call that is not a point still counts towards the next hand-over."""
+        self._countdown -= 1
+        if self._countdown <= 0:
+            self.hand_over()
+
+    def hand_over(self) -> None:
+        """Every save_after_n_logs calls: journal deferred tensors, poke the refresher."""
+        self._countdown = self.save_after_n_logs
+        if self._deferred:
+            self.journal_deferred()
+        self._on_hand_over()
+
+    def journal_deferred(self) -> None:
+        """Convert held tensors in one batch per device and journal them."""
+        with self._lock:
+            series, self._deferred = self._deferred, []
+            held = [(s, s.deferred) for s in series]
+            for s in series:
+                s.deferred = []
+        for s, points in held:
+            try:
+                values = materialize([v for _, v, _ in points])
+            except Exception as exc:  # e.g. the device is gone: say so, keep the rest
+                self.fold_errors.append(f"could not read tensors of metric {s.name!r}: {exc!r}")
+                continue
+            for (step, _, t), v in zip(points, values):
+                self.journal.append(s.sid, step, v, t)
+
+    def end_samplers(self) -> None:
+        """Store what samplers still hold (a Window's last partial block)."""
+        for s in list(self.series.values()):
+            if s.sampler is not None:
+                try:
+                    tail = s.sampler.end()
+                except Exception as exc:
+                    self.fold_errors.append(f"the sampler of {s.name!r} failed at the end: {exc!r}")
+                    continue
+                if tail is not None:
+                    try:
+                        value = float(_compat.metric_value(tail, s.name))
+                    except InvalidValueError:
+                        continue
+                    self.journal.append(s.sid, max(s.n - 1, 0), value, _time())
+
+    # ------------------------------------------------------------------ folds
+    def register_fold(self, fm: FinalMetric) -> None:
+        """The fold sees every point of ``fm.name`` journaled after this call."""
+        start = self.journal.mark()
+        with self._lock:
+            self.folds[fm.name] = fm
+            self._fold_readers.append((JournalReader(self.journal_dir, start), [fm]))
+
+    def apply_folds(self, final: bool = False) -> None:
+        """Fold the points journaled since the last call (the refresher's thread; rarely used)."""
+        with self._lock:
+            readers = list(self._fold_readers)
+        for reader, fms in readers:
+            for sid, _, value, _ in reader.read(final, now=time.monotonic()):
+                name = self.by_sid[sid].name
+                for fm in fms:
+                    if fm.name == name and not fm.failed:
+                        try:
+                            fm.fold((value,))
+                        except Exception as exc:  # the points are kept; the fold says why it stopped
+                            fm.failed = f"{type(exc).__name__}: {exc}"
+                            self.fold_errors.append(f"the final metric {fm.name!r} stopped folding: {fm.failed}")
+
+    def close(self) -> None:
+        for reader, _ in self._fold_readers:
+            reader.close()
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
+        self.recording = False
+        self.closed = True
+
+
+def check_name(name: Any, what: str, limit: int = 1000) -> str:
+    """A name must be a non-empty string that files and JSON can hold."""
+    if not isinstance(name, str) or not name:
+        raise InvalidValueError(f"{what} must be a non-empty string, got {_compat._short(name)}")
+    if "\x00" in name:
+        raise InvalidValueError(f"{what} {name[:40]!r}... contains a NUL character; remove it")
+    if len(name) > limit:
+        raise InvalidValueError(f"{what} is {len(name)} characters long; use at most {limit}")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidValueError(f"{what} {name[:40]!r} is not valid Unicode (a lone surrogate); fix the string") from None
+    return name

@@ -1,0 +1,93 @@
+"""Secrets never reach a run's files: redaction by name and by value.
+
+A value is redacted when its *name* looks secret (``SECRET_NAMES``, matched
+as parts of the name, any case: ``DB_PASS``, ``GITHUB_PAT``, ``MYSQL_PWD``),
+or when the *value* looks secret whatever its name: credentials in a URL
+(``https://user:pass@host``), ``password=``/``pwd=``/``token=``/
+``AccountKey=``-style pairs (connection strings, ``--password=x`` inside
+another variable), bearer tokens, JWT-shaped values, private-key blocks and
+well-known token prefixes (``sk-``, ``ghp_``, ``xox?-``, ``AKIA``), and
+Slack/Discord webhook URLs. Command lines get the same treatment per option:
+``--api-key sk-…`` and ``--password=hunter2`` keep the option name only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Mapping
+
+__all__ = ["REDACTED", "SECRET_NAMES", "is_secret_name", "redact_value", "redact_env", "redact_command"]
+
+REDACTED = "<redacted>"
+
+#: name parts that mark a secret (a name is split on _ - . and case changes)
+SECRET_NAMES = (
+    "token", "secret", "password", "passwd", "pass", "pwd", "passphrase", "key", "apikey", "credential",
+    "credentials", "creds", "cred", "auth", "authorization", "private", "session", "cookie", "jwt", "pat",
+    "signature", "sig", "webhook", "dsn", "bearer", "otp", "salt", "cert", "certificate",
+)
+_SECRET_SUFFIXES = ("key", "token", "secret", "password", "passwd", "pwd", "pass", "cred", "creds")
+_NAME_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])")
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@")
+_PAIRS = re.compile(
+    r"(?i)(?P<key>\b(?:[\w-]*(?:password|passwd|pwd|pass|secret|token|apikey|api[_-]?key|accountkey|sharedaccesskey"
+    r"|access[_-]?key|auth|credentials?|sig|signature|client[_-]?secret)[\w-]*)\s*[=:]\s*)(?P<q>['\"]?)(?P<val>[^;&\s'\",]+)"
+)
+_PATTERNS = (
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S),
+    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),  # a JWT
+    re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"),
+    re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{16,}"),
+    re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
+    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
+    re.compile(r"https://(?:hooks\.slack\.com/services|discord(?:app)?\.com/api/webhooks)/\S+"),
+)
+
+
+def is_secret_name(name: str) -> bool:
+    parts = [p.lower() for p in _NAME_SPLIT.split(name) if p]
+    if any(p in SECRET_NAMES for p in parts):
+        return True
+    joined = "".join(parts)
+    return any(joined.endswith(s) for s in _SECRET_SUFFIXES) or any(
+        m in joined for m in ("password", "passwd", "secret", "token", "apikey", "credential", "privatekey")
+    )
+
+
+def redact_value(value: str) -> str:
+    """``value`` with every secret-looking part replaced by ``<redacted>``."""
+    value = _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)
+    value = _PAIRS.sub(lambda m: f"{m.group('key')}{m.group('q')}{REDACTED}", value)
+    for pattern in _PATTERNS:
+        value = pattern.sub(REDACTED, value)
+    return value
+
+
+def redact_env(environ: Mapping[str, str]) -> Dict[str, str]:
+    """A copy of ``environ``: secret names redacted whole, other values redacted in part."""
+    return {name: REDACTED if is_secret_name(name) else redact_value(value) for name, value in environ.items()}
+
+
+def redact_command(argv: List[str]) -> List[str]:
+    """A command line with the values of secret-looking options (and secret-looking values) redacted."""
+    out: List[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next and not arg.startswith("-"):
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        hide_next = False
+        if arg.startswith("-"):
+            name, eq, _ = arg.lstrip("-").partition("=")
+            if is_secret_name(name):
+                if eq:
+                    out.append(arg.split("=", 1)[0] + "=" + REDACTED)
+                else:
+                    out.append(arg)
+                    hide_next = True
+                continue
+        out.append(redact_value(arg))
+    return out
