@@ -30,9 +30,11 @@ def journal_dir(run_dir: Path, rank: int) -> Path:
     return run_dir / STATE_DIR / f"rank{rank}"
 
 
-def write_owner(directory: Path, pid: int, start: float) -> None:
+def write_owner(directory: Path, pid: int, start: float, separator: str, fmt: str) -> None:
+    """Who records the run, and how its files are written (``recover`` rebuilds them the same way)."""
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(directory / "owner.json", json.dumps({"pid": pid, "host": socket.gethostname(), "start": start}))
+    owner = {"pid": pid, "host": socket.gethostname(), "start": start, "separator": separator, "format": fmt}
+    atomic_write_text(directory / "owner.json", json.dumps(owner))
 
 
 def read_owner(directory: Path) -> Optional[Dict[str, Any]]:

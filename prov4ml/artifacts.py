@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path, PurePath
@@ -74,10 +75,15 @@ class ArtifactStore:
             )
         name = check_artifact_name(name or source.name)
         target = self._free(name)
+        # Copied under a temporary name, then renamed: a kill never leaves half a file under the real name.
         if source.is_dir():
-            shutil.copytree(source, target)
+            partial = target.with_name(f".{target.name}.partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(source, partial)
+            os.rename(partial, target)
         else:
-            shutil.copy2(source, target)
+            atomic_write(target, lambda fh: _copy_into(source, fh))
+            shutil.copystat(source, target)
         return self._record(target, source.resolve(), name, context, step, time, role)
 
     def reference(
@@ -107,3 +113,8 @@ class ArtifactStore:
         target = self._free(check_artifact_name(name))
         atomic_write(target, lambda fh: torch.save(obj, fh))
         return self._record(target, None, name, context, step, time, role)
+
+
+def _copy_into(source: Path, fh) -> None:
+    with open(source, "rb") as src:
+        shutil.copyfileobj(src, fh, 1 << 20)

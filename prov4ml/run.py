@@ -187,7 +187,7 @@ class Run:
             self.metrics.open()
             self.metrics_dir.mkdir(exist_ok=True)
             self.artifacts.root.mkdir(parents=True, exist_ok=True)
-            _state.write_owner(self.journal_dir, self.pid, self.start_time)
+            _state.write_owner(self.journal_dir, self.pid, self.start_time, separator, self._format.suffix.lstrip("."))
             self._write_snapshot()  # a readable document exists when start_run returns
         except OSError as exc:
             self.metrics.close()

@@ -89,8 +89,9 @@ class Journal:
     # -- segments ---------------------------------------------------------
     def _open_segment(self, raise_errors: bool = False) -> bool:
         path = segment_path(self.directory, self._next_index)
+        tmp = path + ".new"
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 size = SEGMENT_SLOTS * SLOT
                 if hasattr(os, "posix_fallocate"):
@@ -100,9 +101,11 @@ class Journal:
                 mm = mmap.mmap(fd, size)
             finally:
                 os.close(fd)
+            HEADER.pack_into(mm, 0, MAGIC, VERSION, SLOT, SEGMENT_SLOTS)
+            os.rename(tmp, path)  # readers only ever see a segment with its header
         except OSError as exc:
             try:
-                os.unlink(path)
+                os.unlink(tmp)
             except OSError:
                 pass
             if raise_errors:
@@ -110,7 +113,6 @@ class Journal:
             self.error = f"the metric journal could not grow ({exc.strerror or exc}); points are kept in memory until it can"
             self.current = (_Full(), itertools.repeat(SEGMENT_SLOTS))
             return False
-        HEADER.pack_into(mm, 0, MAGIC, VERSION, SLOT, SEGMENT_SLOTS)
         self._next_index += 1
         self._segments.append(mm)
         for old in self._segments[:-2]:  # a thread may still pack into the previous one

@@ -1,0 +1,150 @@
+"""``prov4ml recover RUN_DIR``: complete a run that a SIGKILL, the OOM killer or a power cut left ``running``.
+
+From each rank's journal (``<run_dir>/.prov4ml/rank<k>/``) the metric files
+are rebuilt exactly, the series summaries recomputed, half-written temporary
+files removed, and the PROV-JSON rewritten with status ``killed``, an end time
+(the last point's) and a note saying it was recovered. Running it again
+changes nothing; a run whose process is still alive is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import List, Optional, Union
+
+from . import _state
+from ._fs import atomic_write_text
+from .context import Context
+from .exceptions import RecoveryError
+from .metrics import _sink
+from .metrics.formats import get_format
+from .metrics.journal import read_series
+from .records import SeriesSummary
+
+__all__ = ["recover", "needs_recovery"]
+
+_SUFFIX = ".recovering"
+
+
+def needs_recovery(run_dir: Union[str, Path]) -> List[int]:
+    """The ranks of ``run_dir`` whose process died before ``end_run`` (empty when none)."""
+    out = []
+    for rank_dir in sorted(Path(run_dir, _state.STATE_DIR).glob("rank*")):
+        owner = _state.read_owner(rank_dir)
+        if not _state.owner_alive(owner) and _status(rank_dir) == "running":
+            out.append(int(rank_dir.name[4:]))
+    return out
+
+
+def _status(rank_dir: Path) -> Optional[str]:
+    try:
+        return _state.load_snapshot(rank_dir).status
+    except Exception:
+        return "running" if (rank_dir / "series.jsonl").exists() else None
+
+
+def recover(run_dir: Union[str, Path], force: bool = False) -> List[Path]:
+    """Complete every rank of ``run_dir`` left ``running``; returns the documents rewritten.
+
+    ``force=True`` skips the check that the recording process is gone (use it
+    only for a run copied from another host whose process you know ended).
+    """
+    run_dir = Path(run_dir).resolve()
+    root = run_dir / _state.STATE_DIR
+    if not root.is_dir():
+        if not run_dir.is_dir():
+            raise RecoveryError(f"{run_dir} is not a directory; pass a run directory such as prov/<experiment>/run_0")
+        return []  # ended cleanly (or never recorded): nothing to complete
+    done = []
+    for rank_dir in sorted(root.glob("rank*")):
+        owner = _state.read_owner(rank_dir)
+        if not force and _state.owner_alive(owner):
+            raise RecoveryError(
+                f"{run_dir} is still being recorded by pid {owner['pid']} on {owner['host']}; "
+                "wait for it to end (or stop it), then run recover again"
+            )
+        path = _recover_rank(run_dir, rank_dir, owner or {})
+        if path is not None:
+            done.append(path)
+    _remove_temporaries(run_dir)
+    return done
+
+
+def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
+    try:
+        snap = _state.load_snapshot(rank_dir)
+    except FileNotFoundError:
+        raise RecoveryError(f"{rank_dir} has no state.pickle: the run was killed before its first document") from None
+    except Exception as exc:
+        raise RecoveryError(f"{rank_dir}/state.pickle is unreadable ({exc}); the metric journal is intact") from None
+    if snap.status != "running":
+        return None  # already complete (a second recover changes nothing)
+    fmt = get_format(owner.get("format", "csv"))
+    consumer = _sink.Consumer(str(rank_dir), str(run_dir), owner.get("separator", ","), suffix=_SUFFIX, truncate=True)
+    try:
+        consumer.poll(final=True)
+        consumer.fsync()
+    finally:
+        consumer.close()
+    if consumer.backlog and any(consumer.backlog.values()):
+        raise RecoveryError(f"could not write the metric files of {run_dir}: {consumer.errors[-1] if consumer.errors else 'disk full'}")
+    metas = read_series(str(rank_dir))
+    known = {(s.name, str(s.context)): s for s in snap.series}
+    series = []
+    last_time = None
+    for sid, meta in sorted(metas.items()):
+        stats = consumer.stats.get(sid, _sink.new_stats())
+        data = run_dir / meta["file"]
+        location = None
+        if stats[0]:
+            os.replace(str(data) + _SUFFIX, data)
+            target = run_dir / (meta["file"][: -len(".csv")] if fmt.suffix != ".csv" else meta["file"])
+            location = fmt.finalize(data, target).relative_to(run_dir).as_posix() if target != data else meta["file"]
+            last_time = stats[9] if last_time is None else max(last_time, stats[9])
+        old = known.get((meta["name"], meta["context"]))
+        count, nan, lo, hi, last, total, first_step, last_step, first_t, last_t = stats
+        finite = count - nan
+        series.append(SeriesSummary(
+            name=meta["name"], context=old.context if old else Context(meta["context"]), source=meta["kind"],
+            unit=meta.get("unit"), sampler=old.sampler if old else None, location=location,
+            count=count, nan_count=nan, min=lo, max=hi, last=last, mean=total / finite if finite else None,
+            first_step=first_step, last_step=last_step, first_time=_dt(first_t), last_time=_dt(last_t),
+        ))
+    snap.series = series
+    for s in series:  # contexts span their points
+        if s.first_time is not None:
+            start, end = snap.contexts.get(s.context, (s.first_time, s.last_time))
+            snap.contexts[s.context] = (min(start or s.first_time, s.first_time), max(end or s.last_time, s.last_time))
+    snap.status = "killed"
+    end = _dt(last_time) or snap.start_time
+    times = [a.time for a in snap.artifacts if a.time is not None] + [end]
+    snap.end_time = max(t for t in times if t is not None)
+    snap.notes = {**snap.notes, "recovered": (
+        f"completed from the journal by prov4ml recover at {datetime.now(timezone.utc).isoformat(timespec='seconds')}; "
+        f"the process (pid {owner.get('pid', '?')}) ended without end_run"
+    )}
+    from .provenance import build_document, to_json
+
+    path = run_dir / f"prov_rank{snap.rank}.json"
+    atomic_write_text(path, to_json(build_document(snap)), fsync=True)
+    _state.save_snapshot(rank_dir, snap)  # last: a recover cut short is simply run again
+    return path
+
+
+def _remove_temporaries(run_dir: Path) -> None:
+    """Half-written files of a killed run: atomic writes' temporaries and unfinished recoveries."""
+    for pattern in (".*.tmp", "*" + _SUFFIX, "*.parquet.tmp"):
+        for path in run_dir.rglob(pattern):
+            if _state.STATE_DIR not in path.parts and path.is_file():
+                path.unlink()
+    for path in run_dir.rglob(".*.partial"):
+        if path.is_dir():
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _dt(seconds: Optional[float]) -> Optional[datetime]:
+    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
