@@ -36,17 +36,20 @@ from .exceptions import (
     MissingDependencyError,
     Prov4MLError,
     ProvFileError,
+    RecoveryError,
     RunStateError,
+    StorageError,
 )
 from .metrics.folds import FoldOperation
 from .metrics.formats import MetricsType
 from .metrics.samplers import Identity, Ignore, MovingAverage, Pipe, Sampler, Subsample, Window
+from .recovery import needs_recovery, recover
 from .run import Run
 
 __all__ = [
     "__version__",
     # run lifecycle
-    "start_run", "end_run", "run", "active_run", "get_run_id", "flush", "Run",
+    "start_run", "end_run", "run", "active_run", "get_run_id", "flush", "Run", "recover", "needs_recovery",
     # recording
     "log_param", "log_params", "log_metric", "log_metrics", "log_artifact", "log_model",
     "save_model_version", "log_dataset", "register_final_metric",
@@ -60,5 +63,5 @@ __all__ = [
     "FoldOperation", "MetricsType",
     # errors
     "Prov4MLError", "RunStateError", "InvalidValueError", "ArtifactError",
-    "MissingDependencyError", "ProvFileError",
+    "MissingDependencyError", "ProvFileError", "StorageError", "RecoveryError",
 ]

@@ -1,89 +1,278 @@
-"""Real processes killed or failing: the PROV-JSON stays readable, flushed points stay on disk."""
+"""Real processes killed at any moment: exactly the points whose log_metric returned survive.
+
+Oracle: the child counts, in shared memory, the points whose call returned;
+after the kill (and after ``recover``) the metric file holds exactly those
+points, in order, with their values (at most the one call in flight more),
+and the PROV-JSON is readable and claims no point the file lacks.
+"""
 
 import signal
-import subprocess
 import time
 
-import pandas as pd
+import psutil
 import pytest
 
-from conftest import load_doc, load_json, run_python, series_entity
+import prov4ml
+from killing import Child, assert_exact, prov_json, read_rows, run_activity, series_count, wait_for_sinks
 
-LOGGER = """
-import sys, time, prov4ml
-run = prov4ml.start_run("www.example.org", "crash", {save_dir!r}, save_after_n_logs=100, capture=False)
-for i in range(1050):
+START = 'run = prov4ml.start_run("www.example.org", "crash", {save_dir!r}, save_after_n_logs=100, capture=False)\nflag(1)\n'
+
+TIGHT = START + """
+i = 0
+while True:
     prov4ml.log_metric("loss", i * 0.5, prov4ml.Context.TRAINING, step=i)
-prov4ml.log_param("lr", 0.1)
-{after}
+    i += 1
+    tell(i)
+"""
+
+REALISTIC = """
+import torch
+torch.set_num_threads(1)
+a = torch.randn(384, 384)
+""" + START + """
+i = 0
+while True:
+    for _ in range(4):
+        a = torch.tanh(a @ a * 0.01)
+    prov4ml.log_metric("loss", i * 0.5, prov4ml.Context.TRAINING, step=i)
+    prov4ml.log_metric("acc", float(i), prov4ml.Context.TRAINING, step=i)
+    prov4ml.log_metric("lr", torch.tensor(0.25), prov4ml.Context.TRAINING, step=i)
+    i += 1
+    tell(i)
 """
 
 
-def wait_for(proc, text, timeout=60):
-    deadline = time.time() + timeout
-    line = ""
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if text in line:
-            return
-        if proc.poll() is not None:
-            break
-    raise AssertionError(f"child never printed {text!r}: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+def kill_and_check(tmp_path, body, delay, group, extra_series=()):
+    child = Child(tmp_path, body, group=group)
+    child.wait_flag(1)
+    d = child.run_dir()
+    prov_json(d)  # a readable document exists once start_run has returned
+    time.sleep(delay)
+    child.kill(signal.SIGKILL)
+    logged = child.logged
+    wait_for_sinks(d)
+    data = prov_json(d)
+    assert run_activity(data)["provml:status"] == "running"
+    csv = d / "metrics" / "loss_training_rank0.csv"
+    if not group:  # the sink outlived its parent and finished the file
+        assert_exact(read_rows(csv), logged)
+        assert series_count(data, "loss") <= logged + 1  # never claims a point the file lacks
+    assert prov4ml.recover(d) == [d / "prov_rank0.json"]
+    rows = read_rows(csv)
+    assert_exact(rows, logged)
+    data = prov_json(d)
+    run = run_activity(data)
+    assert run["provml:status"] == "killed" and "recover" in run["provml:recovered"]
+    assert series_count(data, "loss") == len(rows)
+    for name, value in extra_series:
+        assert_exact(read_rows(d / "metrics" / f"{name}_training_rank0.csv"), logged, value)
+    return logged
 
 
-def run_dir(tmp_path):
-    return tmp_path / "prov" / "crash" / "run_0"
+@pytest.mark.parametrize("delay", [0.05, 0.3, 1.0])
+@pytest.mark.parametrize("group", [False, True], ids=["process", "group"])
+def test_sigkill_of_a_tight_loop(tmp_path, delay, group):
+    kill_and_check(tmp_path, TIGHT, delay, group)
 
 
-def child(tmp_path, after):
-    code = LOGGER.format(save_dir=str(tmp_path / "prov"), after=after)
-    return run_python(code, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("delay", [0.05, 1.0])
+def test_sigkill_of_the_group_in_a_realistic_loop(tmp_path, delay):
+    kill_and_check(tmp_path, REALISTIC, delay, True,
+                   extra_series=[("acc", float), ("lr", lambda i: 0.25)])
 
 
-def signal_when_ready(proc, sig, delay=0.0):
-    """Wait for READY, optionally a moment more, send ``sig``; returns the exit status."""
-    try:
-        wait_for(proc, "READY")
-        time.sleep(delay)
-        proc.send_signal(sig)
-        return proc.wait(30)
-    finally:
-        proc.kill()
+def test_recover_is_idempotent_and_refuses_a_live_run(tmp_path):
+    child = Child(tmp_path, START + "prov4ml.log_metric('loss', 0.0, 'training')\ntell(1)\nflag(2)\ntime.sleep(600)\n")
+    child.wait_flag(2)
+    d = child.run_dir()
+    with pytest.raises(prov4ml.RecoveryError, match="still being recorded by pid"):
+        prov4ml.recover(d)
+    child.kill(signal.SIGKILL)
+    wait_for_sinks(d)
+    assert prov4ml.recover(d) == [d / "prov_rank0.json"]
+    first = (d / "prov_rank0.json").read_bytes()
+    assert prov4ml.recover(d) == []  # a second recover changes nothing
+    assert (d / "prov_rank0.json").read_bytes() == first
 
 
-def test_sigkill_keeps_every_flushed_point_and_a_readable_document(tmp_path):
-    proc = child(tmp_path, "time.sleep(1.0)\nprint('READY', flush=True)\ntime.sleep(600)")
-    signal_when_ready(proc, signal.SIGKILL)
-    d = run_dir(tmp_path)
-    load_doc(d / "prov_rank0.json")
-    df = pd.read_csv(d / "metrics" / "loss_training_rank0.csv")
-    # 1051 log calls with save_after_n_logs=100: the first 1000 points were handed over before the kill
-    assert len(df) >= 1000
-    assert df["step"].tolist() == list(range(len(df)))
-    s = series_entity(load_json(d / "prov_rank0.json"), "loss")
-    assert s["provml:count"] >= 1000
+SLOW_END = START + """
+for k in range(40):
+    for i in range(500):
+        prov4ml.log_metric(f"m{{k}}", i * 0.5, prov4ml.Context.TRAINING, step=i)
+for i in range(5000):
+    prov4ml.log_metric("loss", i * 0.5, prov4ml.Context.TRAINING, step=i)
+    tell(i + 1)
+original = run._finalize_files
+def slow_finalize():
+    flag(2)
+    time.sleep(1.5)  # a slow file system at the end of the run: the signal lands in end_run
+    original()
+run._finalize_files = slow_finalize
+try:
+    prov4ml.end_run()
+except KeyboardInterrupt:
+    flag(3)
+    raise
+"""
 
 
-def test_sigkill_at_a_random_moment_during_logging(tmp_path):
-    proc = child(tmp_path, "print('READY', flush=True)\nwhile True:\n    prov4ml.log_metric('loss', 1.0, prov4ml.Context.TRAINING)")
-    signal_when_ready(proc, signal.SIGKILL, delay=0.7)
-    d = run_dir(tmp_path)
-    load_doc(d / "prov_rank0.json")
-    df = pd.read_csv(d / "metrics" / "loss_training_rank0.csv")
-    assert len(df) >= 1000 and df["value"].notna().all()
-    count = series_entity(load_json(d / "prov_rank0.json"), "loss")["provml:count"]
-    assert 0 < count <= len(df)  # the document never claims points that are not on disk
+@pytest.mark.parametrize("group", [False, True], ids=["process", "group"])
+def test_sigkill_during_end_run(tmp_path, group):
+    child = Child(tmp_path, SLOW_END, group=group)
+    child.wait_flag(2)
+    child.kill(signal.SIGKILL)
+    d = child.run_dir()
+    wait_for_sinks(d)
+    prov_json(d)
+    prov4ml.recover(d)
+    assert_exact(read_rows(d / "metrics" / "loss_training_rank0.csv"), 5000)
+    for k in range(40):
+        assert_exact(read_rows(d / "metrics" / f"m{k}_training_rank0.csv"), 500)
+    assert run_activity(prov_json(d))["provml:status"] in ("killed", "finished")
 
 
-def test_sigterm_drains_everything_and_marks_the_run(tmp_path):
-    proc = child(tmp_path, "print('READY', flush=True)\ntime.sleep(600)")
-    assert signal_when_ready(proc, signal.SIGTERM) == -signal.SIGTERM
-    d = run_dir(tmp_path)
-    df = pd.read_csv(d / "metrics" / "loss_training_rank0.csv")
-    assert len(df) == 1050
-    data = load_json(d / "prov_rank0.json")
-    assert data["activity"]["ex:crash/run_0/rank0"]["provml:status"] == "terminated"
-    assert series_entity(data, "loss")["provml:count"] == 1050
+@pytest.mark.parametrize("sig, status, code", [
+    (signal.SIGTERM, "terminated", -signal.SIGTERM),
+    (signal.SIGINT, "interrupted", -signal.SIGINT),
+])
+def test_signal_during_end_run_finishes_the_run_first(tmp_path, sig, status, code):
+    child = Child(tmp_path, SLOW_END)
+    child.wait_flag(2)
+    child.proc.send_signal(sig)
+    assert child.wait() == code
+    d = child.run_dir()
+    data = prov_json(d)
+    run = run_activity(data)
+    assert run["provml:status"] == status and run["provml:signal"] == signal.Signals(sig).name
+    assert_exact(read_rows(d / "metrics" / "loss_training_rank0.csv"), 5000)
+    assert series_count(data, "loss") == 5000
+    assert not (d / ".prov4ml").exists()  # a complete run keeps no journal
+    if sig == signal.SIGINT:
+        assert child._read(3) == 1  # the user's code still saw KeyboardInterrupt
+
+
+@pytest.mark.parametrize("sig, status, code", [
+    (signal.SIGTERM, "terminated", -signal.SIGTERM),
+    (signal.SIGINT, "interrupted", -signal.SIGINT),
+])
+def test_signal_during_logging_writes_every_point(tmp_path, sig, status, code):
+    child = Child(tmp_path, TIGHT)
+    child.wait_flag(1)
+    time.sleep(0.3)
+    child.proc.send_signal(sig)
+    assert child.wait() == code
+    logged = child.logged
+    d = child.run_dir()
+    data = prov_json(d)
+    run = run_activity(data)
+    assert run["provml:status"] == status and run["provml:signal"] == signal.Signals(sig).name
+    rows = read_rows(d / "metrics" / "loss_training_rank0.csv")
+    assert_exact(rows, logged)
+    assert series_count(data, "loss") == len(rows)
+
+
+def test_ctrl_c_reaches_the_users_code(tmp_path):
+    body = START + """
+try:
+    i = 0
+    while True:
+        prov4ml.log_metric("loss", i * 0.5, prov4ml.Context.TRAINING, step=i)
+        i += 1
+        tell(i)
+except KeyboardInterrupt:
+    flag(2)
+prov4ml.log_metric("after", 1.0, prov4ml.Context.TRAINING)
+prov4ml.end_run()
+"""
+    child = Child(tmp_path, body)
+    child.wait_flag(1)
+    time.sleep(0.2)
+    child.proc.send_signal(signal.SIGINT)
+    assert child.wait() == 0
+    assert child._read(2) == 1
+    d = child.run_dir()
+    assert run_activity(prov_json(d))["provml:status"] == "finished"
+    assert_exact(read_rows(d / "metrics" / "loss_training_rank0.csv"), child.logged)
+
+
+ARTIFACT_LOOP = START + """
+import torch
+big = os.path.join({save_dir!r}, "..", "big.bin")
+with open(big, "wb") as fh:
+    fh.write(os.urandom(8 << 20))
+model = torch.nn.Linear(1024, 1024)
+flag(2)
+for i in range(1000):
+    prov4ml.log_artifact(big, prov4ml.Context.TRAINING)
+    prov4ml.save_model_version(model, "net", prov4ml.Context.TRAINING, step=i)
+    tell(i + 1)
+"""
+
+
+def test_sigkill_during_artifact_copies_and_model_saves_leaves_no_half_file(tmp_path):
+    import torch
+
+    child = Child(tmp_path, ARTIFACT_LOOP)
+    child.wait_flag(2)
+    time.sleep(0.6)
+    child.kill(signal.SIGKILL)
+    done = child.logged
+    d = child.run_dir()
+    wait_for_sinks(d)
+    copies = sorted((d / "artifacts").glob("big*.bin"))
+    versions = sorted((d / "artifacts" / "models" / "net").glob("*.pt"))
+    assert len(copies) >= done and len(versions) >= done
+    for path in copies:
+        assert path.stat().st_size == 8 << 20
+    for path in versions:
+        assert torch.load(path, weights_only=True)["weight"].shape == (1024, 1024)
+    prov4ml.recover(d)
+    assert not list(d.rglob("*.tmp")) and not list(d.rglob("*.partial"))
+    data = prov_json(d)
+    locations = {a.get("prov:location") for a in data["entity"].values()}
+    assert sum(1 for p in copies if any(str(loc).endswith(p.name) for loc in locations if loc)) >= done - 1
+
+
+def test_a_slow_loop_is_visible_within_the_interval(tmp_path):
+    body = START.replace("save_after_n_logs=100", "save_after_n_logs=100, flush_interval=1.0") + """
+for i in range(3):
+    prov4ml.log_metric("loss", i * 0.5, prov4ml.Context.TRAINING, step=i)
+    tell(i + 1)
+    time.sleep(2.5)
+"""
+    child = Child(tmp_path, body)
+    child.wait_flag(1)
+    d = child.run_dir()
+    csv = d / "metrics" / "loss_training_rank0.csv"
+    for k in range(1, 4):
+        while child.logged < k:
+            time.sleep(0.01)
+        deadline = time.monotonic() + 2.0  # flush_interval plus a second of slack on a loaded machine
+        while time.monotonic() < deadline:
+            if csv.exists() and len(read_rows(csv)) == k and series_count(prov_json(d), "loss") == k:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"point {k} not visible in the CSV and the document within the interval")
+    child.kill(signal.SIGKILL)
+
+
+def test_rss_stays_flat_with_a_huge_save_after_n_logs(tmp_path):
+    body = START.replace("save_after_n_logs=100", "save_after_n_logs=100000") + """
+import psutil
+me = psutil.Process()
+for i in range(3_000_000):
+    prov4ml.log_metric("loss", 0.5, prov4ml.Context.TRAINING, step=i)
+    if i == 1_000_000:
+        struct.pack_into("<q", _mm, 16, me.memory_info().rss)
+struct.pack_into("<q", _mm, 24, me.memory_info().rss)
+prov4ml.end_run()
+"""
+    child = Child(tmp_path, body)
+    assert child.wait(120) == 0
+    at_1m, at_3m = child._read(2), child._read(3)
+    assert at_3m - at_1m < 16 << 20, (at_1m, at_3m)
+    assert len(read_rows(child.run_dir() / "metrics" / "loss_training_rank0.csv")) == 3_000_000
 
 
 @pytest.mark.parametrize("after, status", [
@@ -91,14 +280,22 @@ def test_sigterm_drains_everything_and_marks_the_run(tmp_path):
     ("pass  # the script forgets end_run", "finished"),
 ])
 def test_uncaught_exception_and_forgotten_end_run(tmp_path, after, status):
-    proc = child(tmp_path, after)
-    _, err = proc.communicate(timeout=60)
-    d = run_dir(tmp_path)
-    data = load_json(d / "prov_rank0.json")
-    activity = data["activity"]["ex:crash/run_0/rank0"]
-    assert activity["provml:status"] == status
-    assert len(pd.read_csv(d / "metrics" / "loss_training_rank0.csv")) == 1050
+    body = START + "for i in range(1050):\n    prov4ml.log_metric('loss', i * 0.5, prov4ml.Context.TRAINING, step=i)\n" + after + "\n"
+    child = Child(tmp_path, body)
+    child.wait()
+    d = child.run_dir()
+    run = run_activity(prov_json(d))
+    assert run["provml:status"] == status
+    assert_exact(read_rows(d / "metrics" / "loss_training_rank0.csv"), 1050)
     if status == "failed":
-        assert proc.returncode == 1 and "diverged at epoch 3" in err  # the traceback still shows
-        assert activity["provml:error_type"] == "RuntimeError"
-        assert activity["provml:error_message"] == "diverged at epoch 3"
+        assert child.proc.returncode == 1 and "diverged at epoch 3" in child.proc.stderr.read().decode()
+        assert run["provml:error_type"] == "RuntimeError"
+        assert run["provml:error_message"] == "diverged at epoch 3"
+
+
+def test_no_sink_process_is_left_behind(tmp_path):
+    child = Child(tmp_path, START + "prov4ml.log_metric('loss', 0.0, 'training')\nprov4ml.end_run()\n")
+    assert child.wait() == 0
+    time.sleep(0.2)
+    d = str(child.run_dir())
+    assert not [p for p in psutil.process_iter(["cmdline"]) if any(d in c for c in (p.info["cmdline"] or []))]

@@ -207,6 +207,30 @@ def read_series(directory: str) -> dict:
     return out
 
 
+def _stable(mm, start: int, end: int) -> bytes:
+    """The bytes of ``mm[start:end]`` that two reads agree on (a prefix of whole slots).
+
+    A copy may load a record's commit word before its payload (``memcpy``
+    picks its own order, and ``pack_into`` zero-fills the slot first), so a
+    record being written during the copy can look committed with a zero
+    payload. Records never change once written, so a second read that agrees
+    with the first proves them whole; the first slot that differs, and all
+    after it, are read again at the next poll.
+    """
+    first = mm[start:end]
+    second = mm[start:end]
+    if first == second:
+        return first
+    lo, hi = 0, len(first) // SLOT  # the longest prefix of slots that agree
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if first[: mid * SLOT] == second[: mid * SLOT]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return second[: lo * SLOT]
+
+
 class JournalReader:
     """Reads the records of a journal in order, from any process.
 
@@ -217,7 +241,7 @@ class JournalReader:
     uncommitted slot is skipped and the reading goes to the end.
     """
 
-    def __init__(self, directory: str, start: tuple = (0, FIRST_SLOT), stale: float = 1.0) -> None:
+    def __init__(self, directory: str, start: tuple = (0, FIRST_SLOT), stale: float = 5.0) -> None:
         self.directory = directory
         self.segment, self.slot = start
         self.stale = stale
@@ -249,8 +273,10 @@ class JournalReader:
                 return out
             i = self.slot
             end = min(SEGMENT_SLOTS, i + limit - len(out))
-            stopped = False
-            for step, value, time, sid, commit in RECORD.iter_unpack(mm[i * SLOT:end * SLOT]):
+            raw = _stable(mm, i * SLOT, end * SLOT)
+            stopped = len(raw) < (end - i) * SLOT
+            end = i + len(raw) // SLOT
+            for step, value, time, sid, commit in RECORD.iter_unpack(raw):
                 if commit != i + 1 and not (final or self._skip(i, mm, now)):
                     stopped = True
                     break
@@ -258,7 +284,7 @@ class JournalReader:
                     out.append((sid, step, value, time))
                 i += 1
             self.slot = i
-            if stopped:
+            if stopped or i < end:
                 return out
             if i < SEGMENT_SLOTS:
                 continue
