@@ -30,6 +30,14 @@ _active: Optional["_run.Run"] = None
 _active_lock = threading.Lock()
 
 
+def _no_run(*args: Any, **kwargs: Any) -> None:
+    raise RunStateError("log_metric() needs an active run: call prov4ml.start_run(...) first")
+
+
+#: the active run's log_metric (``prov4ml.log_metric`` calls it with no lookup of the run)
+log_metric = _no_run
+
+
 def active_run() -> Optional["_run.Run"]:
     """The run started by ``start_run`` and not yet ended, or ``None``."""
     return _active
@@ -47,13 +55,20 @@ def start(*args: Any, **kwargs: Any) -> "_run.Run":
     with _active_lock:
         if _active is not None and _active.pid != os.getpid():
             _active = None  # the parent's run, inherited by fork: this process starts its own
+            _set_log(_no_run)
         if _active is not None:
             raise RunStateError(
                 f"a run is already active ({_active!r}); call prov4ml.end_run() before starting another"
             )
         _install_hooks()
         _active = _run.Run(*args, **kwargs)
+        _set_log(_active.log_metric)
         return _active
+
+
+def _set_log(fn) -> None:
+    global log_metric
+    log_metric = fn
 
 
 def deactivate(run: "_run.Run") -> None:
@@ -62,6 +77,7 @@ def deactivate(run: "_run.Run") -> None:
     with _active_lock:
         if _active is run:
             _active = None
+            _set_log(_no_run)
 
 
 _hooks_installed = False

@@ -368,7 +368,7 @@ def _rank_info(record: Any, attrs: Dict[str, Any], rank: int) -> Dict[str, Any]:
 
 _INFO_ORDER = (
     "run_id", "experiment", "status", "start_time", "end_time", "duration_s", "ranks", "user", "host",
-    "command", "error_type", "error_message", "final_metrics", "final_folds", "recorded_dir",
+    "command", "error_type", "error_message", "final_metrics", "final_folds", "recorded_dir", "needs_recovery",
 )
 
 
@@ -382,6 +382,9 @@ def _run_info(rank_info: Dict[int, Dict[str, Any]], run_dir: Path) -> Dict[str, 
         m = _RUN_DIR.match(run_dir.name)
         info["run_id"] = int(m.group(1)) if m else run_dir.name
     info["ranks"] = list(rank_info)
+    from .recovery import needs_recovery
+
+    info["needs_recovery"] = needs_recovery(run_dir)  # ranks killed before end_run: `prov4ml recover` completes them
     info["status"] = max((r.get("status") or "running" for r in ranks), key=lambda s: STATUS_SEVERITY.get(s, 1))
     starts = [r["start_time"] for r in ranks if r.get("start_time") is not None]
     ends = [r.get("end_time") for r in ranks]
@@ -614,6 +617,7 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.6em;border
 table{border-collapse:collapse;margin:.5em 0;font-size:.9em}th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}code{font-size:.9em}
 .status{display:inline-block;padding:.1em .6em;border-radius:.8em;color:#fff;font-weight:600}
+.warning{background:#fff3cd;border:1px solid #e0b252;padding:.5em .8em;border-radius:.3em}
 .plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figcaption{font-size:.85em;color:#555}
 .muted{color:#777}
 """
@@ -702,13 +706,19 @@ def _render_report(run: RunData, output_dir: Path) -> str:
         f'<p><span class="status" style="background:{STATUS_COLOURS.get(status, "#555")}">{html.escape(status)}</span> '
         f'<span class="muted">{html.escape(str(run.run_dir))}</span></p>',
     ]
+    if info.get("needs_recovery"):
+        parts.append(
+            f'<p class="warning">The process of rank(s) {", ".join(map(str, info["needs_recovery"]))} was killed before '
+            f"end_run; this report shows the last refresh. Run <code>prov4ml recover {html.escape(str(run.run_dir))}</code> "
+            "to complete the run from its journal.</p>"
+        )
 
     # -- run information
     rows = [(k, info.get(k)) for k in (
         "run_id", "experiment", "status", "start_time", "end_time", "duration_s", "ranks", "user", "host",
         "command", "error_type", "error_message",
     ) if info.get(k) not in (None, "", [])]
-    skip = {k for k, _ in rows} | {"final_metrics", "final_folds", "recorded_dir"}
+    skip = {k for k, _ in rows} | {"final_metrics", "final_folds", "recorded_dir", "needs_recovery"}
     rows += [(k, v) for k, v in info.items() if k not in skip and v not in (None, "")]
     for name, value in (info.get("final_metrics") or {}).items():
         fold = (info.get("final_folds") or {}).get(name)

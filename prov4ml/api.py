@@ -9,7 +9,6 @@ from typing import Any, Callable, Dict, Iterator, Optional
 from . import _lifecycle
 from . import run as _run
 from .context import Context, LoggingItemKind, create_context
-from .exceptions import RunStateError
 
 __all__ = [
     "start_run", "end_run", "run", "active_run", "get_run_id", "flush",
@@ -94,10 +93,7 @@ def log_metric(
     timestamp: Any = None,
 ) -> None:
     """Record one point of the series (key, context). ``value`` may be a zero-argument callable."""
-    r = _lifecycle._active
-    if r is None:
-        raise RunStateError("log_metric() needs an active run: call prov4ml.start_run(...) first")
-    r.log_metric(key, value, context, step, source, timestamp)
+    _lifecycle.log_metric(key, value, context, step, source, timestamp)
 
 
 def log_metrics(metrics: Dict[str, Any], context: Any = None, step: Optional[int] = None, **kwargs: Any) -> None:

@@ -299,3 +299,25 @@ def test_no_sink_process_is_left_behind(tmp_path):
     time.sleep(0.2)
     d = str(child.run_dir())
     assert not [p for p in psutil.process_iter(["cmdline"]) if any(d in c for c in (p.info["cmdline"] or []))]
+
+
+def test_load_run_and_the_cli_say_a_killed_run_needs_recovering(tmp_path):
+    import subprocess
+    import sys
+
+    from prov4ml import analysis
+
+    child = Child(tmp_path, START + "prov4ml.log_metric('loss', 0.0, 'training')\ntell(1)\nflag(2)\ntime.sleep(600)\n")
+    child.wait_flag(2)
+    child.kill()
+    d = child.run_dir()
+    wait_for_sinks(d)
+    assert analysis.load_run(d).info["needs_recovery"] == [0]
+    assert "prov4ml recover" in analysis.html_report(d).read_text()
+    out = subprocess.run([sys.executable, "-m", "prov4ml", "recover", str(d)], capture_output=True, text=True)
+    assert out.returncode == 0 and "recovered" in out.stdout
+    assert analysis.load_run(d).info["needs_recovery"] == []
+    again = subprocess.run([sys.executable, "-m", "prov4ml", "recover", str(d)], capture_output=True, text=True)
+    assert again.returncode == 0 and "nothing to recover" in again.stdout
+    bad = subprocess.run([sys.executable, "-m", "prov4ml", "recover", str(tmp_path / "nope")], capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "not a directory" in bad.stderr

@@ -129,7 +129,7 @@ class MetricRecorder:
             s = self._new_series(key, context, source)
         if step is None:
             step = s.n
-        elif type(step) is not int or not -INT64 <= step < INT64:
+        elif type(step) is not int or not -9223372036854775808 <= step <= 9223372036854775807:  # int64, as literals
             step = check_step(step)
         if type(value) is not float or s.sampler is not None:
             value = self._admit(s, value, step, timestamp)
