@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
 from .context import Context
-from .exceptions import InvalidValueError
+from .exceptions import ArgumentError, InvalidValueError
 
-__all__ = ["is_tensor", "metric_value", "param_value", "artifact_call", "model_call", "version_call", "dataset_call"]
+__all__ = ["check_name", "is_tensor", "metric_value", "param_value", "artifact_call", "model_call", "version_call", "dataset_call"]
 
 
 def is_tensor(value: Any) -> bool:
@@ -121,11 +121,11 @@ class ArtifactCall:
 
 def _bind(call: str, names: Tuple[str, ...], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[str, Any]:
     if len(args) > len(names):
-        raise TypeError(f"{call}() takes at most {len(names)} positional arguments ({len(args)} given)")
+        raise ArgumentError(f"{call}() takes at most {len(names)} positional arguments ({len(args)} given)")
     bound = dict(zip(names, args))
     for key, value in kwargs.items():
         if key in bound:
-            raise TypeError(f"{call}() got multiple values for argument {key!r}")
+            raise ArgumentError(f"{call}() got multiple values for argument {key!r}")
         bound[key] = value
     return bound
 
@@ -148,9 +148,15 @@ def artifact_call(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> ArtifactCall
         b = _bind("log_artifact", ("artifact_path", "context", "step", "timestamp"), args, kwargs)
     unknown = set(b) - {"artifact_name", "artifact_path", "context", "step", "timestamp"}
     if unknown:
-        raise TypeError(f"log_artifact() got unexpected keyword argument(s) {sorted(unknown)}")
+        raise ArgumentError(f"log_artifact() got unexpected keyword argument(s) {sorted(unknown)}")
     if "artifact_path" not in b:
-        raise TypeError("log_artifact() needs artifact_path")
+        raise ArgumentError("log_artifact() needs artifact_path")
+    path = b["artifact_path"]
+    if not isinstance(path, (str, os.PathLike)) or (isinstance(path, str) and not path):
+        raise InvalidValueError(f"log_artifact() needs a file or directory path (str or os.PathLike), got {_short(path)}")
+    check_name(os.fspath(path), "artifact_path", limit=4096)
+    if b.get("artifact_name") is not None:
+        check_name(b["artifact_name"], "artifact_name")
     return ArtifactCall(
         path=b["artifact_path"], name=b.get("artifact_name"), context=b.get("context"),
         step=b.get("step"), timestamp=b.get("timestamp"),
@@ -168,7 +174,7 @@ def _swap_if_name_first(first: Any, second: Any) -> Tuple[Any, Any]:
 def model_call(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[Any, str, bool, bool]:
     b = _bind("log_model", ("model", "model_name", "log_model_info", "log_as_artifact"), args, kwargs)
     if "model" not in b:
-        raise TypeError("log_model() needs a model")
+        raise ArgumentError("log_model() needs a model")
     model, name = _swap_if_name_first(b["model"], b.get("model_name", "default"))
     _check_name("log_model", name)
     return model, name, bool(b.get("log_model_info", True)), bool(b.get("log_as_artifact", True))
@@ -177,7 +183,7 @@ def model_call(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[Any, str,
 def version_call(args: Tuple[Any, ...], kwargs: Dict[str, Any]):
     b = _bind("save_model_version", ("model", "model_name", "context", "step", "timestamp", "incremental"), args, kwargs)
     if "model" not in b or "model_name" not in b:
-        raise TypeError("save_model_version() needs a model and a model_name")
+        raise ArgumentError("save_model_version() needs a model and a model_name")
     model, name = _swap_if_name_first(b["model"], b["model_name"])
     _check_name("save_model_version", name)
     return model, name, b.get("context"), b.get("step"), b.get("timestamp"), bool(b.get("incremental", True))
@@ -190,12 +196,26 @@ def dataset_call(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[Any, st
         kwargs["label"] = kwargs.pop("dataset_label")
     b = _bind("log_dataset", ("dataset", "label"), args, kwargs)
     if "dataset" not in b or "label" not in b:
-        raise TypeError("log_dataset() needs a dataset and a label")
+        raise ArgumentError("log_dataset() needs a dataset and a label")
     dataset, label = _swap_if_name_first(b["dataset"], b["label"])
     _check_name("log_dataset", label)
     return dataset, label
 
 
 def _check_name(call: str, name: Any) -> None:
+    check_name(name, f"the name given to {call}()")
+
+
+def check_name(name: Any, what: str, limit: int = 1000) -> str:
+    """A name must be a non-empty string that files and JSON can hold."""
     if not isinstance(name, str) or not name:
-        raise InvalidValueError(f"{call}() needs a non-empty string name, got {name!r}")
+        raise InvalidValueError(f"{what} must be a non-empty string, got {_short(name)}")
+    if "\x00" in name:
+        raise InvalidValueError(f"{what} {name[:40]!r} contains a NUL character; remove it")
+    if len(name) > limit:
+        raise InvalidValueError(f"{what} is {len(name)} characters long; use at most {limit}")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidValueError(f"{what} {name[:40]!r} is not valid Unicode (a lone surrogate); fix the string") from None
+    return name

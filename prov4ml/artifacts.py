@@ -17,14 +17,26 @@ __all__ = ["ArtifactStore", "check_artifact_name"]
 
 
 def check_artifact_name(name: str) -> str:
-    """Refuse names that would escape the artifacts folder."""
+    """Refuse names that would escape the artifacts folder; shorten parts a file system cannot hold."""
     pure = PurePath(name)
     if not name or pure.is_absolute() or ".." in pure.parts:
         raise ArtifactError(
             f"artifact name {name!r} must be a relative path without '..' "
             "(it is stored under the run's artifacts/ folder); pass e.g. 'plots/loss.png'"
         )
-    return pure.as_posix()
+    return PurePath(*(_short_part(p) for p in pure.parts)).as_posix()
+
+
+def _short_part(part: str) -> str:
+    """A path part of at most ~100 bytes: a long one keeps its start and suffix, with a hash between."""
+    if len(part.encode("utf-8", "surrogatepass")) <= 100:
+        return part
+    import hashlib
+
+    suffix = PurePath(part).suffix
+    suffix = suffix if len(suffix) <= 16 else ""
+    digest = hashlib.sha1(part.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{part.encode('utf-8')[:60].decode('utf-8', 'ignore')}-{digest}{suffix}"
 
 
 class ArtifactStore:

@@ -6,7 +6,6 @@ Exit codes are those of every prov4ml CLI (see ``_cli``).
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import List, Optional
 
 from . import _cli

@@ -125,7 +125,9 @@ def resolve_context(context: object) -> Context:
     if isinstance(context, Context):
         return context
     if isinstance(context, str):
-        return Context(context)
+        from ._compat import check_name
+
+        return Context(check_name(context, "context name", limit=500))
     if isinstance(context, enum.Enum):
         value = context.value if isinstance(context.value, str) else context.name
         return Context(value)

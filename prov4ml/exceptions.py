@@ -6,6 +6,7 @@ Every message names the problem and the fix. The tree::
     ├── RunStateError            no active run / a run already active
     ├── InvalidValueError        (also ValueError) a bad argument: metric value,
     │                            context, sampler, key, option
+    ├── ArgumentError            (also TypeError) missing, extra or repeated arguments
     ├── ArtifactError            (also FileNotFoundError) a missing or unsafe path
     ├── MissingDependencyError   (also ImportError) an optional extra is not installed
     ├── StorageError             (also OSError) the run directory cannot be written
@@ -19,6 +20,7 @@ __all__ = [
     "Prov4MLError",
     "RunStateError",
     "InvalidValueError",
+    "ArgumentError",
     "ArtifactError",
     "MissingDependencyError",
     "ProvFileError",
@@ -37,6 +39,10 @@ class RunStateError(Prov4MLError, RuntimeError):
 
 class InvalidValueError(Prov4MLError, ValueError):
     """An argument has a type or value prov4ml cannot record."""
+
+
+class ArgumentError(Prov4MLError, TypeError):
+    """A call has missing, unexpected or repeated arguments."""
 
 
 class ArtifactError(Prov4MLError, FileNotFoundError):

@@ -126,9 +126,33 @@ def allocate_run_dir(exp_dir: Path, rank: int, run_id: Optional[int] = None) -> 
         raise InvalidValueError(f"run_id must be a non-negative integer, got {run_id!r}")
     run_dir = exp_dir / f"{RUN_PREFIX}{run_id}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    if any(run_dir.glob(f"prov_rank{rank}.json")):
-        raise InvalidValueError(
-            f"{run_dir} already holds a document of rank {rank}; pass another run_id, or leave it "
-            "unset to get a new run"
-        )
+    claim_rank(run_dir, rank)
     return run_id, run_dir
+
+
+def claim_rank(run_dir: Path, rank: int) -> None:
+    """Claim (rank, run) for this process, atomically: a second claimant gets a clear error.
+
+    The claim is a file created with O_EXCL that is never removed, so neither
+    a racing process nor a later one can record into a rank that was taken.
+    """
+    marker = run_dir / f".rank{rank}.claimed"
+    try:
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise InvalidValueError(
+            f"{run_dir} already has a rank {rank} (claimed by {_claimant(marker)}); pass another run_id or "
+            "rank, or leave run_id unset to get a new run"
+        ) from None
+    try:
+        os.write(fd, f"{os.getpid()} {os.uname().nodename if hasattr(os, 'uname') else ''}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def _claimant(marker: Path) -> str:
+    try:
+        pid, _, host = marker.read_text().strip().partition(" ")
+        return f"pid {pid} on {host}" if host else f"pid {pid}"
+    except OSError:
+        return "another process"

@@ -75,7 +75,18 @@ def user_namespace_iri(namespace: str) -> str:
 
 
 def _local(*parts: Any) -> str:
-    return "/".join(_ID_UNSAFE.sub("_", str(p)).strip("/") or "_" for p in parts)
+    return "/".join(_part(str(p)) for p in parts)
+
+
+def _part(text: str) -> str:
+    """One part of a local name; a part that had to change gets a hash of the original,
+    so that "val loss" and "val_loss" stay two records (as their files do)."""
+    safe = _ID_UNSAFE.sub("_", text).strip("/") or "_"
+    if safe != text:
+        import hashlib
+
+        safe = f"{safe}-{hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:6]}"
+    return safe
 
 
 def _value(v: Any) -> Any:

@@ -109,6 +109,7 @@ class Run:
             raise InvalidValueError(
                 "prov_user_namespace must be a non-empty string such as 'www.example.org'"
             )
+        check_name(prov_user_namespace, "prov_user_namespace")
         if not isinstance(save_after_n_logs, int) or isinstance(save_after_n_logs, bool) or save_after_n_logs < 1:
             raise InvalidValueError(f"save_after_n_logs must be an integer >= 1, got {save_after_n_logs!r}")
         unknown = sorted(set(options) - set(OPTIONS))
@@ -137,11 +138,19 @@ class Run:
         for spec in list(samplers.values()) + [self.options["default_sampler"]]:
             make_sampler(spec)  # validate now, not at the first log_metric
 
+        if provenance_save_dir is not None and not isinstance(provenance_save_dir, (str, os.PathLike)):
+            raise InvalidValueError(f"provenance_save_dir must be a path, got {provenance_save_dir!r}")
         self.save_dir = Path(provenance_save_dir or "prov").expanduser().resolve()
         self.experiment_dir = self.save_dir / slug(self.experiment_name)
-        self.run_id, self.run_dir = layout.allocate_run_dir(
-            self.experiment_dir, self.rank, self.options["run_id"]
-        )
+        try:
+            self.run_id, self.run_dir = layout.allocate_run_dir(
+                self.experiment_dir, self.rank, self.options["run_id"]
+            )
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the run directory under {self.save_dir}: {exc.strerror or exc}; pass a writable "
+                "provenance_save_dir (start_run(..., provenance_save_dir='path/you/can/write'))"
+            ) from None
         self.prov_path = self.run_dir / f"prov_rank{self.rank}.json"
         self.metrics_dir = self.run_dir / "metrics"
         self.journal_dir = _state.journal_dir(self.run_dir, self.rank)

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import _compat
+from .._compat import check_name
 from .._fs import slug
 from ..context import Context, LoggingItemKind, resolve_context
 from ..exceptions import InvalidValueError, RunStateError
@@ -26,7 +27,7 @@ from .journal import SEGMENT_SLOTS, SLOT, Journal, JournalReader, pack_record
 from .samplers import Sampler, make_sampler
 from .series import MetricSeries, materialize
 
-__all__ = ["MetricRecorder", "check_step", "check_timestamp", "INT64"]
+__all__ = ["MetricRecorder", "check_name", "check_step", "check_timestamp", "INT64"]
 
 _time = time.time
 INT64 = 1 << 63
@@ -307,18 +308,3 @@ class MetricRecorder:
             self.journal = None
         self.recording = False
         self.closed = True
-
-
-def check_name(name: Any, what: str, limit: int = 1000) -> str:
-    """A name must be a non-empty string that files and JSON can hold."""
-    if not isinstance(name, str) or not name:
-        raise InvalidValueError(f"{what} must be a non-empty string, got {_compat._short(name)}")
-    if "\x00" in name:
-        raise InvalidValueError(f"{what} {name[:40]!r}... contains a NUL character; remove it")
-    if len(name) > limit:
-        raise InvalidValueError(f"{what} is {len(name)} characters long; use at most {limit}")
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidValueError(f"{what} {name[:40]!r} is not valid Unicode (a lone surrogate); fix the string") from None
-    return name
