@@ -86,8 +86,11 @@ def _tensor_value(value: Any, name: str) -> Any:
 
 def param_value(value: Any) -> Any:
     """Parameters stay typed when scalar; containers are recorded as JSON text."""
-    if is_tensor(value) and value.numel() == 1:
-        value = value.item()
+    if is_tensor(value):
+        if value.numel() == 1 and not value.is_meta and value.layout is sys.modules["torch"].strided:
+            value = value.item()
+        else:
+            return f"tensor(shape={tuple(value.shape)}, dtype={value.dtype}, device={value.device})"
     item = getattr(value, "item", None)
     if callable(item) and not isinstance(value, (int, float, bool, str)) and getattr(value, "size", 1) == 1:
         try:
@@ -95,6 +98,8 @@ def param_value(value: Any) -> Any:
         except (TypeError, ValueError):
             pass
     if value is None or isinstance(value, (bool, int, float, str)):
+        if isinstance(value, str):
+            check_name(value, "a parameter value", limit=1 << 20) if value else None
         return "None" if value is None else value
     if isinstance(value, Context):
         return str(value)

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from ._fs import atomic_write, hash_path
 from .context import Context
-from .exceptions import ArtifactError
+from .exceptions import ArtifactError, InvalidValueError
 from .records import ArtifactRecord
 
 __all__ = ["ArtifactStore", "check_artifact_name"]
@@ -80,7 +80,7 @@ class ArtifactStore:
         role: str = "artifact",
     ) -> ArtifactRecord:
         """Copy a file or directory in; the copy's hash and size are recorded."""
-        if not source.exists():
+        if not _exists(source):
             raise ArtifactError(
                 f"artifact path {str(source)!r} does not exist; check the path "
                 f"(relative paths are resolved from {Path.cwd()})"
@@ -102,7 +102,7 @@ class ArtifactStore:
         self, source: Path, context=None, step=None, time=None, role: str = "artifact"
     ) -> ArtifactRecord:
         """Record a file where it is, without copying it."""
-        if not source.exists():
+        if not _exists(source):
             raise ArtifactError(f"artifact path {str(source)!r} does not exist; check the path")
         digest, size = hash_path(source)
         return ArtifactRecord(
@@ -123,10 +123,24 @@ class ArtifactStore:
         import torch  # only a model brings us here, so torch is already imported
 
         target = self._free(check_artifact_name(name))
-        atomic_write(target, lambda fh: torch.save(obj, fh))
+        try:
+            atomic_write(target, lambda fh: torch.save(obj, fh))
+        except OSError:
+            raise
+        except Exception as exc:  # torch.save pickles: a lambda, a lock, an open file cannot be saved
+            raise InvalidValueError(
+                f"cannot save {type(obj).__name__} as {name!r}: {exc}; pass a torch.nn.Module or its state_dict()"
+            ) from None
         return self._record(target, None, name, context, step, time, role)
 
 
 def _copy_into(source: Path, fh) -> None:
     with open(source, "rb") as src:
         shutil.copyfileobj(src, fh, 1 << 20)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError as exc:  # a name too long, a permission problem on a parent folder
+        raise ArtifactError(f"artifact path {str(path)[:200]!r} cannot be read: {exc.strerror or exc}") from None

@@ -20,6 +20,14 @@ __all__ = ["Context", "Contexts", "LoggingItemKind", "create_context", "resolve_
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\- ]+$")
 
 
+def _check_no_cycle(ctx: "Context", parent: Optional["Context"]) -> None:
+    node = parent
+    while node is not None:
+        if str.__eq__(node, ctx):
+            raise InvalidValueError(f"context {str(ctx)!r} cannot be a sub-context of {str(parent)!r}: that would make a cycle")
+        node = node.parent
+
+
 class _ContextMeta(type):
     """Lets the class be iterated and indexed like an Enum of its members."""
 
@@ -65,14 +73,17 @@ class Context(str, metaclass=_ContextMeta):
                 "e.g. Context('fine_tuning')"
             )
         key = name.lower()
+        parent_ctx = resolve_context(parent) if parent is not None else None  # outside the lock: it may make one
         with cls._lock:
             existing = cls._members.get(key)
             if existing is not None:
-                if parent is not None and existing.parent is None:
-                    existing.parent = resolve_context(parent)
+                if parent_ctx is not None and existing.parent is None:
+                    _check_no_cycle(existing, parent_ctx)
+                    existing.parent = parent_ctx
                 return existing
             obj = str.__new__(cls, key)
-            obj.parent = resolve_context(parent) if parent is not None else None
+            _check_no_cycle(obj, parent_ctx)
+            obj.parent = parent_ctx
             cls._members[key] = obj
             return obj
 

@@ -97,9 +97,12 @@ def _value(v: Any) -> Any:
     if callable(item):
         try:
             return _value(item())
-        except (TypeError, ValueError):
+        except Exception:  # a tensor of several elements, a meta tensor: recorded as text
             pass
-    return str(v)
+    try:
+        return str(v)
+    except Exception:
+        return f"<{type(v).__name__}>"
 
 
 class _Builder:

@@ -21,7 +21,7 @@ from ._fs import atomic_write_text, slug
 from ._version import __version__
 from .artifacts import ArtifactStore
 from .context import Context, LoggingItemKind, resolve_context
-from .exceptions import InvalidValueError, RunStateError, StorageError
+from .exceptions import ArgumentError, InvalidValueError, RunStateError, StorageError
 from .metrics.folds import FinalMetric
 from .metrics.formats import get_format
 from .metrics.recorder import MetricRecorder, check_name, check_step, check_timestamp
@@ -225,9 +225,21 @@ class Run:
         self.metrics.log_metric(key, value, context, step, source, timestamp)
 
     def log_metrics(self, metrics: Dict[str, Any], context: Any = None, step: Optional[int] = None, **kw: Any) -> None:
+        """Record several points at one step: all of them, or (on a bad key or value) none."""
         if not isinstance(metrics, dict):
             raise InvalidValueError(f"log_metrics takes a dict of name -> value, got {type(metrics).__name__}")
-        for key, value in metrics.items():
+        unknown = set(kw) - {"source", "timestamp"}
+        if unknown:
+            raise ArgumentError(f"log_metrics() got unexpected keyword argument(s) {sorted(unknown)}")
+        if step is not None:
+            step = check_step(step)
+        if kw.get("timestamp") is not None:
+            check_timestamp(kw["timestamp"])
+        checked = {}
+        for key, value in metrics.items():  # check everything before anything is recorded
+            check_name(key, "metric key")
+            checked[key] = value if callable(value) and not _compat.is_tensor(value) else _compat.metric_value(value, key)
+        for key, value in checked.items():
             self.log_metric(key, value, context, step, **kw)
 
     def record_reading(self, key: str, value: float, unit: str, context: Any, step: Optional[int], kind: LoggingItemKind, timestamp: Any = None) -> None:
@@ -419,8 +431,10 @@ class Run:
 
     def log_optimizer(self, optimizer: Any) -> None:
         """The optimizer's class and hyper-parameters (of its first parameter group) as parameters."""
+        groups = getattr(optimizer, "param_groups", None) or [getattr(optimizer, "defaults", None)]
+        if not isinstance(groups, (list, tuple)) or not isinstance(groups[0], dict):
+            raise InvalidValueError(f"log_optimizer() needs a torch.optim.Optimizer, got {type(optimizer).__name__}")
         self.log_param("optimizer", type(optimizer).__name__)
-        groups = getattr(optimizer, "param_groups", None) or [getattr(optimizer, "defaults", {})]
         for key, value in groups[0].items():
             if key != "params" and isinstance(value, (int, float, bool, str)):
                 self.log_param(f"optimizer.{key}", value)

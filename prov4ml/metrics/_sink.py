@@ -11,7 +11,7 @@ start or dies.
 The child needs nothing from the training process to read points: it maps
 the journal files. The pipe only carries requests, parent to child::
 
-    b"S" <4-byte token>   catch up, then reply the token and one JSON report line
+    b"S" <8-char token>   catch up, then reply the token and one JSON report line
     b"X"                  read everything to the end, close the files, reply a report, exit
 
 and on EOF (the parent died) the child reads the journal to the end, closes
@@ -260,7 +260,7 @@ def serve(journal_dir, run_dir, separator, inp_fd=0, out=None):
                 continue
             tag = pipe.read(1)
             if tag == b"S":
-                token = pipe.read(4)
+                token = pipe.read(8)
                 _guarded(consumer, False)
                 _reply(out, token, consumer)
             elif tag == b"X":

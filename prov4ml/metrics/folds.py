@@ -48,7 +48,8 @@ class FinalMetric:
             raise InvalidValueError(
                 f"fold_operation for {self.name!r} must be a FoldOperation or a (x, y) -> z callable"
             )
-        self.value = self.initial_value
+        # None: the first value folded in starts the fold
+        self.value = None if self.initial_value is None else _number(self.initial_value, f"the initial_value of final metric {self.name!r}")
 
     @property
     def operation_name(self) -> str:
@@ -58,8 +59,22 @@ class FinalMetric:
         return getattr(op, "__name__", type(op).__name__)
 
     def fold(self, values) -> None:
+        """Fold ``values`` in; a fold that raises or returns a non-number stops at the last good value."""
         op, acc = self.operation, self.value
         for v in values:
-            acc = op(acc, v)
-        self.value = acc
-        self.count += len(values)
+            acc = v if acc is None else _number(op(acc, v), f"the fold of final metric {self.name!r}")
+            self.value = acc
+            self.count += 1
+
+
+def _number(value: Any, what: str) -> Any:
+    """A Python int or float (NumPy scalars and one-element tensors converted); else InvalidValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        item = getattr(value, "item", None)
+        try:
+            value = item() if callable(item) and getattr(value, "numel", lambda: getattr(value, "size", 1))() == 1 else None
+        except Exception:
+            value = None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidValueError(f"{what} must be a number, got {type(value).__name__ if value is not None else 'a non-number'}")
+    return value

@@ -91,12 +91,12 @@ class ProcessOutput:
     def sync(self, timeout: Optional[float] = 30.0) -> dict:
         """The sink's report once it has consumed everything committed before this call."""
         self._token = (self._token + 1) % (1 << 32)
-        token = self._token.to_bytes(4, "little")
+        token = b"%08x" % self._token  # text: a token byte must never be a newline
         self._send(b"S" + token)
         line = self._line(timeout)
-        if line[:4] != token:
+        if line[:8] != token:
             raise SinkError("the metric sink process answered out of turn")
-        return json.loads(line[4:])
+        return json.loads(line[8:])
 
     def close(self, timeout: Optional[float] = 60.0) -> dict:
         """Read the journal to the end, close the files; the final report."""
