@@ -521,13 +521,15 @@ class Run:
 
     def _capture(self, parts: Dict[str, bool]) -> None:
         try:
-            from .collectors import environment
-
-            cap = environment.capture(env_vars=bool(self.options["capture_env_vars"]), **parts)
-        except Exception as exc:  # capture must never break the run
+            self._capture_into(parts)
+        except Exception as exc:  # capture must never break the run (a full disk, a broken git)
             with self._lock:
                 self._notes["capture_error"] = repr(exc)
-            return
+
+    def _capture_into(self, parts: Dict[str, bool]) -> None:
+        from .collectors import environment
+
+        cap = environment.capture(env_vars=bool(self.options["capture_env_vars"]), **parts)
         env: Dict[str, Any] = {"python": cap.python, "executable": cap.executable}
         env.update({f"host_{k}" if k != "hostname" else "host": v for k, v in (cap.host or {}).items()})
         if cap.git:
@@ -595,8 +597,11 @@ class Run:
 
     def _problems(self) -> List[str]:
         problems = list(self.metrics.fold_errors)
-        if self.metrics.journal is not None and self.metrics.journal.error:
-            problems.append(self.metrics.journal.error)
+        journal = self.metrics.journal
+        if journal is not None and journal.error:
+            problems.append(journal.error)
+        if journal is not None and journal.dropped:
+            problems.append(f"{journal.dropped:,} points were lost: the disk stayed full for longer than memory could hold them")
         if self._refresher is not None:
             problems += self._refresher.errors
         return problems

@@ -36,6 +36,7 @@ import mmap
 import os
 import struct
 import threading
+from time import monotonic as _monotonic
 
 __all__ = [
     "MAGIC", "SLOT", "SEGMENT_SLOTS", "FIRST_SLOT", "VOID", "RECORD", "Journal",
@@ -48,6 +49,8 @@ SLOT = 32
 SEGMENT_SLOTS = 1 << 17  # 4 MiB per segment: bounds the mapped (resident) pages
 FIRST_SLOT = 2  # slots 0 and 1 hold the header
 VOID = 0xFFFFFFFF
+SERIES_RESERVE = 1 << 16
+MAX_PENDING = 10_000_000  # points held in memory while no segment can be made (~1 GB)
 HEADER = struct.Struct("<8sIII")
 RECORD = struct.Struct("<qddII")
 pack_record = RECORD.pack_into
@@ -80,9 +83,15 @@ class Journal:
         self._lock = threading.Lock()
         self._segments: list = []  # open mappings, newest last (older ones stay mapped briefly)
         self._next_index = 0
-        self._series_fd = os.open(os.path.join(directory, "series.jsonl"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._series_fd = os.open(os.path.join(directory, "series.jsonl"), os.O_WRONLY | os.O_CREAT, 0o644)
+        self._series_end = 0  # the series file is reserved ahead too: a full disk must not stop a new series
+        self._series_room = 0
+        self._series_waiting: list = []
+        self._reserve_series(SERIES_RESERVE)
         self.pending: list = []  # (sid, step, value, time) that no segment could take yet
+        self.dropped = 0  # points beyond MAX_PENDING while the disk stayed full
         self.error: str = ""
+        self._retry_at = 0.0
         self.current = (_Full(), itertools.repeat(SEGMENT_SLOTS))
         self._open_segment(raise_errors=True)
 
@@ -110,7 +119,8 @@ class Journal:
                 pass
             if raise_errors:
                 raise
-            self.error = f"the metric journal could not grow ({exc.strerror or exc}); points are kept in memory until it can"
+            self.error = (f"the metric journal could not grow ({exc.strerror or exc}); points are kept in memory "
+                          f"(up to {MAX_PENDING:,}) until it can")
             self.current = (_Full(), itertools.repeat(SEGMENT_SLOTS))
             return False
         self._next_index += 1
@@ -131,9 +141,21 @@ class Journal:
                 pack_record(mm, i * SLOT, step, value, time, sid, i + 1)
                 return
             with self._lock:
-                if self.current[0] is mm and not self._roll():
-                    self.pending.append((sid, step, value, time))
+                if self.current[0] is mm and not self._roll_now():
+                    if len(self.pending) < MAX_PENDING:
+                        self.pending.append((sid, step, value, time))
+                    else:
+                        self.dropped += 1
                     return
+
+    def _roll_now(self) -> bool:
+        """Roll, but while the disk is full try at most once a second (a failed fallocate is a syscall)."""
+        if isinstance(self.current[0], _Full) and _monotonic() < self._retry_at:
+            return False
+        if self._roll():
+            return True
+        self._retry_at = _monotonic() + 1.0
+        return False
 
     def _roll(self) -> bool:
         """Open the next segment and write the points that waited (under the lock)."""
@@ -150,7 +172,10 @@ class Journal:
         return True
 
     def retry(self) -> None:
-        """Try again to make room for points kept in memory (the refresher calls it)."""
+        """Try again to make room for what waits in memory (the refresher calls it)."""
+        if self._series_waiting:
+            with self._lock:
+                self._write_series()
         if self.pending:
             with self._lock:
                 if self.pending and isinstance(self.current[0], _Full):
@@ -170,9 +195,41 @@ class Journal:
 
     # -- series -----------------------------------------------------------
     def add_series(self, meta: dict) -> None:
-        """Write a series' description; done before its first point is packed."""
+        """Write a series' description; done before its first point is packed.
+
+        The file's space is reserved ahead (its unused tail is zeros, which
+        readers ignore); when no more can be reserved the line waits in
+        memory, and readers hold the series' points until it is written.
+        """
         line = (json.dumps(meta, ensure_ascii=True) + "\n").encode()
-        os.write(self._series_fd, line)
+        with self._lock:
+            self._series_waiting.append(line)
+            self._write_series()
+
+    def _reserve_series(self, size: int) -> bool:
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(self._series_fd, 0, size)
+            self._series_room = size
+            return True
+        except OSError:
+            return False
+
+    def _write_series(self) -> None:
+        while self._series_waiting:
+            line = self._series_waiting[0]
+            if self._series_end + len(line) > self._series_room and not self._reserve_series(
+                max(2 * self._series_room, self._series_end + len(line) + SERIES_RESERVE)
+            ):
+                self.error = "the metric journal's series file could not grow (disk full); new series wait in memory"
+                return
+            try:
+                os.pwrite(self._series_fd, line, self._series_end)
+            except OSError as exc:
+                self.error = f"could not write the journal's series file ({exc.strerror or exc}); new series wait in memory"
+                return
+            self._series_end += len(line)
+            self._series_waiting.pop(0)
 
     def sync(self) -> None:
         """Push the mapped pages to the disk (power-loss durability; off the hot path)."""
@@ -198,7 +255,7 @@ def read_series(directory: str) -> dict:
     except FileNotFoundError:
         return {}
     out = {}
-    for line in data.split(b"\n")[:-1]:  # only whole lines
+    for line in data.rstrip(b"\0").split(b"\n")[:-1]:  # whole lines only; the reserved tail is zeros
         try:
             meta = json.loads(line)
         except ValueError:
