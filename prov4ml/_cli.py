@@ -62,6 +62,8 @@ def read_prov(path: PathLike):
         raise ProvFileError(f"{path} is empty; a run that was killed before its first save leaves no document, rerun it")
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise ProvFileError(f"{path} nests JSON too deeply to be PROV-JSON; give a PROV-JSON file") from None
     except json.JSONDecodeError as exc:
         if not text.rstrip().endswith("}"):
             raise ProvFileError(
@@ -75,6 +77,8 @@ def read_prov(path: PathLike):
         raise ProvFileError(f"{path} is JSON but not PROV-JSON (a {type(data).__name__}, not an object)")
     try:
         return ProvDocument.deserialize(content=text, format="json")
+    except RecursionError:
+        raise ProvFileError(f"{path} nests records too deeply to be PROV-JSON; give a PROV-JSON file") from None
     except Exception as exc:  # prov raises ProvJSONException, ValueError, KeyError, ... on foreign JSON
         raise ProvFileError(f"{path} is JSON but not PROV-JSON: {exc}") from None
 

@@ -87,12 +87,13 @@ def _tensor_value(value: Any, name: str) -> Any:
 def param_value(value: Any) -> Any:
     """Parameters stay typed when scalar; containers are recorded as JSON text."""
     if is_tensor(value):
-        if value.numel() == 1 and not value.is_meta and value.layout is sys.modules["torch"].strided:
+        if not value.is_nested and value.layout is sys.modules["torch"].strided and not value.is_meta and value.numel() == 1:
             value = value.item()
         else:
-            return f"tensor(shape={tuple(value.shape)}, dtype={value.dtype}, device={value.device})"
+            shape = "nested" if value.is_nested else tuple(value.shape)
+            return f"tensor(shape={shape}, dtype={value.dtype}, device={value.device})"
     item = getattr(value, "item", None)
-    if callable(item) and not isinstance(value, (int, float, bool, str)) and getattr(value, "size", 1) == 1:
+    if callable(item) and type(value) not in (int, float, bool, str) and getattr(value, "size", 1) == 1:  # NumPy scalars too
         try:
             value = item()
         except (TypeError, ValueError):
