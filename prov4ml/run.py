@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import shutil
 import signal
@@ -527,34 +526,29 @@ class Run:
                 self._notes["capture_error"] = repr(exc)
 
     def _capture_into(self, parts: Dict[str, bool]) -> None:
-        from .collectors import environment
+        from .collectors import capture, environment
 
-        cap = environment.capture(env_vars=bool(self.options["capture_env_vars"]), **parts)
-        env: Dict[str, Any] = {"python": cap.python, "executable": cap.executable}
-        env.update({f"host_{k}" if k != "hostname" else "host": v for k, v in (cap.host or {}).items()})
-        if cap.git:
-            env.update({f"git_{k}": v for k, v in cap.git.items()})
-        records = []
-        if cap.packages:
-            text = "\n".join(f"{k}=={v}" for k, v in sorted(cap.packages.items())) + "\n"
-            records.append(self.artifacts.write_text("environment/packages.txt", text))
-            env["packages"] = len(cap.packages)
-        if cap.diff:
-            records.append(self.artifacts.write_text("environment/git.diff", cap.diff, role="diff"))
-        if cap.env_vars is not None:
-            records.append(self.artifacts.write_text("environment/env_vars.json", json.dumps(cap.env_vars, indent=1, sort_keys=True)))
-        if cap.main_source:
-            try:
-                records.append(self.artifacts.copy(Path(cap.main_source), f"source/{Path(cap.main_source).name}", role="source"))
-            except OSError as exc:
-                env["source_copy_error"] = repr(exc)
+        main = environment.main_source()
+        request = {
+            "run_dir": str(self.run_dir), "rank": self.rank, "parts": parts,
+            "env_vars": bool(self.options["capture_env_vars"]), "argv": list(sys.argv), "main": main,
+            # git describes the script's repository, not the one the script was started from
+            "cwd": str(Path(main).parent) if main else os.getcwd(),
+        }
+        try:
+            answer = capture.capture_in_child(request)
+        except Exception as exc:  # no child process here: the same work in this thread
+            self._notes["capture_process"] = f"ran in the training process: {exc}"
+            answer = capture.capture_into(**request)
+        records = capture.records_of(answer)
         with self._lock:
-            self._environment.update({k: v for k, v in env.items() if isinstance(v, (str, int, float, bool))})
-            if cap.main_source and self._source_code is None:
-                self._source_code = cap.main_source
-            if cap.command:
-                self._command = " ".join(cap.command)
+            self._environment.update(answer["env"])
+            if answer["main_source"] and self._source_code is None:
+                self._source_code = answer["main_source"]
+            if answer["command"]:
+                self._command = answer["command"]
             self._artifacts.extend(records)
+        self._poke()
 
     # ------------------------------------------------------------------ output
     def snapshot(self) -> RunSnapshot:

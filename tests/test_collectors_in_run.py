@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import os
 import sys
 
 import pandas as pd
@@ -108,18 +109,47 @@ def test_reproducibility_capture_in_a_dirty_git_repository(tmp_path):
     assert activity["provml:command"].endswith("train.py --epochs 2")
 
 
-def test_capture_outside_git_and_switched_off(start, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    run = start(capture={"packages": False})
-    prov4ml.end_run()
-    data = load_json(run.prov_path)
-    env = list(entities_of_type(data, "provml:Environment").values())[0]
-    facts = {**env, **next(iter(entities_of_type(data, "prov:Plan").values()), {})}  # git facts sit on the plan when there is one
-    assert facts["provml:git_available"] is False
-    assert "provml:packages" not in env
-    run = start(capture=False)
-    prov4ml.end_run()
-    assert not entities_of_type(load_json(run.prov_path), "provml:Environment")
+def _script_run(tmp_path, script_dir, cwd, capture="{'packages': False}"):
+    import json
+    import subprocess
+
+    script = script_dir / "train.py"
+    script.write_text(
+        "import prov4ml\n"
+        f"r = prov4ml.start_run('www.example.org', 'g', {str(tmp_path / 'prov')!r}, capture={capture})\n"
+        "print(r.end())\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], cwd=cwd, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    data = json.loads(open(out.stdout.strip().splitlines()[-1]).read())
+    plan = next(iter(entities_of_type(data, "prov:Plan").values()), {})
+    return data, {**next(iter(entities_of_type(data, "provml:Environment").values()), {}), **plan}
+
+
+def _git_repo(path):
+    import subprocess
+
+    path.mkdir()
+    for cmd in (["init", "-q"], ["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", path.name]):
+        subprocess.run(["git", *cmd], cwd=path, check=True, capture_output=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True).stdout.strip()
+
+
+def test_capture_outside_git_and_switched_off(tmp_path):
+    (tmp_path / "plain").mkdir()
+    _, facts = _script_run(tmp_path, tmp_path / "plain", cwd=ROOT)  # started from inside a repository
+    assert facts["provml:git_available"] is False  # the script's folder is what counts
+    assert "provml:packages" not in facts
+    data, _ = _script_run(tmp_path, tmp_path / "plain", cwd=ROOT, capture="False")
+    assert not entities_of_type(data, "provml:Environment")
+
+
+def test_git_facts_come_from_the_scripts_repository(tmp_path):
+    script_commit = _git_repo(tmp_path / "project")
+    other_commit = _git_repo(tmp_path / "elsewhere")
+    _, facts = _script_run(tmp_path, tmp_path / "project", cwd=tmp_path / "elsewhere")
+    assert facts["provml:git_commit"] == script_commit != other_commit
 
 
 def test_missing_extra_names_it(start, monkeypatch):

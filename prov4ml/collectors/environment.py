@@ -49,8 +49,13 @@ def capture(
     source: bool = True,
     env_vars: bool = False,
     cwd: Optional[str] = None,
+    argv: Optional[List[str]] = None,
+    main: Optional[str] = None,
 ) -> EnvironmentCapture:
     """Capture the parts asked for; ``cwd`` is where git looks (default: the current directory).
+
+    ``argv`` and ``main`` (the command line and the ``__main__`` file) default
+    to this process's; a capture process is given those of the run's.
 
     ``git`` is ``{"commit", "branch", "remote", "dirty", "root"}`` (commit None
     before the first commit, branch None on a detached HEAD, remote None
@@ -62,13 +67,13 @@ def capture(
     if git:
         result.git, result.diff = git_state(cwd)
     if command:
-        result.command = redact_command(list(sys.argv))
+        result.command = redact_command(list(sys.argv if argv is None else argv))
     if packages:
         result.packages = installed_packages()
     if host:
         result.host = host_info()
     if source:
-        result.main_source = main_source()
+        result.main_source = main_source() if main is None else (main or None)  # "": there is none
     if env_vars:
         result.env_vars = redact_env(os.environ)
     return result
