@@ -8,7 +8,6 @@ start_run times.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import subprocess
 import sys

@@ -8,7 +8,6 @@ dies is exactly what it had told.
 """
 
 import json
-import mmap
 import os
 import signal
 import struct

@@ -1,6 +1,5 @@
 """Forks, DataLoader workers, processes racing for one run id, secrets in env and argv, ended runs."""
 
-import json
 import os
 import subprocess
 import sys
