@@ -60,6 +60,11 @@ def _short(value: Any) -> str:
 
 
 def _tensor_value(value: Any, name: str) -> Any:
+    if value.is_cpu and not value.is_sparse:  # the common case, checked by item() itself; no host-device sync
+        try:
+            return float(value.item())
+        except (RuntimeError, TypeError, ValueError, OverflowError):
+            pass  # the detailed checks below say what is wrong
     torch = sys.modules["torch"]
     problem = None
     if value.is_nested:

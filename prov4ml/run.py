@@ -180,6 +180,7 @@ class Run:
         self._ended = False
         self._ending = False
         self._deferred_signal: Optional[int] = None
+        self._last_written: Optional[tuple] = None  # what the document on disk describes
 
         self._capture_thread: Optional[threading.Thread] = None
         self._refresher: Optional[Refresher] = None
@@ -289,9 +290,10 @@ class Run:
             self._count_log()
 
     def _count_log(self) -> None:
-        """A record was added: it counts as a log call, and the document shows it within the refresh interval."""
+        """A record was added: it counts as a log call, and the document shows it within ~50 ms."""
         self.metrics.count_log()
-        self._poke()
+        if self._refresher is not None:
+            self._refresher.poke_soon()
 
     def _touch(self, ctx: Optional[Context], when: Optional[float] = None) -> None:
         while ctx is not None:
@@ -617,19 +619,33 @@ class Run:
             by_sid[int(sid)].update(stats)
 
     def _refresh(self, report: Dict[str, Any]) -> None:
-        """The refresher's work, in its thread: summaries, folds, the document."""
+        """The refresher's work, in its thread: summaries, folds, the document (when anything changed)."""
         self._apply_report(report)
         self.metrics.apply_folds()
         self.metrics.journal.retry()
         if self.options["fsync"]:
             self.metrics.journal.sync()
-        self._write_snapshot()
+        state = self._fingerprint(report)
+        if state != self._last_written:
+            self._write_snapshot()
+            self._last_written = state
+
+    def _fingerprint(self, report: Dict[str, Any]) -> tuple:
+        with self._lock:
+            return (
+                tuple(sorted((k, v[0]) for k, v in report.get("series", {}).items())), len(self.metrics.series),
+                len(self._params), len(self._artifacts), len(self._models), len(self._versions),
+                len(self._datasets), len(self._environment), repr(sorted(self._notes.items(), key=str)),
+                tuple((f.name, f.count, f.failed) for f in list(self.metrics.folds.values())),
+                len(self._problems()), self._source_code, self._command,
+            )
 
     def _write_snapshot(self, final: bool = False) -> None:
         from .provenance import build_document, to_json
 
         snap = self.snapshot()
-        atomic_write_text(self.prov_path, to_json(build_document(snap)), fsync=final)
+        text = to_json(build_document(snap), indent=1 if final else None)  # the final one is for people to read
+        atomic_write_text(self.prov_path, text, fsync=final)
         _state.save_snapshot(self.journal_dir, snap)
 
     # ------------------------------------------------------------------ end

@@ -264,6 +264,25 @@ def read_series(directory: str) -> dict:
     return out
 
 
+_COMMIT = struct.Struct("<I")
+
+
+def _committed_end(mm, start: int, end: int) -> int:
+    """A slot bound past the committed run that begins at ``start`` (galloping over commit words).
+
+    Slots after the first uncommitted one may be committed too (a thread
+    between claim and pack); the bound covers one more probe so they are seen.
+    """
+    step = 1
+    last = start
+    while last < end:
+        if _COMMIT.unpack_from(mm, last * SLOT + 28)[0] != last + 1:
+            return min(end, last + step + 1)
+        last = start + step
+        step *= 2
+    return end
+
+
 def _stable(mm, start: int, end: int) -> bytes:
     """The bytes of ``mm[start:end]`` that two reads agree on (a prefix of whole slots).
 
@@ -330,6 +349,8 @@ class JournalReader:
                 return out
             i = self.slot
             end = min(SEGMENT_SLOTS, i + limit - len(out))
+            if not final:
+                end = _committed_end(mm, i, end)  # copy what was written, not the empty rest of the segment
             raw = _stable(mm, i * SLOT, end * SLOT)
             stopped = len(raw) < (end - i) * SLOT
             end = i + len(raw) // SLOT

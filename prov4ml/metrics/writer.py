@@ -3,7 +3,9 @@
 One daemon thread per run. It sleeps until it is poked (every
 ``save_after_n_logs`` recording calls) or ``max_interval`` seconds have
 passed, never refreshes more often than ``min_interval`` seconds (nor spends
-more than a few per cent of the time refreshing), and each time:
+more than a few per cent of the time refreshing), except that a new record
+(a parameter, an artifact, a model version) is in the document within ~50 ms.
+Each time it:
 
 1. asks the consumer (the sink process) to catch up with the journal, and
    gets back the summary of every series *as it is on disk*;
@@ -32,6 +34,8 @@ log = logging.getLogger("prov4ml")
 
 #: a refresh may take at most this share of the time (a big document on a busy machine)
 _DUTY = 0.02
+#: how soon a new record (a parameter, an artifact, a model version) reaches the document
+_SOON = 0.05
 
 
 class Refresher:
@@ -52,10 +56,12 @@ class Refresher:
         self._min = min_interval
         self._max = max_interval
         self._out = open_output(use_process, journal_dir, run_dir, separator)
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # poked: refresh once the pause is over
+        self._urgent = threading.Event()  # a flush or close: refresh now
         self._lock = threading.Lock()
         self._waiting: List[threading.Event] = []
         self._stop = False
+        self._soon = False
         self._last = 0.0
         self._cost = 0.0
         self.errors: List[str] = []
@@ -66,9 +72,15 @@ class Refresher:
 
     # -- any thread --------------------------------------------------------
     def poke(self) -> None:
-        """Ask for a refresh soon (coalesced; cheap)."""
+        """Ask for a refresh once the pause is over (coalesced; cheap: the hot path calls it)."""
         if not self._wake.is_set():
             self._wake.set()
+
+    def poke_soon(self) -> None:
+        """A record (a parameter, an artifact, a model version) came: refresh within ~50 ms."""
+        self._soon = True
+        self._wake.set()
+        self._urgent.set()
 
     def flush(self, timeout: float = 60.0) -> bool:
         """Refresh now and wait until the files and the document are written."""
@@ -76,6 +88,7 @@ class Refresher:
         with self._lock:
             self._waiting.append(done)
         self._wake.set()
+        self._urgent.set()
         if not self._thread.is_alive():
             return False
         ok = done.wait(timeout)
@@ -87,6 +100,7 @@ class Refresher:
         """Stop the thread and let the consumer read the journal to the end; its final report."""
         self._stop = True
         self._wake.set()
+        self._urgent.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
             self.report("stuck", f"the refresher did not stop within {timeout} s")
@@ -114,19 +128,21 @@ class Refresher:
     # -- the thread --------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop:
-            self._wake.wait(self._max)
+            self._wake.wait(self._max)  # a poke, or max_interval without one
+            # Coalesce: pokes during the pause change nothing; a flush or close ends it.
+            while not self._stop:
+                with self._lock:
+                    urgent = bool(self._waiting)
+                gap = max(_SOON, 5 * self._cost) if self._soon else max(self._min, self._cost / _DUTY)
+                pause = self._last + gap - time.monotonic()
+                if urgent or pause <= 0:
+                    break
+                self._urgent.wait(pause)
             if self._stop:
                 return
-            with self._lock:
-                urgent = bool(self._waiting)
-            if not urgent:  # coalesce: at most one refresh every min_interval
-                pause = self._last + max(self._min, self._cost / _DUTY) - time.monotonic()
-                if pause > 0:
-                    self._wake.clear()
-                    self._wake.wait(pause)
-                    if self._stop:
-                        return
             self._wake.clear()
+            self._urgent.clear()
+            self._soon = False
             with self._lock:
                 waiting, self._waiting = self._waiting, []
             self.refresh_once()
