@@ -20,7 +20,7 @@ from ._fs import atomic_write_text, slug
 from ._version import __version__
 from .artifacts import ArtifactStore
 from .context import Context, LoggingItemKind, resolve_context
-from .exceptions import ArgumentError, InvalidValueError, RunStateError, StorageError
+from .exceptions import ArgumentError, ArtifactError, InvalidValueError, RunStateError, StorageError
 from .metrics.folds import FinalMetric
 from .metrics.formats import get_format
 from .metrics.recorder import MetricRecorder, check_name, check_step, check_timestamp
@@ -139,7 +139,10 @@ class Run:
 
         if provenance_save_dir is not None and not isinstance(provenance_save_dir, (str, os.PathLike)):
             raise InvalidValueError(f"provenance_save_dir must be a path, got {provenance_save_dir!r}")
-        self.save_dir = Path(provenance_save_dir or "prov").expanduser().resolve()
+        try:
+            self.save_dir = Path(provenance_save_dir or "prov").expanduser().resolve()
+        except RuntimeError:
+            raise InvalidValueError(f"provenance_save_dir {provenance_save_dir!r}: its ~user has no home directory") from None
         self.experiment_dir = self.save_dir / slug(self.experiment_name)
         try:
             self.run_id, self.run_dir = layout.allocate_run_dir(
@@ -347,7 +350,10 @@ class Run:
             return None
         ctx = resolve_context(a.context) if a.context is not None else None
         step, when = _step_and_time(a.step, a.timestamp)
-        path = Path(a.path).expanduser()
+        try:
+            path = Path(a.path).expanduser()
+        except RuntimeError:  # "~nobody/x": no such user's home
+            raise ArtifactError(f"artifact path {str(a.path)[:200]!r}: its ~user has no home directory; give a full path") from None
         if a.copy:
             record = self.artifacts.copy(path, a.name, ctx, step, when, role="model" if a.is_model else "artifact")
         else:

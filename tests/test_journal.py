@@ -177,3 +177,22 @@ def test_recover_rebuilds_parquet(tmp_path):
 def test_journal_records_are_32_bytes():
     assert RECORD.size == SLOT == 32 and VOID == 0xFFFFFFFF
     assert struct.calcsize("<8sIII") * 2 <= FIRST_SLOT * SLOT
+
+
+def test_accelerator_tensors_wait_for_one_batch_per_hand_over(start, monkeypatch):
+    """No GPU here: CPU tensors stand in for accelerator ones by taking the path a CUDA tensor takes."""
+    from prov4ml import _compat
+    from prov4ml.metrics import recorder
+
+    monkeypatch.setattr(recorder, "_TENSOR", [type(None)])  # off the CPU fast path
+    real = _compat._tensor_value
+    monkeypatch.setattr(_compat, "_tensor_value", lambda value, name: value.detach() if value.dim() == 0 else real(value, name))
+    run = start(save_after_n_logs=100)
+    for i in range(250):
+        prov4ml.log_metric("loss", torch.tensor(i * 0.5), "training", step=i)
+        if i == 98:  # nothing synchronised before the hand-over
+            assert JournalReader(str(run.journal_dir)).read() == []
+    records = JournalReader(str(run.journal_dir)).read()
+    assert [(s, v) for _, s, v, _ in records] == [(i, i * 0.5) for i in range(200)]  # two hand-overs, in order
+    prov4ml.end_run()
+    assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(i, i * 0.5) for i in range(250)]

@@ -10,6 +10,7 @@ until the next hand-over converts them in one batch per device.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import warnings
@@ -30,6 +31,7 @@ from .series import MetricSeries, materialize
 __all__ = ["MetricRecorder", "check_name", "check_step", "check_timestamp", "INT64"]
 
 _time = time.time
+_TENSOR: list = [None]  # torch.Tensor, once torch is imported (prov4ml never imports it itself)
 INT64 = 1 << 63
 _TIME_RANGE = (-62135596800.0, 253402300799.0)  # years 1 to 9999: what a datetime holds
 
@@ -190,6 +192,16 @@ class MetricRecorder:
     def _admit(self, s: MetricSeries, value: Any, step: int, timestamp: Any) -> Any:
         """Coerce a non-float value and run the series' sampler; ``None`` means nothing to journal now."""
         sampler: Optional[Sampler] = s.sampler
+        if type(value) is _TENSOR[0] and sampler is None and value.is_cpu and not value.is_sparse:
+            try:  # the common CPU tensor: one item() call, which checks it holds exactly one number
+                value = float(value.item())
+            except (RuntimeError, TypeError, ValueError, OverflowError):
+                pass  # the general path below says what is wrong with it
+            else:
+                s.n += 1
+                return value
+        elif _TENSOR[0] is None and "torch" in sys.modules:
+            _TENSOR[0] = sys.modules["torch"].Tensor
         if callable(value) and not _compat.is_tensor(value):
             compute = value
             if sampler is None:
