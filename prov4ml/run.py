@@ -41,6 +41,7 @@ from .records import (
 __all__ = ["Run", "OPTIONS"]
 
 _time = time.time
+_CAPTURE_DELAY = 1.0  # seconds between start_run and the environment capture
 
 #: start_run keywords beyond the named parameters, with their defaults.
 OPTIONS: Dict[str, Any] = {
@@ -186,6 +187,7 @@ class Run:
         self._last_written: Optional[tuple] = None  # what the document on disk describes
 
         self._capture_thread: Optional[threading.Thread] = None
+        self._capture_now = threading.Event()
         self._refresher: Optional[Refresher] = None
         self.metrics = MetricRecorder(
             str(self.journal_dir), self._format, self.rank, save_after_n_logs, samplers,
@@ -527,6 +529,9 @@ class Run:
         self._capture_thread.start()
 
     def _capture(self, parts: Dict[str, bool]) -> None:
+        # The capture waits a moment, so that the first steps of training have the CPU to themselves;
+        # end_run (or a run shorter than that) starts it at once.
+        self._capture_now.wait(_CAPTURE_DELAY)
         try:
             self._capture_into(parts)
         except Exception as exc:  # capture must never break the run (a full disk, a broken git)
@@ -732,7 +737,8 @@ class Run:
         self._apply_report(report)
         self.metrics.apply_folds(final=True)
         if self._capture_thread is not None:
-            self._capture_thread.join(timeout=10)
+            self._capture_now.set()
+            self._capture_thread.join(timeout=30)
         self._finalize_files()
         self.end_time = max(_time(), self.start_time)
         if self._deferred_signal is not None:

@@ -77,4 +77,8 @@ def capture_in_child(request: Dict[str, Any], timeout: float = 120.0) -> Dict[st
 
 
 if __name__ == "__main__":
+    try:
+        os.nice(10)  # yield the CPU to training when the cores are busy
+    except OSError:
+        pass
     sys.stdout.write(json.dumps(capture_into(**json.loads(sys.stdin.buffer.read()))))

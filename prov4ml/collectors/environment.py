@@ -193,15 +193,25 @@ def _kill(proc: "subprocess.Popen[bytes]") -> None:
 
 
 def installed_packages() -> Dict[str, str]:
-    """Distribution name -> version, sorted by name; the first on sys.path wins, as for import."""
-    from importlib import metadata
+    """Distribution name -> version, sorted by name; the first on sys.path wins, as for import.
 
+    Read from the names of the ``*.dist-info`` / ``*.egg-info`` folders (``name-version.dist-info``),
+    which costs a few milliseconds; reading every METADATA file costs ~100 ms.
+    """
     found: Dict[str, str] = {}
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"]
-        if name and name not in found:
-            found[name] = dist.version
-    return dict(sorted(found.items(), key=lambda item: item[0].lower()))
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")):
+                stem = name.rsplit(".", 1)[0]
+                dist, _, version = stem.partition("-")
+                version = version.split("-py")[0]
+                if dist and version and dist.lower() not in found:
+                    found[dist.lower()] = (dist.replace("_", "-"), version)
+    return dict(sorted(found.values(), key=lambda item: item[0].lower()))
 
 
 def host_info() -> Dict[str, Any]:

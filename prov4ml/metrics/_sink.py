@@ -293,6 +293,11 @@ def _reply(out, token, consumer):
 if __name__ == "__main__":
     import signal
 
+    try:
+        os.nice(10)  # yield the CPU to training when the cores are busy
+    except OSError:
+        pass
+
     for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGPIPE", None)):
         if sig is not None:
             signal.signal(sig, signal.SIG_IGN)

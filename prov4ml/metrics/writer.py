@@ -62,7 +62,7 @@ class Refresher:
         self._waiting: List[threading.Event] = []
         self._stop = False
         self._soon = False
-        self._last = 0.0
+        self._last = time.monotonic()  # the run wrote its first document at start: the next one can wait
         self._cost = 0.0
         self.errors: List[str] = []
         self._reported: set = set()
