@@ -17,5 +17,8 @@ test:
 
 benchmark:
 	$(PYTHON) benchmarks/hot_path.py
+	$(PYTHON) benchmarks/compare.py
+	$(PYTHON) benchmarks/scale.py
+	$(PYTHON) benchmarks/fuzz.py
 	$(PYTHON) benchmarks/collectors.py
 	$(PYTHON) benchmarks/graphs.py
