@@ -55,8 +55,8 @@ OPTIONS: Dict[str, Any] = {
     "capture_env_vars": False,
     "disable_codecarbon": False,
     "carbon_country": "USA",
-    "prov_flush_interval": 1.0,  # seconds between two refreshes at least (a tight loop does not rewrite more often)
-    "flush_interval": 2.0,  # seconds between two refreshes at most, even when nothing is logged
+    "prov_flush_interval": 2.0,  # seconds between two refreshes at least (a tight loop does not rewrite more often)
+    "flush_interval": 5.0,  # seconds between two refreshes at most, even when nothing is logged
     "writer_process": True,  # write metric files in a child process (False: in the refresher thread)
     "fsync": False,  # also push the journal and files to the disk at every refresh (power-loss durability)
     "keep_journal": False,  # keep the point journal after a clean end_run

@@ -237,7 +237,7 @@ def test_sigkill_during_artifact_copies_and_model_saves_leaves_no_half_file(tmp_
 
 
 def test_a_slow_loop_is_visible_within_the_interval(tmp_path):
-    body = START.replace("save_after_n_logs=100", "save_after_n_logs=100, flush_interval=1.0") + """
+    body = START.replace("save_after_n_logs=100", "save_after_n_logs=100, prov_flush_interval=0.5, flush_interval=1.0") + """
 for i in range(3):
     prov4ml.log_metric("loss", i * 0.5, prov4ml.Context.TRAINING, step=i)
     tell(i + 1)

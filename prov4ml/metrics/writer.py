@@ -33,7 +33,7 @@ __all__ = ["Refresher"]
 log = logging.getLogger("prov4ml")
 
 #: a refresh may take at most this share of the time (a big document on a busy machine)
-_DUTY = 0.02
+_DUTY = 0.005
 #: how soon a new record (a parameter, an artifact, a model version) reaches the document
 _SOON = 0.05
 
