@@ -259,7 +259,7 @@ def main() -> int:
         args.steps, args.repeats = [1000], 3
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}")
     print("\nTraining loop (MLP 784-256-10, batch 64, CPU, 1 thread): time with the tool / time without, median [min-max]")
-    header = f"{'tool':<26}{'steps':>7}{'loop':>22}{'end to end':>22}{'first 100 steps':>22}{'B/point':>9}{'peak RSS':>10}"
+    header = f"{'tool':<26}{'steps':>7}{'loop':>24}{'end to end':>24}{'first 100 steps':>24}{'B/point':>9}{'peak RSS':>10}"
     print(header)
     print("-" * len(header))
     for label, name in TOOLS.items():
@@ -274,7 +274,7 @@ def main() -> int:
             e2e = [(t + e + s) / b for t, e, s, b in zip(r["tool"], r["end"], r["start"], r["bare"])]
             first = _ratios(r, "first100_tool")
             cell = lambda xs: f"{(statistics.median(xs) - 1) * 100:+6.2f}% [{(min(xs) - 1) * 100:+.1f},{(max(xs) - 1) * 100:+.1f}]"
-            print(f"{label:<26}{steps:>7}{cell(loop):>22}{cell(e2e):>22}{cell(first):>22}"
+            print(f"{label:<26}{steps:>7}{cell(loop):>24}{cell(e2e):>24}{cell(first):>24}"
                   f"{r['disk'] / max(r['points'], 1):>9.1f}{r['rss_mib']:>8.0f}Mi")
         sys.stdout.flush()
     print("\nPer call (µs), one process:")

@@ -4,8 +4,9 @@
 
 For each case: logging time and µs per point, peak RSS of the training process
 and of the sink process sampled every 0.25 s while logging (flat means flat),
-end_run time, PROV-JSON size, and how far the consumer lags behind (the points
-logged but not yet in the metric files, in points and in seconds of logging).
+end_run time (mostly the consumer finishing the files), PROV-JSON size, and how
+far the consumer lags behind (points logged but not yet in the metric files at
+the last refresh, in points and in seconds of logging).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class Sampler(threading.Thread):
 
     def __init__(self, run, logged, every=0.25):
         super().__init__(daemon=True)
-        self.run, self.logged, self.every = run, logged, every
+        self.prov_run, self.logged, self.every = run, logged, every
         self.rss, self.sink_rss, self.lag_points, self.lag_s = [], [], [], []
         self.stop = threading.Event()
         proc = getattr(run._refresher._out, "_proc", None)
@@ -42,7 +43,7 @@ class Sampler(threading.Thread):
                     self.sink_rss.append(self.sink.memory_info().rss)
                 except psutil.Error:
                     pass
-            report = self.run._refresher.last_report.get("series", {})
+            report = self.prov_run._refresher.last_report.get("series", {})
             on_disk = sum(v[0] for v in report.values())
             now, n = time.perf_counter(), self.logged[0]
             rate = (n - last[1]) / max(now - last[0], 1e-9)
@@ -83,8 +84,8 @@ def case(label, series, per_series, save_dir):
           f"second half {max(sampler.rss[half:] or [0]) / mib:.1f})")
     if sampler.sink_rss:
         print(f"  peak RSS, sink          {max(sampler.sink_rss) / mib:8.1f} MiB")
-    print(f"  consumer lag            median {sorted(sampler.lag_s)[len(sampler.lag_s) // 2]:.2f} s, max {max(sampler.lag_s):.2f} s "
-          f"({max(sampler.lag_points):,} points)")
+    print(f"  not in the files yet    median {sorted(sampler.lag_s)[len(sampler.lag_s) // 2]:.2f} s, max {max(sampler.lag_s):.2f} s "
+          f"({max(sampler.lag_points):,} points; sampled from the sink's report at each refresh, every ~2 s)")
     print(f"  PROV-JSON               {path.stat().st_size / 1024:8.1f} KiB")
     print(f"  metric files            {files / n:8.1f} bytes/point")
 

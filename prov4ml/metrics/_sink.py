@@ -128,6 +128,28 @@ def new_stats():
     return [0, 0, None, None, None, 0.0, None, None, None, None]
 
 
+def _interleave(steps, values, times):
+    flat = [None] * (3 * len(steps))
+    flat[0::3], flat[1::3], flat[2::3] = steps, values, times
+    return flat
+
+
+def _by_series(sids, steps, values, times):
+    """(sid, flat step, value, time, ... list) per series, in journal order within each."""
+    first = sids[0]
+    if sids.count(first) == len(sids):  # one series in the batch: no grouping at all
+        return [(first, _interleave(steps, values, times))]
+    order = sorted(range(len(sids)), key=sids.__getitem__)  # stable: each series keeps its order
+    out = []
+    start = 0
+    for k in range(1, len(order) + 1):
+        if k == len(order) or sids[order[k]] != sids[order[start]]:
+            idx = order[start:k]
+            out.append((sids[idx[0]], _interleave([steps[i] for i in idx], [values[i] for i in idx], [times[i] for i in idx])))
+            start = k
+    return out
+
+
 class Consumer:
     """Journal -> metric files and summaries. ``suffix`` writes to side files (for recovery)."""
 
@@ -156,21 +178,19 @@ class Consumer:
         """Read what was committed since the last poll; returns the number of points read."""
         total = 0
         while True:
-            records = self.reader.read(final, now=time.monotonic(), limit=1 << 16)
-            if not records:
+            sids, steps, values, times = self.reader.read_columns(final, now=time.monotonic(), limit=1 << 16)
+            if not sids:
                 break
-            total += len(records)
-            groups = {}
-            for sid, step, value, t in records:
-                flat = groups.get(sid)
-                if flat is None:
-                    flat = groups[sid] = []
-                flat += (step, value, t)
-            for sid, flat in groups.items():
+            total += len(sids)
+            for sid, flat in _by_series(sids, steps, values, times):
                 self._take(sid, flat)
+            self._flush_all()  # chunk by chunk: the sink's memory stays flat
+        self._flush_all()
+        return total
+
+    def _flush_all(self):
         for sid in [s for s, rows in self.backlog.items() if rows]:
             self._flush_backlog(sid)
-        return total
 
     def _take(self, sid, flat):
         if sid not in self.series:

@@ -283,6 +283,18 @@ def _committed_end(mm, start: int, end: int) -> int:
     return end
 
 
+def _whole_prefix(commits: list, first: int) -> int:
+    """How many slots from ``first`` on are committed, in a row (binary search: they fill in order)."""
+    lo, hi = 0, len(commits)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if commits[mid - 1] == first + mid:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def _stable(mm, start: int, end: int) -> bytes:
     """The bytes of ``mm[start:end]`` that two reads agree on (a prefix of whole slots).
 
@@ -373,6 +385,34 @@ class JournalReader:
             self.segment += 1
             self.slot = FIRST_SLOT
         return out
+
+    def read_columns(self, final: bool = False, now: float = 0.0, limit: int = 1 << 16):
+        """Like ``read``, as four lists (sids, steps, values, times): built in C when a range is whole."""
+        mm = self._map()
+        if mm is not None and self.slot < SEGMENT_SLOTS:
+            i = self.slot
+            end = min(SEGMENT_SLOTS, i + limit)
+            if not final:
+                end = _committed_end(mm, i, end)
+            raw = _stable(mm, i * SLOT, end * SLOT)
+            n = len(raw) // SLOT
+            if n:
+                words = memoryview(raw).cast("I")
+                commits = words[7::8].tolist()
+                if commits[-1] != i + n:  # the last slots are not committed yet: read only the whole prefix
+                    n = _whole_prefix(commits, i)
+                    commits = commits[:n]
+                if n and commits == list(range(i + 1, i + n + 1)):
+                    sids = words[6:8 * n:8].tolist()
+                    if VOID not in sids:
+                        self.slot = i + n
+                        quads = memoryview(raw)[: n * SLOT]
+                        return sids, quads.cast("q")[0::4].tolist(), quads.cast("d")[1::4].tolist(), quads.cast("d")[2::4].tolist()
+        records = self.read(final, now, limit)  # holes, voids, a segment's end: record by record
+        if not records:
+            return [], [], [], []
+        sids, steps, values, times = (list(c) for c in zip(*records))
+        return sids, steps, values, times
 
     def _skip(self, i: int, mm, now: float) -> bool:
         """Skip slot ``i`` if a later slot is committed and ``i`` has stayed empty ``stale`` seconds."""
