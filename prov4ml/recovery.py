@@ -81,6 +81,7 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
         raise RecoveryError(f"{rank_dir}/state.pickle is unreadable ({exc}); the metric journal is intact") from None
     if snap.status != "running":
         return None  # already complete (a second recover changes nothing)
+    _wait_for_sink(rank_dir)  # it may still be finishing the files: never write beside it
     fmt = get_format(owner.get("format", "csv"))
     consumer = _sink.Consumer(str(rank_dir), str(run_dir), owner.get("separator", ","), suffix=_SUFFIX, truncate=True)
     try:
@@ -131,6 +132,27 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
     atomic_write_text(path, to_json(build_document(snap)), fsync=True)
     _state.save_snapshot(rank_dir, snap)  # last: a recover cut short is simply run again
     return path
+
+
+def _wait_for_sink(rank_dir: Path, timeout: float = 120.0) -> None:
+    """Let the sink of a killed run finish reading its journal (then it exits); stop it past ``timeout``."""
+    import signal
+    import time
+
+    try:
+        pid = int((rank_dir / "sink.pid").read_text())
+        import psutil
+
+        proc = psutil.Process(pid)
+        if not any("_sink.py" in part for part in proc.cmdline()) or str(rank_dir) not in " ".join(proc.cmdline()):
+            return  # the pid was reused by another program
+    except (OSError, ValueError, ImportError, Exception):
+        return
+    deadline = time.monotonic() + timeout
+    while proc.is_running() and proc.status() != "zombie" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if proc.is_running() and proc.status() != "zombie":
+        os.kill(pid, signal.SIGKILL)
 
 
 def _remove_temporaries(run_dir: Path) -> None:

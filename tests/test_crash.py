@@ -324,3 +324,34 @@ def test_load_run_and_the_cli_say_a_killed_run_needs_recovering(tmp_path):
     assert again.returncode == 0 and "nothing to recover" in again.stdout
     bad = subprocess.run([sys.executable, "-m", "prov4ml", "recover", str(tmp_path / "nope")], capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "not a directory" in bad.stderr
+
+
+def test_recover_right_after_a_kill_waits_for_the_sink(tmp_path):
+    body = START + """
+i = 0
+while True:
+    for k in range(30):
+        prov4ml.log_metric(f"s{{k}}", i * 0.5, prov4ml.Context.TRAINING, step=i)
+    i += 1
+    tell(i)
+"""
+    child = Child(tmp_path, body)
+    child.wait_flag(1)
+    time.sleep(0.5)
+    child.kill(signal.SIGKILL)
+    logged = child.logged
+    d = child.run_dir()
+    prov4ml.recover(d)  # at once: the sink may still be finishing the files
+    wait_for_sinks(d)
+    for k in range(30):
+        assert_exact(read_rows(d / "metrics" / f"s{k}_training_rank0.csv"), logged)
+
+
+def test_summaries_survive_overflowing_sums(start):
+    run = start()
+    for i, v in enumerate([1e308, 1e308, float("nan"), 1e308]):
+        prov4ml.log_metric("x", v, prov4ml.Context.TRAINING, step=i)
+    prov4ml.end_run()
+    data = prov_json(run.run_dir)
+    assert series_count(data, "x") == 4 == len(read_rows(run.run_dir / "metrics" / "x_training_rank0.csv"))
+    assert "writer_errors" not in str(data)

@@ -111,7 +111,7 @@ def summarise(stats, flat):
         finite = [v for v in values if v == v]
         nan = len(values) - len(finite)
         lo, hi = (min(finite), max(finite)) if finite else (None, None)
-        total = math.fsum(v for v in finite if not math.isinf(v)) if finite else 0.0
+        total = sum(v for v in finite if not math.isinf(v)) if finite else 0.0  # may overflow to inf: never raises
     if stats[0] == 0:
         stats[6], stats[8] = flat[0], flat[2]
     stats[0] += len(values)

@@ -66,6 +66,11 @@ class ProcessOutput:
         self._token = 0
         self._buf = b""
         _live.add(self)
+        try:  # recover waits for a sink that outlived its run before it rebuilds the files
+            with open(os.path.join(journal_dir, "sink.pid"), "w") as fh:
+                fh.write(str(self._proc.pid))
+        except OSError:
+            pass
 
     def _send(self, data: bytes) -> None:
         try:
