@@ -96,6 +96,8 @@ def _install_hooks() -> None:
         try:
             if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
                 signal.signal(signal.SIGTERM, _on_sigterm)
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                signal.signal(signal.SIGINT, _on_sigint)
         except (ValueError, OSError):  # not allowed here (embedded interpreter)
             pass
 
@@ -103,7 +105,8 @@ def _install_hooks() -> None:
 def _at_exit() -> None:
     run = _active
     if run is not None and run.pid == os.getpid():
-        run.end()
+        # a Ctrl-C (a second one, say, that cut the first one's handling short) ends it as interrupted
+        run.end(status="interrupted" if run._interrupted else "finished")
 
 
 def _excepthook(exc_type, exc, tb) -> None:
@@ -111,6 +114,8 @@ def _excepthook(exc_type, exc, tb) -> None:
     if run is not None and run.pid == os.getpid():
         try:
             run.end(error=exc)
+        except KeyboardInterrupt:  # another Ctrl-C: atexit finishes the run as interrupted
+            run._interrupted = True
         except Exception:
             log.exception("prov4ml: could not end the run after an uncaught exception")
     _previous_excepthook(exc_type, exc, tb)
@@ -122,6 +127,14 @@ def _on_sigterm(signum, frame) -> None:
         run.set_outcome("terminated", signum=signum)
         run.end(status=run.status)
     _die_of(signum)
+
+
+def _on_sigint(signum, frame) -> None:
+    """Python's own Ctrl-C behaviour (KeyboardInterrupt), remembering that it came."""
+    run = _active
+    if run is not None:
+        run._interrupted = True
+    raise KeyboardInterrupt
 
 
 def _die_of(signum: int) -> None:
@@ -142,7 +155,7 @@ def holding_signals(run: "_run.Run"):
         run._deferred_signal = signum
 
     previous = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C is the likeliest
         try:
             previous[sig] = signal.signal(sig, hold)
         except (ValueError, OSError):

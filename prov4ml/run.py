@@ -184,6 +184,7 @@ class Run:
         self._ended = False
         self._ending = False
         self._deferred_signal: Optional[int] = None
+        self._interrupted = False  # a Ctrl-C reached this process while the run was active
         self._last_written: Optional[tuple] = None  # what the document on disk describes
 
         self._capture_thread: Optional[threading.Thread] = None
@@ -675,6 +676,11 @@ class Run:
         written, then acted on. Storage failures are warned about and recorded,
         not raised (unless the run was started with ``strict=True``).
         """
+        with _lifecycle.holding_signals(self):
+            return self._end(create_graph, create_svg, status, error, create_provenance_collection, timeout)
+
+    def _end(self, create_graph: bool, create_svg: bool, status: str, error: Optional[BaseException],
+             create_provenance_collection: bool, timeout: float) -> Path:
         with self._lock:
             if self._ended:
                 return self.prov_path
@@ -688,8 +694,7 @@ class Run:
             if create_provenance_collection:
                 self._collection()
             return self.prov_path
-        with _lifecycle.holding_signals(self):
-            self._finish(status, error, timeout)
+        self._finish(status, error, timeout)
         if self.options["strict"]:
             problems = self._problems()
             if problems:
@@ -719,7 +724,8 @@ class Run:
         self.status = status
 
     def _finish(self, status: str, error: Optional[BaseException], timeout: float) -> None:
-        self.set_outcome(status, error)
+        signum = {"interrupted": signal.SIGINT, "terminated": signal.SIGTERM}.get(status) if error is None else None
+        self.set_outcome(status, error, signum)
         for name in ("background",):
             pool = self._collectors.get(name)
             if pool is not None:
@@ -730,9 +736,11 @@ class Run:
                 carbon.stop()
             except Exception as exc:
                 self._notes["carbon_error"] = repr(exc)
+        self.metrics.ending = True
+        self.metrics.recording = False  # from here on a log call raises RunStateError
+        time.sleep(4 * sys.getswitchinterval())  # a call another thread is in the middle of completes first
         self.metrics.journal_deferred()
         self.metrics.end_samplers()
-        self.metrics.recording = False  # from here on a log call raises RunStateError
         report = self._refresher.close(timeout)
         self._apply_report(report)
         self.metrics.apply_folds(final=True)

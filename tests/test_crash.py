@@ -355,3 +355,57 @@ def test_summaries_survive_overflowing_sums(start):
     data = prov_json(run.run_dir)
     assert series_count(data, "x") == 4 == len(read_rows(run.run_dir / "metrics" / "x_training_rank0.csv"))
     assert "writer_errors" not in str(data)
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["Run.log_metric", "log_metrics"])
+def test_a_thread_logging_while_end_run_runs_loses_nothing_it_was_told(start, batch):
+    import threading
+
+    run = start()
+    returned = [0]
+    keys = [f"k{j}" for j in range(50)]
+
+    def work():
+        n = 0
+        while True:
+            try:
+                if batch:
+                    prov4ml.log_metrics({k: float(n) for k in keys}, prov4ml.Context.TRAINING, step=n)
+                else:
+                    run.log_metric("x", float(n), prov4ml.Context.TRAINING, step=n)
+            except prov4ml.RunStateError:
+                return
+            n += 1
+            returned[0] = n
+
+    t = threading.Thread(target=work)
+    t.start()
+    time.sleep(0.3)
+    prov4ml.end_run()
+    t.join(10)
+    names = keys if batch else ["x"]
+    for name in names:
+        rows = read_rows(run.run_dir / "metrics" / f"{name}_training_rank0.csv")
+        assert rows == [(i, float(i)) for i in range(returned[0])] or (
+            batch and rows == [(i, float(i)) for i in range(returned[0] + 1)]  # the call that raised midway
+        )
+
+
+def test_a_double_ctrl_c_still_ends_the_run_interrupted(tmp_path):
+    for _ in range(3):
+        child = Child(tmp_path, TIGHT)
+        child.wait_flag(1)
+        time.sleep(0.2)
+        os_kill = __import__("os").kill
+        os_kill(child.proc.pid, signal.SIGINT)
+        time.sleep(0.0001)
+        os_kill(child.proc.pid, signal.SIGINT)
+        child.wait()
+        d = child.run_dir()
+        wait_for_sinks(d)
+        data = prov_json(d)
+        assert run_activity(data)["provml:status"] == "interrupted"
+        assert_exact(read_rows(d / "metrics" / "loss_training_rank0.csv"), child.logged)
+        import shutil
+
+        shutil.rmtree(child.save_dir)

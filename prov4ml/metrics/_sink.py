@@ -38,6 +38,7 @@ else:  # run as a script by the sink process (-I leaves the script's folder off 
 
 COLUMNS = ("step", "value", "time")
 POLL = 0.1  # seconds between journal polls in the sink process
+BUDGET = 0.5  # seconds of work per poll at most while the run lives (a reply never waits longer)
 STATS = ("count", "nan_count", "min", "max", "last", "total", "first_step", "last_step", "first_time", "last_time")
 
 
@@ -174,10 +175,15 @@ class Consumer:
             self._reported.add(key)
             self.errors.append(message)
 
-    def poll(self, final=False):
-        """Read what was committed since the last poll; returns the number of points read."""
+    def poll(self, final=False, budget=None):
+        """Read what was committed since the last poll; returns the number of points read.
+
+        ``budget`` (seconds) bounds the work while the writer lives: a loop that
+        logs faster than the files are written must not keep a reply waiting.
+        """
         total = 0
-        while True:
+        deadline = None if budget is None or final else time.monotonic() + budget
+        while deadline is None or time.monotonic() < deadline:
             sids, steps, values, times = self.reader.read_columns(final, now=time.monotonic(), limit=1 << 16)
             if not sids:
                 break
@@ -297,7 +303,7 @@ def serve(journal_dir, run_dir, separator, inp_fd=0, out=None):
 
 def _guarded(consumer, final):
     try:
-        consumer.poll(final)
+        consumer.poll(final, budget=BUDGET)
     except Exception as exc:  # one bad poll must not end the sink
         consumer._error(("poll", repr(exc)), f"the metric sink failed reading the journal: {exc!r}")
 

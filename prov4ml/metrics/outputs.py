@@ -26,7 +26,7 @@ class ThreadOutput:
         self._consumer = _sink.Consumer(journal_dir, run_dir, separator, truncate=rebuild)
 
     def sync(self, timeout: Optional[float] = None) -> dict:
-        self._consumer.poll()
+        self._consumer.poll(budget=_sink.BUDGET)
         return self._consumer.report()
 
     def close(self, timeout: Optional[float] = None) -> dict:

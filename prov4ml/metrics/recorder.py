@@ -108,6 +108,7 @@ class MetricRecorder:
         self.fold_errors: List[str] = []
         self.recording = True
         self.closed = False
+        self.ending = False  # end_run has begun: a call from another thread raises instead of vanishing
         self.forked_warning: Optional[str] = None  # set in a forked child: warned at its first call
 
     def open(self) -> None:
@@ -152,9 +153,9 @@ class MetricRecorder:
             self.hand_over()
 
     def refuse(self) -> None:
-        """A call while not recording: an ended run raises, a forked child warns once, other ranks pass."""
-        if self.closed:
-            raise RunStateError("this run has ended; start a new one with prov4ml.start_run(...)")
+        """A call while not recording: an ending or ended run raises, a forked child warns once, other ranks pass."""
+        if self.closed or self.ending:
+            raise RunStateError("this run has ended (or is being ended by end_run); start a new one with prov4ml.start_run(...)")
         if self.forked_warning:
             message, self.forked_warning = self.forked_warning, None
             warnings.warn(message, stacklevel=3)
