@@ -85,6 +85,11 @@ class ArtifactStore:
                 f"artifact path {str(source)!r} does not exist; check the path "
                 f"(relative paths are resolved from {Path.cwd()})"
             )
+        if source.is_dir() and _inside(self.run_dir, source):
+            raise ArtifactError(
+                f"artifact path {str(source)!r} holds the run directory {self.run_dir}: copying it would copy the run "
+                "into itself; log a folder that does not contain provenance_save_dir"
+            )
         name = check_artifact_name(name or source.name)
         target = self._free(name)
         # Copied under a temporary name, then renamed: a kill never leaves half a file under the real name.
@@ -144,3 +149,11 @@ def _exists(path: Path) -> bool:
         return path.exists()
     except OSError as exc:  # a name too long, a permission problem on a parent folder
         raise ArtifactError(f"artifact path {str(path)[:200]!r} cannot be read: {exc.strerror or exc}") from None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False

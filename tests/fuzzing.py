@@ -15,6 +15,7 @@ import datetime as dt
 import enum
 import faulthandler
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -267,6 +268,8 @@ def fuzz(save_dir: Path, examples: int, seed: int = 0) -> Figures:
     warnings.simplefilter("ignore")  # "parameter changed" and the like: expected, and not what is checked
     faulthandler.dump_traceback_later(HANG_S * 10, repeat=False, exit=True)
     session = Session(save_dir)
+    cwd = os.getcwd()
+    os.chdir(session.files.parent)  # relative names ("." say) resolve inside the scratch folder
     started = time.perf_counter()
 
     @settings(max_examples=examples, deadline=None, database=None, derandomize=seed == 0,
@@ -276,7 +279,10 @@ def fuzz(save_dir: Path, examples: int, seed: int = 0) -> Figures:
         faulthandler.dump_traceback_later(HANG_S, repeat=False, exit=True)
         thunk()
 
-    one()
+    try:
+        one()
+    finally:
+        os.chdir(cwd)
     faulthandler.cancel_dump_traceback_later()
     session.figures.seconds = time.perf_counter() - started
     return session.finish()

@@ -170,3 +170,11 @@ def test_optimizer_source_and_command(start, tmp_path):
     assert list(plan.values())[0]["prov:location"] == str(src.resolve())
     assert data["activity"][f"ex:exp/run_{run.run_id}/rank0"]["provml:execution_command"].startswith("python train.py")
     load_doc(run.prov_path)
+
+
+def test_logging_a_folder_that_holds_the_run_is_refused(start, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    start()
+    with pytest.raises(prov4ml.ArtifactError, match="into itself"):
+        prov4ml.log_artifact(".", prov4ml.Context.TRAINING)
+    prov4ml.end_run()
