@@ -104,8 +104,8 @@ def param_value(value: Any) -> Any:
         except (TypeError, ValueError):
             pass
     if value is None or isinstance(value, (bool, int, float, str)):
-        if isinstance(value, str):
-            check_name(value, "a parameter value", limit=1 << 20) if value else None
+        if isinstance(value, str) and value:
+            check_name(value, "a parameter value", limit=1 << 20)
         return "None" if value is None else value
     if isinstance(value, Context):
         return str(value)

@@ -9,6 +9,7 @@ changes nothing; a run whose process is still alive is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,12 +17,13 @@ from typing import List, Optional, Union
 
 from . import _state
 from ._fs import atomic_write_text
-from .context import Context
+from .context import Context, LoggingItemKind
 from .exceptions import RecoveryError
 from .metrics import _sink
 from .metrics.formats import get_format
 from .metrics.journal import read_series
-from .records import SeriesSummary
+from .metrics.series import MetricSeries
+from .run import Run, _dt
 
 __all__ = ["recover", "needs_recovery"]
 
@@ -105,14 +107,11 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
             location = fmt.finalize(data, target).relative_to(run_dir).as_posix() if target != data else meta["file"]
             last_time = stats[9] if last_time is None else max(last_time, stats[9])
         old = known.get((meta["name"], meta["context"]))
-        count, nan, lo, hi, last, total, first_step, last_step, first_t, last_t = stats
-        finite = count - nan
-        series.append(SeriesSummary(
-            name=meta["name"], context=old.context if old else Context(meta["context"]), source=meta["kind"],
-            unit=meta.get("unit"), sampler=old.sampler if old else None, location=location,
-            count=count, nan_count=nan, min=lo, max=hi, last=last, mean=total / finite if finite else None,
-            first_step=first_step, last_step=last_step, first_time=_dt(first_t), last_time=_dt(last_t),
-        ))
+        restored = MetricSeries(meta["name"], old.context if old else Context(meta["context"]),
+                                LoggingItemKind(meta["kind"]), None, "", meta.get("unit"))
+        restored.update(stats)
+        restored.location = location
+        series.append(dataclasses.replace(Run._summary(restored), sampler=old.sampler if old else None))
     snap.series = series
     for s in series:  # contexts span their points
         if s.first_time is not None:
@@ -146,7 +145,7 @@ def _wait_for_sink(rank_dir: Path, timeout: float = 120.0) -> None:
         proc = psutil.Process(pid)
         if not any("_sink.py" in part for part in proc.cmdline()) or str(rank_dir) not in " ".join(proc.cmdline()):
             return  # the pid was reused by another program
-    except (OSError, ValueError, ImportError, Exception):
+    except Exception:  # no pid file, no psutil, the process already gone
         return
     deadline = time.monotonic() + timeout
     while proc.is_running() and proc.status() != "zombie" and time.monotonic() < deadline:
@@ -166,7 +165,3 @@ def _remove_temporaries(run_dir: Path) -> None:
             import shutil
 
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _dt(seconds: Optional[float]) -> Optional[datetime]:
-    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)

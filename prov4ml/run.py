@@ -726,10 +726,9 @@ class Run:
     def _finish(self, status: str, error: Optional[BaseException], timeout: float) -> None:
         signum = {"interrupted": signal.SIGINT, "terminated": signal.SIGTERM}.get(status) if error is None else None
         self.set_outcome(status, error, signum)
-        for name in ("background",):
-            pool = self._collectors.get(name)
-            if pool is not None:
-                pool.shutdown(wait=True)
+        pool = self._collectors.get("background")
+        if pool is not None:
+            pool.shutdown(wait=True)
         carbon = self._collectors.get("carbon")
         if carbon is not None:
             try:

@@ -176,18 +176,12 @@ class Session:
             self._expect(label, ANY, context)  # a point of the series `label`, its value the clock's
 
     def _expect(self, key, value, context):
-        if value is ANY:
-            ctx = prov4ml.context.resolve_context(context) if context is not None else self.run.default_context
-            self.expected[(key, str(ctx))].append(ANY)
-            return
-        if callable(value) and not isinstance(value, torch.Tensor):
-            value = value()
         ctx = prov4ml.context.resolve_context(context) if context is not None else self.run.default_context
-        if isinstance(value, torch.Tensor):
-            value = value.item()
-        elif isinstance(value, np.ndarray):
-            value = value.item()
-        self.expected[(key, str(ctx))].append(float(value))
+        if value is not ANY:
+            if callable(value) and not isinstance(value, torch.Tensor):
+                value = value()
+            value = float(value.item() if isinstance(value, (torch.Tensor, np.ndarray)) else value)
+        self.expected[(key, str(ctx))].append(value)
 
     def finish(self) -> Figures:
         started = time.perf_counter()
