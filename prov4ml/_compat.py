@@ -54,6 +54,16 @@ def metric_value(value: Any, name: str) -> Any:
     )
 
 
+def evaluate(value: Any, name: str) -> Any:
+    """A lazy metric value's result (anything else as it is); its failure is the caller's bad input."""
+    if not callable(value) or is_tensor(value):
+        return value
+    try:
+        return value()
+    except Exception as exc:
+        raise InvalidValueError(f"the callable given for metric {name!r} raised {type(exc).__name__}: {exc}") from exc
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

@@ -104,7 +104,7 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
         if stats[0]:
             os.replace(str(data) + _SUFFIX, data)
             target = run_dir / (meta["file"][: -len(".csv")] if fmt.suffix != ".csv" else meta["file"])
-            location = fmt.finalize(data, target).relative_to(run_dir).as_posix() if target != data else meta["file"]
+            location = fmt.finalize(data, target, owner.get("separator", ",")).relative_to(run_dir).as_posix() if target != data else meta["file"]
             last_time = stats[9] if last_time is None else max(last_time, stats[9])
         old = known.get((meta["name"], meta["context"]))
         restored = MetricSeries(meta["name"], old.context if old else Context(meta["context"]),

@@ -132,7 +132,7 @@ class Run:
         # Every option is checked before anything is created on disk.
         min_interval = _interval(self.options, "prov_flush_interval")
         max_interval = max(min_interval, _interval(self.options, "flush_interval"))
-        separator = _separator(self.options["csv_separator"])
+        separator = self._separator = _separator(self.options["csv_separator"])
         self._format = get_format(self.options["metrics_file_type"])
         samplers = dict(self.options["metric_samplers"] or {})
         for spec in list(samplers.values()) + [self.options["default_sampler"]]:
@@ -244,7 +244,10 @@ class Run:
         checked = {}
         for key, value in metrics.items():  # check everything before anything is recorded
             check_name(key, "metric key")
-            checked[key] = value if callable(value) and not _compat.is_tensor(value) else _compat.metric_value(value, key)
+            if callable(value) and not _compat.is_tensor(value) and self.metrics.has_sampler(key):
+                checked[key] = value  # stays lazy: its sampler decides whether it runs
+            else:
+                checked[key] = _compat.metric_value(_compat.evaluate(value, key), key)
         for key, value in checked.items():
             self.log_metric(key, value, context, step, **kw)
 
@@ -771,7 +774,7 @@ class Run:
             if data == target:
                 continue
             try:
-                s.location = self._format.finalize(data, target).relative_to(self.run_dir).as_posix()
+                s.location = self._format.finalize(data, target, self._separator).relative_to(self.run_dir).as_posix()
             except Exception as exc:  # keep the other series' files
                 self._refresher.report(f"finalize {s.sid}", f"could not convert {data.name}: {exc}")
 

@@ -196,3 +196,15 @@ def test_accelerator_tensors_wait_for_one_batch_per_hand_over(start, monkeypatch
     assert [(s, v) for _, s, v, _ in records] == [(i, i * 0.5) for i in range(200)]  # two hand-overs, in order
     prov4ml.end_run()
     assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(i, i * 0.5) for i in range(250)]
+
+
+def test_parquet_reads_back_with_another_separator(start):
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    run = start(metrics_file_type="parquet", csv_separator=";")
+    for i in range(3):
+        prov4ml.log_metric("loss", i + 0.5, "training", step=i)
+    prov4ml.end_run()
+    df = pd.read_parquet(run.run_dir / "metrics" / "loss_training_rank0.parquet")
+    assert list(df.columns) == ["step", "value", "time"] and df["value"].tolist() == [0.5, 1.5, 2.5]

@@ -267,3 +267,17 @@ def test_parquet_format(start):
     df = pd.read_parquet(run.metrics_dir / "loss_training_rank0.parquet")
     assert df["step"].tolist() == list(range(250)) and df["value"].tolist() == [float(i) for i in range(250)]
     assert series_entity(load_json(run.prov_path), "loss")["prov:location"] == "metrics/loss_training_rank0.parquet"
+
+
+def test_a_lazy_value_that_raises_is_a_clear_error_and_log_metrics_records_none(start):
+    run = start()
+    prov4ml.log_metric("acc", 1.0, "training")
+    with pytest.raises(prov4ml.InvalidValueError, match="raised ZeroDivisionError"):
+        prov4ml.log_metric("loss", lambda: 1 / 0, "training")
+    with pytest.raises(prov4ml.InvalidValueError, match="raised ZeroDivisionError"):
+        prov4ml.log_metrics({"a2": 2.0, "loss": lambda: 1 / 0, "b2": 3.0}, "training")
+    prov4ml.log_metrics({"a2": 2.0, "lazy": lambda: 4.0}, "training", step=7)
+    prov4ml.end_run()
+    files = sorted(p.name for p in (run.run_dir / "metrics").iterdir())
+    assert files == ["a2_training_rank0.csv", "acc_training_rank0.csv", "lazy_training_rank0.csv"]
+    assert (run.run_dir / "metrics" / "lazy_training_rank0.csv").read_text().splitlines()[1].startswith("7,4.0,")

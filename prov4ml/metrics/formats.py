@@ -38,7 +38,7 @@ class MetricFormat:
         """``data_path`` for a relative name."""
         return self.data_path(Path(target)).as_posix()
 
-    def finalize(self, data_path: Path, target: Path) -> Path:
+    def finalize(self, data_path: Path, target: Path, separator: str = ",") -> Path:
         return data_path
 
 
@@ -61,11 +61,12 @@ class ParquetFormat(MetricFormat):
     def data_path(self, target: Path) -> Path:
         return target.with_suffix(".parquet.csv")
 
-    def finalize(self, data_path: Path, target: Path) -> Path:
+    def finalize(self, data_path: Path, target: Path, separator: str = ",") -> Path:
         csv = require("pyarrow.csv", "parquet", "metrics_file_type='parquet'")
         pq = require("pyarrow.parquet", "parquet", "metrics_file_type='parquet'")
         tmp = target.with_suffix(".parquet.tmp")
-        pq.write_table(csv.read_csv(str(data_path)), str(tmp))
+        table = csv.read_csv(str(data_path), parse_options=csv.ParseOptions(delimiter=separator))
+        pq.write_table(table, str(tmp))
         os.replace(tmp, target)
         data_path.unlink()
         return target

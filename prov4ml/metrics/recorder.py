@@ -206,10 +206,10 @@ class MetricRecorder:
         if callable(value) and not _compat.is_tensor(value):
             compute = value
             if sampler is None:
-                value = _compat.metric_value(compute(), s.name)
+                value = _compat.metric_value(_compat.evaluate(compute, s.name), s.name)
             else:
                 s.n += 1
-                value = sampler.next_eval(lambda: _compat.metric_value(compute(), s.name))
+                value = sampler.next_eval(lambda: _compat.metric_value(_compat.evaluate(compute, s.name), s.name))
                 return self._defer_or_pass(s, value, step, timestamp)
         else:
             value = _compat.metric_value(value, s.name)
@@ -235,6 +235,9 @@ class MetricRecorder:
         if self._countdown <= 0:
             self.hand_over()
         return None
+
+    def has_sampler(self, key: str) -> bool:
+        return self._samplers.get(key, self._default_sampler) is not None
 
     def record_reading(self, key: str, value: float, unit: str, context: Any, step: Optional[int], kind: LoggingItemKind, timestamp: Any = None) -> None:
         """A collector's measurement: a metric point whose series carries a unit."""
