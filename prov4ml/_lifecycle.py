@@ -67,8 +67,22 @@ def start(*args: Any, **kwargs: Any) -> "_run.Run":
 
 
 def _set_log(fn) -> None:
-    global log_metric
+    global log_metric, _bound
     log_metric = fn
+    # ``prov4ml.log_metric(...)`` looks the name up at every call: while a run is active the name is
+    # the run's own method, which saves a Python frame per point. A name the user replaced is left alone.
+    api = sys.modules.get("prov4ml.api")
+    if api is None:
+        return
+    public = api.between_runs_log_metric if fn is _no_run else fn
+    for name in ("prov4ml", "prov4ml.api"):
+        module = sys.modules.get(name)
+        if module is not None and module.__dict__.get("log_metric") in (api.between_runs_log_metric, _bound):
+            module.log_metric = public
+    _bound = public
+
+
+_bound: Any = None  # what _set_log last bound ``prov4ml.log_metric`` to
 
 
 def deactivate(run: "_run.Run") -> None:

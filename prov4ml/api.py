@@ -96,6 +96,10 @@ def log_metric(
     _lifecycle.log_metric(key, value, context, step, source, timestamp)
 
 
+#: ``log_metric`` between runs; while a run is active, ``prov4ml.log_metric`` is the run's own method
+between_runs_log_metric = log_metric
+
+
 def log_metrics(metrics: Dict[str, Any], context: Any = None, step: Optional[int] = None, **kwargs: Any) -> None:
     _lifecycle.require_run("log_metrics").log_metrics(metrics, context, step, **kwargs)
 

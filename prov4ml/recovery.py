@@ -9,7 +9,6 @@ changes nothing; a run whose process is still alive is refused.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,13 +16,12 @@ from typing import List, Optional, Union
 
 from . import _state
 from ._fs import atomic_write_text
-from .context import Context, LoggingItemKind
 from .exceptions import RecoveryError
 from .metrics import _sink
 from .metrics.formats import get_format
 from .metrics.journal import read_series
-from .metrics.series import MetricSeries
-from .run import Run, _dt
+from .metrics.document import with_summaries
+from .metrics.series import utc
 
 __all__ = ["recover", "needs_recovery"]
 
@@ -93,32 +91,19 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
         consumer.close()
     if consumer.backlog and any(consumer.backlog.values()):
         raise RecoveryError(f"could not write the metric files of {run_dir}: {consumer.errors[-1] if consumer.errors else 'disk full'}")
-    metas = read_series(str(rank_dir))
-    known = {(s.name, str(s.context)): s for s in snap.series}
-    series = []
-    last_time = None
-    for sid, meta in sorted(metas.items()):
-        stats = consumer.stats.get(sid, _sink.new_stats())
+    last_times = [stats[9] for stats in consumer.stats.values() if stats[0]]
+
+    def finalize(sid: int, meta: dict, stats: list) -> Optional[str]:
+        if not stats[0]:
+            return None
         data = run_dir / meta["file"]
-        location = None
-        if stats[0]:
-            os.replace(str(data) + _SUFFIX, data)
-            target = run_dir / (meta["file"][: -len(".csv")] if fmt.suffix != ".csv" else meta["file"])
-            location = fmt.finalize(data, target, owner.get("separator", ",")).relative_to(run_dir).as_posix() if target != data else meta["file"]
-            last_time = stats[9] if last_time is None else max(last_time, stats[9])
-        old = known.get((meta["name"], meta["context"]))
-        restored = MetricSeries(meta["name"], old.context if old else Context(meta["context"]),
-                                LoggingItemKind(meta["kind"]), None, "", meta.get("unit"))
-        restored.update(stats)
-        restored.location = location
-        series.append(dataclasses.replace(Run._summary(restored), sampler=old.sampler if old else None))
-    snap.series = series
-    for s in series:  # contexts span their points
-        if s.first_time is not None:
-            start, end = snap.contexts.get(s.context, (s.first_time, s.last_time))
-            snap.contexts[s.context] = (min(start or s.first_time, s.first_time), max(end or s.last_time, s.last_time))
+        os.replace(str(data) + _SUFFIX, data)
+        target = run_dir / (meta["file"][: -len(".csv")] if fmt.suffix != ".csv" else meta["file"])
+        return fmt.finalize(data, target, owner.get("separator", ",")).relative_to(run_dir).as_posix() if target != data else meta["file"]
+
+    snap = with_summaries(snap, read_series(str(rank_dir)), consumer.stats, finalize)
     snap.status = "killed"
-    end = _dt(last_time) or snap.start_time
+    end = utc(max(last_times)) if last_times else snap.start_time
     times = [a.time for a in snap.artifacts if a.time is not None] + [end]
     snap.end_time = max(t for t in times if t is not None)
     snap.notes = {**snap.notes, "recovered": (

@@ -25,7 +25,7 @@ from .metrics.folds import FinalMetric
 from .metrics.formats import get_format
 from .metrics.recorder import MetricRecorder, check_name, check_step, check_timestamp
 from .metrics.samplers import make_sampler
-from .metrics.series import MetricSeries
+from .metrics.series import utc
 from .metrics.writer import Refresher
 from .records import (
     ArtifactRecord,
@@ -35,7 +35,6 @@ from .records import (
     ModelVersionRecord,
     ParamRecord,
     RunSnapshot,
-    SeriesSummary,
 )
 
 __all__ = ["Run", "OPTIONS"]
@@ -68,13 +67,9 @@ OPTIONS: Dict[str, Any] = {
     "unify_experiments": True,
 }
 
-def _dt(seconds: Optional[float]) -> Optional[datetime]:
-    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
-
-
 def _step_and_time(step: Any, timestamp: Any) -> Tuple[Optional[int], Optional[datetime]]:
     """The optional step and timestamp of a file record, checked."""
-    return (None if step is None else check_step(step)), (None if timestamp is None else _dt(check_timestamp(timestamp)))
+    return (None if step is None else check_step(step)), (None if timestamp is None else utc(check_timestamp(timestamp)))
 
 
 def _interval(options: Dict[str, Any], key: str) -> float:
@@ -186,6 +181,7 @@ class Run:
         self._deferred_signal: Optional[int] = None
         self._interrupted = False  # a Ctrl-C reached this process while the run was active
         self._last_written: Optional[tuple] = None  # what the document on disk describes
+        self._last_saved: Optional[tuple] = None  # what state.pickle holds (when the sink writes the document)
 
         self._capture_thread: Optional[threading.Thread] = None
         self._capture_now = threading.Event()
@@ -214,6 +210,7 @@ class Run:
         self._refresher = Refresher(
             str(self.journal_dir), str(self.run_dir), separator, self._refresh,
             min_interval, max_interval, use_process=bool(self.options["writer_process"]),
+            save_records=self._save_records,
         )
         self._start_capture()
 
@@ -571,7 +568,7 @@ class Run:
     def snapshot(self) -> RunSnapshot:
         """A copy of everything recorded so far, for the provenance builder."""
         with self._lock:
-            series = [self._summary(s) for s in list(self.metrics.series.values())]
+            series = [s.summary() for s in list(self.metrics.series.values())]
             for s in series:  # a context spans the points logged in it
                 if s.first_time is not None:
                     self._touch(s.context, s.first_time.timestamp())
@@ -587,8 +584,8 @@ class Run:
                 run_id=self.run_id,
                 rank=self.rank,
                 run_dir=str(self.run_dir),
-                start_time=_dt(self.start_time),
-                end_time=_dt(self.end_time),
+                start_time=utc(self.start_time),
+                end_time=utc(self.end_time),
                 status=self.status,
                 error=self.error,
                 library_version=__version__,
@@ -599,7 +596,7 @@ class Run:
                 versions=list(self._versions),
                 datasets=list(self._datasets),
                 final_metrics=[FinalValue(f.name, f.value, f.operation_name, f.failed) for f in list(self.metrics.folds.values())],
-                contexts={c: (_dt(a), _dt(b)) for c, (a, b) in self._contexts.items()},
+                contexts={c: (utc(a), utc(b)) for c, (a, b) in self._contexts.items()},
                 environment=dict(self._environment),
                 source_code=self._source_code,
                 command=self._command,
@@ -617,42 +614,44 @@ class Run:
             problems += self._refresher.errors
         return problems
 
-    @staticmethod
-    def _summary(s: MetricSeries) -> SeriesSummary:
-        return SeriesSummary(
-            name=s.name, context=s.context, source=s.kind.value, unit=s.unit,
-            sampler=None if s.sampler is None else repr(s.sampler), location=s.location,
-            count=s.count, nan_count=s.nan_count, min=s.min, max=s.max, last=s.last, mean=s.mean,
-            first_step=s.first_step, last_step=s.last_step,
-            first_time=_dt(s.first_time), last_time=_dt(s.last_time),
-        )
-
     def _apply_report(self, report: Dict[str, Any]) -> None:
         """Take the consumer's summaries: the document describes what the files hold."""
         by_sid = self.metrics.by_sid
         for sid, stats in report.get("series", {}).items():
             by_sid[int(sid)].update(stats)
 
-    def _refresh(self, report: Dict[str, Any]) -> None:
-        """The refresher's work, in its thread: summaries, folds, the document (when anything changed)."""
-        self._apply_report(report)
+    def _upkeep(self, report: Optional[Dict[str, Any]]) -> None:
+        if report is not None:
+            self._apply_report(report)
         self.metrics.apply_folds()
         self.metrics.journal.retry()
         if self.options["fsync"]:
             self.metrics.journal.sync()
-        state = self._fingerprint(report)
+
+    def _refresh(self, report: Dict[str, Any]) -> None:
+        """The refresher's work when this process writes the document: summaries, folds, the document if changed."""
+        self._upkeep(report)
+        state = (tuple(sorted((k, v[0]) for k, v in report.get("series", {}).items())), self._records_state())
         if state != self._last_written:
             self._write_snapshot()
             self._last_written = state
 
-    def _fingerprint(self, report: Dict[str, Any]) -> tuple:
+    def _save_records(self, report: Optional[Dict[str, Any]]) -> None:
+        """The refresher's work when the sink writes the document: save the records if they changed."""
+        self._upkeep(report)
+        state = self._records_state()
+        if state != self._last_saved:
+            _state.save_snapshot(self.journal_dir, self.snapshot())
+            self._last_saved = state
+
+    def _records_state(self) -> tuple:
+        """Changes whenever something the document says, other than the series summaries, changes."""
         with self._lock:
             return (
-                tuple(sorted((k, v[0]) for k, v in report.get("series", {}).items())), len(self.metrics.series),
-                len(self._params), len(self._artifacts), len(self._models), len(self._versions),
-                len(self._datasets), len(self._environment), repr(sorted(self._notes.items(), key=str)),
+                len(self.metrics.series), len(self._params), len(self._artifacts), len(self._models),
+                len(self._versions), len(self._datasets), len(self._environment), repr(sorted(self._notes.items(), key=str)),
                 tuple((f.name, f.count, f.failed) for f in list(self.metrics.folds.values())),
-                len(self._problems()), self._source_code, self._command,
+                len(self._problems()), self._source_code, self._command, tuple(self._contexts.items()),
             )
 
     def _write_snapshot(self, final: bool = False) -> None:

@@ -12,7 +12,15 @@ The child needs nothing from the training process to read points: it maps
 the journal files. The pipe only carries requests, parent to child::
 
     b"S" <8-char token>   catch up, then reply the token and one JSON report line
+    b"D" <8-char token>   catch up, rewrite the PROV-JSON if anything changed, reply a short report
+    b"F" <8-char token>   the same, replying the whole report (a flush)
     b"X"                  read everything to the end, close the files, reply a report, exit
+
+In document mode (a fourth argument: the training process's import path, as
+JSON) the child also writes the run's PROV-JSON during the run, from the
+records the training process saves in ``state.pickle`` and its own
+summaries of the rows on disk (see ``document.py``); the training process
+then does no periodic document work at all.
 
 and on EOF (the parent died) the child reads the journal to the end, closes
 its files and exits, so a killed training process still gets complete metric
@@ -234,9 +242,14 @@ class Consumer:
 
     def report(self):
         """The summaries of every series and the errors since the last report."""
+        report = self.short_report()
+        report["series"] = {str(k): v for k, v in self.stats.items()}
+        return report
+
+    def short_report(self):
+        """The errors since the last report and the backlog, without the summaries."""
         errors, self.errors = self.errors, []
-        return {"series": {str(k): v for k, v in self.stats.items()}, "errors": errors,
-                "backlog": sum(len(f) // 3 for rows in self.backlog.values() for f in rows)}
+        return {"errors": errors, "backlog": sum(len(f) // 3 for rows in self.backlog.values() for f in rows)}
 
     def fsync(self):
         for fh in self.files.values():
@@ -271,31 +284,89 @@ class _Pipe:
         return got
 
 
-def serve(journal_dir, run_dir, separator, inp_fd=0, out=None):
+class Documents:
+    """Writes the running run's PROV-JSON when its records or the rows on disk changed."""
+
+    def __init__(self, journal_dir, run_dir, import_path):
+        self.journal_dir = journal_dir
+        self.run_dir = run_dir
+        self.import_path = import_path
+        self.written = None  # what the last document was made of
+        self.failed = None
+        self._write = None
+
+    def load(self, consumer):
+        """Import the document builder (prov4ml, prov): done while idle, so no request waits for it."""
+        if self._write is None and not self.failed:
+            try:
+                for entry in reversed(self.import_path):
+                    if entry not in sys.path:
+                        sys.path.insert(1, entry)
+                from prov4ml.metrics.document import write_live
+
+                self._write = write_live
+            except Exception as exc:
+                self._fail(consumer, exc)
+
+    def update(self, consumer):
+        """Rewrite the document if needed; False once it cannot be written here."""
+        self.load(consumer)
+        if self.failed:
+            return False
+        try:
+            state = os.stat(os.path.join(self.journal_dir, "state.pickle"))
+            key = (state.st_mtime_ns, state.st_size, state.st_ino,
+                   tuple(sorted((sid, stats[0]) for sid, stats in consumer.stats.items())))
+            if key != self.written:
+                self._write(self.journal_dir, self.run_dir, consumer.stats)
+                self.written = key
+        except Exception as exc:
+            self._fail(consumer, exc)
+            return False
+        return True
+
+    def _fail(self, consumer, exc):  # the run then writes its document itself
+        self.failed = f"the metric sink could not write the PROV-JSON ({exc!r}); the run writes it itself"
+        consumer._error(("document",), self.failed)
+
+
+def serve(journal_dir, run_dir, separator, import_path=None, inp_fd=0, out=None):
     """The sink process's loop."""
     import select
 
     out = out or sys.stdout.buffer
     consumer = Consumer(journal_dir, run_dir, separator)
+    documents = None if import_path is None else Documents(journal_dir, run_dir, json.loads(import_path))
     pipe = _Pipe(inp_fd)
     try:
         while True:
             ready, _, _ = select.select([inp_fd], [], [], POLL)
             if not ready:
                 _guarded(consumer, False)
+                if documents is not None:
+                    documents.load(consumer)
                 continue
             tag = pipe.read(1)
             if tag == b"S":
                 token = pipe.read(8)
                 _guarded(consumer, False)
-                _reply(out, token, consumer)
+                _reply(out, token, consumer.report())
+            elif tag in (b"D", b"F"):
+                token = pipe.read(8)
+                _guarded(consumer, False)
+                written = documents is not None and documents.update(consumer)
+                report = consumer.report() if tag == b"F" else consumer.short_report()
+                report["document"] = written
+                _reply(out, token, report)
             elif tag == b"X":
                 _guarded(consumer, True)
                 consumer.fsync()
-                _reply(out, b"", consumer)
+                _reply(out, b"", consumer.report())
                 return
-            else:  # EOF: the parent is gone; finish the files from the journal
+            else:  # EOF: the parent is gone; finish the files (and the document) from the journal
                 _guarded(consumer, True)
+                if documents is not None:
+                    documents.update(consumer)
                 return
     finally:
         consumer.close()
@@ -308,9 +379,9 @@ def _guarded(consumer, final):
         consumer._error(("poll", repr(exc)), f"the metric sink failed reading the journal: {exc!r}")
 
 
-def _reply(out, token, consumer):
+def _reply(out, token, report):
     try:
-        out.write(token + json.dumps(consumer.report()).encode() + b"\n")
+        out.write(token + json.dumps(report).encode() + b"\n")
         out.flush()
     except OSError:  # the parent is gone
         pass
@@ -328,6 +399,6 @@ if __name__ == "__main__":
         if sig is not None:
             signal.signal(sig, signal.SIG_IGN)
     try:
-        serve(*sys.argv[1:4])
+        serve(*sys.argv[1:5])
     except BaseException:  # never print into the user's terminal; the run reports what is missing
         sys.exit(1)

@@ -55,11 +55,20 @@ if hasattr(os, "register_at_fork"):
 
 
 class ProcessOutput:
-    """Asks ``python _sink.py`` (another core) to consume the journal, and reads its reports."""
+    """Asks ``python _sink.py`` (another core) to consume the journal, and reads its reports.
 
-    def __init__(self, journal_dir: str, run_dir: str, separator: str) -> None:
+    With ``documents=True`` the child also keeps the run's PROV-JSON up to date
+    (see ``_sink.Documents``); it is given this process's import path for that.
+    """
+
+    def __init__(self, journal_dir: str, run_dir: str, separator: str, documents: bool = False) -> None:
+        command = [sys.executable, "-I", "-S", _sink.__file__, journal_dir, run_dir, separator]
+        if documents:  # the package's own folder first: the child must import this very prov4ml
+            package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_sink.__file__))))
+            command.append(json.dumps([package_root] + [p for p in sys.path if p and os.path.isdir(p)]))
+        self.documents = documents
         self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", _sink.__file__, journal_dir, run_dir, separator],
+            command,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0,
             start_new_session=False,
         )
@@ -95,9 +104,19 @@ class ProcessOutput:
 
     def sync(self, timeout: Optional[float] = 30.0) -> dict:
         """The sink's report once it has consumed everything committed before this call."""
+        return self._ask(b"S", timeout)
+
+    def document(self, full: bool = False, timeout: Optional[float] = 30.0) -> dict:
+        """Catch up and rewrite the PROV-JSON if anything changed; the whole report when ``full``.
+
+        ``report["document"]`` is False when the child cannot write documents.
+        """
+        return self._ask(b"F" if full else b"D", timeout)
+
+    def _ask(self, tag: bytes, timeout: Optional[float]) -> dict:
         self._token = (self._token + 1) % (1 << 32)
         token = b"%08x" % self._token  # text: a token byte must never be a newline
-        self._send(b"S" + token)
+        self._send(tag + token)
         line = self._line(timeout)
         if line[:8] != token:
             raise SinkError("the metric sink process answered out of turn")
@@ -135,11 +154,11 @@ class ProcessOutput:
         _live.discard(self)
 
 
-def open_output(use_process: bool, journal_dir: str, run_dir: str, separator: str):
+def open_output(use_process: bool, journal_dir: str, run_dir: str, separator: str, documents: bool = False):
     """A ProcessOutput when asked and possible, else a ThreadOutput."""
     if use_process:
         try:
-            return ProcessOutput(journal_dir, run_dir, separator)
+            return ProcessOutput(journal_dir, run_dir, separator, documents)
         except OSError:
             pass
     return ThreadOutput(journal_dir, run_dir, separator)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timezone
 from typing import Any, List, Optional, Sequence
 
 from ..context import Context, LoggingItemKind
+from ..records import SeriesSummary
 from .samplers import Sampler
 
-__all__ = ["MetricSeries", "materialize"]
+__all__ = ["MetricSeries", "materialize", "utc"]
+
+
+def utc(seconds: Optional[float]) -> Optional[datetime]:
+    """A journal time (seconds since the epoch) as an aware datetime."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
 
 
 
@@ -71,6 +78,16 @@ class MetricSeries:
     def mean(self) -> Optional[float]:
         finite = self.count - self.nan_count
         return self.total / finite if finite else None
+
+    def summary(self) -> SeriesSummary:
+        """What the document says of this series."""
+        return SeriesSummary(
+            name=self.name, context=self.context, source=self.kind.value, unit=self.unit,
+            sampler=None if self.sampler is None else repr(self.sampler), location=self.location,
+            count=self.count, nan_count=self.nan_count, min=self.min, max=self.max, last=self.last, mean=self.mean,
+            first_step=self.first_step, last_step=self.last_step,
+            first_time=utc(self.first_time), last_time=utc(self.last_time),
+        )
 
 
 def materialize(values: List[Any]) -> List[float]:

@@ -12,6 +12,13 @@ Each time it:
 2. calls ``refresh(report)``: the run folds, updates its series and rewrites
    the PROV-JSON, so the document never claims a point the files lack.
 
+When the run gives ``save_records`` too, the sink process writes the
+document instead (from the records the run saves and its own summaries):
+each refresh then only calls ``save_records(None)``, which saves the records
+if they changed, and asks the sink to rewrite the document. The training
+process's GIL is then held for a fraction of a millisecond per refresh, not
+for the milliseconds a document takes to build and serialise.
+
 Every wait is bounded; a sink that dies or stops answering is replaced by a
 consumer in this thread, which rebuilds the metric files from the journal.
 Nothing that fails here stops the thread: each failure is reported once.
@@ -24,7 +31,7 @@ import os
 import signal
 import threading
 import time
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 from .outputs import ProcessOutput, SinkError, ThreadOutput, open_output
 
@@ -48,14 +55,16 @@ class Refresher:
         min_interval: float,
         max_interval: float,
         use_process: bool = True,
+        save_records: Optional[Callable[[Optional[dict]], None]] = None,
     ) -> None:
         self._journal_dir = journal_dir
         self._run_dir = run_dir
         self._separator = separator
         self._refresh = refresh
+        self._save_records = save_records
         self._min = min_interval
         self._max = max_interval
-        self._out = open_output(use_process, journal_dir, run_dir, separator)
+        self._out = open_output(use_process, journal_dir, run_dir, separator, documents=save_records is not None)
         self._wake = threading.Event()  # poked: refresh once the pause is over
         self._urgent = threading.Event()  # a flush or close: refresh now
         self._lock = threading.Lock()
@@ -63,7 +72,7 @@ class Refresher:
         self._stop = False
         self._soon = False
         self._last = time.monotonic()  # the run wrote its first document at start: the next one can wait
-        self._cost = 0.0
+        self._cost = 0.0  # CPU seconds of the last refresh
         self.errors: List[str] = []
         self._reported: set = set()
         self.last_report: dict = {"series": {}, "errors": []}
@@ -145,20 +154,42 @@ class Refresher:
             self._soon = False
             with self._lock:
                 waiting, self._waiting = self._waiting, []
-            self.refresh_once()
+            self.refresh_once(full=bool(waiting))
             for event in waiting:
                 event.set()
 
-    def refresh_once(self) -> None:
-        began = time.monotonic()
+    @property
+    def documents_in_sink(self) -> bool:
+        """True while the sink process writes the PROV-JSON."""
+        return self._save_records is not None and getattr(self._out, "documents", False)
+
+    def refresh_once(self, full: bool = False) -> None:
+        """One refresh; ``full`` also brings the run's own series summaries up to date (a flush)."""
+        began = time.thread_time()  # what a refresh takes from training is this thread's CPU, not waits on the sink
         try:
-            report = self._sync()
-            self._note(report)
-            self._refresh(report)
+            if self.documents_in_sink:
+                try:
+                    self._save_records(None)
+                except OSError as exc:  # e.g. a full disk: the metric files still catch up
+                    self.report(f"save {type(exc).__name__}", f"could not save the run's records: {exc!r}")
+                report = self._document(full)
+            else:
+                report = None
+            if report is not None and report.get("document"):
+                self._note(report)
+                if full:
+                    self._save_records(report)
+            else:
+                if report is not None:  # the sink cannot write documents: the run writes them from now on
+                    self._note(report)
+                    self._out.documents = False
+                report = self._sync()
+                self._note(report)
+                self._refresh(report)
         except Exception as exc:  # never let one refresh end the thread
             self.report(f"refresh {type(exc).__name__}", f"could not refresh the PROV-JSON: {exc!r}")
         self._last = time.monotonic()
-        self._cost = self._last - began
+        self._cost = time.thread_time() - began
 
     def _sync(self) -> dict:
         try:
@@ -166,6 +197,14 @@ class Refresher:
         except (SinkError, OSError, ValueError) as exc:
             self._fall_back(exc)
             return self._out.sync()
+
+    def _document(self, full: bool) -> Optional[dict]:
+        """The sink's reply to a document request; None when the sink failed (now replaced)."""
+        try:
+            return self._out.document(full, timeout=30.0)
+        except (SinkError, OSError, ValueError) as exc:
+            self._fall_back(exc)
+            return None
 
     def _note(self, report: dict) -> None:
         self.last_report = report

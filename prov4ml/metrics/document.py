@@ -1,0 +1,62 @@
+"""A run's PROV-JSON from its saved records and the journal consumer's summaries.
+
+During a run the sink process writes the document this way, on its own core:
+the training process saves its records (``state.pickle``) only when they
+change and never builds a document between ``start_run`` and ``end_run``.
+``recover`` completes a killed run's document the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Sequence
+
+from .. import _state
+from .._fs import atomic_write_text
+from ..context import Context, LoggingItemKind
+from ..records import RunSnapshot
+from ._sink import new_stats
+from .journal import read_series
+from .series import MetricSeries
+
+__all__ = ["with_summaries", "write_live"]
+
+#: (sid, the series' line in series.jsonl, its stats) -> the file the document names, or None
+Locate = Callable[[int, Dict[str, Any], Sequence[Any]], Optional[str]]
+
+
+def with_summaries(snap: RunSnapshot, metas: Dict[int, Dict[str, Any]], stats: Dict[int, Sequence[Any]],
+                   locate: Locate) -> RunSnapshot:
+    """``snap`` with every journaled series summarised from ``stats`` (rows on disk), contexts spanning them."""
+    known = {(s.name, str(s.context)): s for s in snap.series}
+    series = []
+    for sid, meta in sorted(metas.items()):
+        numbers = stats.get(sid) or new_stats()
+        old = known.get((meta["name"], meta["context"]))
+        restored = MetricSeries(meta["name"], old.context if old else Context(meta["context"]),
+                                LoggingItemKind(meta["kind"]), None, "", (old.unit if old else None) or meta.get("unit"))
+        restored.update(numbers)
+        restored.location = locate(sid, meta, numbers)
+        series.append(dataclasses.replace(restored.summary(), sampler=old.sampler if old else None))
+    contexts = dict(snap.contexts)
+    for s in series:  # a context spans the points logged in it
+        if s.first_time is not None:
+            start, end = contexts.get(s.context, (s.first_time, s.last_time))
+            contexts[s.context] = (min(start or s.first_time, s.first_time), max(end or s.last_time, s.last_time))
+    return dataclasses.replace(snap, series=series, contexts=contexts)
+
+
+def _on_disk(sid: int, meta: Dict[str, Any], numbers: Sequence[Any]) -> Optional[str]:
+    return meta["file"] if numbers[0] else None
+
+
+def write_live(journal_dir: str, run_dir: str, stats: Dict[int, Sequence[Any]]) -> Path:
+    """Rewrite the running run's document from its records and ``stats``; returns its path."""
+    from ..provenance import build_document, to_json
+
+    snap = _state.load_snapshot(Path(journal_dir))
+    snap = with_summaries(snap, read_series(journal_dir), stats, _on_disk)
+    path = Path(run_dir, f"prov_rank{snap.rank}.json")
+    atomic_write_text(path, to_json(build_document(snap)))
+    return path
