@@ -47,6 +47,7 @@ else:  # run as a script by the sink process (-I leaves the script's folder off 
 COLUMNS = ("step", "value", "time")
 POLL = 0.1  # seconds between journal polls in the sink process
 BUDGET = 0.5  # seconds of work per poll at most while the run lives (a reply never waits longer)
+LOAD_AFTER = 1.5  # seconds after start before the sink imports the document builder unasked
 STATS = ("count", "nan_count", "min", "max", "last", "total", "first_step", "last_step", "first_time", "last_time")
 
 
@@ -294,6 +295,8 @@ class Documents:
         self.written = None  # what the last document was made of
         self.failed = None
         self._write = None
+        # Importing the builder takes a core for ~0.3 s: not while training starts (the first request may come sooner)
+        self.load_after = time.monotonic() + LOAD_AFTER
 
     def load(self, consumer):
         """Import the document builder (prov4ml, prov): done while idle, so no request waits for it."""
@@ -343,7 +346,7 @@ def serve(journal_dir, run_dir, separator, import_path=None, inp_fd=0, out=None)
             ready, _, _ = select.select([inp_fd], [], [], POLL)
             if not ready:
                 _guarded(consumer, False)
-                if documents is not None:
+                if documents is not None and time.monotonic() > documents.load_after:
                     documents.load(consumer)
                 continue
             tag = pipe.read(1)

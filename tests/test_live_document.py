@@ -1,0 +1,108 @@
+"""During a run the sink process writes the PROV-JSON; the training process only saves its records.
+
+The promise: between ``start_run`` and ``end_run`` the training process builds
+no document (the refresh costs it a fraction of a millisecond), yet the
+document on disk is as fresh as before: after a flush it describes exactly
+the rows on disk, and a new record is in it within the refresh interval. When
+the sink cannot write documents, the run writes them itself and says so.
+"""
+
+import time
+
+import pytest
+
+import prov4ml
+from killing import prov_json, read_rows, series_count
+from prov4ml import provenance
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """Every document the test process builds (the sink process's builds are not counted)."""
+    calls = []
+    real = provenance.build_document
+
+    def counting(snapshot):
+        calls.append(snapshot.status)
+        return real(snapshot)
+
+    monkeypatch.setattr(provenance, "build_document", counting)
+    return calls
+
+
+def start(tmp_path, **kw):
+    return prov4ml.start_run("www.example.org", "live", str(tmp_path / "prov"), capture=False,
+                             prov_flush_interval=0.05, flush_interval=0.2, **kw)
+
+
+def test_the_training_process_builds_no_document_between_start_and_end(tmp_path, builds):
+    run = start(tmp_path)
+    assert run._refresher.documents_in_sink
+    assert builds == ["running"]  # the first document, inside start_run
+    for i in range(5000):
+        prov4ml.log_metric("loss", i * 0.5, "training", step=i)
+    prov4ml.log_param("lr", 0.01)
+    prov4ml.flush()
+    data = prov_json(run.run_dir)
+    csv = run.run_dir / "metrics" / "loss_training_rank0.csv"
+    assert series_count(data, "loss") == len(read_rows(csv)) == 5000
+    assert any(k.endswith("/param/lr") for k in data["entity"])
+    for i in range(5000, 7000):
+        prov4ml.log_metric("loss", i * 0.5, "training", step=i)
+    time.sleep(1.0)  # the periodic refreshes, without a flush
+    assert series_count(prov_json(run.run_dir), "loss") == 7000
+    assert builds == ["running"]
+    prov4ml.end_run()
+    assert builds == ["running", "finished"]  # the final document is the run's own
+    assert series_count(prov_json(run.run_dir), "loss") == 7000
+
+
+def test_a_new_record_reaches_the_sinks_document_within_the_interval(tmp_path):
+    run = start(tmp_path)
+    prov4ml.log_metric("loss", 1.0, "training", step=0)
+    prov4ml.log_param("batch_size", 64)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if any(k.endswith("/param/batch_size") for k in prov_json(run.run_dir)["entity"]):
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("the parameter did not reach the document within 5 s")
+    prov4ml.end_run()
+
+
+def test_when_the_sink_cannot_write_documents_the_run_writes_them(tmp_path, builds):
+    run = start(tmp_path)
+    prov4ml.log_param("lr", 0.01)
+    prov4ml.flush()
+    logged = 0
+    for attempt in range(50):  # the run saves its records again while they settle: corrupt them until the sink reads them
+        (run.journal_dir / "state.pickle").write_bytes(b"not a pickle")
+        for _ in range(10):
+            prov4ml.log_metric("loss", float(logged), "training", step=logged)
+            logged += 1
+        prov4ml.flush()
+        if not run._refresher.documents_in_sink:
+            break
+    assert not run._refresher.documents_in_sink
+    for _ in range(300 - logged):
+        prov4ml.log_metric("loss", float(logged), "training", step=logged)
+        logged += 1
+    prov4ml.flush()
+    assert any("could not write the PROV-JSON" in e for e in run._refresher.errors)
+    assert series_count(prov_json(run.run_dir), "loss") == 300
+    assert builds.count("running") >= 2  # the run's own refresh wrote it
+    prov4ml.end_run()
+    data = prov_json(run.run_dir)
+    assert series_count(data, "loss") == 300
+    assert "could not write the PROV-JSON" in data["activity"]["ex:live/run_0/rank0"]["provml:writer_errors"]
+
+
+def test_without_the_sink_process_the_run_writes_its_documents(tmp_path, builds):
+    run = start(tmp_path, writer_process=False)
+    assert not run._refresher.documents_in_sink
+    for i in range(300):
+        prov4ml.log_metric("loss", float(i), "training", step=i)
+    prov4ml.flush()
+    assert series_count(prov_json(run.run_dir), "loss") == 300
+    prov4ml.end_run()
