@@ -43,8 +43,7 @@ class Sampler(threading.Thread):
                     self.sink_rss.append(self.sink.memory_info().rss)
                 except psutil.Error:
                     pass
-            report = self.prov_run._refresher.last_report.get("series", {})
-            on_disk = sum(v[0] for v in report.values())
+            on_disk = self.prov_run._refresher.last_report.get("points", 0)  # rows in the files, as the sink said
             now, n = time.perf_counter(), self.logged[0]
             rate = (n - last[1]) / max(now - last[0], 1e-9)
             last = (now, n)

@@ -248,9 +248,10 @@ class Consumer:
         return report
 
     def short_report(self):
-        """The errors since the last report and the backlog, without the summaries."""
+        """The errors since the last report, the backlog and the rows on disk, without the summaries."""
         errors, self.errors = self.errors, []
-        return {"errors": errors, "backlog": sum(len(f) // 3 for rows in self.backlog.values() for f in rows)}
+        return {"errors": errors, "backlog": sum(len(f) // 3 for rows in self.backlog.values() for f in rows),
+                "points": sum(stats[0] for stats in self.stats.values())}
 
     def fsync(self):
         for fh in self.files.values():

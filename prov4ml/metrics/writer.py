@@ -75,7 +75,7 @@ class Refresher:
         self._cost = 0.0  # CPU seconds of the last refresh
         self.errors: List[str] = []
         self._reported: set = set()
-        self.last_report: dict = {"series": {}, "errors": []}
+        self.last_report: dict = {"series": {}, "errors": [], "points": 0}
         self._thread = threading.Thread(target=self._loop, name="prov4ml-refresher", daemon=True)
         self._thread.start()
 
