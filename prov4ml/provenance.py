@@ -10,7 +10,7 @@ run (all ranks)    entity      prov:Collection, provml:Run                    ha
 rank process       activity    mls:Run, provml:LearningStageExecution         wasAssociatedWith(user, plan=source code)
 context            activity    provml:LearningStage + Training/Validation/...  wasInformedBy(context, run), started/ended by run
 hyper-parameter    entity      mls:HyperParameterSetting                      used(run, param)
-metric series      entity      mls:ModelEvaluation, provml:Metric             wasGeneratedBy(series, context)
+metric series      entity      mls:ModelEvaluation, provml:Metric             wasGeneratedBy(series, context); prov:location, dcterms:format
 model              entity      mls:Model                                      wasGeneratedBy(model, run)
 model version      entity      mls:Model, provml:ModelVersion                 wasGeneratedBy(v, context), wasDerivedFrom(v, v-1, prov:Revision), specializationOf(v, model)
 dataset            entity      mls:Dataset                                    used(run, dataset)
@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .context import Context
+from .metrics.formats import media_type
 from .records import ArtifactRecord, RunSnapshot
 
 __all__ = ["NAMESPACES", "PROVML", "build_document", "to_json", "user_namespace_iri"]
@@ -264,6 +265,7 @@ class _Builder:
             values = {f"provml:{f}": getattr(m, f) for f in SERIES_FIELDS}
             values["prov:label"] = f"{m.name} ({m.context})"
             values["prov:location"] = m.location
+            values["dcterms:format"] = media_type(m.location)
             e = self.doc.entity(
                 self.qn("metric", m.context, m.name),
                 self.attrs(["mls:ModelEvaluation", "provml:Metric"], values),

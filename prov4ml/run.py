@@ -22,7 +22,7 @@ from .artifacts import ArtifactStore
 from .context import Context, LoggingItemKind, resolve_context
 from .exceptions import ArgumentError, ArtifactError, InvalidValueError, RunStateError, StorageError
 from .metrics.folds import FinalMetric
-from .metrics.formats import get_format
+from .metrics.formats import archives_run, get_format
 from .metrics.recorder import MetricRecorder, check_name, check_step, check_timestamp
 from .metrics.samplers import make_sampler
 from .metrics.series import MetricSeries
@@ -49,7 +49,7 @@ OPTIONS: Dict[str, Any] = {
     "default_sampler": None,
     "metrics_file_type": "csv",
     "csv_separator": ",",
-    "use_compressor": False,  # also write <run_dir>.zip at end_run
+    "use_compressor": False,  # True / CompressorType: the metric files' codec; True and ZIP also write <run_dir>.zip
     "run_id": None,  # join/force a run id (ranks launched without torch.distributed)
     "capture": True,  # reproducibility capture: True/False or {part: bool}
     "capture_env_vars": False,
@@ -133,7 +133,7 @@ class Run:
         min_interval = _interval(self.options, "prov_flush_interval")
         max_interval = max(min_interval, _interval(self.options, "flush_interval"))
         separator = self._separator = _separator(self.options["csv_separator"])
-        self._format = get_format(self.options["metrics_file_type"])
+        self._format = get_format(self.options["metrics_file_type"], self.options["use_compressor"])
         samplers = dict(self.options["metric_samplers"] or {})
         for spec in list(samplers.values()) + [self.options["default_sampler"]]:
             make_sampler(spec)  # validate now, not at the first log_metric
@@ -202,7 +202,8 @@ class Run:
             self.metrics.open()
             self.metrics_dir.mkdir(exist_ok=True)
             self.artifacts.root.mkdir(parents=True, exist_ok=True)
-            _state.write_owner(self.journal_dir, self.pid, self.start_time, separator, self._format.suffix.lstrip("."))
+            _state.write_owner(self.journal_dir, self.pid, self.start_time, separator, self._format.suffix.lstrip("."),
+                               self._format.compressor)
             self._write_snapshot()  # a readable document exists when start_run returns
         except OSError as exc:
             self.metrics.close()
@@ -706,7 +707,7 @@ class Run:
             self._graphs(create_svg)
         if create_provenance_collection:
             self._collection()
-        if self.options["use_compressor"]:
+        if archives_run(self.options["use_compressor"]):
             try:
                 shutil.make_archive(str(self.run_dir), "zip", root_dir=self.run_dir)
             except OSError as exc:
@@ -765,7 +766,7 @@ class Run:
             _state.remove(self.journal_dir)
 
     def _finalize_files(self) -> None:
-        """Convert the appended files to the chosen format (Parquet), keeping the CSV on failure."""
+        """Convert the appended files to the chosen format (Parquet, netCDF, Zarr), keeping the CSV on failure."""
         for s in list(self.metrics.series.values()):
             if not s.count:
                 continue
@@ -774,7 +775,8 @@ class Run:
             if data == target:
                 continue
             try:
-                s.location = self._format.finalize(data, target, self._separator).relative_to(self.run_dir).as_posix()
+                meta = {"name": s.name, "context": str(s.context), "kind": s.kind.value, "unit": s.unit}
+                s.location = self._format.finalize(data, target, self._separator, meta).relative_to(self.run_dir).as_posix()
             except Exception as exc:  # keep the other series' files
                 self._refresher.report(f"finalize {s.sid}", f"could not convert {data.name}: {exc}")
 
