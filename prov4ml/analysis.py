@@ -423,7 +423,8 @@ def _read_series(run_dir: Path, location: Optional[str], pd):
         raise ProvFileError(f"{path} lacks the column(s) {', '.join(missing)} of a prov4ml metric file")
     frame = frame[["step", "value", "time"]].copy()
     for col in ("step", "value", "time"):
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+        if frame[col].dtype.kind not in "if":  # int64 steps stay exact (float64 would round 2**53 + 1)
+            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     if not frame["step"].isna().any():
         frame["step"] = frame["step"].astype("int64")
     return frame
