@@ -33,7 +33,7 @@ from .context import Context
 from .metrics.formats import media_type
 from .records import ArtifactRecord, RunSnapshot
 
-__all__ = ["NAMESPACES", "PROVML", "build_document", "to_json", "user_namespace_iri"]
+__all__ = ["NAMESPACES", "PROVML", "build_document", "to_json", "user_namespace_iri", "user_iri"]
 
 PROVML = "https://prov4ml.github.io/ns/provml#"
 NAMESPACES = {
@@ -56,6 +56,7 @@ ARTIFACT_TYPES = {
     "architecture": ("provml:Artifact", "provml:ModelArchitecture"),
     "diff": ("provml:Artifact", "provml:SourceDiff"),
     "source": ("provml:Artifact", "provml:SourceCode"),
+    "model_card": ("provml:Artifact", "provml:ModelCard"),
 }
 SERIES_FIELDS = (  # SeriesSummary field -> attribute, in document order
     "name", "context", "source", "unit", "sampler", "count", "nan_count", "min", "max",
@@ -73,6 +74,11 @@ def user_namespace_iri(namespace: str) -> str:
     if not iri.endswith(("/", "#")):
         iri += "/"
     return iri
+
+
+def user_iri(namespace: str, user: str) -> str:
+    """The IRI of the user agent of a run (also the crate's agent)."""
+    return user_namespace_iri(namespace) + _local("user", user)
 
 
 def _local(*parts: Any) -> str:

@@ -673,6 +673,8 @@ class Run:
         error: Optional[BaseException] = None,
         create_provenance_collection: bool = False,
         timeout: float = 60.0,
+        crate_ro_crate: bool = False,
+        create_card: bool = False,
     ) -> Path:
         """Write every point and the final PROV-JSON (and graph, SVG, collection); idempotent.
 
@@ -681,10 +683,11 @@ class Run:
         not raised (unless the run was started with ``strict=True``).
         """
         with _lifecycle.holding_signals(self):
-            return self._end(create_graph, create_svg, status, error, create_provenance_collection, timeout)
+            return self._end(create_graph, create_svg, status, error, create_provenance_collection, timeout,
+                             crate_ro_crate, create_card)
 
     def _end(self, create_graph: bool, create_svg: bool, status: str, error: Optional[BaseException],
-             create_provenance_collection: bool, timeout: float) -> Path:
+             create_provenance_collection: bool, timeout: float, crate: bool = False, card: bool = False) -> Path:
         with self._lock:
             if self._ended:
                 return self.prov_path
@@ -698,7 +701,7 @@ class Run:
             if create_provenance_collection:
                 self._collection()
             return self.prov_path
-        self._finish(status, error, timeout)
+        self._finish(status, error, timeout, card, crate)
         if self.options["strict"]:
             problems = self._problems()
             if problems:
@@ -707,6 +710,10 @@ class Run:
             self._graphs(create_svg)
         if create_provenance_collection:
             self._collection()
+        if crate and self.rank == 0:  # one crate per run directory
+            from .crate import write_crate
+
+            self._extra_output("RO-Crate", lambda: write_crate(self.snapshot(), self.run_dir))
         if archives_run(self.options["use_compressor"]):
             try:
                 shutil.make_archive(str(self.run_dir), "zip", root_dir=self.run_dir)
@@ -727,7 +734,7 @@ class Run:
                 status = "terminated" if signum == signal.SIGTERM else "interrupted"
         self.status = status
 
-    def _finish(self, status: str, error: Optional[BaseException], timeout: float) -> None:
+    def _finish(self, status: str, error: Optional[BaseException], timeout: float, card: bool = False, crate: bool = False) -> None:
         signum = {"interrupted": signal.SIGINT, "terminated": signal.SIGTERM}.get(status) if error is None else None
         self.set_outcome(status, error, signum)
         pool = self._collectors.get("background")
@@ -751,6 +758,12 @@ class Run:
             self._capture_now.set()
             self._capture_thread.join(timeout=30)
         self._finalize_files()
+        if card:  # before the end time: the run generates its card
+            from .card import write_card
+
+            record = self._extra_output("model card", lambda: write_card(self.snapshot(), self.run_dir, crate and self.rank == 0))
+            if record is not None:
+                self._artifacts.append(record)
         self.end_time = max(_time(), self.start_time)
         if self._deferred_signal is not None:
             self.set_outcome(self.status, signum=self._deferred_signal)
@@ -779,6 +792,13 @@ class Run:
                 s.location = self._format.finalize(data, target, self._separator, meta).relative_to(self.run_dir).as_posix()
             except Exception as exc:  # keep the other series' files
                 self._refresher.report(f"finalize {s.sid}", f"could not convert {data.name}: {exc}")
+
+    def _extra_output(self, what: str, make: Callable[[], Any]) -> Any:
+        try:
+            return make()
+        except Exception as exc:  # the run is saved; a card or a crate is a bonus
+            warnings.warn(f"end_run: the run is saved, but the {what} could not be written: {exc}", stacklevel=5)
+            return None
 
     def _graphs(self, svg: bool) -> None:
         dot = self.prov_path.with_suffix(".dot")
