@@ -25,6 +25,7 @@ import json
 import mimetypes
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+from urllib.parse import quote
 
 from ._fs import atomic_write_text
 from ._optional import require
@@ -70,13 +71,22 @@ def write_crate(snap: RunSnapshot, run_dir: Path) -> Path:
     user = crate.add(ContextEntity(crate, user_iri(snap.user_namespace, snap.user),
                                    properties={"@type": "Person", "name": snap.user}))
 
+    def local(kind: str, name: str) -> str:
+        """A fresh ``#kind-name`` identifier (a label logged twice gets ``-2``)."""
+        base = f"#{kind}-{quote(name, safe='')}"
+        ident, n = base, 1
+        while ident in crate:
+            n += 1
+            ident = f"{base}-{n}"
+        return ident
+
     objects: List[Any] = []
     for d in snap.datasets:
         described = ", ".join(f"{k}={v}" for k, v in d.stats.items())
-        objects.append(crate.add(ContextEntity(crate, f"#dataset-{d.label}", properties={
+        objects.append(crate.add(ContextEntity(crate, local("dataset", d.label), properties={
             "@type": "Dataset", "name": d.label, "description": described})))
     for p in snap.params:
-        objects.append(crate.add(ContextEntity(crate, f"#param-{p.key}", properties={
+        objects.append(crate.add(ContextEntity(crate, local("param", p.key), properties={
             "@type": "PropertyValue", "name": p.key, "value": _json_value(p.value)})))
 
     results: List[Any] = []
