@@ -240,3 +240,17 @@ def test_end_run_without_the_flags_writes_neither(start):
     prov4ml.end_run()
     assert not (run.run_dir / "ro-crate-metadata.json").exists() and not (run.run_dir / "model_card_rank0.md").exists()
     assert not entities_of_type(json.loads(run.prov_path.read_text()), "provml:ModelCard")
+
+
+def test_local_identifiers_are_iri_safe_and_unique(start):
+    import torch
+
+    run = start()
+    data = torch.utils.data.TensorDataset(torch.randn(4, 2))
+    prov4ml.log_dataset(data, "my data")
+    prov4ml.log_dataset(data, "my data")
+    prov4ml.log_param("learning rate", 0.1)
+    prov4ml.end_run(crate_ro_crate=True)
+    objects = rocrate.ROCrate(run.run_dir).dereference("#run_0-rank0")["object"]
+    assert [(o.id, o["name"]) for o in objects] == [
+        ("#dataset-my%20data", "my data"), ("#dataset-my%20data-2", "my data"), ("#param-learning%20rate", "learning rate")]
