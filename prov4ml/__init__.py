@@ -41,7 +41,7 @@ from .exceptions import (
     StorageError,
 )
 from .metrics.folds import FoldOperation
-from .metrics.formats import MetricsType
+from .metrics.formats import CompressorType, MetricsType
 from .metrics.samplers import Identity, Ignore, MovingAverage, Pipe, Sampler, Subsample, Window
 from .recovery import needs_recovery, recover
 from .run import Run
@@ -60,7 +60,7 @@ __all__ = [
     "Context", "Contexts", "LoggingItemKind", "create_context", "log_context",
     # samplers, folds, formats
     "Sampler", "Identity", "Ignore", "Subsample", "Window", "MovingAverage", "Pipe",
-    "FoldOperation", "MetricsType",
+    "FoldOperation", "MetricsType", "CompressorType",
     # errors
     "Prov4MLError", "RunStateError", "InvalidValueError", "ArtifactError",
     "MissingDependencyError", "ProvFileError", "StorageError", "RecoveryError",

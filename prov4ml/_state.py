@@ -30,10 +30,11 @@ def journal_dir(run_dir: Path, rank: int) -> Path:
     return run_dir / STATE_DIR / f"rank{rank}"
 
 
-def write_owner(directory: Path, pid: int, start: float, separator: str, fmt: str) -> None:
+def write_owner(directory: Path, pid: int, start: float, separator: str, fmt: str, compressor: Any = None) -> None:
     """Who records the run, and how its files are written (``recover`` rebuilds them the same way)."""
     directory.mkdir(parents=True, exist_ok=True)
-    owner = {"pid": pid, "host": socket.gethostname(), "start": start, "separator": separator, "format": fmt}
+    owner = {"pid": pid, "host": socket.gethostname(), "start": start, "separator": separator, "format": fmt,
+             "compressor": getattr(compressor, "value", compressor)}
     atomic_write_text(directory / "owner.json", json.dumps(owner))
 
 

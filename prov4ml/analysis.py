@@ -44,6 +44,7 @@ from urllib.parse import quote
 
 from . import _cli
 from ._optional import require
+from .metrics import formats
 from .exceptions import InvalidValueError, ProvFileError
 
 __all__ = [
@@ -399,22 +400,7 @@ def _run_info(rank_info: Dict[int, Dict[str, Any]], run_dir: Path) -> Dict[str, 
 
 
 # -- metric files ------------------------------------------------------------------
-def _read_csv(path: Path, pd):
-    with open(path, encoding="utf-8") as fh:
-        header = fh.readline().rstrip("\r\n")
-    m = re.fullmatch(r"step(.)value\1time", header)
-    if m is None:
-        raise ProvFileError(f"{path} is not a prov4ml metric file (its header is {header!r}, not step,value,time)")
-    return pd.read_csv(path, sep=m.group(1))
-
-
-def _read_parquet(path: Path, pd):
-    require("pyarrow", "parquet", f"reading the Parquet metric file {path.name}")
-    return pd.read_parquet(path)
-
-
-# How a metric file is read, by its suffix (a Parquet run still going on appends to <name>.parquet.csv).
-METRIC_READERS = {".csv": _read_csv, ".parquet": _read_parquet}
+METRIC_READERS = formats.READERS  # suffix -> read(path) -> columns
 
 
 def _read_series(run_dir: Path, location: Optional[str], pd):
@@ -424,10 +410,10 @@ def _read_series(run_dir: Path, location: Optional[str], pd):
     reader = METRIC_READERS.get(path.suffix)
     if reader is None:
         raise ProvFileError(f"{path}: unknown metric file format {path.suffix!r}; known: {', '.join(sorted(METRIC_READERS))}")
-    if not path.is_file():
+    if not path.exists():  # a Zarr store is a directory
         raise ProvFileError(f"{path}: metric file missing (named by the run's PROV-JSON); copy the run's metrics/ directory with it")
     try:
-        frame = reader(path, pd)
+        frame = pd.DataFrame(reader(path))
     except ProvFileError:
         raise
     except (ValueError, OSError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
@@ -437,7 +423,8 @@ def _read_series(run_dir: Path, location: Optional[str], pd):
         raise ProvFileError(f"{path} lacks the column(s) {', '.join(missing)} of a prov4ml metric file")
     frame = frame[["step", "value", "time"]].copy()
     for col in ("step", "value", "time"):
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+        if frame[col].dtype.kind not in "if":  # int64 steps stay exact (float64 would round 2**53 + 1)
+            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     if not frame["step"].isna().any():
         frame["step"] = frame["step"].astype("int64")
     return frame

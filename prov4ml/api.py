@@ -45,14 +45,14 @@ def end_run(
     crate_ro_crate: bool = False,
     create_card: bool = False,
 ) -> Path:
-    """Close the run: drain the metric writer, write the final PROV-JSON; returns its path."""
-    import warnings
+    """Close the run: drain the metric writer, write the final PROV-JSON; returns its path.
 
+    ``create_card`` writes ``model_card_rank<k>.md``, ``crate_ro_crate`` makes the run
+    directory a Process Run Crate (``ro-crate-metadata.json``, extra ``rocrate``).
+    """
     r = _lifecycle.require_run("end_run")
-    for flag, name in ((crate_ro_crate, "crate_ro_crate"), (create_card, "create_card")):
-        if flag:
-            warnings.warn(f"end_run({name}=True) is not supported yet; the run is saved without it", stacklevel=2)
-    return r.end(create_graph, create_svg, create_provenance_collection=create_provenance_collection)
+    return r.end(create_graph, create_svg, create_provenance_collection=create_provenance_collection,
+                 crate_ro_crate=crate_ro_crate, create_card=create_card)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ run (all ranks)    entity      prov:Collection, provml:Run                    ha
 rank process       activity    mls:Run, provml:LearningStageExecution         wasAssociatedWith(user, plan=source code)
 context            activity    provml:LearningStage + Training/Validation/...  wasInformedBy(context, run), started/ended by run
 hyper-parameter    entity      mls:HyperParameterSetting                      used(run, param)
-metric series      entity      mls:ModelEvaluation, provml:Metric             wasGeneratedBy(series, context)
+metric series      entity      mls:ModelEvaluation, provml:Metric             wasGeneratedBy(series, context); prov:location, dcterms:format
 model              entity      mls:Model                                      wasGeneratedBy(model, run)
 model version      entity      mls:Model, provml:ModelVersion                 wasGeneratedBy(v, context), wasDerivedFrom(v, v-1, prov:Revision), specializationOf(v, model)
 dataset            entity      mls:Dataset                                    used(run, dataset)
@@ -30,9 +30,10 @@ from datetime import datetime
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .context import Context
+from .metrics.formats import media_type
 from .records import ArtifactRecord, RunSnapshot
 
-__all__ = ["NAMESPACES", "PROVML", "build_document", "to_json", "user_namespace_iri"]
+__all__ = ["NAMESPACES", "PROVML", "build_document", "to_json", "user_namespace_iri", "user_iri"]
 
 PROVML = "https://prov4ml.github.io/ns/provml#"
 NAMESPACES = {
@@ -55,6 +56,7 @@ ARTIFACT_TYPES = {
     "architecture": ("provml:Artifact", "provml:ModelArchitecture"),
     "diff": ("provml:Artifact", "provml:SourceDiff"),
     "source": ("provml:Artifact", "provml:SourceCode"),
+    "model_card": ("provml:Artifact", "provml:ModelCard"),
 }
 SERIES_FIELDS = (  # SeriesSummary field -> attribute, in document order
     "name", "context", "source", "unit", "sampler", "count", "nan_count", "min", "max",
@@ -72,6 +74,11 @@ def user_namespace_iri(namespace: str) -> str:
     if not iri.endswith(("/", "#")):
         iri += "/"
     return iri
+
+
+def user_iri(namespace: str, user: str) -> str:
+    """The IRI of the user agent of a run (also the crate's agent)."""
+    return user_namespace_iri(namespace) + _local("user", user)
 
 
 def _local(*parts: Any) -> str:
@@ -264,6 +271,7 @@ class _Builder:
             values = {f"provml:{f}": getattr(m, f) for f in SERIES_FIELDS}
             values["prov:label"] = f"{m.name} ({m.context})"
             values["prov:location"] = m.location
+            values["dcterms:format"] = media_type(m.location)
             e = self.doc.entity(
                 self.qn("metric", m.context, m.name),
                 self.attrs(["mls:ModelEvaluation", "provml:Metric"], values),

@@ -18,7 +18,7 @@ from . import _state
 from ._fs import atomic_write_text
 from .exceptions import RecoveryError
 from .metrics import _sink
-from .metrics.formats import get_format
+from .metrics.formats import get_format, remove_temporaries
 from .metrics.journal import read_series
 from .metrics.document import with_summaries
 from .metrics.series import utc
@@ -82,7 +82,7 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
     if snap.status != "running":
         return None  # already complete (a second recover changes nothing)
     _wait_for_sink(rank_dir)  # it may still be finishing the files: never write beside it
-    fmt = get_format(owner.get("format", "csv"))
+    fmt = get_format(owner.get("format", "csv"), owner.get("compressor"))
     consumer = _sink.Consumer(str(rank_dir), str(run_dir), owner.get("separator", ","), suffix=_SUFFIX, truncate=True)
     try:
         consumer.poll(final=True)
@@ -98,8 +98,7 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
             return None
         data = run_dir / meta["file"]
         os.replace(str(data) + _SUFFIX, data)
-        target = run_dir / (meta["file"][: -len(".csv")] if fmt.suffix != ".csv" else meta["file"])
-        return fmt.finalize(data, target, owner.get("separator", ",")).relative_to(run_dir).as_posix() if target != data else meta["file"]
+        return fmt.finalize(data, fmt.target_of(data), owner.get("separator", ","), meta).relative_to(run_dir).as_posix()
 
     snap = with_summaries(snap, read_series(str(rank_dir)), consumer.stats, finalize)
     snap.status = "killed"
@@ -141,7 +140,8 @@ def _wait_for_sink(rank_dir: Path, timeout: float = 120.0) -> None:
 
 def _remove_temporaries(run_dir: Path) -> None:
     """Half-written files of a killed run: atomic writes' temporaries and unfinished recoveries."""
-    for pattern in (".*.tmp", "*" + _SUFFIX, "*.parquet.tmp"):
+    remove_temporaries(run_dir / "metrics")
+    for pattern in (".*.tmp", "*" + _SUFFIX):
         for path in run_dir.rglob(pattern):
             if _state.STATE_DIR not in path.parts and path.is_file():
                 path.unlink()

@@ -22,7 +22,7 @@ from .artifacts import ArtifactStore
 from .context import Context, LoggingItemKind, resolve_context
 from .exceptions import ArgumentError, ArtifactError, InvalidValueError, RunStateError, StorageError
 from .metrics.folds import FinalMetric
-from .metrics.formats import get_format
+from .metrics.formats import archives_run, get_format
 from .metrics.recorder import MetricRecorder, check_name, check_step, check_timestamp
 from .metrics.samplers import make_sampler
 from .metrics.series import utc
@@ -48,7 +48,7 @@ OPTIONS: Dict[str, Any] = {
     "default_sampler": None,
     "metrics_file_type": "csv",
     "csv_separator": ",",
-    "use_compressor": False,  # also write <run_dir>.zip at end_run
+    "use_compressor": False,  # True / CompressorType: the metric files' codec; True and ZIP also write <run_dir>.zip
     "run_id": None,  # join/force a run id (ranks launched without torch.distributed)
     "capture": True,  # reproducibility capture: True/False or {part: bool}
     "capture_env_vars": False,
@@ -128,7 +128,7 @@ class Run:
         min_interval = _interval(self.options, "prov_flush_interval")
         max_interval = max(min_interval, _interval(self.options, "flush_interval"))
         separator = self._separator = _separator(self.options["csv_separator"])
-        self._format = get_format(self.options["metrics_file_type"])
+        self._format = get_format(self.options["metrics_file_type"], self.options["use_compressor"])
         samplers = dict(self.options["metric_samplers"] or {})
         for spec in list(samplers.values()) + [self.options["default_sampler"]]:
             make_sampler(spec)  # validate now, not at the first log_metric
@@ -198,7 +198,8 @@ class Run:
             self.metrics.open()
             self.metrics_dir.mkdir(exist_ok=True)
             self.artifacts.root.mkdir(parents=True, exist_ok=True)
-            _state.write_owner(self.journal_dir, self.pid, self.start_time, separator, self._format.suffix.lstrip("."))
+            _state.write_owner(self.journal_dir, self.pid, self.start_time, separator, self._format.suffix.lstrip("."),
+                               self._format.compressor)
             self._write_snapshot()  # a readable document exists when start_run returns
         except OSError as exc:
             self.metrics.close()
@@ -671,6 +672,8 @@ class Run:
         error: Optional[BaseException] = None,
         create_provenance_collection: bool = False,
         timeout: float = 60.0,
+        crate_ro_crate: bool = False,
+        create_card: bool = False,
     ) -> Path:
         """Write every point and the final PROV-JSON (and graph, SVG, collection); idempotent.
 
@@ -679,10 +682,11 @@ class Run:
         not raised (unless the run was started with ``strict=True``).
         """
         with _lifecycle.holding_signals(self):
-            return self._end(create_graph, create_svg, status, error, create_provenance_collection, timeout)
+            return self._end(create_graph, create_svg, status, error, create_provenance_collection, timeout,
+                             crate_ro_crate, create_card)
 
     def _end(self, create_graph: bool, create_svg: bool, status: str, error: Optional[BaseException],
-             create_provenance_collection: bool, timeout: float) -> Path:
+             create_provenance_collection: bool, timeout: float, crate: bool = False, card: bool = False) -> Path:
         with self._lock:
             if self._ended:
                 return self.prov_path
@@ -696,7 +700,7 @@ class Run:
             if create_provenance_collection:
                 self._collection()
             return self.prov_path
-        self._finish(status, error, timeout)
+        self._finish(status, error, timeout, card, crate)
         if self.options["strict"]:
             problems = self._problems()
             if problems:
@@ -705,7 +709,11 @@ class Run:
             self._graphs(create_svg)
         if create_provenance_collection:
             self._collection()
-        if self.options["use_compressor"]:
+        if crate and self.rank == 0:  # one crate per run directory
+            from .crate import write_crate
+
+            self._extra_output("RO-Crate", lambda: write_crate(self.snapshot(), self.run_dir))
+        if archives_run(self.options["use_compressor"]):
             try:
                 shutil.make_archive(str(self.run_dir), "zip", root_dir=self.run_dir)
             except OSError as exc:
@@ -725,7 +733,7 @@ class Run:
                 status = "terminated" if signum == signal.SIGTERM else "interrupted"
         self.status = status
 
-    def _finish(self, status: str, error: Optional[BaseException], timeout: float) -> None:
+    def _finish(self, status: str, error: Optional[BaseException], timeout: float, card: bool = False, crate: bool = False) -> None:
         signum = {"interrupted": signal.SIGINT, "terminated": signal.SIGTERM}.get(status) if error is None else None
         self.set_outcome(status, error, signum)
         pool = self._collectors.get("background")
@@ -749,6 +757,12 @@ class Run:
             self._capture_now.set()
             self._capture_thread.join(timeout=30)
         self._finalize_files()
+        if card:  # before the end time: the run generates its card
+            from .card import write_card
+
+            record = self._extra_output("model card", lambda: write_card(self.snapshot(), self.run_dir, crate and self.rank == 0))
+            if record is not None:
+                self._artifacts.append(record)
         self.end_time = max(_time(), self.start_time)
         if self._deferred_signal is not None:
             self.set_outcome(self.status, signum=self._deferred_signal)
@@ -764,7 +778,7 @@ class Run:
             _state.remove(self.journal_dir)
 
     def _finalize_files(self) -> None:
-        """Convert the appended files to the chosen format (Parquet), keeping the CSV on failure."""
+        """Convert the appended files to the chosen format (Parquet, netCDF, Zarr), keeping the CSV on failure."""
         for s in list(self.metrics.series.values()):
             if not s.count:
                 continue
@@ -773,9 +787,17 @@ class Run:
             if data == target:
                 continue
             try:
-                s.location = self._format.finalize(data, target, self._separator).relative_to(self.run_dir).as_posix()
+                meta = {"name": s.name, "context": str(s.context), "kind": s.kind.value, "unit": s.unit}
+                s.location = self._format.finalize(data, target, self._separator, meta).relative_to(self.run_dir).as_posix()
             except Exception as exc:  # keep the other series' files
                 self._refresher.report(f"finalize {s.sid}", f"could not convert {data.name}: {exc}")
+
+    def _extra_output(self, what: str, make: Callable[[], Any]) -> Any:
+        try:
+            return make()
+        except Exception as exc:  # the run is saved; a card or a crate is a bonus
+            warnings.warn(f"end_run: the run is saved, but the {what} could not be written: {exc}", stacklevel=5)
+            return None
 
     def _graphs(self, svg: bool) -> None:
         dot = self.prov_path.with_suffix(".dot")

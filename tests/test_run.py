@@ -5,7 +5,7 @@ import warnings
 import pytest
 
 import prov4ml
-from conftest import load_doc, load_json
+from conftest import load_json
 
 
 def test_layout_and_increasing_run_ids(start, save_dir):
@@ -113,13 +113,6 @@ def test_compressor_writes_zip(start):
     prov4ml.log_metric("loss", 1.0)
     prov4ml.end_run()
     assert run.run_dir.with_suffix(".zip").exists()
-
-
-def test_unsupported_end_flags_warn_but_save(start):
-    run = start()
-    with pytest.warns(UserWarning, match="not supported"):
-        prov4ml.end_run(crate_ro_crate=True, create_card=True)
-    load_doc(run.prov_path)
 
 
 def test_execution_times(start):
