@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from ..exceptions import InvalidValueError
 from ._runs import RunRecord
 
-__all__ = ["Fields", "Condition", "parse_where", "sort_runs", "FIXED", "STATS", "CONTEXT_PREFERENCE", "MISSING"]
+__all__ = ["Fields", "Condition", "parse_where", "sort_runs", "context_rank", "FIXED", "STATS", "CONTEXT_PREFERENCE", "MISSING"]
 
 FIXED = ("run", "experiment", "run_id", "status", "start", "end", "duration", "ranks")
 STATS = ("last", "best", "min", "max", "mean", "count", "last_step")
@@ -58,7 +58,7 @@ class Fields:
         contexts = self.contexts.get(name)
         if not contexts:
             return None
-        ranked = sorted(contexts, key=lambda c: (CONTEXT_PREFERENCE.index(c) if c in CONTEXT_PREFERENCE else 9, c))
+        ranked = sorted(contexts, key=lambda c: (context_rank(c), c))
         return f"{name}/{ranked[0]}"
 
     def label(self, key: str) -> str:
@@ -83,6 +83,11 @@ class Fields:
             + (f"; parameters: {', '.join(self.params)}" if self.params else "")
             + (f"; metrics: {', '.join(sorted(self.contexts))} (or name/context, .best, .min, .max ...)" if self.metrics else "")
         )
+
+
+def context_rank(context: str) -> int:
+    """The place of ``context`` in ``CONTEXT_PREFERENCE`` (any other context after them)."""
+    return CONTEXT_PREFERENCE.index(context) if context in CONTEXT_PREFERENCE else len(CONTEXT_PREFERENCE)
 
 
 def _fixed(run: RunRecord, field: str) -> Any:

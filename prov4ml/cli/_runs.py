@@ -335,7 +335,8 @@ def _read_rank(path: Path, rank: int) -> Dict[str, Any]:
         elif "provml:Environment" in types and not out["environment"]:
             out["environment"] = _local_attrs(attrs)
         elif "prov:Plan" in types and not out["source"]:
-            out["source"] = {"file": attrs.get("prov:location"), **_local_attrs(attrs)}
+            out["source"] = {"source_file": attrs.get("prov:location"),
+                             **{k: v for k, v in _local_attrs(attrs).items() if k != "location"}}
     out["params"] = {key: value for key, (_n, value) in repeats.items()}
     return out
 

@@ -17,7 +17,7 @@ import argparse
 from typing import Any, Dict, List, Sequence, Tuple
 
 from ..exceptions import InvalidValueError
-from ._fields import MISSING, Fields, parse_where, sort_runs
+from ._fields import MISSING, Fields, context_rank, parse_where, sort_runs
 from ._output import duration, print_csv, print_json, print_table, progress, status_style
 from ._runs import DEFAULT_DIR, RunRecord, find_run_dirs, metric_figures, read_run
 
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sort", metavar="FIELD", help="order by FIELD, e.g. val_loss, val_loss.best, lr, duration")
     parser.add_argument("--desc", action="store_true", help="largest first (with --sort)")
     parser.add_argument("--metrics", metavar="M,M", help="metrics to show: names or name/context, comma-separated "
-                        f"(default: the {MAIN_METRICS} logged by most runs)")
+                        f"(default: the {MAIN_METRICS} logged by most runs, validation first)")
     parser.add_argument("--params", metavar="P,P", help="parameters to show, comma-separated "
                         f"(default: those that differ between the runs, at most {KEY_PARAMS})")
     out = parser.add_mutually_exclusive_group()
@@ -139,8 +139,7 @@ def _metric_keys(chosen: Any, rows: Sequence[Row], fields: Fields) -> List[str]:
         for key, fig in f.items():
             if fig.get("source") in (None, "metric"):
                 counts[key] = counts.get(key, 0) + 1
-    preferred = {key: fields.metric_key(key.rpartition("/")[0]) == key for key in counts}
-    return sorted(counts, key=lambda k: (-counts[k], not preferred[k], k))[:MAIN_METRICS]
+    return sorted(counts, key=lambda k: (-counts[k], context_rank(k.rpartition("/")[2]), k))[:MAIN_METRICS]
 
 
 def _chosen(text: str, known: Sequence[str], option: str) -> List[str]:

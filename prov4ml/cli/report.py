@@ -6,6 +6,7 @@ Needs the analysis extra (pandas, matplotlib). The path written is printed.
 from __future__ import annotations
 
 import argparse
+import inspect
 from pathlib import Path
 
 from ..exceptions import Prov4MLError
@@ -27,17 +28,18 @@ def run(args: argparse.Namespace) -> int:
     target, is_run = _target(args.target)
     extra = {} if args.metrics is None else {"metrics": args.metrics}
     if is_run:
-        with busy(f"writing the report of {target}"):
-            out = analysis.html_report(target, args.output, **extra)
+        write = analysis.html_report
     else:
-        experiment_report = getattr(analysis, "experiment_report", None)
-        if experiment_report is None:
+        write = getattr(analysis, "experiment_report", None)
+        if write is None:
             raise Prov4MLError(
                 f"{target} is an experiment, and this prov4ml has no experiment report "
                 "(prov4ml.analysis.experiment_report); report one run instead: prov4ml report EXPERIMENT/run_N"
             )
-        with busy(f"writing the report of {target}"):
-            out = experiment_report(target, args.output, **extra)
+    if extra and "metrics" not in inspect.signature(write).parameters:
+        raise Prov4MLError(f"this prov4ml's {write.__name__} cannot choose metrics; leave out --metrics")
+    with busy(f"writing the report of {target}"):
+        out = write(target, args.output, **extra)
     print(out)
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import time
 from collections import deque
@@ -25,6 +26,7 @@ from ._runs import DEFAULT_DIR, RunRecord, read_run, resolve_run
 
 SPARK_POINTS = 40
 _BARS = "▁▂▃▄▅▆▇█"
+_FILE_NAME = re.compile(r"^(.*)_rank(\d+)(?:\.parquet)?\.csv$")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +125,16 @@ class Tail:
         self.recent.append(value)
 
 
+def _label(path: Path) -> Tuple[str, str, str]:
+    """(name, context, rank) guessed from a metric file's name, ``<name>_<context>_rank<k>.csv``, until the
+    document names the series (a context with an underscore in it reads wrong until then)."""
+    m = _FILE_NAME.match(path.name)
+    if m is None:
+        return (path.stem, "", "")
+    name, _, context = m.group(1).rpartition("_")
+    return (name, context, m.group(2)) if name else (context, "", m.group(2))
+
+
 class View:
     """What ``watch`` shows of one run, refreshed from its files."""
 
@@ -141,7 +153,8 @@ class View:
             if s.location and s.location.endswith(".csv"):
                 self.labels[self.run_dir / s.location] = (s.name, s.context, str(s.rank))
         for path in sorted((self.run_dir / "metrics").glob("*.csv")):  # files the document does not name yet
-            self.labels.setdefault(path, (path.name[:-4], "", ""))
+            if path not in self.labels:
+                self.labels[path] = _label(path)
         for path in self.labels:
             tail = self.tails.get(path)
             if tail is None or tail.rewritten():
