@@ -215,13 +215,18 @@ def resolve_run(spec: PathLike, base: PathLike = DEFAULT_DIR) -> Path:
 
 
 # ---------------------------------------------------------------- reading
-def read_run(run_dir: PathLike) -> RunRecord:
-    """The run in ``run_dir`` from its ranks' PROV-JSON; :class:`ProvFileError` names a bad document."""
+def read_run(run_dir: PathLike, details: bool = True) -> RunRecord:
+    """The run in ``run_dir`` from its ranks' PROV-JSON; :class:`ProvFileError` names a bad document.
+
+    ``details=False`` reads only the status, times, parameters and metric series
+    (what ``ls`` and ``watch`` show): artifacts, datasets, environment, user
+    and host stay empty.
+    """
     run_dir = Path(run_dir)
     files = rank_files(run_dir)
     if not files:
         raise ProvFileError(f"{run_dir} holds no prov_rank<k>.json; give a run directory (<save_dir>/<experiment>/run_<id>)")
-    ranks = [_read_rank(path, rank) for rank, path in files.items()]
+    ranks = [_read_rank(path, rank, details) for rank, path in files.items()]
     first = ranks[0]
     info = first["info"]
     run_id = info.get("run_id")
@@ -287,7 +292,10 @@ def load_json(path: Path) -> Dict[str, Any]:
     return data
 
 
-def _read_rank(path: Path, rank: int) -> Dict[str, Any]:
+_SUMMARY_TYPES = frozenset(("provml:Metric", "mls:HyperParameterSetting"))
+
+
+def _read_rank(path: Path, rank: int, details: bool) -> Dict[str, Any]:
     data = load_json(path)
     canon = _Names(data.get("prefix"))
     out: Dict[str, Any] = {"params": {}, "series": [], "artifacts": [], "datasets": [], "agents": {},
@@ -299,7 +307,7 @@ def _read_rank(path: Path, rank: int) -> Dict[str, Any]:
             break
     if out["info"] is None:
         raise ProvFileError(f"{path} is PROV-JSON but not a prov4ml run document (no mls:Run activity)")
-    for _ident, attrs in _records(data.get("agent")):
+    for _ident, attrs in _records(data.get("agent") if details else None):
         attrs = canon.attrs(attrs)
         if "prov:Person" in attrs["prov:type"]:
             out["agents"].setdefault("user", attrs.get("prov:label"))
@@ -307,8 +315,10 @@ def _read_rank(path: Path, rank: int) -> Dict[str, Any]:
             out["agents"].setdefault("host", attrs.get("prov:label"))
     repeats: Dict[str, Tuple[int, Any]] = {}
     for ident, attrs in _records(data.get("entity")):
+        types = canon.types(attrs)
+        if not details and not types & _SUMMARY_TYPES:
+            continue  # `ls` needs the parameters and series only: the others are not even converted
         attrs = canon.attrs(attrs)
-        types = attrs["prov:type"]
         if "provml:Metric" in types:
             out["series"].append(Series(
                 name=str(attrs.get("provml:name")), context=str(attrs.get("provml:context")), rank=rank,
@@ -401,13 +411,19 @@ class _Names:
                 return f"{self.rename[prefix]}:{local}"
         return qname
 
+    def types(self, attrs: Dict[str, Any]) -> set:
+        value = attrs.get("prov:type", ())
+        if not value and self.rename:  # prov:type under another prefix
+            value = next((v for k, v in attrs.items() if self.name(k) == "prov:type"), ())
+        values = value if isinstance(value, list) else [value]
+        return {self.name(str(v["$"] if isinstance(v, dict) else v)) for v in values}
+
     def attrs(self, attrs: Dict[str, Any]) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
         for key, value in attrs.items():
             key = self.name(key)
             if key == "prov:type":
-                values = value if isinstance(value, list) else [value]
-                out[key] = {self.name(str(v["$"] if isinstance(v, dict) else v)) for v in values}
+                out[key] = self.types({key: value})
             else:
                 out[key] = self.value(value[0] if isinstance(value, list) and value else value)
         out.setdefault("prov:type", set())

@@ -68,7 +68,7 @@ def list_runs(root: str) -> List[Row]:
     """Every run under ``root`` with its metric figures, in experiment then run-id order."""
     out = []
     for run_dir in progress(find_run_dirs(root), "reading runs"):
-        record = read_run(run_dir)
+        record = read_run(run_dir, details=False)
         out.append((record, metric_figures(record)))
     return out
 

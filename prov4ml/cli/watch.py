@@ -148,7 +148,7 @@ class View:
         self.refreshed: Optional[datetime] = None
 
     def refresh(self) -> None:
-        self.record = read_run(self.run_dir)
+        self.record = read_run(self.run_dir, details=False)
         for s in self.record.series:
             if s.location and s.location.endswith(".csv"):
                 self.labels[self.run_dir / s.location] = (s.name, s.context, str(s.rank))
