@@ -163,6 +163,8 @@ class View:
         now, total = time.monotonic(), self.points()
         if self.previous is not None and now > self.previous[0]:
             self.rate = (total - self.previous[1]) / (now - self.previous[0])
+        elif self.record.duration_s:  # the first frame: the average since the run started
+            self.rate = total / self.record.duration_s
         self.previous = (now, total)
         self.refreshed = datetime.now()
 
