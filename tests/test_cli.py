@@ -286,29 +286,44 @@ def test_ls_says_which_runs_are_running_and_which_were_killed(tmp_path):
 
 
 def test_ls_on_a_terminal_draws_a_rich_table(recorded):
+    cwd, _ = recorded
+    status, text = _on_a_terminal("import sys; from prov4ml.cli import main; sys.exit(main(['ls', 'prov/exp']))", cwd)
+    assert status == 0
+    assert "┃" in text and "━" in text  # rich's box drawing
+    assert "\x1b[" in text  # colour
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    assert all(f"exp/run_{i}" in plain for i in RUNS)
+
+
+def _on_a_terminal(code, cwd):
+    """Run ``code`` with stdout and stderr on a pseudo-terminal; its exit status and everything it drew."""
     import pty
 
-    cwd, _ = recorded
     leader, follower = pty.openpty()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "250"}
-    proc = subprocess.Popen([sys.executable, "-m", "prov4ml", "ls", "prov/exp"], cwd=cwd, env=env,
-                            stdout=follower, stderr=follower)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=env, stdout=follower, stderr=follower)
     os.close(follower)
     out = b""
     while True:
         try:
             chunk = os.read(leader, 65536)
-        except OSError:
+        except OSError:  # the child closed the terminal
             break
         if not chunk:
             break
         out += chunk
-    assert proc.wait(60) == 0
-    text = out.decode()
-    assert "┃" in text and "━" in text  # rich's box drawing
-    assert "\x1b[" in text  # colour
-    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
-    assert all(f"exp/run_{i}" in plain for i in RUNS)
+    os.close(leader)
+    return proc.wait(60), out.decode()
+
+
+def test_a_long_ls_on_a_terminal_shows_progress_and_a_short_one_does_not(recorded):
+    cwd, _ = recorded
+    code = ("import sys; from prov4ml.cli import _output, main; _output.PROGRESS_AFTER_S = {after}; "
+            "sys.exit(main(['ls']))")
+    status, drawn = _on_a_terminal(code.format(after=0.0), cwd)  # every task is "long"
+    assert status == 0 and "reading runs" in drawn and f"/{len(ALL)}" in drawn
+    status, drawn = _on_a_terminal(code.format(after=60.0), cwd)
+    assert status == 0 and "reading runs" not in drawn
 
 
 def test_ls_into_a_closed_pipe_is_quiet(recorded):

@@ -66,10 +66,15 @@ def duration(seconds: Optional[float]) -> str:
     return f"{s // 86400}d {s % 86400 // 3600:02d}h"
 
 
-def stdout_console():
+def stdout_console(min_width: int = 0):
+    """A rich console on stdout at least ``min_width`` wide: a wide table keeps whole cells, and the
+    terminal wraps its lines (or ``less -S`` scrolls them) rather than rich folding every cell."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    console = Console(highlight=False, soft_wrap=False)
+    if console.width < min_width:
+        console = Console(highlight=False, soft_wrap=False, width=min_width)
+    return console
 
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: Optional[str] = None,
@@ -89,10 +94,11 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: Op
 
         table = Table(title=title, header_style="bold", title_justify="left")
         for col, num in zip(columns, numeric):
-            table.add_column(col, justify="right" if num else "left", overflow="fold")
+            table.add_column(col, justify="right" if num else "left", no_wrap=True)
         for r in cells:
             table.add_row(*(Text(v, style=styled[i](v)) if styled and i in styled else v for i, v in enumerate(r)))
-        stdout_console().print(table)
+        widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+        stdout_console(sum(widths) + 3 * len(widths) + 1).print(table)
         return
     if title:
         print(title)
