@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
-from .. import _state
 from ..exceptions import ProvFileError
 
 __all__ = ["Series", "RunRecord", "read_run", "find_run_dirs", "resolve_run", "is_run_dir", "DEFAULT_DIR", "KILLED"]
@@ -172,11 +171,10 @@ def find_run_dirs(root: PathLike) -> List[Path]:
 
 
 def _subdirs(path: Path) -> List[Path]:
-    """The folders in ``path``, runs by their id, others by name; the run's own folders are skipped."""
+    """The folders in ``path`` (hidden ones left out), runs by their id, others by name."""
     try:
         with os.scandir(path) as it:
-            dirs = [Path(e.path) for e in it if e.is_dir() and not e.name.startswith(".")
-                    and e.name not in ("metrics", "artifacts")]
+            dirs = [Path(e.path) for e in it if e.is_dir() and not e.name.startswith(".")]
     except (NotADirectoryError, FileNotFoundError, PermissionError):
         return []
 

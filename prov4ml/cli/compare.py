@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import analysis
 
     run_dirs = target_runs(args.targets)
-    records = [read_run(d) for d in run_dirs]
+    records = [read_run(d, details=False) for d in run_dirs]
     frame = analysis.compare_runs([str(d) for d in run_dirs], metrics=args.metrics)
     rows = [_row(record, line) for record, line in zip(records, frame.to_dict("records"))]
     groups = _configurations(records)
