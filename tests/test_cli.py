@@ -279,6 +279,9 @@ def test_ls_says_which_runs_are_running_and_which_were_killed(tmp_path):
         assert "  running  " in rows["live/run_0"]
         assert "killed (needs prov4ml recover)" in rows["live/run_1"]
         assert [r["run"] for r in ls_json(tmp_path, "--where", "status==running")] == ["live/run_0"]
+        watched = ok("watch", "live/run_1", "--interval", "0.2", cwd=tmp_path)  # ends at once: the run is over
+        assert watched.rstrip().endswith("run ended: killed; run prov4ml recover prov/live/run_1")
+        assert ok("show", "live/run_1", cwd=tmp_path).startswith("live/run_1  killed (needs prov4ml recover)\n")
     finally:
         alive.kill()
         if doomed is not None:

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def show(r: RunRecord) -> None:
-    _heading(f"{r.label}  {r.shown_status}")
+    print(f"{r.label}  {r.shown_status}")
     facts = [("status", r.shown_status), ("directory", str(r.run_dir)), ("start", fmt(r.start)),
              ("end", fmt(r.end)), ("duration", duration(r.duration_s)), ("ranks", fmt(r.ranks)),
              ("user", r.user), ("host", r.host), ("command", r.command)]
