@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from ..exceptions import InvalidValueError
 from ._runs import RunRecord
 
-__all__ = ["Fields", "Condition", "parse_where", "sort_runs", "context_rank", "FIXED", "STATS", "CONTEXT_PREFERENCE", "MISSING"]
+__all__ = ["Fields", "Condition", "sort_runs", "context_rank", "FIXED", "STATS", "CONTEXT_PREFERENCE", "MISSING"]
 
 FIXED = ("run", "experiment", "run_id", "status", "start", "end", "duration", "ranks")
 STATS = ("last", "best", "min", "max", "mean", "count", "last_step")
@@ -140,10 +140,6 @@ class Condition:
         if self.op in (operator.eq, operator.ne):
             return self.op(str(value), self.raw)
         return False
-
-
-def parse_where(texts: Optional[Sequence[str]], fields: Fields) -> List[Condition]:
-    return [Condition(t).bind(fields) for t in texts or ()]
 
 
 def sort_runs(runs: List[Tuple[RunRecord, Dict[str, Dict[str, Any]]]], get: Getter, descending: bool):

@@ -17,7 +17,7 @@ import argparse
 from typing import Any, Dict, List, Sequence, Tuple
 
 from ..exceptions import InvalidValueError
-from ._fields import MISSING, Fields, context_rank, parse_where, sort_runs
+from ._fields import MISSING, Condition, Fields, context_rank, sort_runs
 from ._output import duration, print_csv, print_json, print_table, progress, status_style
 from ._runs import DEFAULT_DIR, RunRecord, find_run_dirs, metric_figures, read_run
 
@@ -45,11 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = list_runs(args.dir)
-    fields = Fields([r for r, _f in rows], [f for _r, f in rows])
-    conditions = parse_where(args.where, fields)
     if args.desc and not args.sort:
         raise InvalidValueError("--desc orders by --sort FIELD; add --sort, e.g. --sort val_loss --desc")
+    conditions = [Condition(text) for text in args.where or ()]  # a typo costs nothing: before any reading
+    rows = list_runs(args.dir)
+    fields = Fields([r for r, _f in rows], [f for _r, f in rows])
+    for condition in conditions:
+        condition.bind(fields)
     sort_get = fields.getter(args.sort, f"--sort {args.sort!r}") if args.sort else None
     rows = [(r, f) for r, f in rows if all(c(r, f) for c in conditions)]
     if sort_get is not None:
