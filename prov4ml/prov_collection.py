@@ -38,7 +38,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from prov.constants import PROV_LABEL, PROV_LOCATION, PROV_TYPE
 from prov.identifier import Namespace, QualifiedName
@@ -114,11 +114,15 @@ def find_documents(experiment_path: PathLike) -> List[Path]:
     return sorted(found, key=order)
 
 
-def create_collection(experiment_path: PathLike, output_dir: PathLike) -> Path:
-    """Write the collection document of every run and rank under ``experiment_path``; returns its path."""
+def create_collection(experiment_path: PathLike, output_dir: PathLike,
+                      progress: Callable[[List[Path]], Iterable[Path]] = iter) -> Path:
+    """Write the collection document of every run and rank under ``experiment_path``; returns its path.
+
+    ``progress`` wraps the list of documents as they are read (the console command shows a bar with it).
+    """
     root = Path(experiment_path)
     out = collection_path(root, output_dir)
-    docs = [_read(path) for path in find_documents(root)]
+    docs = [_read(path) for path in progress(find_documents(root))]
     collection = build_collection(docs, root, out.parent)
     return _cli.write_output(out, collection.serialize(format="json", indent=1))
 

@@ -1,0 +1,174 @@
+"""The fields of a run that ``--where`` and ``--sort`` name, and how they compare.
+
+A field is one of ``FIXED`` (``run_id``, ``status``, ``duration`` ...), a
+parameter name, or a metric: ``name/context`` or just ``name`` (its last
+value; a name logged in several contexts means the first of
+``CONTEXT_PREFERENCE`` it has), optionally followed by ``.last``, ``.best``,
+``.min``, ``.max``, ``.mean``, ``.count`` or ``.last_step``. A parameter wins
+over a metric of the same name (reach the metric as ``name/context``).
+
+``--where FIELD OP VALUE`` with OP one of ``< <= > >= == !=`` (``=`` is
+``==``): numbers compare numerically (``lr<0.01``), times with an ISO date
+(``start>=2026-12-01``), anything else as text with ``==`` / ``!=``. A run
+without the field never matches.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..exceptions import InvalidValueError
+from ._runs import RunRecord
+
+__all__ = ["Fields", "Condition", "sort_runs", "context_rank", "FIXED", "STATS", "CONTEXT_PREFERENCE", "MISSING"]
+
+FIXED = ("run", "experiment", "run_id", "status", "start", "end", "duration", "ranks")
+STATS = ("last", "best", "min", "max", "mean", "count", "last_step")
+CONTEXT_PREFERENCE = ("validation", "evaluation", "testing", "training")
+
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
+
+_OPS: Dict[str, Callable[[Any, Any], bool]] = {
+    "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+    "<": operator.lt, ">": operator.gt, "=": operator.eq,
+}
+_WHERE = re.compile(r"^\s*(?P<field>[^<>=!]+?)\s*(?P<op><=|>=|==|!=|<|>|=)\s*(?P<value>.*?)\s*$")
+
+Getter = Callable[[RunRecord, Dict[str, Dict[str, Any]]], Any]
+
+
+class Fields:
+    """The fields the listed runs have; ``getter(name)`` reads one from a run and its metric figures."""
+
+    def __init__(self, runs: Sequence[RunRecord], figures: Sequence[Dict[str, Dict[str, Any]]]):
+        self.params: List[str] = list(dict.fromkeys(k for r in runs for k in r.params))
+        self.metrics: List[str] = sorted({k for f in figures for k in f})
+        self.contexts: Dict[str, List[str]] = {}
+        for key in self.metrics:
+            name, _, context = key.rpartition("/")
+            self.contexts.setdefault(name, []).append(context)
+
+    def metric_key(self, name: str) -> Optional[str]:
+        """``name/context`` for a metric ``name`` or ``name/context`` (None when no run logged it)."""
+        if name in self.metrics:
+            return name
+        contexts = self.contexts.get(name)
+        if not contexts:
+            return None
+        ranked = sorted(contexts, key=lambda c: (context_rank(c), c))
+        return f"{name}/{ranked[0]}"
+
+    def label(self, key: str) -> str:
+        """How a metric column is titled: its bare name when only one context has it."""
+        name, _, _context = key.rpartition("/")
+        return name if len(self.contexts.get(name, ())) == 1 else key
+
+    def getter(self, field: str, option: str) -> Getter:
+        if field in FIXED:
+            return lambda r, f: _fixed(r, field)
+        if field in self.params:
+            return lambda r, f: r.params.get(field, MISSING)
+        key, stat = self.metric_key(field), "last"
+        if key is None and "." in field:
+            base, _, suffix = field.rpartition(".")
+            if suffix in STATS:
+                key, stat = self.metric_key(base), suffix
+        if key is not None:
+            return lambda r, f: _present(f.get(key, {}).get(stat))
+        raise InvalidValueError(
+            f"{option}: no listed run has a field {field!r}; fields: {', '.join(FIXED)}"
+            + (f"; parameters: {', '.join(self.params)}" if self.params else "")
+            + (f"; metrics: {', '.join(sorted(self.contexts))} (or name/context, .best, .min, .max ...)" if self.metrics else "")
+        )
+
+
+def context_rank(context: str) -> int:
+    """The place of ``context`` in ``CONTEXT_PREFERENCE`` (any other context after them)."""
+    return CONTEXT_PREFERENCE.index(context) if context in CONTEXT_PREFERENCE else len(CONTEXT_PREFERENCE)
+
+
+def _fixed(run: RunRecord, field: str) -> Any:
+    value = {"run": run.label, "experiment": run.experiment, "run_id": run.run_id, "status": run.status,
+             "start": run.start, "end": run.end, "duration": run.duration_s, "ranks": len(run.ranks)}[field]
+    return _present(value)
+
+
+def _present(value: Any) -> Any:
+    return MISSING if value is None else value
+
+
+class Condition:
+    """One ``--where FIELD OP VALUE``."""
+
+    def __init__(self, text: str):
+        m = _WHERE.match(text)
+        if m is None or not m.group("value"):
+            raise InvalidValueError(
+                f"--where {text!r} is not FIELD OP VALUE; write e.g. --where 'lr<0.01' (OP: < <= > >= == !=)"
+            )
+        self.text, self.field, op = text, m.group("field"), m.group("op")
+        self.op = _OPS[op]
+        raw = m.group("value")
+        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+            raw = raw[1:-1]
+        self.raw = raw
+        self.number = _number(raw)
+        self.time = _iso(raw) if self.number is None else None
+        if op in ("<", "<=", ">", ">=") and self.number is None and self.time is None:
+            raise InvalidValueError(
+                f"--where {text!r}: {op} compares numbers (or times, as ISO dates); use == or != to compare text"
+            )
+        self.get: Optional[Getter] = None
+
+    def bind(self, fields: Fields) -> "Condition":
+        self.get = fields.getter(self.field, f"--where {self.text!r}")
+        return self
+
+    def __call__(self, run: RunRecord, figures: Dict[str, Dict[str, Any]]) -> bool:
+        value = self.get(run, figures)  # type: ignore[misc]
+        if value is MISSING:
+            return False
+        if isinstance(value, bool):
+            return self.op(str(value).lower(), self.raw.lower()) if self.op in (operator.eq, operator.ne) else False
+        if isinstance(value, (int, float)) and self.number is not None:
+            return self.op(value, self.number)
+        if isinstance(value, datetime) and self.time is not None:
+            return self.op(value, self.time)
+        if self.op in (operator.eq, operator.ne):
+            return self.op(str(value), self.raw)
+        return False
+
+
+def sort_runs(runs: List[Tuple[RunRecord, Dict[str, Dict[str, Any]]]], get: Getter, descending: bool):
+    """``runs`` ordered by a field; runs without it come last, in either direction."""
+    present = [(get(r, f), (r, f)) for r, f in runs]
+    have = [p for p in present if p[0] is not MISSING]
+    have.sort(key=lambda p: _order(p[0]), reverse=descending)
+    return [rf for _v, rf in have] + [rf for v, rf in present if v is MISSING]
+
+
+def _order(value: Any) -> Tuple[int, Any]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value) if value == value else (1, 0)  # NaN after every number
+    if isinstance(value, datetime):
+        return (2, value.timestamp())
+    return (3, str(value))
+
+
+def _number(text: str) -> Optional[float]:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() and re.fullmatch(r"[+-]?\d+", text) else value
+
+
+def _iso(text: str) -> Optional[datetime]:
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.astimezone(timezone.utc)  # a date without zone: local time

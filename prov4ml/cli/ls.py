@@ -1,0 +1,156 @@
+"""List experiments and runs: status, start, duration, ranks, key parameters, last and best of the main metrics.
+
+DIR is a provenance_save_dir (default ./prov), an experiment directory or a
+run directory. Only each rank's PROV-JSON is read, never the metric files.
+A run whose process died before end_run shows as `killed (needs prov4ml recover)`.
+
+Fields for --where and --sort: run_id, status, start, duration, ranks,
+experiment, a parameter name, or a metric (`val_loss` is its last value;
+`val_loss.best`, `.min`, `.max`, `.mean`, `.count`; `loss/training` names
+the context). Best is the minimum, or the maximum for accuracy-like names
+(acc, f1, auc, score, reward, ...) and for a final metric registered with MAX.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Dict, List, Sequence, Tuple
+
+from ..exceptions import InvalidValueError
+from ._fields import MISSING, Condition, Fields, context_rank, sort_runs
+from ._output import duration, print_csv, print_json, print_table, progress, status_style
+from ._runs import DEFAULT_DIR, RunRecord, find_run_dirs, metric_figures, read_run
+
+MAIN_METRICS = 3   # metrics shown by default
+KEY_PARAMS = 6     # parameters shown by default
+_BOOKKEEPING = "sweep."  # parameters a sweep logs about itself
+
+Row = Tuple[RunRecord, Dict[str, Dict[str, Any]]]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", nargs="?", default=DEFAULT_DIR, metavar="DIR",
+                        help=f"provenance_save_dir, experiment or run directory (default ./{DEFAULT_DIR})")
+    parser.add_argument("--where", action="append", metavar="COND",
+                        help="keep runs where COND holds, e.g. 'lr<0.01', 'status==finished' (repeat: all must hold)")
+    parser.add_argument("--sort", metavar="FIELD", help="order by FIELD, e.g. val_loss, val_loss.best, lr, duration")
+    parser.add_argument("--desc", action="store_true", help="largest first (with --sort)")
+    parser.add_argument("--metrics", metavar="M,M", help="metrics to show: names or name/context, comma-separated "
+                        f"(default: the {MAIN_METRICS} logged by most runs, validation first)")
+    parser.add_argument("--params", metavar="P,P", help="parameters to show, comma-separated "
+                        f"(default: those that differ between the runs, at most {KEY_PARAMS})")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="every field of every run, as JSON")
+    out.add_argument("--csv", action="store_true", help="one CSV row per run, every parameter and metric")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.desc and not args.sort:
+        raise InvalidValueError("--desc orders by --sort FIELD; add --sort, e.g. --sort val_loss --desc")
+    conditions = [Condition(text) for text in args.where or ()]  # a typo costs nothing: before any reading
+    rows = list_runs(args.dir)
+    fields = Fields([r for r, _f in rows], [f for _r, f in rows])
+    for condition in conditions:
+        condition.bind(fields)
+    sort_get = fields.getter(args.sort, f"--sort {args.sort!r}") if args.sort else None
+    rows = [(r, f) for r, f in rows if all(c(r, f) for c in conditions)]
+    if sort_get is not None:
+        rows = sort_runs(rows, sort_get, args.desc)
+    if args.json:
+        print_json([as_json(r, f) for r, f in rows])
+    elif args.csv:
+        columns, table = as_csv(rows, fields)
+        print_csv(columns, table)
+    else:
+        show_table(rows, fields, args)
+    return 0
+
+
+def list_runs(root: str) -> List[Row]:
+    """Every run under ``root`` with its metric figures, in experiment then run-id order."""
+    out = []
+    for run_dir in progress(find_run_dirs(root), "reading runs"):
+        record = read_run(run_dir, details=False)
+        out.append((record, metric_figures(record)))
+    return out
+
+
+def as_json(run: RunRecord, figures: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    return {
+        "run": run.label, "experiment": run.experiment, "run_id": run.run_id, "run_dir": str(run.run_dir),
+        "status": run.status, "needs_recovery": run.needs_recovery, "start": run.start, "end": run.end,
+        "duration_s": run.duration_s, "ranks": run.ranks, "params": run.params,
+        "metrics": {k: {s: v for s, v in f.items() if s != "source"} for k, f in figures.items()},
+        "final_metrics": run.final_metrics,
+    }
+
+
+def as_csv(rows: Sequence[Row], fields: Fields) -> Tuple[List[str], List[List[Any]]]:
+    fixed = ["run", "experiment", "run_id", "status", "start", "end", "duration_s", "ranks"]
+    params = [f"param/{p}" if p in fixed else p for p in fields.params]
+    columns = fixed + params + [f"{k}.{s}" for k in fields.metrics for s in ("last", "best")]
+    table = []
+    for r, f in rows:
+        line = [r.label, r.experiment, r.run_id, r.status, r.start, r.end, r.duration_s, len(r.ranks)]
+        line += [r.params.get(p) for p in fields.params]
+        line += [f.get(k, {}).get(s) for k in fields.metrics for s in ("last", "best")]
+        table.append(line)
+    return columns, table
+
+
+def show_table(rows: Sequence[Row], fields: Fields, args: argparse.Namespace) -> None:
+    if not rows:
+        print("no run matches" + (f" {' and '.join(args.where)}" if args.where else ""))
+        return
+    params = _chosen(args.params, fields.params, "--params") if args.params is not None else _key_params(rows)
+    metrics = _metric_keys(args.metrics, rows, fields)
+    columns = ["run", "status", "start", "duration", "ranks"] + params
+    for key in metrics:
+        columns += [f"{fields.label(key)} last", f"{fields.label(key)} best"]
+    table = []
+    for r, f in rows:
+        line: List[Any] = [r.label, r.shown_status, r.start, duration(r.duration_s), len(r.ranks)]
+        line += [r.params.get(p) for p in params]
+        line += [f.get(k, {}).get(s) for k in metrics for s in ("last", "best")]
+        table.append(line)
+    experiments = len({r.experiment for r, _f in rows})
+    title = f"{len(rows)} run{'s' * (len(rows) != 1)} in {experiments} experiment{'s' * (experiments != 1)}"
+    print_table(columns, table, title=title, styled={1: status_style})
+
+
+def _key_params(rows: Sequence[Row]) -> List[str]:
+    """The parameters whose values differ between the runs (else the first few), the sweep's own left out."""
+    names = [p for p in dict.fromkeys(k for r, _f in rows for k in r.params) if not p.startswith(_BOOKKEEPING)]
+    varying = [p for p in names if len({repr(r.params.get(p, MISSING)) for r, _f in rows}) > 1]
+    return (varying or names)[:KEY_PARAMS]
+
+
+def _metric_keys(chosen: Any, rows: Sequence[Row], fields: Fields) -> List[str]:
+    if chosen is not None:
+        keys = []
+        for name in _split(chosen):
+            key = fields.metric_key(name)
+            if key is None:
+                raise InvalidValueError(
+                    f"--metrics: no listed run logged {name!r}; metrics: {', '.join(sorted(fields.contexts)) or '(none)'}"
+                )
+            keys.append(key)
+        return keys
+    counts: Dict[str, int] = {}
+    for _r, f in rows:
+        for key, fig in f.items():
+            if fig.get("source") in (None, "metric"):
+                counts[key] = counts.get(key, 0) + 1
+    return sorted(counts, key=lambda k: (-counts[k], context_rank(k.rpartition("/")[2]), k))[:MAIN_METRICS]
+
+
+def _chosen(text: str, known: Sequence[str], option: str) -> List[str]:
+    names = _split(text)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidValueError(f"{option}: no listed run has {', '.join(map(repr, unknown))}; known: {', '.join(known) or '(none)'}")
+    return names
+
+
+def _split(text: str) -> List[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]

@@ -1,0 +1,29 @@
+"""Complete a run killed before end_run (SIGKILL, the OOM killer, a power cut) from its journal.
+
+The metric files are rebuilt from the journal, the summaries recomputed and
+each rank's PROV-JSON rewritten with status `killed`. Running it again changes
+nothing; a run whose process is still alive is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ._runs import DEFAULT_DIR, resolve_run
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN", help=f"the run: a run directory or EXPERIMENT/run_N under ./{DEFAULT_DIR}")
+    parser.add_argument("--force", action="store_true", help="do not check that the recording process is gone")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..recovery import recover
+
+    run_dir = resolve_run(args.run)
+    done = recover(run_dir, force=args.force)
+    if not done:
+        print(f"{run_dir}: nothing to recover (the run ended, or was recovered already)")
+    for path in done:
+        print(f"recovered {path}")
+    return 0
