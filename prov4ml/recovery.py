@@ -17,7 +17,7 @@ from typing import List, Optional, Union
 
 from . import _state
 from ._fs import atomic_write_text
-from .context import Context, LoggingItemKind
+from .context import Context, as_source
 from .exceptions import RecoveryError
 from .metrics import _sink
 from .metrics.formats import get_format
@@ -108,7 +108,7 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
             last_time = stats[9] if last_time is None else max(last_time, stats[9])
         old = known.get((meta["name"], meta["context"]))
         restored = MetricSeries(meta["name"], old.context if old else Context(meta["context"]),
-                                LoggingItemKind(meta["kind"]), None, "", meta.get("unit"))
+                                as_source(meta["kind"]), None, "", meta.get("unit"))
         restored.update(stats)
         restored.location = location
         series.append(dataclasses.replace(Run._summary(restored), sampler=old.sampler if old else None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
 import shutil
@@ -15,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import _compat, _lifecycle, _state, layout
+from . import _compat, _lifecycle, _signatures, _state, _validate, layout
 from ._fs import atomic_write_text, slug
 from ._version import __version__
 from .artifacts import ArtifactStore
@@ -105,21 +106,13 @@ class Run:
         rank: Optional[int] = None,
         **options: Any,
     ) -> None:
-        if not isinstance(prov_user_namespace, str) or not prov_user_namespace.strip():
-            raise InvalidValueError(
-                "prov_user_namespace must be a non-empty string such as 'www.example.org'"
-            )
-        check_name(prov_user_namespace, "prov_user_namespace")
+        check_name(_validate.check_namespace(prov_user_namespace), "prov_user_namespace")
         if not isinstance(save_after_n_logs, int) or isinstance(save_after_n_logs, bool) or save_after_n_logs < 1:
             raise InvalidValueError(f"save_after_n_logs must be an integer >= 1, got {save_after_n_logs!r}")
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            warnings.warn(
-                f"start_run: unknown option(s) {', '.join(map(repr, unknown))} ignored; "
-                f"known options: {', '.join(sorted(OPTIONS))}",
-                stacklevel=3,
-            )
+        _signatures.warn_unknown_options(set(options) - set(OPTIONS), OPTIONS)
         self.options = {**OPTIONS, **{k: v for k, v in options.items() if k in OPTIONS}}
+        if not self.options["disable_codecarbon"]:
+            self.options["carbon_country"] = _validate.check_country(self.options["carbon_country"])
         self.user_namespace = prov_user_namespace
         self.experiment_name = experiment_name or _default_experiment_name()
         check_name(self.experiment_name, "experiment_name")
@@ -312,7 +305,7 @@ class Run:
             span[1] = max(span[1], when_)
             ctx = ctx.parent
 
-    def log_param(self, key: str, value: Any, context: Any = None) -> None:
+    def log_param(self, key: str, value: Any, context: Any = None, source: Any = None, is_input: bool = True) -> None:
         self._check_open("log_param")
         if not isinstance(key, str) or not key:
             raise InvalidValueError(f"parameter key must be a non-empty string, got {key!r}")
@@ -320,6 +313,7 @@ class Run:
             return
         ctx = resolve_context(context) if context is not None else None
         value = _compat.param_value(value)
+        source = _signatures.source_name(source, "log_param")
         with self._lock:
             previous = self._param_values.get(key, _MISSING)
             if previous is not _MISSING and previous == value:
@@ -330,7 +324,7 @@ class Run:
             else:
                 key_id = key
             self._param_values[key] = value
-            self._params.append(ParamRecord(key_id, value, ctx))
+            self._params.append(ParamRecord(key_id, value, ctx, source, bool(is_input)))
             if ctx is not None:
                 self._touch(ctx)
         self._count_log()
@@ -349,9 +343,9 @@ class Run:
         self._count_log()
         return record
 
-    def log_artifact(self, *args: Any, **kwargs: Any) -> Optional[ArtifactRecord]:
+    def log_artifact(self, a: "_signatures.ArtifactCall") -> Optional[ArtifactRecord]:
+        """Copy (or, with ``copy=False``, reference) a file or folder; see ``prov4ml.log_artifact``."""
         self._check_open("log_artifact")
-        a = _compat.artifact_call(args, kwargs)
         if not self.recording:
             return None
         ctx = resolve_context(a.context) if a.context is not None else None
@@ -360,71 +354,87 @@ class Run:
             path = Path(a.path).expanduser()
         except RuntimeError:  # "~nobody/x": no such user's home
             raise ArtifactError(f"artifact path {str(a.path)[:200]!r}: its ~user has no home directory; give a full path") from None
+        role = "model" if a.is_model else "artifact"
         if a.copy:
-            record = self.artifacts.copy(path, a.name, ctx, step, when, role="model" if a.is_model else "artifact")
+            name = a.name or path.name
+            record = self.artifacts.copy(path, f"{a.subdirectory}/{name}" if a.subdirectory else name, ctx, step, when, role)
         else:
-            record = self.artifacts.reference(path, ctx, step, when)
-        return self._add_artifact(record)
+            record = self.artifacts.reference(path, a.name, ctx, step, when, role)
+        return self._add_artifact(dataclasses.replace(record, is_input=a.is_input, source=a.source, attributes=a.attributes))
 
-    def log_model(self, *args: Any, **kwargs: Any) -> None:
+    def log_model(self, m: "_signatures.ModelCall") -> None:
+        """The model's entity: its info, weights, architecture and (``log_layers``) layer table."""
         self._check_open("log_model")
-        model, name, log_info, as_artifact = _compat.model_call(args, kwargs)
         if not self.recording:
             return
-        from .collectors.model import model_info, state_of
+        from .collectors.model import layer_table, model_info, state_of
 
-        info = model_info(model) if log_info else {}
-        weights = architecture = None
-        if as_artifact:
-            weights = self.artifacts.save_state(state_of(model), f"models/{slug(name)}.pt", role="model")
-        if log_info:
-            architecture = self.artifacts.write_text(f"models/{slug(name)}_architecture.txt", repr(model), role="architecture")
+        ctx = resolve_context(m.context) if m.context is not None else None
+        checkpoint = _signatures.checkpoint_path(m.model)
+        info = model_info(m.model) if m.log_info and checkpoint is None else {}
+        weights = architecture = layers = None
+        if checkpoint is not None:
+            weights = (self.artifacts.copy(checkpoint, f"models/{slug(m.name)}/{checkpoint.name}", role="model") if m.store
+                       else self.artifacts.reference(checkpoint, role="model"))
+        elif m.store:
+            weights = self.artifacts.save_state(state_of(m.model), f"models/{slug(m.name)}.pt", role="model")
+        if info:
+            architecture = self.artifacts.write_text(f"models/{slug(m.name)}_architecture.txt", repr(m.model), role="architecture")
+        if m.log_layers and checkpoint is None:
+            layers = self.artifacts.write_text(f"models/{slug(m.name)}_layers.csv", layer_table(m.model), role="layers")
         with self._lock:
-            self._models.append(ModelRecord(name, info, weights, architecture))
+            self._models.append(ModelRecord(m.name, info, weights, architecture, layers, ctx, m.source, m.is_input, m.attributes))
+            if ctx is not None:
+                self._touch(ctx)
         self._count_log()
 
-    def save_model_version(self, *args: Any, **kwargs: Any) -> None:
+    def save_model_version(self, v: "_signatures.VersionCall") -> None:
+        """A numbered version of the model ``v.name`` (0, 1, ... per name), derived from the previous one."""
         self._check_open("save_model_version")
-        model, name, context, step, timestamp, incremental = _compat.version_call(args, kwargs)
         if not self.recording:
             return
         from .collectors.model import state_of
 
-        ctx = resolve_context(context)
-        step, when = _step_and_time(step, timestamp)
-        if isinstance(model, os.PathLike):  # a file already written (a Lightning checkpoint): copy it in
-            source = Path(model)
-            record = self.artifacts.copy(source, f"models/{slug(name)}/{source.name}", ctx, step, when, role="model_version")
+        ctx = resolve_context(v.context)
+        step, when = _step_and_time(v.step, v.timestamp)
+        checkpoint = _signatures.checkpoint_path(v.model)
+        if checkpoint is not None:  # a file already written (a Lightning checkpoint): copy it in
+            record = self.artifacts.copy(checkpoint, f"models/{slug(v.name)}/{checkpoint.name}", ctx, step, when, role="model_version")
         else:
-            file_name = f"models/{slug(name)}/{slug(name)}{'' if step is None else f'_step{step}'}.pt"
-            record = self.artifacts.save_state(state_of(model), file_name, ctx, step, when)
+            file_name = f"models/{slug(v.name)}/{slug(v.name)}{'' if step is None else f'_step{step}'}.pt"
+            record = self.artifacts.save_state(state_of(v.model), file_name, ctx, step, when)
+        record = dataclasses.replace(record, is_input=v.is_input, source=v.source, attributes=v.attributes)
         with self._lock:
             previous = None
-            if incremental:
-                previous = _last_version_of(self._last_version, model)
+            if v.incremental:
+                previous = _last_version_of(self._last_version, v.model)
                 if previous is None:
-                    previous = self._last_version_by_name.get(name)
+                    previous = self._last_version_by_name.get(v.name)
             index = len(self._versions)
-            self._versions.append(ModelVersionRecord(name, index, record, previous))
-            _remember_version(self._last_version, model, index)
-            self._last_version_by_name[name] = index
+            number = sum(1 for other in self._versions if other.model_name == v.name)
+            self._versions.append(ModelVersionRecord(v.name, number, record, previous))
+            _remember_version(self._last_version, v.model, index)
+            self._last_version_by_name[v.name] = index
             self._touch(ctx, record.time.timestamp())
         self._count_log()
 
-    def log_dataset(self, *args: Any, **kwargs: Any) -> None:
+    def log_dataset(self, d: "_signatures.DatasetCall") -> None:
         self._check_open("log_dataset")
-        dataset, label = _compat.dataset_call(args, kwargs)
         if not self.recording:
             return
         from .collectors.dataset import dataset_stats
 
-        record = DatasetRecord(label, dataset_stats(dataset))
+        ctx = resolve_context(d.context) if d.context is not None else None
+        record = DatasetRecord(d.label, dataset_stats(d.dataset) if d.log_info else {}, ctx, d.source, d.attributes)
         with self._lock:
             self._datasets.append(record)
+            if ctx is not None:
+                self._touch(ctx)
         self._count_log()
 
-    def log_source_code(self, path: Optional[str] = None) -> None:
-        """Copy the source file or folder (default: the ``__main__`` script) into the run."""
+    def log_source_code(self, path: Optional[str] = None, use_git: bool = False) -> None:
+        """Copy the source file or folder (default: the ``__main__`` script) into the run, once;
+        ``use_git=True`` records its repository's commit, branch, remote and dirty flag instead."""
         self._check_open("log_source_code")
         if not self.recording:
             return
@@ -434,10 +444,20 @@ class Run:
         source = Path(path) if path is not None else Path(main) if main else None
         if source is None:
             raise InvalidValueError("log_source_code() found no __main__ file; pass the path of your code")
-        record = self.artifacts.copy(source, f"source/{source.name}", role="source")
-        with self._lock:
+        if use_git:
+            git = _signatures.git_source(source)
+            if git.get("source_code.git_commit"):
+                with self._lock:
+                    self._source_code = str(source.resolve())
+                self.log_params(git)
+                return
+            warnings.warn(f"log_source_code(use_git=True): {source} is not in a git repository with a commit; "
+                          "its files are copied instead", stacklevel=_signatures.user_stacklevel())
+        with self._lock:  # held while copying, so that the environment capture never copies it a second time
             self._source_code = str(source.resolve())
-        self._add_artifact(record)
+            if not any(a.role == "source" and a.original == self._source_code for a in self._artifacts):
+                self._artifacts.append(self.artifacts.copy(source, f"source/{source.name}", role="source"))
+        self._count_log()
 
     def log_execution_command(self, cmd: str, path: Optional[str] = None) -> None:
         self._note("execution_command", cmd if path is None else f"{cmd} {path}")
@@ -546,6 +566,8 @@ class Run:
         from .collectors import capture, environment
 
         main = environment.main_source()
+        if main and self._source_code == str(Path(main).resolve()):
+            main = None  # log_source_code() has copied it already
         request = {
             "run_dir": str(self.run_dir), "rank": self.rank, "parts": parts,
             "env_vars": bool(self.options["capture_env_vars"]), "argv": list(sys.argv), "main": main,
@@ -564,7 +586,11 @@ class Run:
                 self._source_code = answer["main_source"]
             if answer["command"]:
                 self._command = answer["command"]
-            self._artifacts.extend(records)
+            copied = {a.original for a in self._artifacts if a.role == "source"}
+            twins = [r for r in records if r.role == "source" and r.original in copied]  # log_source_code() was faster
+            self._artifacts.extend(r for r in records if r not in twins)
+        for twin in twins:
+            (self.run_dir / twin.location).unlink(missing_ok=True)
         self._poke()
 
     # ------------------------------------------------------------------ output
