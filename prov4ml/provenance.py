@@ -306,7 +306,7 @@ class _Builder:
             ident or self.qn("artifact", art.location), self.attrs(ARTIFACT_TYPES[art.role] + types, values, art.attributes)
         )
         self.link(e, self.activity_for(art.context), art.is_input, art.time)
-        if art.original is not None:
+        if art.original is not None and art.original != art.location:  # a copy; a referenced file is its own original
             ident = self.qn("original", art.original)
             orig = self.originals.get(ident)
             if orig is None:  # one entity per source path, however often it is copied

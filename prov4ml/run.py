@@ -360,7 +360,9 @@ class Run:
             record = self.artifacts.copy(path, f"{a.subdirectory}/{name}" if a.subdirectory else name, ctx, step, when, role)
         else:
             record = self.artifacts.reference(path, a.name, ctx, step, when, role)
-        return self._add_artifact(dataclasses.replace(record, is_input=a.is_input, source=a.source, attributes=a.attributes))
+        return self._add_artifact(dataclasses.replace(
+            record, name=a.name or path.name, is_input=a.is_input, source=a.source, attributes=a.attributes
+        ))
 
     def log_model(self, m: "_signatures.ModelCall") -> None:
         """The model's entity: its info, weights, architecture and (``log_layers``) layer table."""
