@@ -192,7 +192,8 @@ def _run_trial(trial: _Trial, fn: Any) -> TrialResult:
     t0 = time.perf_counter()
     run = None
     try:
-        with api.run(trial.namespace, trial.experiment_name, trial.save_dir, **trial.start_run_options) as run:
+        with api.run(prov_user_namespace=trial.namespace, experiment_name=trial.experiment_name,
+                     provenance_save_dir=trial.save_dir, **trial.start_run_options) as run:
             out.run_id, out.run_dir = run.run_id, str(run.run_dir)
             api.log_params(trial.config)
             api.log_params({
