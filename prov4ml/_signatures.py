@@ -70,11 +70,10 @@ def start_run_arguments(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[s
         )
     if len(leading) == 2:
         first, second = leading
-        third_gen = looks_like_namespace(second) and (
-            not looks_like_namespace(first) or ("://" in second and "://" not in first)
-        )
-        names.update(experiment_name=first, prov_user_namespace=second) if third_gen else \
-            names.update(prov_user_namespace=first, experiment_name=second)
+        if looks_like_namespace(second) and (not looks_like_namespace(first) or ("://" in second and "://" not in first)):
+            names.update(experiment_name=first, prov_user_namespace=second)  # 3.2.x
+        else:
+            names.update(prov_user_namespace=first, experiment_name=second)  # the seed order
     elif len(leading) == 1:
         key = free[0] if len(free) == 1 else (
             "prov_user_namespace" if looks_like_namespace(leading[0]) else "experiment_name"

@@ -351,6 +351,41 @@ def test_a_run_left_by_a_dead_task_is_ended_as_failed(tmp_path):
     assert third["provml:status"] == "finished"
 
 
+def test_a_run_left_by_a_dead_dask_task_is_ended_as_failed(tmp_path):
+    """A dask worker reuses its threads: the task key tells that the task which started the run is over."""
+    pytest.importorskip("distributed")
+    proc = run_script(tmp_path, """
+        import json, warnings
+        import prov4ml
+        from distributed import Client
+
+        def task(i, fail):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                run = prov4ml.start_run("dask", "www.example.org", "prov", capture=False)
+            prov4ml.log_metric("loss", float(i), step=0)
+            if fail:
+                raise RuntimeError("the task died")
+            prov4ml.end_run()
+            return [str(w.message) for w in caught], str(run.prov_path)
+
+        if __name__ == "__main__":
+            with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
+                try:
+                    client.submit(task, 0, True, pure=False).result()
+                except RuntimeError:
+                    pass
+                print(json.dumps(client.submit(task, 1, False, pure=False).result()))
+    """)
+    caught, second = json.loads(proc.stdout.splitlines()[-1])
+    assert len(caught) == 1 and "the dask task that started it, 'task-" in caught[0]
+    _, first = run_activity(document(tmp_path / "prov" / "dask" / "run_0" / "prov_rank0.json"))
+    assert first["provml:status"] == "failed"
+    assert first["provml:error_message"].startswith("the task that started this run ended without end_run (the dask task")
+    _, run = run_activity(document(second))
+    assert run["provml:status"] == "finished"
+
+
 @pytest.mark.parametrize("variables, rank", [
     ({"SLURM_PROCID": "3"}, 3),
     ({"SLURM_PROCID": "3", "RANK": "1"}, 1),
