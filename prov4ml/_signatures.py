@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import enum
 import os
 import sys
 import warnings
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
-from ._compat import check_name, param_value
+from ._compat import _short, check_name, param_value
 from ._validate import DEFAULT_NAMESPACE, check_namespace, looks_like_namespace
 from .context import Context
 from .exceptions import ArgumentError, InvalidValueError
@@ -112,6 +113,7 @@ def attributes(other_attrs: Optional[Mapping[str, Any]], call: str) -> Tuple[Tup
 
 
 def source_name(source: Any, call: str) -> Optional[str]:
+    """Where an item comes from, as text (a ``LoggingItemKind`` gives its value)."""
     if source is None:
         return None
     value = getattr(source, "value", source)  # a LoggingItemKind
@@ -120,18 +122,11 @@ def source_name(source: Any, call: str) -> Optional[str]:
     return check_name(value, f"{call}(source=...)", limit=500)
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _is_path(value: Any) -> bool:
     return isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.exists(value))
 
 
 def _is_context(value: Any) -> bool:
-    import enum
-
     return isinstance(value, (Context, enum.Enum))
 
 
