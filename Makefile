@@ -2,16 +2,19 @@
 # constraints file keeps every later install from replacing it with a CUDA build.
 PYTHON ?= python
 PIP = $(PYTHON) -m pip install -c constraints.txt
+# e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu for the CPU build of torch on Linux
+TORCH_INDEX ?=
+TORCH = torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 
 .PHONY: quickstart test benchmark
 
 quickstart:
-	$(PIP) torch==2.13.0
+	$(PIP) $(TORCH)
 	$(PIP) -e .
 	$(PYTHON) examples/quickstart.py
 
 test:
-	$(PIP) torch==2.13.0
+	$(PIP) $(TORCH)
 	$(PIP) -e ".[test]"
 	$(PYTHON) -m pytest
 

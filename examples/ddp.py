@@ -9,6 +9,8 @@ barrier, rank 0 links them in ``<out>/ddp/ddp_collection.json``
 """
 
 import argparse
+import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -25,6 +27,10 @@ def main() -> None:
     parser.add_argument("--out", default="prov", help="provenance_save_dir")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        print("examples/ddp.py runs one process per rank and is started by torchrun, which sets RANK and WORLD_SIZE:\n"
+              "    torchrun --standalone --nproc_per_node=2 examples/ddp.py", file=sys.stderr)
+        raise SystemExit(2)
 
     torch.set_num_threads(1)  # the ranks share the machine's cores
     dist.init_process_group("gloo")  # torchrun sets RANK, WORLD_SIZE, MASTER_ADDR/PORT

@@ -9,6 +9,7 @@ graph of the run.
 """
 
 import argparse
+import importlib.util
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,6 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import prov4ml
-from prov4ml._optional import available
 
 
 def synthetic_digits(n: int, seed: int) -> TensorDataset:
@@ -57,7 +57,7 @@ def main() -> None:
         experiment_name="mnist_style",
         provenance_save_dir=args.out,
         save_after_n_logs=100,
-        disable_codecarbon=not available("codecarbon"),
+        disable_codecarbon=importlib.util.find_spec("codecarbon") is None,
     )
     prov4ml.log_param("batch_size", 64)
     prov4ml.log_optimizer(optim)

@@ -39,6 +39,7 @@ from .exceptions import (
     RecoveryError,
     RunStateError,
     StorageError,
+    TrialTimeoutError,
 )
 from .metrics.folds import FoldOperation
 from .metrics.formats import CompressorType, MetricsType
@@ -63,5 +64,5 @@ __all__ = [
     "FoldOperation", "MetricsType", "CompressorType",
     # errors
     "Prov4MLError", "RunStateError", "InvalidValueError", "ArtifactError",
-    "MissingDependencyError", "ProvFileError", "StorageError", "RecoveryError",
+    "MissingDependencyError", "ProvFileError", "StorageError", "RecoveryError", "TrialTimeoutError",
 ]

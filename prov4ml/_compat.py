@@ -1,24 +1,19 @@
-"""Values and argument orders as users pass them, including older interfaces.
+"""Values as users pass them: metric values, parameter values, names.
 
-Code written for the reference library calls ``log_model("name", model)`` as
-well as ``log_model(model, "name")``, ``log_artifact(name, path)`` as well as
-``log_artifact(path, context)``; these functions decide by type and refuse
-ambiguous calls.
+(The argument orders of the reference library's generations are read in ``_signatures``.)
 """
 
 from __future__ import annotations
 
 import json
 import numbers
-import os
 import sys
-from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 from .context import Context
-from .exceptions import ArgumentError, InvalidValueError
+from .exceptions import InvalidValueError
 
-__all__ = ["check_name", "is_tensor", "metric_value", "param_value", "artifact_call", "model_call", "version_call", "dataset_call"]
+__all__ = ["check_name", "is_tensor", "metric_value", "param_value"]
 
 
 def is_tensor(value: Any) -> bool:
@@ -119,112 +114,14 @@ def param_value(value: Any) -> Any:
         return "None" if value is None else value
     if isinstance(value, Context):
         return str(value)
+    if isinstance(value, (set, frozenset)):
+        value = sorted(value, key=repr)
+    if not isinstance(value, (dict, list, tuple)):  # a Path, a device, a class: its text, not a quoted JSON string
+        return str(value)
     try:
         return json.dumps(value, default=str, sort_keys=isinstance(value, dict))
     except (TypeError, ValueError):
         return str(value)
-
-
-def _is_path(value: Any) -> bool:
-    return isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.exists(value))
-
-
-@dataclass
-class ArtifactCall:
-    path: Any
-    name: Optional[str]
-    context: Any
-    step: Any
-    timestamp: Any
-    copy: bool
-    is_model: bool
-
-
-def _bind(call: str, names: Tuple[str, ...], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[str, Any]:
-    if len(args) > len(names):
-        raise ArgumentError(f"{call}() takes at most {len(names)} positional arguments ({len(args)} given)")
-    bound = dict(zip(names, args))
-    for key, value in kwargs.items():
-        if key in bound:
-            raise ArgumentError(f"{call}() got multiple values for argument {key!r}")
-        bound[key] = value
-    return bound
-
-
-def artifact_call(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> ArtifactCall:
-    """``(artifact_path, context, step, timestamp)`` or ``(artifact_name, artifact_path, context, step, timestamp)``."""
-    kwargs = dict(kwargs)
-    flags = {k: kwargs.pop(k) for k in ("log_copy_in_prov_directory", "is_model", "is_input") if k in kwargs}
-    named_form = "artifact_name" in kwargs or (
-        len(args) >= 2 and not isinstance(args[1], Context) and _is_path(args[1])
-    )
-    if named_form:
-        if "artifact_name" not in kwargs and _is_path(args[0]) and args[0] != args[1]:
-            raise InvalidValueError(
-                f"log_artifact({args[0]!r}, {args[1]!r}) is ambiguous: both are existing paths; "
-                "call log_artifact(artifact_path=..., artifact_name=...) instead"
-            )
-        b = _bind("log_artifact", ("artifact_name", "artifact_path", "context", "step", "timestamp"), args, kwargs)
-    else:
-        b = _bind("log_artifact", ("artifact_path", "context", "step", "timestamp"), args, kwargs)
-    unknown = set(b) - {"artifact_name", "artifact_path", "context", "step", "timestamp"}
-    if unknown:
-        raise ArgumentError(f"log_artifact() got unexpected keyword argument(s) {sorted(unknown)}")
-    if "artifact_path" not in b:
-        raise ArgumentError("log_artifact() needs artifact_path")
-    path = b["artifact_path"]
-    if not isinstance(path, (str, os.PathLike)) or (isinstance(path, str) and not path):
-        raise InvalidValueError(f"log_artifact() needs a file or directory path (str or os.PathLike), got {_short(path)}")
-    check_name(os.fspath(path), "artifact_path", limit=4096)
-    if b.get("artifact_name") is not None:
-        check_name(b["artifact_name"], "artifact_name")
-    return ArtifactCall(
-        path=b["artifact_path"], name=b.get("artifact_name"), context=b.get("context"),
-        step=b.get("step"), timestamp=b.get("timestamp"),
-        copy=bool(flags.get("log_copy_in_prov_directory", True)), is_model=bool(flags.get("is_model", False)),
-    )
-
-
-def _swap_if_name_first(first: Any, second: Any) -> Tuple[Any, Any]:
-    """(obj, name) from either order: a string is the name."""
-    if isinstance(first, str) and not isinstance(second, str):
-        return second, first
-    return first, second
-
-
-def model_call(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[Any, str, bool, bool]:
-    b = _bind("log_model", ("model", "model_name", "log_model_info", "log_as_artifact"), args, kwargs)
-    if "model" not in b:
-        raise ArgumentError("log_model() needs a model")
-    model, name = _swap_if_name_first(b["model"], b.get("model_name", "default"))
-    _check_name("log_model", name)
-    return model, name, bool(b.get("log_model_info", True)), bool(b.get("log_as_artifact", True))
-
-
-def version_call(args: Tuple[Any, ...], kwargs: Dict[str, Any]):
-    b = _bind("save_model_version", ("model", "model_name", "context", "step", "timestamp", "incremental"), args, kwargs)
-    if "model" not in b or "model_name" not in b:
-        raise ArgumentError("save_model_version() needs a model and a model_name")
-    model, name = _swap_if_name_first(b["model"], b["model_name"])
-    _check_name("save_model_version", name)
-    return model, name, b.get("context"), b.get("step"), b.get("timestamp"), bool(b.get("incremental", True))
-
-
-def dataset_call(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[Any, str]:
-    kwargs = dict(kwargs)
-    kwargs.pop("log_dataset_info", None)
-    if "dataset_label" in kwargs:
-        kwargs["label"] = kwargs.pop("dataset_label")
-    b = _bind("log_dataset", ("dataset", "label"), args, kwargs)
-    if "dataset" not in b or "label" not in b:
-        raise ArgumentError("log_dataset() needs a dataset and a label")
-    dataset, label = _swap_if_name_first(b["dataset"], b["label"])
-    _check_name("log_dataset", label)
-    return dataset, label
-
-
-def _check_name(call: str, name: Any) -> None:
-    check_name(name, f"the name given to {call}()")
 
 
 def check_name(name: Any, what: str, limit: int = 1000) -> str:

@@ -17,17 +17,20 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from typing import Any, Optional
 
 from . import run as _run
 from .exceptions import RunStateError
 
-__all__ = ["active_run", "require_run", "start", "deactivate", "holding_signals"]
+__all__ = ["active_run", "last_ended", "require_run", "start", "deactivate", "holding_signals"]
 
 log = logging.getLogger("prov4ml")
 
 _active: Optional["_run.Run"] = None
 _active_lock = threading.Lock()
+_starter: tuple = (None, None)  # (thread, dask task key) that started the active run
+_last_ended: Optional["_run.Run"] = None
 
 
 def _no_run(*args: Any, **kwargs: Any) -> None:
@@ -50,18 +53,53 @@ def require_run(call: str) -> "_run.Run":
     return run
 
 
-def start(*args: Any, **kwargs: Any) -> "_run.Run":
-    global _active
+def last_ended() -> Optional["_run.Run"]:
+    """The run this process ended last (``end_run`` twice warns instead of raising)."""
+    return _last_ended
+
+
+def _task_key() -> Any:
+    """The dask task this thread runs, if any (a dask worker reuses its threads for many tasks)."""
+    worker = sys.modules.get("distributed.worker")
+    return getattr(getattr(worker, "thread_state", None), "key", None)
+
+
+def _stale(end_stale_run: bool) -> Optional[str]:
+    """Why the active run belongs to a task that ended without end_run, or None."""
+    run, (thread, key) = _active, _starter
+    if run is None or run.pid != os.getpid():
+        return None
+    if thread is not None and not thread.is_alive():
+        return f"the thread that started it, {thread.name}, has ended"
+    if key is not None and key != _task_key():
+        return f"the dask task that started it, {key!r}, has ended"
+    if end_stale_run:
+        return "start_run(..., end_stale_run=True)"
+    return None
+
+
+def start(*args: Any, end_stale_run: bool = False, **kwargs: Any) -> "_run.Run":
+    global _active, _starter
+    reason = _stale(end_stale_run)
+    if reason is not None:
+        from ._signatures import user_stacklevel
+
+        stale = _active
+        warnings.warn(f"prov4ml: {stale!r} was still active, but {reason}: it is ended as failed and the new run "
+                      "starts", stacklevel=user_stacklevel())
+        stale.end(error=RunStateError(f"the task that started this run ended without end_run ({reason})"))
     with _active_lock:
         if _active is not None and _active.pid != os.getpid():
             _active = None  # the parent's run, inherited by fork: this process starts its own
             _set_log(_no_run)
         if _active is not None:
             raise RunStateError(
-                f"a run is already active ({_active!r}); call prov4ml.end_run() before starting another"
+                f"a run is already active ({_active!r}); call prov4ml.end_run() before starting another, or pass "
+                "start_run(..., end_stale_run=True) to end it as failed (a task that died without end_run)"
             )
         _install_hooks()
         _active = _run.Run(*args, **kwargs)
+        _starter = (threading.current_thread(), _task_key())
         _set_log(_active.log_metric)
         return _active
 
@@ -87,10 +125,11 @@ _bound: Any = None  # what _set_log last bound ``prov4ml.log_metric`` to
 
 def deactivate(run: "_run.Run") -> None:
     """Called by ``Run.end``: the process has no active run any more."""
-    global _active
+    global _active, _last_ended
     with _active_lock:
         if _active is run:
             _active = None
+            _last_ended = run
             _set_log(_no_run)
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
+import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Union
 
-from . import _lifecycle
+from . import _lifecycle, _signatures
 from . import run as _run
 from .context import Context, LoggingItemKind, create_context
+from .exceptions import ArgumentError
 
 __all__ = [
     "start_run", "end_run", "run", "active_run", "get_run_id", "flush",
@@ -22,20 +25,31 @@ __all__ = [
 active_run = _lifecycle.active_run
 
 
-def start_run(
-    prov_user_namespace: str,
+def start_run(*args: Any, **kwargs: Any) -> "_run.Run":
+    """Open the run of this process; see the API reference for the options.
+
+    ``start_run(experiment_name, prov_user_namespace=None, ...)`` (3.2.x) and
+    ``start_run(prov_user_namespace, experiment_name, ...)`` (the seed order)
+    both work: by keyword always; by position, the value that looks like a
+    namespace (an IRI or a dotted host name, ``www.example.org``) is the
+    namespace. Without one, the namespace is ``www.example.org``.
+    """
+    return _lifecycle.start(**_signatures.start_run_arguments(args, kwargs))
+
+
+def _start_run_signature(
     experiment_name: Optional[str] = None,
+    prov_user_namespace: Optional[str] = None,
     provenance_save_dir: Optional[str] = None,
     collect_all_processes: bool = False,
     save_after_n_logs: int = 100,
     rank: Optional[int] = None,
     **options: Any,
 ) -> "_run.Run":
-    """Open the run of this process; see the API reference for ``options``."""
-    return _lifecycle.start(
-        prov_user_namespace, experiment_name, provenance_save_dir,
-        collect_all_processes, save_after_n_logs, rank, **options,
-    )
+    """What ``help(prov4ml.start_run)`` shows."""
+
+
+start_run.__signature__ = inspect.signature(_start_run_signature)  # type: ignore[attr-defined]
 
 
 def end_run(
@@ -50,15 +64,21 @@ def end_run(
     ``create_card`` writes ``model_card_rank<k>.md``, ``crate_ro_crate`` makes the run
     directory a Process Run Crate (``ro-crate-metadata.json``, extra ``rocrate``).
     """
+    r = _lifecycle.active_run()
+    ended = _lifecycle.last_ended()
+    if r is None and ended is not None:
+        warnings.warn(f"end_run(): {ended!r} has already ended; this call does nothing",
+                      stacklevel=_signatures.user_stacklevel())
+        return ended.prov_path
     r = _lifecycle.require_run("end_run")
     return r.end(create_graph, create_svg, create_provenance_collection=create_provenance_collection,
                  crate_ro_crate=crate_ro_crate, create_card=create_card)
 
 
 @contextlib.contextmanager
-def run(prov_user_namespace: str, *args: Any, create_graph: bool = False, create_svg: bool = False, **kwargs: Any) -> Iterator["_run.Run"]:
-    """``with prov4ml.run(...) as r:`` starts a run and ends it; an exception marks it failed and propagates."""
-    r = start_run(prov_user_namespace, *args, **kwargs)
+def run(*args: Any, create_graph: bool = False, create_svg: bool = False, **kwargs: Any) -> Iterator["_run.Run"]:
+    """``with prov4ml.run(...) as r:`` starts a run (as ``start_run``) and ends it; an exception marks it failed and propagates."""
+    r = start_run(*args, **kwargs)
     try:
         yield r
     except BaseException as exc:
@@ -76,8 +96,9 @@ def flush() -> None:
     _lifecycle.require_run("flush").flush()
 
 
-def log_param(key: str, value: Any, context: Any = None) -> None:
-    _lifecycle.require_run("log_param").log_param(key, value, context)
+def log_param(key: str, value: Any, context: Any = None, source: Optional[str] = None, is_input: bool = True) -> None:
+    """One hyper-parameter, used by the run; ``is_input=False`` records a value the run produced."""
+    _lifecycle.require_run("log_param").log_param(key, value, context, source, is_input)
 
 
 def log_params(params: Dict[str, Any], context: Any = None) -> None:
@@ -89,10 +110,11 @@ def log_metric(
     value: Any,
     context: Any = None,
     step: Optional[int] = None,
-    source: Optional[LoggingItemKind] = None,
+    source: Union[LoggingItemKind, str, None] = None,
     timestamp: Any = None,
 ) -> None:
-    """Record one point of the series (key, context). ``value`` may be a zero-argument callable."""
+    """Record one point of the series (key, context). ``value`` may be a zero-argument callable;
+    ``source`` (a LoggingItemKind or any string) is recorded on the series."""
     _lifecycle.log_metric(key, value, context, step, source, timestamp)
 
 
@@ -104,24 +126,101 @@ def log_metrics(metrics: Dict[str, Any], context: Any = None, step: Optional[int
     _lifecycle.require_run("log_metrics").log_metrics(metrics, context, step, **kwargs)
 
 
-def log_artifact(*args: Any, **kwargs: Any):
-    """``log_artifact(artifact_path, context=None, step=None, timestamp=None)`` (or ``(artifact_name, artifact_path, ...)``)."""
-    return _lifecycle.require_run("log_artifact").log_artifact(*args, **kwargs)
+def log_artifact(
+    artifact_name: Any = None,
+    artifact_path: Any = None,
+    context: Any = None,
+    source: Optional[str] = None,
+    step: Optional[int] = None,
+    log_copy_in_prov_directory: bool = True,
+    log_copy_subdirectory: Optional[str] = None,
+    is_model: bool = False,
+    is_input: bool = False,
+    other_attrs: Optional[Mapping[str, Any]] = None,
+    timestamp: Any = None,
+):
+    """Copy a file or folder into the run (``artifacts/``) and record it; returns its record.
+
+    ``log_artifact("plot", "plot.png")`` (3.2.x), ``log_artifact("plot.png")`` and
+    ``log_artifact("plot.png", Context.TRAINING, step)`` (the seed form) all work.
+    ``log_copy_in_prov_directory=False`` records the file where it is, without a copy;
+    ``log_copy_subdirectory`` copies it under ``artifacts/<subdirectory>/``;
+    ``is_input=True`` records it as used by the run or context (an input), not generated;
+    ``other_attrs`` become attributes of its entity. A name without a suffix keeps the file's.
+    """
+    call = _signatures.artifact_call(
+        artifact_name, artifact_path, context, source, step, timestamp, log_copy_in_prov_directory,
+        log_copy_subdirectory, is_model, is_input, other_attrs,
+    )
+    return _lifecycle.require_run("log_artifact").log_artifact(call)
 
 
-def log_model(*args: Any, **kwargs: Any) -> None:
-    """``log_model(model, model_name="default", log_model_info=True, log_as_artifact=True)``."""
-    _lifecycle.require_run("log_model").log_model(*args, **kwargs)
+def log_model(
+    model_name: Any = None,
+    model: Any = None,
+    context: Any = None,
+    source: Optional[str] = None,
+    log_model_info: bool = True,
+    log_model_layers: bool = False,
+    log_copy_in_prov_directory: bool = True,
+    is_input: bool = False,
+    other_attrs: Optional[Mapping[str, Any]] = None,
+    log_as_artifact: Optional[bool] = None,
+) -> None:
+    """Record a model: its info (``log_model_info``), its weights in the run, its layer table
+    (``log_model_layers``: ``models/<name>_layers.csv``).
+
+    ``log_model("name", model)`` (3.2.x) and ``log_model(model, "name")`` (the seed form) both work;
+    ``model`` may be a ``torch.nn.Module``, a state dict or a checkpoint file's path.
+    ``log_copy_in_prov_directory=False`` (or ``log_as_artifact=False``) stores no weights in the run:
+    a checkpoint file is recorded where it is. ``is_input=True``: a model the run used (a pre-trained one).
+    """
+    call = _signatures.model_call(
+        model_name, model, context, source, log_model_info, log_model_layers, log_copy_in_prov_directory,
+        log_as_artifact, is_input, other_attrs,
+    )
+    _lifecycle.require_run("log_model").log_model(call)
 
 
-def save_model_version(*args: Any, **kwargs: Any) -> None:
-    """``save_model_version(model, model_name, context=None, step=None, timestamp=None)``."""
-    _lifecycle.require_run("save_model_version").save_model_version(*args, **kwargs)
+def save_model_version(
+    model_name: Any = None,
+    model: Any = None,
+    context: Any = None,
+    source: Optional[str] = None,
+    step: Optional[int] = None,
+    incremental: bool = True,
+    is_input: bool = False,
+    other_attrs: Optional[Mapping[str, Any]] = None,
+    timestamp: Any = None,
+) -> None:
+    """Save the model's state as version 0, 1, 2... of ``model_name`` (numbered per name), each
+    derived from the previous one (``incremental``). ``("name", model)`` (3.2.x) and
+    ``(model, "name", context, step)`` (the seed form) both work; ``model`` may be a checkpoint file's path.
+    """
+    call = _signatures.version_call(model_name, model, context, source, step, timestamp, incremental, is_input, other_attrs)
+    _lifecycle.require_run("save_model_version").save_model_version(call)
 
 
-def log_dataset(*args: Any, **kwargs: Any) -> None:
-    """``log_dataset(dataset, label)``: a Dataset, Subset or DataLoader."""
-    _lifecycle.require_run("log_dataset").log_dataset(*args, **kwargs)
+def log_dataset(
+    dataset_label: Any = None,
+    dataset: Any = None,
+    context: Any = None,
+    source: Optional[str] = None,
+    log_dataset_info: bool = True,
+    other_attrs: Optional[Mapping[str, Any]] = None,
+    *,
+    label: Optional[str] = None,
+) -> None:
+    """Record a Dataset, Subset or DataLoader (its size, batch size, ...) as used by the run or ``context``.
+
+    ``log_dataset("train", loader)`` (3.2.x) and ``log_dataset(loader, "train")`` / ``label=`` (the seed form) both work.
+    """
+    if label is not None:
+        if dataset is not None:
+            raise ArgumentError("log_dataset(): give the label once, as dataset_label= or label=")
+        dataset_label, dataset = label, dataset_label
+    call = _signatures.dataset_call(dataset_label, dataset, context, source, log_dataset_info, other_attrs)
+    _lifecycle.require_run("log_dataset").log_dataset(call)
 
 
 def register_final_metric(metric_name: str, initial_value: Any, fold_operation: Callable[[Any, Any], Any]) -> None:
@@ -156,8 +255,10 @@ def log_flops_per_batch(label: str, model: Any, batch: Any, context: Any = None,
     _lifecycle.require_run("log_flops_per_batch").log_flops_per_batch(label, model, batch, context, step)
 
 
-def log_source_code(path: Optional[str] = None) -> None:
-    _lifecycle.require_run("log_source_code").log_source_code(path)
+def log_source_code(path: Optional[str] = None, use_git: bool = False) -> None:
+    """Copy the code (default: the ``__main__`` script) into the run; ``use_git=True`` records the
+    repository's commit, branch, remote and dirty flag as parameters instead of a copy."""
+    _lifecycle.require_run("log_source_code").log_source_code(path, use_git)
 
 
 def log_execution_command(cmd: str, path: Optional[str] = None) -> None:
@@ -168,6 +269,6 @@ def log_optimizer(optimizer: Any) -> None:
     _lifecycle.require_run("log_optimizer").log_optimizer(optimizer)
 
 
-def log_context(name: str, parent: Any = None) -> Context:
+def log_context(context: str, is_subcontext_of: Any = None, source_of_data: Optional[str] = None) -> Context:
     """Create a (sub-)context, as ``create_context``; no run is needed."""
-    return create_context(name, parent)
+    return create_context(context, is_subcontext_of, source_of_data)

@@ -91,7 +91,7 @@ class ArtifactStore:
                 "into itself; log a folder that does not contain provenance_save_dir"
             )
         name = check_artifact_name(name or source.name)
-        target = self._free(name)
+        target = self._free(_with_suffix(name, source))
         # Copied under a temporary name, then renamed: a kill never leaves half a file under the real name.
         if source.is_dir():
             partial = target.with_name(f".{target.name}.partial")
@@ -104,14 +104,14 @@ class ArtifactStore:
         return self._record(target, source.resolve(), name, context, step, time, role)
 
     def reference(
-        self, source: Path, context=None, step=None, time=None, role: str = "artifact"
+        self, source: Path, name: Optional[str] = None, context=None, step=None, time=None, role: str = "artifact"
     ) -> ArtifactRecord:
-        """Record a file where it is, without copying it."""
+        """Record a file where it is, without copying it: its location is its absolute path."""
         if not _exists(source):
             raise ArtifactError(f"artifact path {str(source)!r} does not exist; check the path")
         digest, size = hash_path(source)
         return ArtifactRecord(
-            name=source.name, location=str(source.resolve()), original=str(source.resolve()),
+            name=name or source.name, location=str(source.resolve()), original=str(source.resolve()),
             sha256=digest, size=size, is_dir=source.is_dir(), context=context, step=step,
             time=time or datetime.now(timezone.utc), role=role,
         )
@@ -137,6 +137,13 @@ class ArtifactStore:
                 f"cannot save {type(obj).__name__} as {name!r}: {exc}; pass a torch.nn.Module or its state_dict()"
             ) from None
         return self._record(target, None, name, context, step, time, role)
+
+
+def _with_suffix(name: str, source: Path) -> str:
+    """``log_artifact("tmp", "tmp.png")`` stores ``tmp.png``: a name without a suffix keeps the file's."""
+    if not PurePath(name).suffix and source.suffix and not source.is_dir():
+        return name + source.suffix
+    return name
 
 
 def _copy_into(source: Path, fh) -> None:

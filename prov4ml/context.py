@@ -15,7 +15,10 @@ from typing import Dict, Iterator, Optional, Union
 
 from .exceptions import InvalidValueError
 
-__all__ = ["Context", "Contexts", "LoggingItemKind", "create_context", "resolve_context", "DEFAULT_CONTEXT"]
+__all__ = [
+    "Context", "Contexts", "LoggingItemKind", "ItemSource", "create_context", "resolve_context", "as_source",
+    "DEFAULT_CONTEXT",
+]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\- ]+$")
 
@@ -88,6 +91,7 @@ class Context(str, metaclass=_ContextMeta):
             return obj
 
     parent: Optional["Context"]
+    source_of_data: Optional[str] = None  # where the stage's data comes from (log_context(..., source_of_data=))
 
     @property
     def name(self) -> str:
@@ -117,12 +121,25 @@ Contexts = Context
 DEFAULT_CONTEXT = Context.TRAINING
 
 
-def create_context(name: str, parent: Optional[Union[Context, str]] = None) -> Context:
-    """Create (or return) the context ``name``, a sub-context of ``parent`` if given.
+def create_context(
+    name: str,
+    is_subcontext_of: Optional[Union[Context, str]] = None,
+    source_of_data: Optional[str] = None,
+    *,
+    parent: Optional[Union[Context, str]] = None,
+) -> Context:
+    """Create (or return) the context ``name``, a sub-context of ``is_subcontext_of`` (or ``parent``) if given.
 
+    ``source_of_data`` (e.g. ``"s3://bucket/train"``) is recorded on the context's activity.
     The new context is also reachable as ``Context.<NAME>``.
     """
-    ctx = Context(name, parent)
+    if parent is not None and is_subcontext_of is not None and parent != is_subcontext_of:
+        raise InvalidValueError(f"create_context({name!r}): give the parent once, as is_subcontext_of= or parent=")
+    ctx = Context(name, is_subcontext_of if is_subcontext_of is not None else parent)
+    if source_of_data is not None:
+        from ._compat import check_name
+
+        ctx.source_of_data = check_name(getattr(source_of_data, "value", source_of_data), "source_of_data", limit=4096)
     attr = re.sub(r"\W", "_", ctx.name)
     if not hasattr(Context, attr):
         setattr(Context, attr, ctx)
@@ -142,10 +159,26 @@ def resolve_context(context: object) -> Context:
     if isinstance(context, enum.Enum):
         value = context.value if isinstance(context.value, str) else context.name
         return Context(value)
+    if isinstance(context, int):  # log_metric("loss", 1.0, 5): the step went where the context goes
+        raise InvalidValueError(
+            f"invalid context {context!r}: a number was passed where the context goes; pass the step by name, "
+            f"e.g. log_metric('loss', value, step={context!r}), and the context as a Context or a string"
+        )
     raise InvalidValueError(
         f"invalid context {context!r} of type {type(context).__name__}: "
         "pass a prov4ml.Context (e.g. Context.TRAINING) or a string"
     )
+
+
+class ItemSource(str):
+    """A source the caller named (``log_metric(..., source="torchmetrics")``), recorded as given."""
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+    def __reduce__(self):
+        return (ItemSource, (str(self),))
 
 
 class LoggingItemKind(enum.Enum):
@@ -160,3 +193,17 @@ class LoggingItemKind(enum.Enum):
     EXECUTION_TIME = "execution_time"
     MODEL_VERSION = "model_version"
     FINAL_MODEL_VERSION = "final_model_version"
+
+
+def as_source(source: object) -> "Optional[Union[LoggingItemKind, ItemSource]]":
+    """A metric's source: a :class:`LoggingItemKind`, or any string (``"std.time"``, ``"torchmetrics"``)."""
+    if source is None or isinstance(source, (LoggingItemKind, ItemSource)):
+        return source
+    if isinstance(source, str) and source:
+        try:
+            return LoggingItemKind(source.lower())
+        except ValueError:
+            from ._compat import check_name
+
+            return ItemSource(check_name(source, "source", limit=500))
+    raise InvalidValueError(f"source must be a prov4ml.LoggingItemKind or a string such as 'torchmetrics', got {source!r}")

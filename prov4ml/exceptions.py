@@ -11,6 +11,7 @@ Every message names the problem and the fix. The tree::
     ├── MissingDependencyError   (also ImportError) an optional extra is not installed
     ├── StorageError             (also OSError) the run directory cannot be written
     ├── RecoveryError            a run cannot be recovered (still running, no journal)
+    ├── TrialTimeoutError        (also TimeoutError) a sweep trial ran past its timeout=
     └── ProvFileError            a file given to a CLI is missing, not PROV, or truncated
 """
 
@@ -26,6 +27,7 @@ __all__ = [
     "ProvFileError",
     "StorageError",
     "RecoveryError",
+    "TrialTimeoutError",
 ]
 
 
@@ -63,3 +65,7 @@ class StorageError(Prov4MLError, OSError):
 
 class RecoveryError(Prov4MLError):
     """``recover`` cannot complete a run: it is still running, or it has no journal."""
+
+
+class TrialTimeoutError(Prov4MLError, TimeoutError):
+    """A sweep trial ran longer than ``sweep(..., timeout=)``; the trial's run is ended as failed."""

@@ -37,7 +37,7 @@ def distributed():
 
 
 def detect_rank(rank: Optional[int]) -> int:
-    """``rank`` if given, else torch.distributed's rank, else ``$RANK``, else 0."""
+    """``rank`` if given, else torch.distributed's rank, else the first of ``RANK_VARIABLES`` set, else 0."""
     if rank is not None:
         if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
             raise InvalidValueError(f"rank must be a non-negative integer, got {rank!r}")
@@ -45,13 +45,19 @@ def detect_rank(rank: Optional[int]) -> int:
     dist = distributed()
     if dist is not None:
         return dist.get_rank()
-    env = os.environ.get("RANK")
-    if env is not None:
-        try:
-            return int(env)
-        except ValueError:
-            raise InvalidValueError(f"the RANK environment variable is {env!r}, not an integer; fix or unset it") from None
+    for variable in RANK_VARIABLES:
+        env = os.environ.get(variable)
+        if env is not None:
+            try:
+                return int(env)
+            except ValueError:
+                raise InvalidValueError(f"the {variable} environment variable is {env!r}, not an integer; fix or unset it") from None
     return 0
+
+
+#: where launchers put a process's rank, in the order they are read: torchrun, SLURM (srun), Open MPI,
+#: MPICH/Intel MPI, PMIx, then the node-local ranks (right on one node) of torchrun and SLURM
+RANK_VARIABLES = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "LOCAL_RANK", "SLURM_LOCALID")
 
 
 def world_size() -> int:

@@ -15,12 +15,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import _compat, _lifecycle, _state, layout
+from . import _compat, _lifecycle, _signatures, _state, _validate, layout
 from ._fs import atomic_write_text, slug
+from ._items import ItemRecording
 from ._version import __version__
 from .artifacts import ArtifactStore
 from .context import Context, LoggingItemKind, resolve_context
-from .exceptions import ArgumentError, ArtifactError, InvalidValueError, RunStateError, StorageError
+from .exceptions import ArgumentError, InvalidValueError, RunStateError, StorageError
 from .metrics.folds import FinalMetric
 from .metrics.formats import archives_run, get_format
 from .metrics.recorder import MetricRecorder, check_name, check_step, check_timestamp
@@ -67,11 +68,6 @@ OPTIONS: Dict[str, Any] = {
     "unify_experiments": True,
 }
 
-def _step_and_time(step: Any, timestamp: Any) -> Tuple[Optional[int], Optional[datetime]]:
-    """The optional step and timestamp of a file record, checked."""
-    return (None if step is None else check_step(step)), (None if timestamp is None else utc(check_timestamp(timestamp)))
-
-
 def _interval(options: Dict[str, Any], key: str) -> float:
     value = options[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 86400:
@@ -87,7 +83,7 @@ def _separator(value: Any) -> str:
     return value
 
 
-class Run:
+class Run(ItemRecording):
     """One run of one process (rank). Create it with ``prov4ml.start_run``."""
 
     def __init__(
@@ -100,21 +96,13 @@ class Run:
         rank: Optional[int] = None,
         **options: Any,
     ) -> None:
-        if not isinstance(prov_user_namespace, str) or not prov_user_namespace.strip():
-            raise InvalidValueError(
-                "prov_user_namespace must be a non-empty string such as 'www.example.org'"
-            )
-        check_name(prov_user_namespace, "prov_user_namespace")
+        check_name(_validate.check_namespace(prov_user_namespace), "prov_user_namespace")
         if not isinstance(save_after_n_logs, int) or isinstance(save_after_n_logs, bool) or save_after_n_logs < 1:
             raise InvalidValueError(f"save_after_n_logs must be an integer >= 1, got {save_after_n_logs!r}")
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            warnings.warn(
-                f"start_run: unknown option(s) {', '.join(map(repr, unknown))} ignored; "
-                f"known options: {', '.join(sorted(OPTIONS))}",
-                stacklevel=3,
-            )
+        _signatures.warn_unknown_options(set(options) - set(OPTIONS), OPTIONS)
         self.options = {**OPTIONS, **{k: v for k, v in options.items() if k in OPTIONS}}
+        if not self.options["disable_codecarbon"]:
+            self.options["carbon_country"] = _validate.check_country(self.options["carbon_country"])
         self.user_namespace = prov_user_namespace
         self.experiment_name = experiment_name or _default_experiment_name()
         check_name(self.experiment_name, "experiment_name")
@@ -310,7 +298,7 @@ class Run:
             span[1] = max(span[1], when_)
             ctx = ctx.parent
 
-    def log_param(self, key: str, value: Any, context: Any = None) -> None:
+    def log_param(self, key: str, value: Any, context: Any = None, source: Any = None, is_input: bool = True) -> None:
         self._check_open("log_param")
         if not isinstance(key, str) or not key:
             raise InvalidValueError(f"parameter key must be a non-empty string, got {key!r}")
@@ -318,6 +306,7 @@ class Run:
             return
         ctx = resolve_context(context) if context is not None else None
         value = _compat.param_value(value)
+        source = _signatures.source_name(source, "log_param")
         with self._lock:
             previous = self._param_values.get(key, _MISSING)
             if previous is not _MISSING and previous == value:
@@ -328,7 +317,7 @@ class Run:
             else:
                 key_id = key
             self._param_values[key] = value
-            self._params.append(ParamRecord(key_id, value, ctx))
+            self._params.append(ParamRecord(key_id, value, ctx, source, bool(is_input)))
             if ctx is not None:
                 self._touch(ctx)
         self._count_log()
@@ -338,104 +327,6 @@ class Run:
             raise InvalidValueError(f"log_params takes a dict of name -> value, got {type(params).__name__}")
         for key, value in params.items():
             self.log_param(key, value, context)
-
-    def _add_artifact(self, record: ArtifactRecord) -> ArtifactRecord:
-        with self._lock:
-            self._artifacts.append(record)
-            if record.context is not None:
-                self._touch(record.context, record.time.timestamp())
-        self._count_log()
-        return record
-
-    def log_artifact(self, *args: Any, **kwargs: Any) -> Optional[ArtifactRecord]:
-        self._check_open("log_artifact")
-        a = _compat.artifact_call(args, kwargs)
-        if not self.recording:
-            return None
-        ctx = resolve_context(a.context) if a.context is not None else None
-        step, when = _step_and_time(a.step, a.timestamp)
-        try:
-            path = Path(a.path).expanduser()
-        except RuntimeError:  # "~nobody/x": no such user's home
-            raise ArtifactError(f"artifact path {str(a.path)[:200]!r}: its ~user has no home directory; give a full path") from None
-        if a.copy:
-            record = self.artifacts.copy(path, a.name, ctx, step, when, role="model" if a.is_model else "artifact")
-        else:
-            record = self.artifacts.reference(path, ctx, step, when)
-        return self._add_artifact(record)
-
-    def log_model(self, *args: Any, **kwargs: Any) -> None:
-        self._check_open("log_model")
-        model, name, log_info, as_artifact = _compat.model_call(args, kwargs)
-        if not self.recording:
-            return
-        from .collectors.model import model_info, state_of
-
-        info = model_info(model) if log_info else {}
-        weights = architecture = None
-        if as_artifact:
-            weights = self.artifacts.save_state(state_of(model), f"models/{slug(name)}.pt", role="model")
-        if log_info:
-            architecture = self.artifacts.write_text(f"models/{slug(name)}_architecture.txt", repr(model), role="architecture")
-        with self._lock:
-            self._models.append(ModelRecord(name, info, weights, architecture))
-        self._count_log()
-
-    def save_model_version(self, *args: Any, **kwargs: Any) -> None:
-        self._check_open("save_model_version")
-        model, name, context, step, timestamp, incremental = _compat.version_call(args, kwargs)
-        if not self.recording:
-            return
-        from .collectors.model import state_of
-
-        ctx = resolve_context(context)
-        step, when = _step_and_time(step, timestamp)
-        if isinstance(model, os.PathLike):  # a file already written (a Lightning checkpoint): copy it in
-            source = Path(model)
-            record = self.artifacts.copy(source, f"models/{slug(name)}/{source.name}", ctx, step, when, role="model_version")
-        else:
-            file_name = f"models/{slug(name)}/{slug(name)}{'' if step is None else f'_step{step}'}.pt"
-            record = self.artifacts.save_state(state_of(model), file_name, ctx, step, when)
-        with self._lock:
-            previous = None
-            if incremental:
-                previous = _last_version_of(self._last_version, model)
-                if previous is None:
-                    previous = self._last_version_by_name.get(name)
-            index = len(self._versions)
-            self._versions.append(ModelVersionRecord(name, index, record, previous))
-            _remember_version(self._last_version, model, index)
-            self._last_version_by_name[name] = index
-            self._touch(ctx, record.time.timestamp())
-        self._count_log()
-
-    def log_dataset(self, *args: Any, **kwargs: Any) -> None:
-        self._check_open("log_dataset")
-        dataset, label = _compat.dataset_call(args, kwargs)
-        if not self.recording:
-            return
-        from .collectors.dataset import dataset_stats
-
-        record = DatasetRecord(label, dataset_stats(dataset))
-        with self._lock:
-            self._datasets.append(record)
-        self._count_log()
-
-    def log_source_code(self, path: Optional[str] = None) -> None:
-        """Copy the source file or folder (default: the ``__main__`` script) into the run."""
-        self._check_open("log_source_code")
-        if not self.recording:
-            return
-        from .collectors.environment import main_source
-
-        main = main_source()
-        source = Path(path) if path is not None else Path(main) if main else None
-        if source is None:
-            raise InvalidValueError("log_source_code() found no __main__ file; pass the path of your code")
-        record = self.artifacts.copy(source, f"source/{source.name}", role="source")
-        with self._lock:
-            self._source_code = str(source.resolve())
-        self._add_artifact(record)
 
     def log_execution_command(self, cmd: str, path: Optional[str] = None) -> None:
         self._note("execution_command", cmd if path is None else f"{cmd} {path}")
@@ -544,6 +435,8 @@ class Run:
         from .collectors import capture, environment
 
         main = environment.main_source()
+        if main and self._source_code == str(Path(main).resolve()):
+            main = None  # log_source_code() has copied it already
         request = {
             "run_dir": str(self.run_dir), "rank": self.rank, "parts": parts,
             "env_vars": bool(self.options["capture_env_vars"]), "argv": list(sys.argv), "main": main,
@@ -562,7 +455,11 @@ class Run:
                 self._source_code = answer["main_source"]
             if answer["command"]:
                 self._command = answer["command"]
-            self._artifacts.extend(records)
+            copied = {a.original for a in self._artifacts if a.role == "source"}
+            twins = [r for r in records if r.role == "source" and r.original in copied]  # log_source_code() was faster
+            self._artifacts.extend(r for r in records if r not in twins)
+        for twin in twins:
+            (self.run_dir / twin.location).unlink(missing_ok=True)
         self._poke()
 
     # ------------------------------------------------------------------ output
@@ -831,20 +728,6 @@ class Run:
 
 
 _MISSING = object()
-
-
-def _last_version_of(table: "weakref.WeakKeyDictionary[Any, int]", model: Any) -> Optional[int]:
-    try:
-        return table.get(model)
-    except TypeError:  # neither hashable nor weak-referenceable
-        return None
-
-
-def _remember_version(table: "weakref.WeakKeyDictionary[Any, int]", model: Any, index: int) -> None:
-    try:
-        table[model] = index
-    except TypeError:
-        pass
 
 
 def _background_executor():

@@ -23,6 +23,7 @@ Backends (``backend=``):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import itertools
@@ -31,7 +32,9 @@ import multiprocessing
 import numbers
 import pickle
 import random
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Mapping
@@ -44,7 +47,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 from . import _compat, api, layout
 from ._optional import require
 from .context import Context
-from .exceptions import InvalidValueError, RunStateError
+from .exceptions import InvalidValueError, RunStateError, TrialTimeoutError
 
 __all__ = ["TrialResult", "configurations", "sample", "sweep", "trial_seed", "BACKENDS", "RESERVED_PREFIX"]
 
@@ -178,6 +181,7 @@ class _Trial:
     start_run_options: Dict[str, Any]
     pass_seed: bool
     in_worker: bool
+    timeout: Optional[float] = None
 
 
 def _run_trial(trial: _Trial, fn: Any) -> TrialResult:
@@ -188,7 +192,8 @@ def _run_trial(trial: _Trial, fn: Any) -> TrialResult:
     t0 = time.perf_counter()
     run = None
     try:
-        with api.run(trial.namespace, trial.experiment_name, trial.save_dir, **trial.start_run_options) as run:
+        with api.run(prov_user_namespace=trial.namespace, experiment_name=trial.experiment_name,
+                     provenance_save_dir=trial.save_dir, **trial.start_run_options) as run:
             out.run_id, out.run_dir = run.run_id, str(run.run_dir)
             api.log_params(trial.config)
             api.log_params({
@@ -197,7 +202,8 @@ def _run_trial(trial: _Trial, fn: Any) -> TrialResult:
                 f"{RESERVED_PREFIX}repetition": trial.repetition,
                 f"{RESERVED_PREFIX}seed": trial.seed,
             })
-            result = fn(trial.config, seed=trial.seed) if trial.pass_seed else fn(trial.config)
+            with _deadline(trial.timeout):
+                result = fn(trial.config, seed=trial.seed) if trial.pass_seed else fn(trial.config)
             _log_result(result)
     except (Exception, SystemExit) as exc:  # fn's failure is the trial's, not the sweep's
         if run is None:
@@ -210,6 +216,32 @@ def _run_trial(trial: _Trial, fn: Any) -> TrialResult:
         out.result = _portable(result, trial) if trial.in_worker else result
     out.duration = time.perf_counter() - t0
     return out
+
+
+@contextlib.contextmanager
+def _deadline(seconds: Optional[float]):
+    """``TrialTimeoutError`` in this (the trial's main) thread once ``seconds`` have passed.
+
+    A SIGALRM timer: it interrupts Python code and sleeps; a native call that
+    never returns to the interpreter is interrupted when it does.
+    """
+    if seconds is None:
+        yield
+        return
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        raise InvalidValueError("sweep(timeout=...) needs a POSIX system and the trial in a main thread "
+                                "(backend='serial' from the main thread, or backend='process')")
+
+    def expire(signum, frame):
+        raise TrialTimeoutError(f"the trial ran longer than sweep(timeout={seconds:g}) seconds and was stopped")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _is_number(value: Any) -> bool:
@@ -273,12 +305,15 @@ def sweep(
     seed: int = 0,
     progress: bool = True,
     ray_options: Optional[Dict[str, Any]] = None,
+    timeout: Optional[float] = None,
 ) -> List[TrialResult]:
     """Run ``fn(config)`` for every configuration and repetition, each trial one prov4ml run.
 
     Returns one ``TrialResult`` per trial, in trial order (configuration by
     configuration, repetitions of one configuration together), whatever the
-    order they finished in. See docs/sweeps.md.
+    order they finished in. ``timeout``: seconds one trial's ``fn`` may run;
+    a trial past it is stopped and recorded as failed (``TrialTimeoutError``),
+    and the sweep goes on. See docs/sweeps.md.
     """
     if not callable(fn):
         raise InvalidValueError(f"sweep() needs a callable fn(config), got {fn!r}")
@@ -300,6 +335,11 @@ def sweep(
     for taken in ("prov_user_namespace", "experiment_name", "provenance_save_dir"):
         if taken in options:
             raise InvalidValueError(f"start_run_options may not set {taken!r}; pass it to sweep() itself")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0):
+        raise InvalidValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
+    if timeout is not None and backend == "serial" and threading.current_thread() is not threading.main_thread():
+        raise InvalidValueError("sweep(timeout=...) with backend='serial' must be called from the main thread; "
+                                "use backend='process' from other threads")
     if ray_options is not None and backend != "ray":
         raise InvalidValueError("ray_options is for backend='ray'")
     if api.active_run() is not None and backend == "serial":
@@ -321,7 +361,8 @@ def sweep(
     in_worker = backend != "serial"
     trials = [
         _Trial(dict(config), ci, rep, ci * repetitions + rep, trial_seed(config, rep, seed),
-               prov_user_namespace, experiment_name, save_dir, options, pass_seed, in_worker)
+               prov_user_namespace, experiment_name, save_dir, options, pass_seed, in_worker,
+               None if timeout is None else float(timeout))
         for ci, config in enumerate(configs) for rep in range(repetitions)
     ]
     report = _Progress(experiment_name, len(trials), progress)

@@ -21,3 +21,11 @@ def constant(config):
 def start_a_run(config):
     """Misuse: a run is already active inside a trial."""
     prov4ml.start_run("www.example.org", "nested")
+
+
+def sleepy(config):
+    """Sleeps ``config["sleep"]`` seconds; a trial for sweep(timeout=...)."""
+    import time
+
+    time.sleep(config["sleep"])
+    return 1.0

@@ -2,6 +2,7 @@
 
 import sys
 import warnings
+from pathlib import Path
 from argparse import Namespace
 
 import pytest
@@ -176,7 +177,15 @@ def test_checkpoints_are_chained_model_versions(fitted):
 def test_test_run_records_its_checkpoint_and_previous_run(fitted):
     params = params_of(fitted.test)
     assert params["lightning.previous_run_id"] == fitted.fit_run.run_id
-    assert params["lightning.test.ckpt_path"].endswith(".ckpt")
+    assert "lightning.test.ckpt_path" not in params
+    data = fitted.test
+    checkpoint = [k for k, e in data["entity"].items() if e.get("prov:label") == "lightning.test.checkpoint"]
+    assert len(checkpoint) == 1
+    location = data["entity"][checkpoint[0]]["prov:location"]
+    assert location == str(Path(fitted.ckpt.best_model_path).resolve())  # recorded where it is, not copied
+    testing = [k for k, a in data["activity"].items() if a.get("provml:context") == "testing"]
+    assert [u["prov:activity"] for u in data["used"].values() if u["prov:entity"] == checkpoint[0]] == testing
+    assert not [g for g in data.get("wasGeneratedBy", {}).values() if g["prov:entity"] == checkpoint[0]]
     assert params["lr"] == 0.05
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
@@ -31,6 +32,10 @@ class Reading:
     unit: str
 
 
+#: at most this long, once, the first cpu_usage waits for the CPU counters to move (they tick every 10 ms)
+_FIRST_WINDOW_S = 0.1
+
+
 class _CpuLoad:
     """CPU load since the previous call, from this object's own ``cpu_times`` snapshot.
 
@@ -42,9 +47,16 @@ class _CpuLoad:
     def __init__(self) -> None:
         self._cpu_times = psutil.cpu_times
         self._last = self._cpu_times()  # primes: the first read covers the time since now
+        self._first = True
 
     def percent(self) -> float:
         now = self._cpu_times()
+        if self._first:  # made just now, at the first log_system_metrics: wait for a few ticks to measure
+            self._first = False
+            deadline = time.monotonic() + _FIRST_WINDOW_S
+            while _total(now) - _total(self._last) <= 0 and time.monotonic() < deadline:
+                time.sleep(_FIRST_WINDOW_S / 10)
+                now = self._cpu_times()
         last, self._last = self._last, now
         busy = _busy(now) - _busy(last)
         total = _total(now) - _total(last)

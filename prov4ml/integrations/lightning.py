@@ -288,8 +288,13 @@ class ProvLogger(Logger):
         self._ensure_run()
         fn = getattr(getattr(trainer, "state", None), "fn", None)
         ckpt = getattr(trainer, "ckpt_path", None)
-        if fn is not None and ckpt:
-            prov4ml.log_param(f"lightning.{getattr(fn, 'value', fn)}.ckpt_path", str(ckpt))
+        if fn is not None and ckpt:  # trainer.test(ckpt_path=...): the checkpoint is an input of the stage
+            stage = str(getattr(fn, "value", fn))
+            if os.path.isfile(ckpt):
+                prov4ml.log_artifact(f"lightning.{stage}.checkpoint", ckpt, context=STAGE_CONTEXTS.get(stage, Context.TRAINING),
+                                     log_copy_in_prov_directory=False, is_input=True)
+            else:  # a path Lightning could not resolve to a file here
+                prov4ml.log_param(f"lightning.{stage}.ckpt_path", str(ckpt))
 
     # ------------------------------------------------------------ logging
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 from .. import _state
 from .._fs import atomic_write_text
-from ..context import Context, LoggingItemKind
+from ..context import Context, as_source
 from ..records import RunSnapshot
 from ._sink import new_stats
 from .journal import read_series
@@ -35,7 +35,7 @@ def with_summaries(snap: RunSnapshot, metas: Dict[int, Dict[str, Any]], stats: D
         numbers = stats.get(sid) or new_stats()
         old = known.get((meta["name"], meta["context"]))
         restored = MetricSeries(meta["name"], old.context if old else Context(meta["context"]),
-                                LoggingItemKind(meta["kind"]), None, "", (old.unit if old else None) or meta.get("unit"))
+                                as_source(meta["kind"]), None, "", (old.unit if old else None) or meta.get("unit"))
         restored.update(numbers)
         restored.location = locate(sid, meta, numbers)
         series.append(dataclasses.replace(restored.summary(), sampler=old.sampler if old else None))

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .. import _compat
 from .._compat import check_name
 from .._fs import slug
-from ..context import Context, LoggingItemKind, resolve_context
+from ..context import Context, LoggingItemKind, as_source, resolve_context
 from ..exceptions import InvalidValueError, RunStateError
 from .folds import FinalMetric
 from .formats import MetricFormat
@@ -162,8 +162,7 @@ class MetricRecorder:
 
     def _new_series(self, key: Any, context: Any, source: Optional[LoggingItemKind], unit: Optional[str] = None) -> MetricSeries:
         check_name(key, "metric key")
-        if source is not None and not isinstance(source, LoggingItemKind):
-            raise InvalidValueError(f"source must be a prov4ml.LoggingItemKind, got {source!r}")
+        source = as_source(source)  # a LoggingItemKind, or the string the caller named
         ctx = self.default_context if context is None else resolve_context(context)
         with self._lock:
             s = self.series.get((ctx, key))
