@@ -55,6 +55,8 @@ ARTIFACT_TYPES = {
     "architecture": ("provml:Artifact", "provml:ModelArchitecture"),
     "diff": ("provml:Artifact", "provml:SourceDiff"),
     "source": ("provml:Artifact", "provml:SourceCode"),
+    "layer_data": ("provml:Artifact", "provml:LayerData"),  # a wrapped model's layer inputs and outputs
+    "weights": ("provml:Artifact", "provml:ModelWeights", "provml:LayerWeights"),  # one layer's weights at an epoch
 }
 SERIES_FIELDS = (  # SeriesSummary field -> attribute, in document order
     "name", "context", "source", "unit", "sampler", "count", "nan_count", "min", "max",

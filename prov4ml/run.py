@@ -186,6 +186,7 @@ class Run:
         self._deferred_signal: Optional[int] = None
         self._interrupted = False  # a Ctrl-C reached this process while the run was active
         self._last_written: Optional[tuple] = None  # what the document on disk describes
+        self._at_end: List[Callable[[], None]] = []  # see at_end
 
         self._capture_thread: Optional[threading.Thread] = None
         self._capture_now = threading.Event()
@@ -365,6 +366,19 @@ class Run:
         else:
             record = self.artifacts.reference(path, ctx, step, when)
         return self._add_artifact(record)
+
+    def log_written_artifact(self, path: Path, context: Any = None, step: Optional[int] = None, role: str = "artifact") -> Optional[ArtifactRecord]:
+        """Record a file or folder written at ``self.artifacts.new_path(name)`` (no copy is made)."""
+        self._check_open("log_artifact")
+        if not self.recording:
+            return None
+        ctx = resolve_context(context) if context is not None else None
+        return self._add_artifact(self.artifacts.record_written(Path(path), ctx, _step_and_time(step, None)[0], role))
+
+    def at_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when the run ends, before it stops recording (a wrapper writes its last data)."""
+        with self._lock:
+            self._at_end.append(callback)
 
     def log_model(self, *args: Any, **kwargs: Any) -> None:
         self._check_open("log_model")
@@ -680,7 +694,20 @@ class Run:
         not raised (unless the run was started with ``strict=True``).
         """
         with _lifecycle.holding_signals(self):
+            self._run_at_end()
             return self._end(create_graph, create_svg, status, error, create_provenance_collection, timeout)
+
+    def _run_at_end(self) -> None:
+        with self._lock:
+            if self._ended or self.pid != os.getpid():
+                return
+            callbacks, self._at_end = self._at_end, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception as exc:  # the run is saved without that data; say so
+                warnings.warn(f"end_run: {callback!r} failed: {type(exc).__name__}: {exc}", stacklevel=4)
+                self._notes[f"at_end_error_{len(self._notes)}"] = f"{type(exc).__name__}: {exc}"
 
     def _end(self, create_graph: bool, create_svg: bool, status: str, error: Optional[BaseException],
              create_provenance_collection: bool, timeout: float) -> Path:
