@@ -149,15 +149,19 @@ def _metrics(doc: Dict[str, Any], context: Optional[str], source: Optional[str])
 
 
 def list_metrics(data: Source, context: Optional[str] = None, source: Optional[str] = None):
-    """For code written for yProv4ML: one row per metric series (``label, context, source, csv_path`` first), as a DataFrame."""
+    """For code written for yProv4ML: one row per metric series, as a DataFrame.
+
+    Columns ``label, context, source, csv_path``, then the series' summary
+    (``count, min, max, last, mean, first_step`` ...) and ``prov:label``.
+    """
     pd = require("pandas", "analysis", "list_metrics()")
     doc = _load(data)
     rows = {}
     for ident, attrs in _metrics(doc, context, source).items():
-        row = {k: _unwrap(v) for k, v in attrs.items() if k != "prov:type"}
+        row = {k.replace("provml:", "", 1): _unwrap(v) for k, v in attrs.items() if k != "prov:type"}
         rows[ident] = {
-            "label": row.pop("provml:name", None), "context": row.pop("provml:context", None),
-            "source": row.pop("provml:source", None), "csv_path": _path(data, doc, row.pop("prov:location", None)),
+            "label": row.pop("name", None), "context": row.pop("context", None),
+            "source": row.pop("source", None), "csv_path": _path(data, doc, row.pop("prov:location", None)),
             **row,
         }
     frame = pd.DataFrame.from_dict(rows, orient="index")

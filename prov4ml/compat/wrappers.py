@@ -60,7 +60,8 @@ class ProvenanceTrackedFunction:
         self.name: str = getattr(func, "__name__", None) or type(func).__name__
         self.calls = 0
         self._lock = threading.Lock()
-        functools.update_wrapper(self, func, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=())
+        functools.update_wrapper(self, func, assigned=("__module__", "__qualname__", "__doc__"), updated=())
+        self.__name__ = self.name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         result = self.fn(*args, **kwargs)
