@@ -6,7 +6,6 @@ the tests compare that with what the run recorded, exactly.
 """
 
 import csv
-import json
 import os
 import subprocess
 import sys
@@ -355,3 +354,17 @@ def test_the_alias_maps_submodules_and_can_be_undone(tmp_path):
             "from prov4ml.compat import uninstall_yprov4ml_alias\nuninstall_yprov4ml_alias()\n"
             "try:\n    import yprov4ml\nexcept ImportError:\n    print('gone')\n")
     assert run_script(["-c", code], tmp_path).stdout.strip() == "gone"
+
+
+def test_provmllogger_prefix_and_version(tmp_path):
+    pytest.importorskip("lightning")
+    logger = prov4ml.ProvMLLogger(name="prefixed", version=4, prefix="exp", provenance_save_dir=str(tmp_path), capture=False)
+    logger.log_hyperparams({"lr": 0.1})
+    logger.log_metrics({"train_loss": 0.5, "val_acc": 0.25}, step=3)
+    assert (logger.name, logger.version, logger.run.save_after_n_logs) == ("prefixed", "run_4", 100)
+    logger.finalize("success")
+    doc = load_json(tmp_path / "prefixed" / "run_4" / "prov_rank0.json")
+    assert series_entity(doc, "exp-train_loss", "training")["provml:last"] == 0.5  # context from the unprefixed key
+    assert series_entity(doc, "exp-val_acc", "validation")["provml:last"] == 0.25
+    with pytest.raises(InvalidValueError, match="run id"):
+        prov4ml.ProvMLLogger(version="latest")

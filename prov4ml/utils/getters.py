@@ -3,7 +3,7 @@
 Re-exported from :mod:`prov4ml.compat.getters`, which documents them.
 """
 
-from ..compat.getters import (  # noqa: F401
+from ..compat.getters import (
     get_metric,
     get_parameter,
     list_activities,
@@ -14,4 +14,8 @@ from ..compat.getters import (  # noqa: F401
     list_provjson_in_proj,
     list_runs_in_proj,
 )
-from ..compat.getters import __all__  # noqa: F401
+
+__all__ = [
+    "list_activities", "list_entities", "get_parameter", "list_parameters",
+    "list_metrics", "list_metric_paths", "get_metric", "list_runs_in_proj", "list_provjson_in_proj",
+]
