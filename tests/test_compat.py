@@ -132,15 +132,24 @@ def test_tracked_model_refuses_what_is_not_a_module():
         prov4ml.ProvenanceTrackedModel(torch.nn.Linear(1, 1), array_format="hdf5")
 
 
-def test_a_copy_of_a_tracked_model_is_of_the_original_class(start):
-    start()
-    net = torch.nn.Linear(2, 2)
-    tracked = prov4ml.ProvenanceTrackedModel("copy", net, array_format="npy")
+def test_a_copy_or_pickle_of_a_tracked_model_is_of_the_original_class_and_records_nothing(start):
     import copy
+    import io
 
+    run = start()
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    tracked = prov4ml.ProvenanceTrackedModel("copy", net, array_format="npy", chunk_size=1)
     twin = copy.deepcopy(tracked)
-    assert type(twin) is torch.nn.Linear
-    assert torch.equal(twin.weight, net.weight) and twin.weight is not net.weight
+    buffer = io.BytesIO()
+    torch.save(tracked, buffer)
+    loaded = torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
+    for other in (twin, loaded):
+        assert type(other) is torch.nn.Sequential
+        assert torch.equal(other[0].weight, net[0].weight) and other[0].weight is not net[0].weight
+        other(torch.ones(1, 2))
+    assert not (run.artifacts.root / "layers").exists()  # neither copy recorded
+    tracked(torch.ones(1, 2))
+    assert sorted(p.name for p in (run.artifacts.root / "layers" / "copy" / "0").iterdir()) == ["input_000000.npy", "output_000000.npy"]
 
 
 # ---------------------------------------------------------------------------- WeightDistributionTrackedModel

@@ -21,12 +21,14 @@ the model's own class that shares the model's attribute dictionary, so
 forward results, parameters, ``state_dict`` keys, ``.to()``, ``train()`` and
 ``eval()`` are the original's, and ``isinstance(wrapped, type(model))`` holds.
 The hooks sit on the model's layers, so calling the unwrapped model records
-too (as in yProv4ML). Activations are copied to the host at each call: a
+too (as in yProv4ML); a copy (``copy.deepcopy``) or a pickle (``torch.save(model)``)
+of either is of the model's own class and records nothing. Activations are copied to the host at each call: a
 tracked model trains slower; wrap it for the runs whose layer data you want.
 """
 
 from __future__ import annotations
 
+import copyreg
 import functools
 import inspect
 import threading
@@ -170,7 +172,14 @@ class _TrackedModel:
         """Copies and pickles are of the original class (with the same state)."""
         plain = object.__new__(self._prov4ml_base)
         object.__setattr__(plain, "__dict__", self.__dict__)
-        return plain.__reduce_ex__(protocol)
+        reduced = plain.__reduce_ex__(protocol)
+        if reduced[0] is copyreg.__newobj__:  # pickle insists that class be this object's: rebuild it another way
+            reduced = (_new_instance, *reduced[1:])
+        return reduced
+
+
+def _new_instance(cls: type, *args: Any) -> Any:
+    return cls.__new__(cls, *args)
 
 
 def _active_run(what: str):
@@ -178,6 +187,28 @@ def _active_run(what: str):
     if run is None:
         raise RunStateError(f"{what} needs an active run: call prov4ml.start_run(...) first")
     return run
+
+
+class _InertHook:
+    """What a layer hook becomes in a copy or a pickle of the model: it records nothing."""
+
+    def __call__(self, module: Any, inputs: Any, output: Any) -> None:
+        return None
+
+
+class _Hook:
+    """A layer's forward hook; ``torch.save(model)`` and ``copy.deepcopy`` get an inert one."""
+
+    __slots__ = ("recorder", "layer")
+
+    def __init__(self, recorder: "_LayerRecorder", layer: str) -> None:
+        self.recorder, self.layer = recorder, layer
+
+    def __call__(self, module: Any, inputs: Any, output: Any) -> None:
+        self.recorder.record(self.layer, _first_tensor(inputs), _first_tensor(output))
+
+    def __reduce__(self):
+        return (_InertHook, ())
 
 
 class _LayerRecorder:
@@ -192,11 +223,8 @@ class _LayerRecorder:
         self._warned = False
         self.handles = [module.register_forward_hook(self._hook_for(name)) for name, module in _layers(model)]
 
-    def _hook_for(self, layer: str):
-        def hook(module, inputs, output):  # a closure: copies of the model keep recording here
-            self.record(layer, _first_tensor(inputs), _first_tensor(output))
-
-        return hook
+    def _hook_for(self, layer: str) -> "_Hook":
+        return _Hook(self, layer)
 
     def record(self, layer: str, x: Any, y: Any) -> None:
         with self._lock:
