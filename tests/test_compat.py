@@ -377,3 +377,14 @@ def test_provmllogger_prefix_and_version(tmp_path):
     assert series_entity(doc, "exp-val_acc", "validation")["provml:last"] == 0.25
     with pytest.raises(InvalidValueError, match="run id"):
         prov4ml.ProvMLLogger(version="latest")
+
+
+def test_itwinai_logger_records_into_a_run_already_active(start):
+    run = start()
+    logger = prov4ml.ProvMLItwinAILogger(create_graph=False, create_svg=False)
+    with logger.start_logging(rank=0):
+        logger.log(0.5, "loss", step=0)
+        logger.log(0.7, "loss", step=1, batch_idx=1)  # log_freq "epoch": a per-batch call is skipped
+    assert prov4ml.active_run() is run  # the caller's run: not ended by the logger
+    prov4ml.flush()
+    assert points(run.run_dir / "metrics" / "loss_training_rank0.csv") == ([0], [0.5])

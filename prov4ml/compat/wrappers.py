@@ -278,11 +278,10 @@ class _LayerRecorder:
         import numpy as np
 
         with self._lock:
-            run, self._run = self._run, None
+            run = self._run
             if run is None:
                 return
             try:
-                self._run = run
                 for (layer, direction), buf in self._buffers.items():
                     if buf:
                         self._write(layer, direction, np.concatenate(buf))

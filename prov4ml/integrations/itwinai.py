@@ -101,11 +101,16 @@ class _Logger:
 
 
 def _base() -> type:
-    if importlib.util.find_spec("itwinai") is not None:  # pragma: no cover - itwinai is not a dependency
+    """itwinai's ``Logger`` when it can be imported, else this module's stand-in."""
+    if importlib.util.find_spec("itwinai") is None:
+        return _Logger
+    try:  # pragma: no cover - itwinai is not a dependency
         from itwinai.loggers import Logger
-
-        return Logger
-    return _Logger
+    except ImportError as exc:  # an itwinai whose loggers import another prov4ml's modules, say
+        warnings.warn(f"itwinai is installed, but itwinai.loggers cannot be imported ({exc}); "
+                      "ProvMLItwinAILogger implements itwinai's Logger interface itself", stacklevel=2)
+        return _Logger
+    return Logger
 
 
 class ProvMLItwinAILogger(_base()):  # type: ignore[misc]
@@ -142,9 +147,14 @@ class ProvMLItwinAILogger(_base()):  # type: ignore[misc]
         self.create_svg = create_svg
         self.prov_documents: List[str] = []  # what the last `prov_documents` call wrote
         self._run: Optional[prov4ml.Run] = None
+        self._owned = False  # True when this logger started self._run (and so ends it)
 
     def create_logger_context(self, rank: int = 0, **kwargs: Any) -> Optional["prov4ml.Run"]:
-        """Start the run of this worker (``rank`` is its global rank), if it logs."""
+        """Start the run of this worker (``rank`` is its global rank), if it logs.
+
+        With a run already active (started by the caller), it records into
+        that run and leaves it to the caller to end.
+        """
         if self.is_initialized:
             warnings.warn(f"{type(self).__name__} is already initialized; create_logger_context() ignored", stacklevel=2)
             return self._run
@@ -152,19 +162,21 @@ class ProvMLItwinAILogger(_base()):  # type: ignore[misc]
         self.is_initialized = True
         if not self.should_log():
             return None
-        self._run = prov4ml.start_run(
-            self.prov_user_namespace, self.experiment_name, self.provenance_save_dir,
-            collect_all_processes=True,  # log_on_workers decides which ranks record
-            save_after_n_logs=self.save_after_n_logs, rank=rank,
-        )
+        self._run, self._owned = prov4ml.active_run(), False
+        if self._run is None:
+            self._run, self._owned = prov4ml.start_run(
+                self.prov_user_namespace, self.experiment_name, self.provenance_save_dir,
+                collect_all_processes=True,  # log_on_workers decides which ranks record
+                save_after_n_logs=self.save_after_n_logs, rank=rank,
+            ), True
         return self._run
 
     def destroy_logger_context(self) -> None:
-        """End the run (writing the graph and SVG when asked for)."""
+        """End the run it started (writing the graph and SVG when asked for)."""
         self._require("destroy_logger_context")
         self.is_initialized = False
         run, self._run = self._run, None
-        if run is not None and prov4ml.active_run() is run:
+        if run is not None and self._owned and prov4ml.active_run() is run:
             prov4ml.end_run(create_graph=self.create_graph, create_svg=self.create_svg)
 
     def save_hyperparameters(self, params: Dict[str, Any]) -> None:
