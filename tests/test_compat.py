@@ -128,6 +128,9 @@ def test_tracked_model_keeps_rows_of_another_shape_apart_and_closes_on_demand(st
 def test_tracked_model_refuses_what_is_not_a_module():
     with pytest.raises(InvalidValueError, match="torch.nn.Module"):
         prov4ml.ProvenanceTrackedModel("label", object())
+    tracked = prov4ml.WeightDistributionTrackedModel(torch.nn.Linear(1, 1))
+    with pytest.raises(InvalidValueError, match="already a WeightDistributionTrackedModel; wrap the original"):
+        prov4ml.ProvenanceTrackedModel(tracked)
     with pytest.raises(InvalidValueError, match="array_format"):
         prov4ml.ProvenanceTrackedModel(torch.nn.Linear(1, 1), array_format="hdf5")
 
@@ -388,3 +391,16 @@ def test_itwinai_logger_records_into_a_run_already_active(start):
     assert prov4ml.active_run() is run  # the caller's run: not ended by the logger
     prov4ml.flush()
     assert points(run.run_dir / "metrics" / "loss_training_rank0.csv") == ([0], [0.5])
+
+
+def test_both_wrappers_on_one_model(start):
+    run = start()
+    net = torch.nn.Linear(3, 2)
+    layers = prov4ml.ProvenanceTrackedModel("both", net, array_format="npy", chunk_size=2)
+    weights = prov4ml.WeightDistributionTrackedModel("both", net, array_format="npy")
+    out = layers(torch.ones(2, 3))
+    (record,) = weights.log_epoch(7)
+    assert torch.equal(out, weights(torch.ones(2, 3)))
+    assert np.array_equal(arrays.read_arrays(run.run_dir / record.location)["weight"], net.weight.detach().numpy())
+    assert record.step == 7 and record.location == "artifacts/weights/both/self_epoch7.npz"
+    assert len(arrays.read_rows(run.artifacts.root / "layers" / "both" / "self")["output"][0]) == 4  # both calls

@@ -134,7 +134,8 @@ def _model_args(cls_name: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) ->
     if not isinstance(model, torch.nn.Module):
         raise InvalidValueError(f"{cls_name}() needs a torch.nn.Module, got {type(model).__name__}")
     if isinstance(model, _TrackedModel):
-        raise InvalidValueError(f"{cls_name}(): this model is already wrapped; wrap the original model once")
+        raise InvalidValueError(f"{cls_name}(): this model is already a {type(model).__mro__[1].__name__}; "
+                                "wrap the original model (each wrapper may wrap it once)")
     label = bound.get("model_label") or type(model).__name__
     if not isinstance(label, str):
         raise InvalidValueError(f"{cls_name}(): model_label must be a string, got {label!r}")
