@@ -404,3 +404,13 @@ def test_both_wrappers_on_one_model(start):
     assert np.array_equal(arrays.read_arrays(run.run_dir / record.location)["weight"], net.weight.detach().numpy())
     assert record.step == 7 and record.location == "artifacts/weights/both/self_epoch7.npz"
     assert len(arrays.read_rows(run.artifacts.root / "layers" / "both" / "self")["output"][0]) == 4  # both calls
+
+
+def test_without_zarr_the_wrappers_write_numpy_and_asking_for_zarr_names_the_extra(tmp_path):
+    code = ("import sys; sys.modules['zarr'] = None  # as if the zarr extra were not installed\n"
+            "import prov4ml, torch\nfrom prov4ml.compat import arrays\n"
+            "assert arrays.choose_format(None) == 'npy'\n"
+            "try:\n    prov4ml.ProvenanceTrackedModel(torch.nn.Linear(1, 1), array_format='zarr')\n"
+            "except prov4ml.MissingDependencyError as exc:\n    print(exc)\n")
+    out = run_script(["-c", code], tmp_path).stdout
+    assert 'pip install "prov4ml[zarr]"' in out
