@@ -29,6 +29,23 @@ from .api import (
     save_model_version,
     start_run,
 )
+from .compat import (
+    ProvenanceTrackedFunction,
+    ProvenanceTrackedModel,
+    WeightDistributionTrackedModel,
+    install_yprov4ml_alias,
+    log_provenance_documents,
+)
+from .compat.getters import (
+    get_metric,
+    get_parameter,
+    list_activities,
+    list_entities,
+    list_metric_paths,
+    list_metrics,
+    list_parameters,
+)
+from .compat.lazy import module_getattr as __getattr__  # ProvMLLogger, ProvMLItwinAILogger: Lightning / itwinai on first use
 from .context import Context, Contexts, LoggingItemKind, create_context
 from .exceptions import (
     ArtifactError,
@@ -62,6 +79,11 @@ __all__ = [
     # samplers, folds, formats
     "Sampler", "Identity", "Ignore", "Subsample", "Window", "MovingAverage", "Pipe",
     "FoldOperation", "MetricsType", "CompressorType",
+    # for code written for yProv4ML (prov4ml.compat; docs/porting.md)
+    "ProvenanceTrackedFunction", "ProvenanceTrackedModel", "WeightDistributionTrackedModel",
+    "ProvMLLogger", "ProvMLItwinAILogger", "log_provenance_documents", "install_yprov4ml_alias",
+    "list_activities", "list_entities", "get_parameter", "list_parameters", "list_metrics",
+    "list_metric_paths", "get_metric",
     # errors
     "Prov4MLError", "RunStateError", "InvalidValueError", "ArtifactError",
     "MissingDependencyError", "ProvFileError", "StorageError", "RecoveryError", "TrialTimeoutError",

@@ -11,7 +11,7 @@ import warnings
 import weakref
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from . import _signatures
 from ._fs import slug
@@ -39,6 +39,19 @@ class ItemRecording:
                 self._touch(record.context, record.time.timestamp())
         self._count_log()
         return record
+
+    def log_written_artifact(self, path: Path, context: Any = None, step: Optional[int] = None, role: str = "artifact") -> Optional[ArtifactRecord]:
+        """Record a file or folder written at ``self.artifacts.new_path(name)`` (no copy is made)."""
+        self._check_open("log_artifact")
+        if not self.recording:
+            return None
+        ctx = resolve_context(context) if context is not None else None
+        return self._add_artifact(self.artifacts.record_written(Path(path), ctx, _step_and_time(step, None)[0], role))
+
+    def at_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when the run ends, before it stops recording (a wrapper writes its last data)."""
+        with self._lock:
+            self._at_end.append(callback)
 
     def log_artifact(self, a: "_signatures.ArtifactCall") -> Optional[ArtifactRecord]:
         """Copy (or, with ``copy=False``, reference) a file or folder; see ``prov4ml.log_artifact``."""

@@ -86,6 +86,8 @@ COMPARE_STATS = ("last", "min", "max")
 # An artifact's kind is the first of its prov:types found in this table (else "artifact").
 ARTIFACT_KINDS = (
     ("provml:ModelVersion", "model_version"),
+    ("provml:LayerWeights", "layer_weights"),
+    ("provml:LayerData", "layer_data"),
     ("provml:ModelArchitecture", "architecture"),
     ("provml:ModelWeights", "model"),
     ("provml:SourceDiff", "diff"),

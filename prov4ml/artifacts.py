@@ -121,6 +121,19 @@ class ArtifactStore:
         atomic_write(target, lambda fh: fh.write(text.encode("utf-8")))
         return self._record(target, None, name, context, step, None, role)
 
+    def new_path(self, name: str) -> Path:
+        """A path under the artifacts folder that no file uses yet, for a file or folder the caller writes."""
+        return self._free(check_artifact_name(name))
+
+    def record_written(self, target: Path, context=None, step=None, role: str = "artifact") -> ArtifactRecord:
+        """Record a file or folder written at a ``new_path``, with its hash and size as they are now."""
+        if not _inside(target, self.root):
+            raise ArtifactError(f"{target} is not under {self.root}; write it at ArtifactStore.new_path(name)")
+        if not _exists(target):
+            raise ArtifactError(f"{target} does not exist: write it before recording it")
+        name = target.resolve().relative_to(self.root.resolve()).as_posix()
+        return self._record(target, None, name, context, step, None, role)
+
     def save_state(
         self, obj: Any, name: str, context=None, step=None, time=None, role: str = "model_version"
     ) -> ArtifactRecord:

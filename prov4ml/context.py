@@ -53,7 +53,9 @@ class _ContextMeta(type):
 
 
 class Context(str, metaclass=_ContextMeta):
-    """The stage a record belongs to: TRAINING, VALIDATION, TESTING, EVALUATION, or one of yours.
+    """The stage a record belongs to: TRAINING, VALIDATION, TESTING, EVALUATION, MODELS, DATASETS, or one of yours.
+
+    ``Context["TRAINING"]`` (any case) looks a context up by name.
 
     ``Context("my_stage")`` or ``create_context("my_stage", Context.TRAINING)``
     makes a new one; ``parent`` makes it a sub-context of another.
@@ -66,6 +68,8 @@ class Context(str, metaclass=_ContextMeta):
     VALIDATION: "Context"
     TESTING: "Context"
     EVALUATION: "Context"
+    MODELS: "Context"
+    DATASETS: "Context"
 
     def __new__(cls, name: str, parent: Optional[Union["Context", str]] = None) -> "Context":
         if isinstance(name, Context) and parent is None:
@@ -110,7 +114,8 @@ class Context(str, metaclass=_ContextMeta):
         return (Context, (str(self), self.parent))
 
 
-for _builtin in ("training", "validation", "testing", "evaluation"):
+# MODELS and DATASETS are where code written for yProv4ML records its models and datasets.
+for _builtin in ("training", "validation", "testing", "evaluation", "models", "datasets"):
     setattr(Context, _builtin.upper(), Context(_builtin))
 del _builtin
 

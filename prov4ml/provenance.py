@@ -58,6 +58,8 @@ ARTIFACT_TYPES = {
     "source": ("provml:Artifact", "provml:SourceCode"),
     "model_card": ("provml:Artifact", "provml:ModelCard"),
     "layers": ("provml:Artifact", "provml:ModelLayers"),
+    "layer_data": ("provml:Artifact", "provml:LayerData"),  # a wrapped model's layer inputs and outputs
+    "weights": ("provml:Artifact", "provml:ModelWeights", "provml:LayerWeights"),  # one layer's weights at an epoch
 }
 SERIES_FIELDS = (  # SeriesSummary field -> attribute, in document order
     "name", "context", "source", "unit", "sampler", "count", "nan_count", "min", "max",

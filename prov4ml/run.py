@@ -170,6 +170,7 @@ class Run(ItemRecording):
         self._interrupted = False  # a Ctrl-C reached this process while the run was active
         self._last_written: Optional[tuple] = None  # what the document on disk describes
         self._last_saved: Optional[tuple] = None  # what state.pickle holds (when the sink writes the document)
+        self._at_end: List[Callable[[], None]] = []  # see at_end
 
         self._capture_thread: Optional[threading.Thread] = None
         self._capture_now = threading.Event()
@@ -579,8 +580,21 @@ class Run(ItemRecording):
         not raised (unless the run was started with ``strict=True``).
         """
         with _lifecycle.holding_signals(self):
+            self._run_at_end()
             return self._end(create_graph, create_svg, status, error, create_provenance_collection, timeout,
                              crate_ro_crate, create_card)
+
+    def _run_at_end(self) -> None:
+        with self._lock:
+            if self._ended or self.pid != os.getpid():
+                return
+            callbacks, self._at_end = self._at_end, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception as exc:  # the run is saved without that data; say so
+                warnings.warn(f"end_run: {callback!r} failed: {type(exc).__name__}: {exc}", stacklevel=4)
+                self._notes[f"at_end_error_{len(self._notes)}"] = f"{type(exc).__name__}: {exc}"
 
     def _end(self, create_graph: bool, create_svg: bool, status: str, error: Optional[BaseException],
              create_provenance_collection: bool, timeout: float, crate: bool = False, card: bool = False) -> Path:

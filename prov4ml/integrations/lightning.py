@@ -152,6 +152,8 @@ class ProvLogger(Logger):
         log_checkpoints: record each checkpoint ``ModelCheckpoint`` saves as a
             model version (copied into the run's artifacts).
         checkpoint_model_name: the model name of those versions.
+        prefix: recorded metric names are ``<prefix>-<key>`` (as Lightning's
+            CSV logger writes them); the context is chosen by the key.
     """
 
     def __init__(
@@ -169,9 +171,11 @@ class ProvLogger(Logger):
         log_epoch: bool = True,
         log_checkpoints: bool = True,
         checkpoint_model_name: str = "checkpoint",
+        prefix: str = "",
         **options: Any,
     ) -> None:
         super().__init__()
+        self.prefix = prefix
         self._start_args: Dict[str, Any] = dict(
             prov_user_namespace=prov_user_namespace,
             experiment_name=experiment_name,
@@ -319,7 +323,7 @@ class ProvLogger(Logger):
                 ctx = cache[(key, stage)]
             except KeyError:
                 ctx = cache[(key, stage)] = infer_context(key, stage, self.context_map)
-            prov4ml.log_metric(key, value, ctx, step=step)
+            prov4ml.log_metric(f"{self.prefix}-{key}" if self.prefix else key, value, ctx, step=step)
             contexts.add(ctx)
         if epoch is not None and self.log_epoch:
             if not contexts:
