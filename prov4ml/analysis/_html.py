@@ -27,7 +27,7 @@ table.sortable th[data-dir=desc]::after{content:" \\25BC"}.wide{overflow-x:auto}
 .graph{overflow:auto;max-height:48em;border:1px solid #ddd}
 svg.chart text{font-size:11px;fill:#333}svg.chart text.t{font-size:12px;font-weight:600}svg.chart text.m{fill:#777}
 svg.chart .grid line{stroke:#e6e6e6}svg.chart .frame{fill:none;stroke:#999}
-svg.chart .line{fill:none;stroke-width:1.5}svg.chart .band{opacity:.2;stroke:none}
+svg.chart .line{fill:none;stroke-width:1.5}svg.chart .band{opacity:.15;stroke:none}
 """
 
 # Sorting for every table.sortable: click a header to sort by it, again to reverse. A cell sorts by its

@@ -88,7 +88,7 @@ def html_report(run_dir: Union[PathLike, RunData], output: Optional[PathLike] = 
     for none, ``True`` or ``None`` for a rich bar (``None``: only on a
     terminal).
     """
-    run = run_dir if isinstance(run_dir, RunData) else load_run(run_dir)
+    run = run_dir if isinstance(run_dir, RunData) else load_run(run_dir, progress=progress)
     out = Path(output) if output is not None else run.run_dir / "report.html"
     keys = sorted(select_series(zip(run.summary["name"], run.summary["context"]), metrics), key=_series_order)
     with steps(progress, len(keys) + 2, "report") as step:
@@ -219,7 +219,8 @@ def _metrics(run: RunData, keys: List[Tuple[Any, Any]], metrics: Metrics, multi:
     cols = ["name", "context", "rank", "unit", "count", "min", "max", "last", "mean", "nan_count", "first_step", "last_step"]
     if not multi:
         cols.remove("rank")
-    out.append(table(cols, summary[cols].itertuples(index=False, name=None), sortable=True))
+    shown = summary[cols].astype(object).where(summary[cols].notna(), None)  # no unit recorded: a blank, not "nan"
+    out.append(table(cols, shown.itertuples(index=False, name=None), sortable=True))
     figures = []
     groups = dict(iter(run.metrics.groupby(["name", "context"], sort=False, dropna=False))) if len(run.metrics) else {}
     units = {(n, c): u for n, c, u in zip(run.summary["name"], run.summary["context"], run.summary["unit"])}
