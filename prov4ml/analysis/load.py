@@ -364,7 +364,7 @@ def _environment(env: Dict[str, Any], run_dir: Path, artifacts: List[Dict[str, A
         out.update((name, versions[name]) for name in KEY_PACKAGES if name in versions)
     out.update((k, v) for k, v in env.items() if k not in out)
     out["command"] = command
-    return out
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _rank_info(record: Any, attrs: Dict[str, Any], rank: int) -> Dict[str, Any]:

@@ -187,7 +187,7 @@ def _rank_rows(run: RunData) -> List[Tuple[Any, ...]]:
 def _environment(run: RunData) -> str:
     envs = run.rank_environment
     if not any(envs.values()):
-        return '<p class="muted">none recorded (capture=False)</p>'
+        return '<p class="muted">none recorded</p>'
     keys = [k for k, _ in ENV_FIELDS] + [k for e in envs.values() for k in e if k not in dict(ENV_FIELDS) and k not in _ENV_HIDDEN]
     titles = dict(ENV_FIELDS)
     ranks = list(envs)
@@ -203,7 +203,9 @@ def _environment(run: RunData) -> str:
             continue
         rows.append((titles.get(key, key), *values))
     columns = ["field", *([f"rank {r}" for r in shown] if differ else ["value"])]
-    return table(columns, rows)
+    captured = any(k != "command" for e in envs.values() for k in e)
+    note = "" if captured else '<p class="muted">Only the command: the run was started with capture=False.</p>'
+    return table(columns, rows) + note
 
 
 def _metrics(run: RunData, keys: List[Tuple[Any, Any]], metrics: Metrics, multi: bool, step) -> List[str]:
