@@ -430,3 +430,39 @@ def test_reports_need_pandas_only(many_series, tmp_path, monkeypatch):
     assert analysis.html_report(many_series, tmp_path / "r.html", progress=False).is_file()
     with pytest.raises(MissingDependencyError, match=r'pip install "prov4ml\[analysis\]"'):
         analysis.plot_metric(analysis.load_run(many_series), "loss")
+
+
+def _path_points(svg):
+    import re
+
+    (d,) = re.findall(r'<path class="line" stroke="[^"]+" d="M([^"]+)"', svg)
+    return [tuple(map(float, p.split(","))) for p in d.split("L")]
+
+
+def test_long_lines_are_thinned_keeping_their_extremes():
+    import numpy as np
+
+    from prov4ml.analysis.plots import LineData, svg_chart
+
+    x = np.arange(10000, dtype="float64")
+    y = np.zeros(10000)
+    y[5000], y[7000] = 1.0, -1.0
+    thin = _path_points(svg_chart([LineData("a", x, y, "step", len(x))], "t", "y"))
+    keep = [0, 5000, 7000, 9999]
+    extremes = _path_points(svg_chart([LineData("a", x[keep], y[keep], "step", 4)], "t", "y"))
+    assert len(thin) <= 2 * 404  # two points per pixel column of the plot area
+    assert min(p[1] for p in thin) == min(p[1] for p in extremes)  # the spike up
+    assert max(p[1] for p in thin) == max(p[1] for p in extremes)  # and down
+
+
+@needs_dot
+def test_graph_of_a_big_run_is_collapsed(tmp_path):
+    prov4ml.start_run(NS, "big", str(tmp_path), capture=False)
+    for i in range(25):
+        prov4ml.log_metric(f"m{i:02d}", 1.0, step=0)
+    prov4ml.end_run()
+    out = analysis.html_report(tmp_path / "big" / "run_0", metrics=["m00"], progress=False)
+    page = parse(out)
+    text = " ".join("".join(t) for t in page.svg_texts)
+    assert "… 15 more" in text  # 10 of the 25 series drawn, the others one node
+    assert "At most 10 elements of one kind are drawn" in html.unescape(out.read_text())
