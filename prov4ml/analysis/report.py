@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -297,9 +298,7 @@ def experiment_report(experiment_dir: PathLike, output: Optional[PathLike] = Non
 
 def _render_experiment(experiment_dir: Path, runs: List[RunData], output_dir: Path, keys: List[Tuple[Any, Any]], step) -> str:
     name = runs[0].experiment or experiment_dir.name
-    counts: Dict[str, int] = {}
-    for r in runs:
-        counts[str(r.info.get("status") or "unknown")] = counts.get(str(r.info.get("status") or "unknown"), 0) + 1
+    counts = Counter(str(r.info.get("status") or "unknown") for r in runs)
     body = [
         f"<p>{len(runs)} run(s): " + " ".join(f"{status_badge(s)} {n}" for s, n in sorted(counts.items()))
         + f' <span class="muted">{html.escape(str(experiment_dir))}</span></p>',
