@@ -1,7 +1,7 @@
 """Metric plots: the numbers a line is drawn from, matplotlib Axes, and light inline SVG charts.
 
-A series may hold several points at one step: the docs of other tools log
-every batch with ``step=epoch``. Drawn against the step, such points make
+A series may hold several points at one step: a common pattern logs every
+batch with ``step=epoch``. Drawn against the step, such points make
 vertical saw-teeth, so :func:`line_data` detects them and, by default,
 aggregates per step (the mean, with the min–max band); ``same_step="order"``
 draws every point against its position in the log instead. Either way the
