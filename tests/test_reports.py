@@ -336,6 +336,36 @@ def test_sweep_summary_is_mean_and_stdev_of_the_logged_values(sweep_dir):
     assert analysis.configuration({"lr": 0.1, "seed": 3, "sweep.trial": 4}) == {"lr": 0.1}
 
 
+def test_spread_over_the_runs_of_a_configuration(sweep_dir):
+    exp = analysis.load_experiment(sweep_dir)
+    for first, (lr, accs) in zip((0, 3), SWEEP.items()):
+        lines = [analysis.line_data(exp.run(i).metrics) for i in range(first, first + 3)]
+        spread = analysis.spread_data(lines, f"lr={lr}")
+        assert spread.mode == "runs mean" and spread.x.tolist() == [0, 1, 2] and spread.count.tolist() == [3, 3, 3]
+        for step in range(3):
+            logged = [acc - 0.125 * (2 - step) for acc in accs]
+            mean, std = statistics.mean(logged), statistics.stdev(logged)
+            assert (spread.y[step], spread.low[step], spread.high[step]) == (mean, mean - std, mean + std)
+
+
+def test_a_real_sweep_groups_by_configuration(tmp_path):
+    from prov4ml.sweep import configurations, sweep
+
+    def fn(config, seed):
+        return (seed % 64) / 64 + config["lr"]  # a dyadic-ish number of the seed: every repetition differs
+
+    results = sweep(fn, configurations({"lr": [0.5, 0.25], "depth": [2]}), experiment_name="real",
+                    provenance_save_dir=str(tmp_path), repetitions=3, progress=False,
+                    start_run_options={"capture": False})
+    table = analysis.sweep_summary(tmp_path / "real").set_index("lr")
+    assert sorted(table.index) == [0.25, 0.5] and table["runs"].tolist() == [3, 3]
+    assert list(table.columns[:1]) == ["depth"] and not any(c.startswith("sweep.") for c in table.columns)
+    for lr in (0.5, 0.25):
+        values = [r.result for r in results if r.config["lr"] == lr]
+        assert table.loc[lr, "result/evaluation/mean"] == statistics.mean(values)
+        assert table.loc[lr, "result/evaluation/std"] == statistics.stdev(values)
+
+
 def test_experiment_report(sweep_dir, tmp_path):
     calls = []
     out = analysis.experiment_report(sweep_dir, tmp_path / "grid.html", progress=lambda *a: calls.append(a))
@@ -349,12 +379,13 @@ def test_experiment_report(sweep_dir, tmp_path):
     cells = {r["lr"]: r["acc/validation"] for r in page.rows(sweep)}
     for lr, accs in SWEEP.items():
         assert cells[str(lr)] == f"{statistics.mean(accs):.6g} ± {statistics.stdev(accs):.6g}"
-    (caption,) = page.captions  # one overlaid chart, a line per run
-    assert [f"run {i}" in caption for i in range(6)] == [True] * 6
+    spread, overlay = page.captions  # the sweep's chart (a line per configuration), the runs overlaid
+    assert "lr=0.1" in spread and "lr=0.01" in spread and "mean over the runs at each step" in spread
+    assert [f"run {i}" in overlay for i in range(6)] == [True] * 6
     # the sorting script ships inline; nothing is fetched
     assert [s.get("src") for s in page.scripts] == [None] and "prov4mlCompare" in page.scripts[0]["text"]
     assert "http://" not in out.read_text().replace("http://www.w3.org/2000/svg", "")
-    # progress: six runs loaded, then one chart and the write
+    # progress: six runs loaded, then one series and the write
     assert [c[:2] for c in calls] == [(i, 6) for i in range(1, 7)] + [(1, 2), (2, 2)]
 
 

@@ -21,6 +21,7 @@ compare_runs        one row per run: id, status, parameters, and
 sweep_summary       one row per configuration: mean and std over its runs
 line_data           the numbers a plotted line is drawn from (points that
                     share a step: mean, min, max per step)
+spread_data         the mean ± std of several runs' lines at each step
 plot_metric         a matplotlib ``Axes``, a line per run, context and rank
 html_report         a self-contained HTML report of a run
 experiment_report   a self-contained HTML report of an experiment's runs
@@ -56,7 +57,7 @@ from .load import (
     load_experiment,
     load_run,
 )
-from .plots import LineData, line_data, plot_metric
+from .plots import LineData, line_data, plot_metric, spread_data
 from .report import experiment_report, graph_svg, html_report
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "configuration",
     "select_series",
     "line_data",
+    "spread_data",
     "LineData",
     "graph_svg",
     "format_duration",

@@ -27,7 +27,7 @@ from .._optional import require
 from ..exceptions import InvalidValueError
 from .load import ExperimentData, RunData, _pandas, experiment_data, runs_of
 
-__all__ = ["LineData", "line_data", "plot_metric", "svg_chart", "axis_label", "SAME_STEP", "PALETTE"]
+__all__ = ["LineData", "line_data", "spread_data", "plot_metric", "svg_chart", "axis_label", "SAME_STEP", "PALETTE"]
 
 #: What to do with points that share a step: "aggregate" (mean, min–max band) or "order" (by position).
 SAME_STEP = ("aggregate", "order")
@@ -41,8 +41,10 @@ class LineData:
     ``x`` and ``y`` are the drawn coordinates. ``mode`` says what they are:
     ``"step"`` (each point at its step; no two share one), ``"step mean"``
     (several points shared a step: ``y`` is their mean, ``low``/``high``
-    their min and max, ``count`` how many) or ``"order"`` (``x`` is the
-    point's position in the log, 0, 1, ...). ``points``: the logged points.
+    their min and max, ``count`` how many), ``"order"`` (``x`` is the
+    point's position in the log, 0, 1, ...) or ``"runs mean"`` (the mean over
+    several runs' lines at each step, ``low``/``high`` the mean ∓ their
+    standard deviation, ``count`` how many runs). ``points``: the logged points.
     """
 
     label: str
@@ -62,6 +64,8 @@ class LineData:
             return f"several points per step (up to {most}): mean per step, band min–max"
         if self.mode == "order":
             return "points in logged order"
+        if self.mode == "runs mean":
+            return "mean over the runs at each step, band ± standard deviation"
         return ""
 
 
@@ -88,6 +92,17 @@ def line_data(points: Any, label: str = "", same_step: str = "aggregate") -> Lin
         low=grouped["min"].to_numpy("float64"), high=grouped["max"].to_numpy("float64"),
         count=grouped["count"].to_numpy("int64"),
     )
+
+
+def spread_data(lines: Sequence[LineData], label: str = "") -> LineData:
+    """The mean of ``lines`` (the runs of one configuration) at each x, with a band of ± their sample
+    standard deviation (``statistics.stdev``; no band where only one run has a value)."""
+    pd = _pandas("prov4ml.analysis.spread_data")
+    frame = pd.DataFrame({"x": np.concatenate([line.x for line in lines]), "y": np.concatenate([line.y for line in lines])})
+    grouped = frame.groupby("x", sort=True)["y"].agg(["mean", "std", "count"])
+    mean, std = grouped["mean"].to_numpy("float64"), np.nan_to_num(grouped["std"].to_numpy("float64"))
+    return LineData(label, grouped.index.to_numpy("float64"), mean, "runs mean", sum(line.points for line in lines),
+                    low=mean - std, high=mean + std, count=grouped["count"].to_numpy("int64"))
 
 
 def axis_label(name: Any, unit: Any = None) -> str:
@@ -203,7 +218,7 @@ def svg_chart(lines: Sequence[LineData], title: str, ylabel: str, width: int = _
 
     Long lines are thinned to at most two points (min and max) per pixel
     column, which keeps the shape and the extremes; non-finite values are
-    not drawn. A line of ``mode == "step mean"`` gets its min–max band.
+    not drawn. A line with ``low`` and ``high`` gets its band.
     """
     pw, ph = width - _LEFT - _RIGHT, height - _TOP - _BOTTOM
     finite = [a[np.isfinite(a)] for line in lines for a in (line.y, line.low, line.high) if a is not None]
@@ -239,7 +254,7 @@ def svg_chart(lines: Sequence[LineData], title: str, ylabel: str, width: int = _
     out.append(f'<text transform="translate(13 {_TOP + ph / 2:.0f}) rotate(-90)" text-anchor="middle">{_esc(ylabel)}</text>')
     for i, line in enumerate(lines):
         colour = PALETTE[i % len(PALETTE)]
-        if line.mode == "step mean":
+        if line.low is not None and line.high is not None:
             ok = np.isfinite(line.low) & np.isfinite(line.high)
             bx, blo, bhi = _thin_band(px(line.x[ok]), py(line.low[ok]), py(line.high[ok]), pw)
             if len(bx):

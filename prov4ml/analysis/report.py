@@ -23,7 +23,7 @@ from ._html import Raw, Sorted, fmt, format_duration, href, native, page, status
 from ._progress import Progress, steps
 from .compare import Metrics, compare_runs, select_series, sweep_summary
 from .load import PathLike, RunData, _pandas, load_run, run_dirs
-from .plots import PALETTE, LineData, axis_label, line_data, svg_chart
+from .plots import PALETTE, LineData, axis_label, line_data, spread_data, svg_chart
 
 __all__ = ["html_report", "experiment_report", "graph_svg", "format_duration", "GRAPH_MAX_PER_KIND", "GRAPH_TIMEOUT_S"]
 
@@ -306,13 +306,6 @@ def _render_experiment(experiment_dir: Path, runs: List[RunData], output_dir: Pa
         '<p class="muted">Click a column header to sort by it.</p>',
         _runs_table(runs, output_dir, keys),
     ]
-    sweep = sweep_summary(runs, [f"{n}/{c}" for n, c in keys])
-    if len(sweep) and (sweep["runs"] > 1).any():
-        body += ["<h2>Sweep: mean ± std per configuration</h2>",
-                 '<p class="muted">Runs with equal parameters (all but sweep.* and seed) are repetitions of one '
-                 "configuration: mean ± sample standard deviation of each series' last value.</p>",
-                 _sweep_table(sweep, keys)]
-    body.append("<h2>Metrics across runs</h2>")
     multi = any(len(r.ranks) > 1 for r in runs)
     units: Dict[Tuple[Any, Any], Any] = {}
     grouped: Dict[Tuple[Any, Any], List[Tuple[RunData, Any]]] = {}
@@ -323,16 +316,30 @@ def _render_experiment(experiment_dir: Path, runs: List[RunData], output_dir: Pa
         if len(r.metrics):
             for key, points in r.metrics.groupby(["name", "context"], sort=False, dropna=False):
                 grouped.setdefault(key, []).append((r, points))
-    figures = []
+    sweep = sweep_summary(runs, [f"{n}/{c}" for n, c in keys])
+    configs = _configurations(sweep) if len(sweep) and (sweep["runs"] > 1).any() else {}
+    overlays, spreads = [], []
     for key in keys:
-        lines = []
+        title, ylabel = f"{key[0]} ({key[1]})", axis_label(key[0], units.get(key))
+        lines, per_config = [], {}
         for r, points in grouped.get(key, []):
             for rank, p in points.groupby("rank", sort=True):
                 lines.append(line_data(p, f"run {r.run_id}" + (f" rank {rank}" if multi else "")))
+                if rank == r.ranks[0] and r.run_id in configs:
+                    per_config.setdefault(configs[r.run_id], []).append(lines[-1])
         if lines:
-            figures.append(_figure(lines, f"{key[0]} ({key[1]})", axis_label(key[0], units.get(key))))
-        step(f"{key[0]} ({key[1]})")
-    body.append(f'<div class="plots">{"".join(figures)}</div>' if figures else '<p class="muted">no metric recorded</p>')
+            overlays.append(_figure(lines, title, ylabel))
+        if per_config:
+            spreads.append(_figure([spread_data(v, label) for label, v in per_config.items()], title, ylabel))
+        step(title)
+    if configs:
+        body += ["<h2>Sweep: mean ± std per configuration</h2>",
+                 '<p class="muted">Runs with equal parameters (all but sweep.* and seed) are repetitions of one '
+                 "configuration: mean ± sample standard deviation of each series' last value, and of each step "
+                 "in the charts (the lowest rank of each run).</p>",
+                 _sweep_table(sweep, keys), f'<div class="plots">{"".join(spreads)}</div>']
+    body.append("<h2>Metrics across runs</h2>")
+    body.append(f'<div class="plots">{"".join(overlays)}</div>' if overlays else '<p class="muted">no metric recorded</p>')
     return page(f"{name} — {len(runs)} run(s)", body, script=True)
 
 
@@ -354,6 +361,17 @@ def _runs_table(runs: List[RunData], output_dir: Path, keys: List[Tuple[Any, Any
                      *[r.params.get(k) for k in params], *[(r.info.get("final_metrics") or {}).get(k) for k in finals],
                      *[row[c] for c in series]))
     return table(columns, rows, sortable=True)
+
+
+def _configurations(sweep) -> Dict[Any, str]:
+    """Run id -> the label of its configuration: the parameters that differ between configurations."""
+    params = [c for c in sweep.columns if c not in ("runs", "run_ids") and not c.endswith(("/mean", "/std"))]
+    varying = [c for c in params if sweep[c].astype(str).nunique() > 1]
+    labels = {}
+    for _, row in sweep.iterrows():
+        label = ", ".join(f"{c}={fmt(row[c])}" for c in varying) or "all runs"
+        labels.update((run_id, label) for run_id in row["run_ids"])
+    return labels
 
 
 def _sweep_table(sweep, keys: List[Tuple[Any, Any]]) -> str:
