@@ -217,7 +217,8 @@ def test_graph_inline_as_svg(env_run, tmp_path):
     _repo, run_dir, _commit = env_run
     page = parse(analysis.html_report(run_dir, tmp_path / "r.html", progress=False))
     graphs = [s for s in page.svgs if s.get("class") != "chart"]
-    assert len(graphs) == 1  # Graphviz's drawing of rank 0's document
+    assert len(graphs) == 1 and graphs[0]["class"] == "prov-graph"  # Graphviz's drawing of rank 0's document
+    assert graphs[0]["width"] == "100%" and "height" not in graphs[0] and graphs[0]["viewbox"]  # fits the page
     text = " ".join("".join(t) for t in page.svg_texts)
     assert "env run 0 rank 0" in text and "loss" in text  # the run activity and the series entity are nodes
 

@@ -9,6 +9,7 @@ Nothing is fetched. Links to the run's files are relative to the report.
 from __future__ import annotations
 
 import html
+import re
 import shutil
 import subprocess
 from collections import Counter
@@ -66,11 +67,22 @@ def graph_svg(prov_file: PathLike, max_per_kind: int = GRAPH_MAX_PER_KIND) -> Tu
     if proc.returncode != 0 or start < 0:
         detail = " ".join(proc.stderr.split())[:200] or f"exit status {proc.returncode}"
         return None, f"The graph is not drawn: Graphviz failed ({detail})."
+    svg = _fit_width(proc.stdout[start:])
     note = f"Graph of {Path(prov_file).name}."
     if SUMMARY_STYLE["style"] in dot:
         note += (f" At most {max_per_kind} elements of one kind are drawn; the others are one dashed “… N more” node "
                  "(python -m prov4ml.prov2dot --max_per_kind N draws more).")
-    return proc.stdout[start:], note
+    return svg, note
+
+
+def _fit_width(svg: str) -> str:
+    """Graphviz's SVG scaled to the page's width (never above its own size), its height following."""
+    head, sep, rest = svg.partition(">")
+    m = re.search(r'\swidth="([^"]+)"\s+height="[^"]+"', head)
+    if m is None:
+        return svg
+    head = head[:m.start()] + f' class="prov-graph" width="100%" style="max-width:{m.group(1)}"' + head[m.end():]
+    return head + sep + rest
 
 
 # ---------------------------------------------------------------------------- run report
