@@ -130,8 +130,8 @@ def _long_frame(data: Any, pd):
     return frame
 
 
-def _units(data: Any) -> Dict[Tuple[Any, Any], str]:
-    runs = data.runs if isinstance(data, ExperimentData) else [data] if isinstance(data, RunData) else []
+def series_units(runs: Sequence[RunData]) -> Dict[Tuple[Any, Any], str]:
+    """``(name, context) -> unit`` of the series that recorded one (the first run's, where runs differ)."""
     units: Dict[Tuple[Any, Any], str] = {}
     for run in runs:
         for name, context, unit in zip(run.summary["name"], run.summary["context"], run.summary["unit"]):
@@ -200,7 +200,8 @@ def plot_metric(data: Any, name: str, context: Optional[str] = None, ax: Any = N
     notes = sorted({line.note for line in lines if line.note})
     ax.set_xlabel(x_label(lines) + (f" ({'; '.join(notes)})" if notes else ""))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    units = {u for (n, c), u in _units(data).items() if n == name and (context is None or c == str(context))}
+    runs = data.runs if isinstance(data, ExperimentData) else [data] if isinstance(data, RunData) else []
+    units = {u for (n, c), u in series_units(runs).items() if n == name and (context is None or c == str(context))}
     ax.set_ylabel(axis_label(name, units.pop() if len(units) == 1 else None))
     ax.set_title(name if context is None else f"{name} ({context})")
     if varying:

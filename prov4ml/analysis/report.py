@@ -24,7 +24,7 @@ from ._html import Raw, Sorted, fmt, format_duration, href, native, page, status
 from ._progress import Progress, steps
 from .compare import Metrics, compare_runs, select_series, sweep_summary
 from .load import PathLike, RunData, _pandas, load_run, run_dirs
-from .plots import PALETTE, LineData, axis_label, line_data, spread_data, svg_chart
+from .plots import PALETTE, LineData, axis_label, line_data, series_units, spread_data, svg_chart
 
 __all__ = ["html_report", "experiment_report", "graph_svg", "format_duration", "GRAPH_MAX_PER_KIND", "GRAPH_TIMEOUT_S"]
 
@@ -238,12 +238,12 @@ def _metrics(run: RunData, keys: List[Tuple[Any, Any]], metrics: Metrics, multi:
     out.append(table(cols, shown.itertuples(index=False, name=None), sortable=True))
     figures = []
     groups = dict(iter(run.metrics.groupby(["name", "context"], sort=False, dropna=False))) if len(run.metrics) else {}
-    units = {(n, c): u for n, c, u in zip(run.summary["name"], run.summary["context"], run.summary["unit"])}
+    units = series_units([run])
     for name, context in keys:
         points = groups.get((name, context))
         if points is not None:
             lines = [line_data(p, f"rank {rank}") for rank, p in points.groupby("rank", sort=True)]
-            figures.append(_figure(lines, f"{name} ({context})", axis_label(name, native(units.get((name, context))))))
+            figures.append(_figure(lines, f"{name} ({context})", axis_label(name, units.get((name, context)))))
         step(f"{name} ({context})")
     out.append(f'<div class="plots">{"".join(figures)}</div>')
     return out
@@ -319,12 +319,9 @@ def _render_experiment(experiment_dir: Path, runs: List[RunData], output_dir: Pa
         _runs_table(runs, output_dir, keys),
     ]
     multi = any(len(r.ranks) > 1 for r in runs)
-    units: Dict[Tuple[Any, Any], Any] = {}
+    units = series_units(runs)
     grouped: Dict[Tuple[Any, Any], List[Tuple[RunData, Any]]] = {}
     for r in runs:
-        for n, c, u in zip(r.summary["name"], r.summary["context"], r.summary["unit"]):
-            if isinstance(native(u), str):
-                units.setdefault((n, c), u)
         if len(r.metrics):
             for key, points in r.metrics.groupby(["name", "context"], sort=False, dropna=False):
                 grouped.setdefault(key, []).append((r, points))
