@@ -53,12 +53,13 @@ def main() -> None:
     for epoch in range(args.epochs):
         sampler.set_epoch(epoch)
         total = torch.zeros(2)
-        for xb, yb in loader:
+        for i, (xb, yb) in enumerate(loader):
             optimizer.zero_grad()
             loss = loss_fn(model(xb), yb)
             loss.backward()  # DDP averages the gradients across the ranks here
             optimizer.step()
-            prov4ml.log_metric("loss", loss, prov4ml.Context.TRAINING, step=epoch)
+            # one point per batch, so the step is the global batch index (step=epoch would stack them)
+            prov4ml.log_metric("loss", loss, prov4ml.Context.TRAINING, step=epoch * len(loader) + i)
             total += torch.stack([loss.detach() * len(xb), torch.tensor(float(len(xb)))])
         dist.all_reduce(total)  # the mean loss over every rank's samples
         prov4ml.log_metric("global_loss", total[0] / total[1], prov4ml.Context.TRAINING, step=epoch)

@@ -66,12 +66,13 @@ def main() -> None:
 
     for epoch in range(args.epochs):
         model.train()
-        for x, y in train_loader:
+        for i, (x, y) in enumerate(train_loader):
             optim.zero_grad()
             loss = F.cross_entropy(model(x), y)
             loss.backward()
             optim.step()
-            prov4ml.log_metric("MSE_train", loss, prov4ml.Context.TRAINING, step=epoch)
+            # one point per batch, so the step is the global batch index (step=epoch would stack them)
+            prov4ml.log_metric("MSE_train", loss, prov4ml.Context.TRAINING, step=epoch * len(train_loader) + i)
         prov4ml.log_flops_per_epoch("train_flops", model, train_loader, prov4ml.Context.TRAINING, step=epoch)
         prov4ml.log_carbon_metrics(prov4ml.Context.TRAINING, step=epoch)
         prov4ml.log_system_metrics(prov4ml.Context.TRAINING, step=epoch)

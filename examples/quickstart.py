@@ -38,13 +38,14 @@ def main() -> None:
 
         for epoch in range(args.epochs):
             model.train()
-            for xb, yb in train_loader:
+            for i, (xb, yb) in enumerate(train_loader):
                 optimizer.zero_grad()
                 loss = loss_fn(model(xb).squeeze(1), yb)
                 loss.backward()
                 optimizer.step()
-                # A tensor is fine: no .item() (and no host-device sync) per call.
-                prov4ml.log_metric("loss", loss, prov4ml.Context.TRAINING, step=epoch)
+                # A tensor is fine: no .item() (and no host-device sync) per call. One point per
+                # batch, so the step is the global batch index (step=epoch would stack them).
+                prov4ml.log_metric("loss", loss, prov4ml.Context.TRAINING, step=epoch * len(train_loader) + i)
 
             model.eval()
             with torch.no_grad():

@@ -1,6 +1,5 @@
 """prov4ml.analysis: real runs recorded with prov4ml, read back from disk."""
 
-import base64
 import math
 import subprocess
 import sys
@@ -147,15 +146,19 @@ def test_plot_metric_lines(recorded):
 class _Collect(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.tags, self.imgs, self.links, self.text = [], [], [], []
+        self.tags, self.imgs, self.links, self.text, self.charts, self.scripts = [], [], [], [], [], []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         self.tags.append(tag)
         if tag == "img":
             self.imgs.append(attrs["src"])
-        if tag == "a":
+        if tag == "a" and "href" in attrs:  # Graphviz's nodes are <a> with a tooltip only
             self.links.append(attrs["href"])
+        if tag == "svg" and attrs.get("class") == "chart":
+            self.charts.append(attrs)
+        if tag == "script":
+            self.scripts.append(attrs)
 
     def handle_data(self, data):
         self.text.append(data)
@@ -170,12 +173,9 @@ def test_html_report(recorded, tmp_path):
     text = " ".join(page.text)
     for needle in ("lr", "0.1", "optimizer", "sgd", "finished", "net v1 (step 1)", "final loss (min)"):
         assert needle in text, needle
-    assert len(page.imgs) == 3  # one plot per series
-    for src in page.imgs:
-        assert src.startswith("data:image/png;base64,")
-        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "link" not in page.tags and "script" not in page.tags  # self-contained
-    assert not any(src.startswith("http") for src in page.imgs + page.links)
+    assert len(page.charts) == 3 and not page.imgs  # one inline SVG chart per series
+    assert "link" not in page.tags and all("src" not in s for s in page.scripts)  # self-contained
+    assert not any(link.startswith("http") for link in page.links)
     # relative links to the run's document, its graph (written with create_graph) and its artifacts
     targets = {(out.parent / link).resolve() for link in page.links}
     assert (run_dir / "prov_rank0.json").resolve() in targets and (run_dir / "prov_rank0.dot").resolve() in targets
@@ -294,7 +294,7 @@ def test_cli_subprocess(recorded, tmp_path):
     )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip() == str(out)
-    assert "data:image/png;base64," in out.read_text() and "0.001" in out.read_text()
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart"' in out.read_text() and "0.001" in out.read_text()
 
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "prov_rank0.json").write_text("[1, 2]")

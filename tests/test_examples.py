@@ -21,3 +21,7 @@ def test_example_runs(script, tmp_path):
     assert str(out) in proc.stdout
     for doc in documents:
         load_doc(doc)
+    # per-batch points go at a global step: no series holds two points at one step
+    for series in out.rglob("metrics/*.csv"):
+        steps = [line.split(",")[0] for line in series.read_text().splitlines()[1:]]
+        assert len(steps) == len(set(steps)), f"{series.name} repeats steps"

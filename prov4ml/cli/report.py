@@ -6,11 +6,8 @@ Needs the analysis extra (pandas, matplotlib). The path written is printed.
 from __future__ import annotations
 
 import argparse
-import inspect
 from pathlib import Path
 
-from ..exceptions import Prov4MLError
-from ._output import busy
 from ._runs import DEFAULT_DIR, find_run_dirs, is_run_dir, resolve_run
 
 
@@ -26,21 +23,8 @@ def run(args: argparse.Namespace) -> int:
     from .. import analysis
 
     target, is_run = _target(args.target)
-    extra = {} if args.metrics is None else {"metrics": args.metrics}
-    if is_run:
-        write = analysis.html_report
-    else:
-        write = getattr(analysis, "experiment_report", None)
-        if write is None:
-            raise Prov4MLError(
-                f"{target} is an experiment, and this prov4ml has no experiment report "
-                "(prov4ml.analysis.experiment_report); report one run instead: prov4ml report EXPERIMENT/run_N"
-            )
-    if extra and "metrics" not in inspect.signature(write).parameters:
-        raise Prov4MLError(f"this prov4ml's {write.__name__} cannot choose metrics; leave out --metrics")
-    with busy(f"writing the report of {target}"):
-        out = write(target, args.output, **extra)
-    print(out)
+    write = analysis.html_report if is_run else analysis.experiment_report
+    print(write(target, args.output, metrics=args.metrics))  # a progress bar on a terminal, from analysis
     return 0
 
 
