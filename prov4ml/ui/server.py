@@ -1,0 +1,281 @@
+"""``prov4ml ui [DIR]``: a local web server over the runs under DIR, as ``mlflow ui`` is over its store.
+
+    python -m prov4ml.ui prov --port 8765
+
+==============================  ==============================================
+URL                             what
+==============================  ==============================================
+``/``                           the experiments and their runs
+``/run/<run>``                  a run: live metric plots, summaries, parameters,
+                                artifacts, environment, status, inline graph
+``/experiment/<experiment>``    the runs compared: overlaid plots, parameters,
+                                mean ± std over repetitions of a configuration
+``/graph/<run>``                the provenance graph, full page
+``/api/runs``                   the runs list as JSON
+``/api/points/<run>``           new metric points since ``?offsets=`` (JSON
+                                ``{series key: [location, byte offset]}``)
+``/api/graph/<run>``            the graph as SVG (``rank``, ``per_kind``,
+                                ``attributes``)
+``/files/<run>?path=``          a file of the run (an artifact)
+==============================  ==============================================
+
+``<run>`` and ``<experiment>`` are paths relative to DIR. Nothing outside DIR
+is served, and the server listens on 127.0.0.1 unless ``--host`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import mimetypes
+import sys
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .. import _cli
+from ..exceptions import InvalidValueError, MissingDependencyError, Prov4MLError
+from . import pages
+from .graph import PER_KIND, render_svg
+from .store import RunEntry, Store, duration_s, last_values, metric_files, status_label
+from .tail import read_new
+
+__all__ = ["UIServer", "serve", "points", "runs_json", "main", "DEFAULT_PORT"]
+
+DEFAULT_PORT = 8765
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: they travel as null (the plots skip them)."""
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+def points(store: Store, key: str, offsets: Dict[str, Sequence[Any]]) -> Dict[str, Any]:
+    """The points of run ``key`` that the caller has not seen, and where to read on next time.
+
+    ``offsets``: series key (``name/context/rank``) -> ``[location, byte offset]``
+    from the previous answer (empty at first). A CSV metric file is read from
+    its offset only; a finished columnar file (Parquet) is sent whole, once.
+    """
+    entry = store.run(key)
+    status = entry.status
+    out: List[Dict[str, Any]] = []
+    for series in metric_files(entry.run_dir):
+        location = series["location"]
+        seen_location, seen = (list(offsets.get(series["key"]) or [None, 0]) + [0])[:2]
+        moved = seen_location is not None and seen_location != location
+        offset = 0 if moved or not isinstance(seen, int) or seen < 0 else seen
+        if location.endswith(".csv"):
+            chunk = read_new(entry.run_dir / location, offset)
+            steps, values, new_offset, reset = chunk.step, chunk.value, chunk.offset, chunk.reset or moved
+        elif moved or seen_location is None:
+            steps, values = _whole_series(entry, series)
+            new_offset, reset = -1, moved
+        else:
+            continue  # a columnar file already sent
+        out.append({**series, "offset": new_offset, "reset": reset, "step": steps, "value": [_finite(v) for v in values]})
+    return {"run": entry.key, "status": status, "series": out}
+
+
+def _whole_series(entry: RunEntry, series: Dict[str, Any]) -> Tuple[List[Any], List[Any]]:
+    if entry.data is None:
+        return [], []
+    m = entry.data.metrics
+    sel = m[(m["name"] == series["name"]) & (m["context"] == series["context"]) & (m["rank"] == series["rank"])]
+    return [int(s) for s in sel["step"]], [float(v) for v in sel["value"]]
+
+
+def runs_json(store: Store) -> List[Dict[str, Any]]:
+    """One dict per run: key, experiment, run id, status, start, duration, ranks, params, last values."""
+    out = []
+    for run in store.runs():
+        row: Dict[str, Any] = {"key": run.key, "experiment": run.experiment, "status": run.status}
+        if run.data is None:
+            row["error"] = run.error
+        else:
+            info = run.data.info
+            start = info.get("start_time")
+            row.update(run_id=run.data.run_id, start=start.isoformat() if start else None,
+                       duration_s=duration_s(info), ranks=run.data.ranks, params=run.data.params,
+                       last={k: _finite(v) for k, v in last_values(run.data).items()},
+                       needs_recovery=info.get("needs_recovery") or [])
+        out.append(row)
+    return out
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "UIServer"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        path = unquote(url.path)
+        store = self.server.store
+        try:
+            for prefix, route in _ROUTES:
+                if path == prefix or (prefix != "/" and prefix.endswith("/") and path.startswith(prefix)):
+                    return route(self, store, path[len(prefix):], query)
+            self._send(HTTPStatus.NOT_FOUND, pages.error_page(store, f"no page {path}"), "text/html")
+        except InvalidValueError as exc:
+            self._fail(HTTPStatus.NOT_FOUND, str(exc), path)
+        except (MissingDependencyError, Prov4MLError) as exc:
+            self._fail(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc), path)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the browser went away (a page left while its poll was under way)
+
+    def _fail(self, status: HTTPStatus, message: str, path: str) -> None:
+        if path.startswith("/api/"):
+            self._send(status, json.dumps({"error": message}), "application/json")
+        else:
+            self._send(status, pages.error_page(self.server.store, message), "text/html")
+
+    def _send(self, status: HTTPStatus, body: Any, ctype: str, cache: bool = False) -> None:
+        data = body if isinstance(body, bytes) else body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", ctype + ("; charset=utf-8" if ctype.startswith(("text/", "application/json", "image/svg")) else ""))
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "max-age=300" if cache else "no-store")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _json(self, obj: Any) -> None:
+        self._send(HTTPStatus.OK, json.dumps(obj, default=str, allow_nan=False), "application/json")
+
+    # -- routes
+    def index(self, store: Store, _rest: str, query: Dict[str, str]) -> None:
+        text = pages.experiments_fragment(store) if query.get("fragment") else pages.runs_list(store)
+        self._send(HTTPStatus.OK, text, "text/html")
+
+    def run_page(self, store: Store, key: str, _query: Dict[str, str]) -> None:
+        self._send(HTTPStatus.OK, pages.run_page(store, store.run(key)), "text/html")
+
+    def experiment_page(self, store: Store, key: str, _query: Dict[str, str]) -> None:
+        self._send(HTTPStatus.OK, pages.experiment_page(store, key, store.experiment(key)), "text/html")
+
+    def graph_page(self, store: Store, key: str, query: Dict[str, str]) -> None:
+        rank, per_kind, attributes = _graph_options(query)
+        self._send(HTTPStatus.OK, pages.graph_page(store, store.run(key), rank, per_kind, attributes), "text/html")
+
+    def api_runs(self, store: Store, _rest: str, _query: Dict[str, str]) -> None:
+        self._json(runs_json(store))
+
+    def api_points(self, store: Store, key: str, query: Dict[str, str]) -> None:
+        try:
+            offsets = json.loads(query.get("offsets") or "{}")
+        except ValueError:
+            raise InvalidValueError("offsets must be JSON: {series key: [location, byte offset]}") from None
+        if not isinstance(offsets, dict):
+            raise InvalidValueError("offsets must be a JSON object: {series key: [location, byte offset]}")
+        self._json(points(store, key, offsets))
+
+    def api_graph(self, store: Store, key: str, query: Dict[str, str]) -> None:
+        entry = store.run(key)
+        rank, per_kind, attributes = _graph_options(query)
+        files = entry.data.prov_files if entry.data is not None else {}
+        if rank not in files:
+            raise InvalidValueError(f"run {key!r} has no rank {rank}; ranks: {', '.join(map(str, files)) or 'none'}")
+        self._send(HTTPStatus.OK, render_svg(files[rank], per_kind, attributes), "image/svg+xml")
+
+    def files(self, store: Store, key: str, query: Dict[str, str]) -> None:
+        run_dir = store.run(key).run_dir
+        target = (run_dir / query.get("path", "")).resolve()
+        if run_dir not in target.parents or not target.is_file():
+            raise InvalidValueError(f"no file {query.get('path')!r} in run {key!r}")
+        ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        self._send(HTTPStatus.OK, target.read_bytes(), ctype)
+
+    def static(self, _store: Store, name: str, _query: Dict[str, str]) -> None:
+        asset = resources.files(__package__).joinpath("static", name)
+        if "/" in name or not asset.is_file():
+            raise InvalidValueError(f"no static file {name!r}")
+        self._send(HTTPStatus.OK, asset.read_bytes(), mimetypes.guess_type(name)[0] or "application/octet-stream", cache=True)
+
+
+_Route = Callable[[_Handler, Store, str, Dict[str, str]], None]
+_ROUTES: Tuple[Tuple[str, _Route], ...] = (
+    ("/", _Handler.index),
+    ("/run/", _Handler.run_page),
+    ("/experiment/", _Handler.experiment_page),
+    ("/graph/", _Handler.graph_page),
+    ("/api/runs", _Handler.api_runs),
+    ("/api/points/", _Handler.api_points),
+    ("/api/graph/", _Handler.api_graph),
+    ("/files/", _Handler.files),
+    ("/static/", _Handler.static),
+)
+
+
+def _graph_options(query: Dict[str, str]) -> Tuple[int, int, bool]:
+    try:
+        rank, per_kind = int(query.get("rank", 0)), int(query.get("per_kind", PER_KIND))
+    except ValueError:
+        raise InvalidValueError("rank and per_kind must be integers, e.g. ?rank=0&per_kind=10") from None
+    if per_kind < 2:
+        raise InvalidValueError(f"per_kind must be at least 2, got {per_kind}")
+    return rank, per_kind, query.get("attributes", "1") not in ("0", "false", "no")
+
+
+class UIServer(ThreadingHTTPServer):
+    """The UI's HTTP server over a :class:`~prov4ml.ui.store.Store`; ``url`` is where it listens."""
+
+    daemon_threads = True
+
+    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, verbose: bool = False) -> None:
+        self.store = Store(root)
+        self.verbose = verbose
+        super().__init__((host, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def start(self) -> threading.Thread:
+        """Serve in a daemon thread (for tests and notebooks); stop with ``shutdown()``."""
+        thread = threading.Thread(target=self.serve_forever, name="prov4ml-ui", daemon=True)
+        thread.start()
+        return thread
+
+
+def serve(root: Any = ".", host: str = "127.0.0.1", port: int = DEFAULT_PORT, verbose: bool = False) -> UIServer:
+    """A :class:`UIServer` on ``host:port`` (0: a free port) serving in the background."""
+    server = UIServer(Path(root), host, port, verbose)
+    server.start()
+    return server
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m prov4ml.ui [DIR] [--port N] [--host H]``: serve until Ctrl-C; returns the exit status."""
+    p = _cli.parser("prov4ml ui", "A local web UI over recorded runs, with live plots of running ones.")
+    p.add_argument("dir", nargs="?", default="prov", help="the provenance_save_dir of the runs (default: prov)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the port (default {DEFAULT_PORT}; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--verbose", action="store_true", help="log every request")
+    args = p.parse_args(argv)
+    try:
+        server = UIServer(Path(args.dir), args.host, args.port, args.verbose)
+    except InvalidValueError as exc:
+        print(f"prov4ml ui: {exc}", file=sys.stderr)
+        return _cli.EXIT_INPUT
+    except OSError as exc:
+        print(f"prov4ml ui: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+              "choose another port with --port", file=sys.stderr)
+        return _cli.EXIT_INPUT
+    print(f"prov4ml ui: serving {server.store.root} at {server.url} (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return _cli.EXIT_OK
