@@ -85,7 +85,7 @@ def _status(status: str, sid: str = "") -> str:
 def page(title: str, body: str, store: Store) -> str:
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)} · prov4ml</title>"
+        f'<title>{html.escape(title)} · prov4ml</title><link rel="icon" href="data:,">'
         '<link rel="stylesheet" href="/static/ui.css"><script src="/static/ui.js" defer></script></head><body>'
         f'<header><a href="/">prov4ml</a><span class="dir">{html.escape(str(store.root))}</span></header>'
         f"<main>{body}</main></body></html>\n"

@@ -39,6 +39,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .. import _cli
+from .._optional import require
 from ..exceptions import InvalidValueError, MissingDependencyError, Prov4MLError
 from . import pages
 from .graph import PER_KIND, render_svg
@@ -231,6 +232,7 @@ class UIServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, root: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, verbose: bool = False) -> None:
+        require("pandas", "analysis", "prov4ml ui")  # the runs are read with prov4ml.analysis
         self.store = Store(root)
         self.verbose = verbose
         super().__init__((host, port), _Handler)
@@ -267,6 +269,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except InvalidValueError as exc:
         print(f"prov4ml ui: {exc}", file=sys.stderr)
         return _cli.EXIT_INPUT
+    except MissingDependencyError as exc:
+        print(f"prov4ml ui: {exc}", file=sys.stderr)
+        return _cli.EXIT_DEPENDENCY
     except OSError as exc:
         print(f"prov4ml ui: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
               "choose another port with --port", file=sys.stderr)

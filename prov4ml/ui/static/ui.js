@@ -129,7 +129,7 @@
 
     renderLegend(all) {
       this.legend.textContent = "";
-      if (all.length < 2) return;
+      if (all.length < 2 && !all.some(s => s.lo)) return;
       for (const s of all) {
         const item = document.createElement("span");
         const sw = document.createElement("i");
