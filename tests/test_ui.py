@@ -348,7 +348,8 @@ def test_browser_follows_a_running_run(browser, live, save_dir, ui, tmp_path):
     n = live.stop()
     d.refresh()
     _js_wait(d, f"const s = {plot}; return s && Number(s.dataset.points) === {n}", what="every point of the run")
-    assert d.execute_script("return document.getElementById('plots').dataset.live") == "0"  # ended: no more polling
+    _js_wait(d, "return document.getElementById('plots').dataset.live === '0'", what="the polling to stop at the end")
+    assert d.execute_script(f"return Number({plot}.dataset.points)") == n
 
 
 def test_browser_overlays_runs_and_sweeps_on_the_experiment_page(browser, start, ui):
