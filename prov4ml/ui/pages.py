@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import quote
 
-from .store import RunEntry, Store, duration_s, environment, last_values, status_label, sweep_groups
+from .. import analysis
+from ..exceptions import Prov4MLError
+from .store import RunHead, Store, duration_s, environment, native, sweep_groups
 
 __all__ = ["runs_list", "experiments_fragment", "run_page", "experiment_page", "graph_page", "error_page",
            "MAX_PARAM_COLUMNS", "MAX_METRIC_COLUMNS"]
@@ -97,18 +99,18 @@ def error_page(store: Store, message: str) -> str:
 
 
 # ------------------------------------------------------------------ the runs list
-def _experiment_title(key: str, runs: Sequence[RunEntry]) -> str:
-    named = next((r.data.experiment for r in runs if r.data is not None and r.data.experiment), None)
+def _experiment_title(key: str, runs: Sequence[RunHead]) -> str:
+    named = next((r.experiment_name for r in runs if r.experiment_name), None)
     return str(named or (key if key != "." else "experiment"))
 
 
-def _param_columns(runs: Sequence[RunEntry], limit: Optional[int]) -> List[str]:
+def _param_columns(runs: Sequence[RunHead], limit: Optional[int]) -> List[str]:
     """Parameters that differ between the runs first (they tell the runs apart), then the others."""
     seen: Dict[str, set] = {}
     for r in runs:
-        for k, v in (r.data.params if r.data is not None else {}).items():
+        for k, v in r.params.items():
             seen.setdefault(k, set()).add(json.dumps(v, default=str, sort_keys=True))
-    varying = [k for k, vals in seen.items() if len(vals) > 1 or any(k not in r.data.params for r in runs if r.data)]
+    varying = [k for k, vals in seen.items() if len(vals) > 1 or any(k not in r.params for r in runs if r.readable)]
     ordered = sorted(varying, key=lambda k: (k.startswith("sweep."), k)) + sorted(k for k in seen if k not in varying)
     return ordered if limit is None else ordered[:limit]
 
@@ -118,30 +120,27 @@ def _metric_columns(lasts: Sequence[Dict[str, Any]], limit: Optional[int]) -> Li
     return names if limit is None else names[:limit]
 
 
-def runs_table(runs: Sequence[RunEntry], tid: str, params_limit: Optional[int] = MAX_PARAM_COLUMNS,
+def runs_table(runs: Sequence[RunHead], tid: str, params_limit: Optional[int] = MAX_PARAM_COLUMNS,
                metrics_limit: Optional[int] = MAX_METRIC_COLUMNS) -> str:
     """The sortable table of ``runs``: status, start, duration, ranks, key parameters, last metric values."""
-    lasts = [last_values(r.data) if r.data is not None else {} for r in runs]
-    pcols, mcols = _param_columns(runs, params_limit), _metric_columns(lasts, metrics_limit)
+    pcols, mcols = _param_columns(runs, params_limit), _metric_columns([r.last for r in runs], metrics_limit)
     rows = []
-    for run, last in zip(runs, lasts):
+    for run in runs:
         link = f'<a href="{href("run", run.key)}">{html.escape(run.run_dir.name)}</a>'
-        if run.data is None:
+        if not run.readable:
             rows.append([f"<td>{link}</td>", f"<td>{_status('unreadable')}</td>",
                          f'<td colspan="{3 + len(pcols) + len(mcols)}" class="error">{html.escape(run.error or "")}</td>'])
             continue
-        info = run.data.info
-        start = info.get("start_time")
-        dur = duration_s(info)
+        dur = duration_s(run)
         cells = [
-            f'<td data-sort="{run.data.run_id}">{link}</td>',
-            f'<td data-sort="{html.escape(run.status)}">{_status(run.status)}</td>',
-            _cell(start, start.timestamp() if start else ""),
+            f'<td data-sort="{html.escape(str(run.run_id))}">{link}</td>',
+            f'<td data-sort="{html.escape(run.label)}">{_status(run.label)}</td>',
+            _cell(run.start, run.start.timestamp() if run.start else ""),
             f'<td class="num" data-sort="{dur if dur is not None else ""}">{html.escape(duration(dur))}</td>',
-            _cell(len(run.data.ranks)),
+            _cell(len(run.ranks)),
         ]
-        cells += [_cell(run.data.params.get(k)) for k in pcols]
-        cells += [_cell(last.get(k)) for k in mcols]
+        cells += [_cell(run.params.get(k)) for k in pcols]
+        cells += [_cell(run.last.get(k)) for k in mcols]
         rows.append(cells)
     columns = ["run", "status", "start", "duration", "ranks"] + pcols + [f"{m} (last)" for m in mcols]
     return _table(columns, rows, "sortable runs", tid)
@@ -159,7 +158,7 @@ def experiments_fragment(store: Store) -> str:
         title = _experiment_title(key, runs)
         counts: Dict[str, int] = {}
         for r in runs:
-            counts[r.status] = counts.get(r.status, 0) + 1
+            counts[r.label] = counts.get(r.label, 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         parts.append(f'<section class="experiment" data-experiment="{html.escape(key)}">'
                      f'<h2><a href="{href("experiment", key)}">{html.escape(title)}</a> '
@@ -183,7 +182,7 @@ def _live(runs: Sequence[Tuple[str, str]], groups: Sequence[Dict[str, Any]] = ()
     return f'<div class="live" id="plots"{attrs}></div>'
 
 
-def _graph_box(entry: RunEntry, rank: int, per_kind: int, attributes: bool, tall: bool = False) -> str:
+def _graph_box(entry: RunHead, rank: int, per_kind: int, attributes: bool, tall: bool = False) -> str:
     src = f"/api/graph/{quote(entry.key)}?rank={rank}&per_kind={per_kind}&attributes={int(attributes)}"
     return ('<div class="zoom"><button data-zoom="in" title="zoom in">+</button>'
             '<button data-zoom="out" title="zoom out">−</button><button data-zoom="reset">fit</button>'
@@ -191,20 +190,24 @@ def _graph_box(entry: RunEntry, rank: int, per_kind: int, attributes: bool, tall
             f'<div class="graph{" tall" if tall else ""}" id="graph" data-src="{html.escape(src)}">loading the graph…</div>')
 
 
-def run_page(store: Store, entry: RunEntry) -> str:
-    if entry.data is None:
+def run_page(store: Store, entry: RunHead) -> str:
+    try:
+        run = store.full(entry) if entry.readable else None
+    except Prov4MLError as exc:  # half-copied or corrupt: say so on the page
+        entry.error = str(exc)
+        run = None
+    if run is None:
         return page(entry.key, f"<h1>{html.escape(entry.key)}</h1>{_status('unreadable')}"
                                f'<p class="error">{html.escape(entry.error or "")}</p>', store)
-    run, info = entry.data, entry.data.info
-    status = status_label(info)
+    info, status = run.info, entry.label
     title = f"{run.experiment or entry.run_dir.parent.name} · run {run.run_id}"
     exp_key = entry.experiment
     parts = [f'<h1>{html.escape(title)}</h1><p>{_status(status, "run-status")} '
              f'<a href="{href("experiment", exp_key)}">experiment</a> · '
              f'<a href="{href("graph", entry.key)}">provenance graph</a> · '
              f'<span class="muted">{html.escape(str(entry.run_dir))}</span></p>']
-    if info.get("needs_recovery") and status.startswith("killed"):
-        parts.append(f'<p class="warning">The process of rank(s) {", ".join(map(str, info["needs_recovery"]))} was '
+    if entry.needs_recovery and status.startswith("killed"):
+        parts.append(f'<p class="warning">The process of rank(s) {", ".join(map(str, entry.needs_recovery))} was '
                      "killed before end_run; what is shown is its last refresh. Complete it with "
                      f"<code>prov4ml recover {html.escape(str(entry.run_dir))}</code>.</p>")
     if info.get("error_type"):
@@ -213,11 +216,11 @@ def run_page(store: Store, entry: RunEntry) -> str:
     parts.append("<h2>Metrics</h2>" + _live([(entry.key, title)], reload_on_end=True))
     if len(run.summary):
         cols = ["name", "context", "rank", "count", "min", "max", "last", "mean", "first_step", "last_step", "unit"]
-        rows = [[_cell(_plain(v)) for v in row] for row in run.summary[cols].itertuples(index=False, name=None)]
+        rows = [[_cell(native(v)) for v in row] for row in run.summary[cols].itertuples(index=False, name=None)]
         parts.append(_table(cols, rows, "sortable", "summary"))
     else:
         parts.append('<p class="muted">no metric recorded yet</p>')
-    dur = duration_s(info)
+    dur = duration_s(entry)
     fields = [("status", status), ("start", info.get("start_time")), ("end", info.get("end_time")),
               ("duration", duration(dur)), ("ranks", info.get("ranks")), ("user", info.get("user")),
               ("host", info.get("host")), ("command", info.get("command"))]
@@ -225,28 +228,21 @@ def run_page(store: Store, entry: RunEntry) -> str:
     parts.append("<h2>Run</h2>" + _kv((k, v) for k, v in fields if v not in (None, "", [])))
     parts.append("<h2>Parameters</h2>" + (_kv((k, repr(v) if isinstance(v, float) else v) for k, v in run.params.items())
                                          if run.params else '<p class="muted">none recorded</p>'))
-    parts.append("<h2>Artifacts and model versions</h2>" + _artifacts(entry))
+    parts.append("<h2>Artifacts and model versions</h2>" + _artifacts(entry, run))
     env = environment(run)
     parts.append("<h2>Environment</h2>" + (_kv(env.items()) if env else '<p class="muted">not recorded</p>'))
     parts.append("<h2>Provenance graph</h2>" + _graph_box(entry, min(run.ranks), 10, True))
     return page(title, "".join(parts), store)
 
 
-def _plain(value: Any) -> Any:
-    if value is None or type(value).__name__ in ("NAType", "NaTType"):
-        return None
-    item = getattr(value, "item", None)
-    return item() if callable(item) and not isinstance(value, str) else value
-
-
-def _artifacts(entry: RunEntry) -> str:
-    frame = entry.data.artifacts
+def _artifacts(entry: RunHead, run: analysis.RunData) -> str:
+    frame = run.artifacts
     if not len(frame):
         return '<p class="muted">none recorded</p>'
     cols = ["kind", "name", "location", "model_name", "version", "step", "context", "size_bytes", "sha256"]
     rows = []
     for rec in frame[cols].itertuples(index=False, name=None):
-        rec = [_plain(v) for v in rec]
+        rec = [native(v) for v in rec]
         loc = rec[2]
         cells = [_cell(v) for v in rec]
         if isinstance(loc, str) and loc:
@@ -259,9 +255,9 @@ def _artifacts(entry: RunEntry) -> str:
 
 
 # ------------------------------------------------------------------ an experiment
-def experiment_page(store: Store, key: str, runs: Sequence[RunEntry]) -> str:
+def experiment_page(store: Store, key: str, runs: Sequence[RunHead]) -> str:
     title = _experiment_title(key, runs)
-    readable = [r for r in runs if r.data is not None]
+    readable = [r for r in runs if r.readable]
     groups = sweep_groups(readable)
     parts = [f"<h1>{html.escape(title)}</h1><p class=\"muted\">{len(runs)} runs · {html.escape(str(store.resolve(key)))}</p>",
              "<h2>Runs</h2>", runs_table(runs, "runs-0", params_limit=None, metrics_limit=None)]
@@ -269,10 +265,10 @@ def experiment_page(store: Store, key: str, runs: Sequence[RunEntry]) -> str:
     if pcols:
         rows = []
         for k in pcols:
-            values = [r.data.params.get(k) for r in readable]
+            values = [r.params.get(k) for r in readable]
             differ = len({json.dumps(v, default=str) for v in values}) > 1
             rows.append([f'<th{" class=diff" if differ else ""}>{html.escape(k)}</th>'] + [_cell(v) for v in values])
-        parts.append("<h2>Parameters</h2>" + _table(["parameter"] + [f"run {r.data.run_id}" for r in readable], rows, "", "params"))
+        parts.append("<h2>Parameters</h2>" + _table(["parameter"] + [f"run {r.run_id}" for r in readable], rows, "", "params"))
     labels = []
     if groups:
         metrics = sorted({m for g in groups for m in g["metrics"]})
@@ -294,19 +290,17 @@ def experiment_page(store: Store, key: str, runs: Sequence[RunEntry]) -> str:
     if groups:
         parts.append('<div class="modes"><button data-mode="run" class="on">one line per run</button>'
                      '<button data-mode="config">mean ± std per configuration</button></div>')
-    parts.append(_live([(r.key, f"run {r.data.run_id}") for r in readable], labels))
+    parts.append(_live([(r.key, f"run {r.run_id}") for r in readable], labels))
     return page(title, "".join(parts), store)
 
 
 # ------------------------------------------------------------------ the graph
-def graph_page(store: Store, entry: RunEntry, rank: int, per_kind: int, attributes: bool) -> str:
-    if entry.data is None:
-        return error_page(store, entry.error or "unreadable run")
-    title = f"{entry.data.experiment} · run {entry.data.run_id} · provenance"
+def graph_page(store: Store, entry: RunHead, rank: int, per_kind: int, attributes: bool) -> str:
+    title = f"{entry.experiment_name or entry.experiment} · run {entry.run_id} · provenance"
     ranks = " ".join(
         f'<a href="{href("graph", entry.key)}?rank={r}&amp;per_kind={per_kind}&amp;attributes={int(attributes)}">rank {r}</a>'
-        for r in entry.data.ranks
-    ) if len(entry.data.ranks) > 1 else ""
+        for r in entry.ranks
+    ) if len(entry.ranks) > 1 else ""
     base = f'{href("graph", entry.key)}?rank={rank}'
     links = (f'<a href="{base}&amp;per_kind={max(2, per_kind // 2)}&amp;attributes={int(attributes)}">fewer nodes</a> · '
              f'<a href="{base}&amp;per_kind={per_kind * 2}&amp;attributes={int(attributes)}">more nodes</a> · '

@@ -43,7 +43,7 @@ from .._optional import require
 from ..exceptions import InvalidValueError, MissingDependencyError, Prov4MLError
 from . import pages
 from .graph import PER_KIND, render_svg
-from .store import RunEntry, Store, duration_s, last_values, metric_files, status_label
+from .store import RunHead, Store, duration_s, metric_files
 from .tail import read_new
 
 __all__ = ["UIServer", "serve", "points", "runs_json", "main", "DEFAULT_PORT"]
@@ -63,8 +63,7 @@ def points(store: Store, key: str, offsets: Dict[str, Sequence[Any]]) -> Dict[st
     from the previous answer (empty at first). A CSV metric file is read from
     its offset only; a finished columnar file (Parquet) is sent whole, once.
     """
-    entry = store.run(key)
-    status = entry.status
+    entry = store.head(key)
     out: List[Dict[str, Any]] = []
     for series in metric_files(entry.run_dir):
         location = series["location"]
@@ -75,18 +74,16 @@ def points(store: Store, key: str, offsets: Dict[str, Sequence[Any]]) -> Dict[st
             chunk = read_new(entry.run_dir / location, offset)
             steps, values, new_offset, reset = chunk.step, chunk.value, chunk.offset, chunk.reset or moved
         elif moved or seen_location is None:
-            steps, values = _whole_series(entry, series)
+            steps, values = _whole_series(store, entry, series)
             new_offset, reset = -1, moved
         else:
             continue  # a columnar file already sent
         out.append({**series, "offset": new_offset, "reset": reset, "step": steps, "value": [_finite(v) for v in values]})
-    return {"run": entry.key, "status": status, "series": out}
+    return {"run": entry.key, "status": entry.label, "series": out}
 
 
-def _whole_series(entry: RunEntry, series: Dict[str, Any]) -> Tuple[List[Any], List[Any]]:
-    if entry.data is None:
-        return [], []
-    m = entry.data.metrics
+def _whole_series(store: Store, entry: RunHead, series: Dict[str, Any]) -> Tuple[List[Any], List[Any]]:
+    m = store.full(entry).metrics
     sel = m[(m["name"] == series["name"]) & (m["context"] == series["context"]) & (m["rank"] == series["rank"])]
     return [int(s) for s in sel["step"]], [float(v) for v in sel["value"]]
 
@@ -95,16 +92,13 @@ def runs_json(store: Store) -> List[Dict[str, Any]]:
     """One dict per run: key, experiment, run id, status, start, duration, ranks, params, last values."""
     out = []
     for run in store.runs():
-        row: Dict[str, Any] = {"key": run.key, "experiment": run.experiment, "status": run.status}
-        if run.data is None:
+        row: Dict[str, Any] = {"key": run.key, "experiment": run.experiment, "status": run.label}
+        if not run.readable:
             row["error"] = run.error
         else:
-            info = run.data.info
-            start = info.get("start_time")
-            row.update(run_id=run.data.run_id, start=start.isoformat() if start else None,
-                       duration_s=duration_s(info), ranks=run.data.ranks, params=run.data.params,
-                       last={k: _finite(v) for k, v in last_values(run.data).items()},
-                       needs_recovery=info.get("needs_recovery") or [])
+            row.update(run_id=run.run_id, start=run.start.isoformat() if run.start else None,
+                       duration_s=duration_s(run), ranks=run.ranks, params=run.params,
+                       last={k: _finite(v) for k, v in run.last.items()}, needs_recovery=run.needs_recovery)
         out.append(row)
     return out
 
@@ -158,14 +152,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, text, "text/html")
 
     def run_page(self, store: Store, key: str, _query: Dict[str, str]) -> None:
-        self._send(HTTPStatus.OK, pages.run_page(store, store.run(key)), "text/html")
+        self._send(HTTPStatus.OK, pages.run_page(store, store.head(key)), "text/html")
 
     def experiment_page(self, store: Store, key: str, _query: Dict[str, str]) -> None:
         self._send(HTTPStatus.OK, pages.experiment_page(store, key, store.experiment(key)), "text/html")
 
     def graph_page(self, store: Store, key: str, query: Dict[str, str]) -> None:
         rank, per_kind, attributes = _graph_options(query)
-        self._send(HTTPStatus.OK, pages.graph_page(store, store.run(key), rank, per_kind, attributes), "text/html")
+        self._send(HTTPStatus.OK, pages.graph_page(store, store.head(key), rank, per_kind, attributes), "text/html")
 
     def api_runs(self, store: Store, _rest: str, _query: Dict[str, str]) -> None:
         self._json(runs_json(store))
@@ -180,15 +174,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(points(store, key, offsets))
 
     def api_graph(self, store: Store, key: str, query: Dict[str, str]) -> None:
-        entry = store.run(key)
+        entry = store.head(key)
         rank, per_kind, attributes = _graph_options(query)
-        files = entry.data.prov_files if entry.data is not None else {}
-        if rank not in files:
-            raise InvalidValueError(f"run {key!r} has no rank {rank}; ranks: {', '.join(map(str, files)) or 'none'}")
-        self._send(HTTPStatus.OK, render_svg(files[rank], per_kind, attributes), "image/svg+xml")
+        if rank not in entry.ranks:
+            raise InvalidValueError(f"run {key!r} has no rank {rank}; ranks: {', '.join(map(str, entry.ranks)) or 'none'}")
+        svg = render_svg(entry.run_dir / f"prov_rank{rank}.json", per_kind, attributes)
+        self._send(HTTPStatus.OK, svg, "image/svg+xml")
 
     def files(self, store: Store, key: str, query: Dict[str, str]) -> None:
-        run_dir = store.run(key).run_dir
+        run_dir = store.head(key).run_dir
         target = (run_dir / query.get("path", "")).resolve()
         if run_dir not in target.parents or not target.is_file():
             raise InvalidValueError(f"no file {query.get('path')!r} in run {key!r}")
