@@ -325,6 +325,9 @@ def test_browser_follows_a_running_run(browser, live, save_dir, ui, tmp_path):
     assert later > first
     assert d.execute_script(f"return {plot}.querySelectorAll('path.line').length") == 1
     assert d.execute_script("return document.getElementById('run-status').textContent") == "running"
+    count = "return Number([...document.querySelectorAll('#summary tbody tr')].find(r => r.cells[0].textContent === 'loss').cells[3].textContent)"
+    seen = _js_wait(d, count, what="the summary table")
+    _js_wait(d, count + f" > {seen}", what="the summary table to follow the run")
     shot = Image.open(io.BytesIO(d.get_screenshot_as_png())).convert("RGB")
     colours = shot.getcolors(maxcolors=1 << 20)
     assert len(colours) > 50, "the screenshot has almost no colours: the page did not render"
@@ -365,9 +368,23 @@ def test_browser_overlays_runs_and_sweeps_on_the_experiment_page(browser, start,
     assert d.execute_script(f"return {plot}.querySelectorAll('path.line').length") == 3
     d.find_element(By.CSS_SELECTOR, "button[data-mode=config]").click()
     assert d.execute_script(f"return {plot}.dataset.series") == "1"  # only lr=0.1 has repetitions
-    assert d.execute_script(f"return {plot}.querySelectorAll('path.band').length") == 1
+    assert d.execute_script(f"return {plot}.querySelectorAll('polygon.band').length") == 1
     assert d.find_element(By.CSS_SELECTOR, "#plot-loss__training_ .legend").text == "lr=0.1 (mean ± std, n=2)"
     headers = [th.text for th in d.find_elements(By.CSS_SELECTOR, "#runs-0 thead th")]
+    assert "seed" in headers and "lr" in headers
     d.find_elements(By.CSS_SELECTOR, "#runs-0 thead th")[headers.index("loss/training (last)")].click()
     firsts = [r.find_elements(By.TAG_NAME, "td")[0].text for r in d.find_elements(By.CSS_SELECTOR, "#runs-0 tbody tr")]
     assert firsts == ["run_1", "run_0", "run_2"]  # sorted by the last loss: 0.3, 0.5, 0.9
+
+
+def test_browser_plots_by_point_order_when_points_share_a_step(browser, start, ui):
+    start("exp")
+    for i in range(12):  # every batch logged with step=epoch
+        prov4ml.log_metric("loss", 1.0 / (i + 1), prov4ml.Context.TRAINING, step=i // 4)
+    prov4ml.end_run()
+    browser.get(ui.url + "run/exp/run_0")
+    plot = "document.querySelector('#plot-loss__training_ svg')"
+    _js_wait(browser, f"const s = {plot}; return s && s.dataset.points === '12'", what="the plot")
+    assert browser.execute_script(f"return {plot}.dataset.x") == "order"
+    assert browser.find_element("css selector", "#plot-loss__training_ .note").text == \
+        "x: point order (several points share a step)"

@@ -10,9 +10,9 @@ from urllib.parse import quote
 
 from .. import analysis
 from ..exceptions import Prov4MLError
-from .store import RunHead, Store, duration_s, environment, native, sweep_groups
+from .store import SERIES_FIELDS, RunHead, Store, duration_s, environment, native, sweep_groups
 
-__all__ = ["runs_list", "experiments_fragment", "run_page", "experiment_page", "graph_page", "error_page",
+__all__ = ["runs_list", "experiments_fragment", "run_page", "summary_table", "experiment_page", "graph_page", "error_page",
            "MAX_PARAM_COLUMNS", "MAX_METRIC_COLUMNS"]
 
 MAX_PARAM_COLUMNS = 6  # in the runs list; the experiment page shows them all
@@ -29,7 +29,7 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         return format(value, ".6g")
     if isinstance(value, datetime):
-        return value.astimezone().isoformat(sep=" ", timespec="seconds")
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")  # this machine's time, as the browser shows
     if isinstance(value, (list, tuple)):
         return ", ".join(fmt(v) for v in value)
     if isinstance(value, dict):
@@ -105,11 +105,16 @@ def _experiment_title(key: str, runs: Sequence[RunHead]) -> str:
 
 
 def _param_columns(runs: Sequence[RunHead], limit: Optional[int]) -> List[str]:
-    """Parameters that differ between the runs first (they tell the runs apart), then the others."""
+    """Parameters that differ between the runs first (they tell the runs apart), then the others.
+
+    With a ``limit`` (the runs list), a sweep's bookkeeping is left to the experiment
+    page but for ``sweep.repetition``, which tells repetitions apart.
+    """
     seen: Dict[str, set] = {}
     for r in runs:
         for k, v in r.params.items():
-            seen.setdefault(k, set()).add(json.dumps(v, default=str, sort_keys=True))
+            if limit is None or not k.startswith("sweep.") or k == "sweep.repetition":
+                seen.setdefault(k, set()).add(json.dumps(v, default=str, sort_keys=True))
     varying = [k for k, vals in seen.items() if len(vals) > 1 or any(k not in r.params for r in runs if r.readable)]
     ordered = sorted(varying, key=lambda k: (k.startswith("sweep."), k)) + sorted(k for k in seen if k not in varying)
     return ordered if limit is None else ordered[:limit]
@@ -143,7 +148,7 @@ def runs_table(runs: Sequence[RunHead], tid: str, params_limit: Optional[int] = 
         cells += [_cell(run.last.get(k)) for k in mcols]
         rows.append(cells)
     columns = ["run", "status", "start", "duration", "ranks"] + pcols + [f"{m} (last)" for m in mcols]
-    return _table(columns, rows, "sortable runs", tid)
+    return f'<div class="scroll">{_table(columns, rows, "sortable runs", tid)}</div>'
 
 
 def experiments_fragment(store: Store) -> str:
@@ -168,7 +173,7 @@ def experiments_fragment(store: Store) -> str:
 
 
 def runs_list(store: Store) -> str:
-    return page("runs", f'<h1>Experiments and runs</h1><div id="experiments">{experiments_fragment(store)}</div>', store)
+    return page("runs", f'<h1>Experiments and runs</h1><div id="experiments" data-src="/?fragment=1">{experiments_fragment(store)}</div>', store)
 
 
 # ------------------------------------------------------------------ a run
@@ -213,13 +218,8 @@ def run_page(store: Store, entry: RunHead) -> str:
     if info.get("error_type"):
         parts.append(f'<p class="error"><b>{html.escape(str(info["error_type"]))}</b>: '
                      f'{html.escape(str(info.get("error_message") or ""))}</p>')
-    parts.append("<h2>Metrics</h2>" + _live([(entry.key, title)], reload_on_end=True))
-    if len(run.summary):
-        cols = ["name", "context", "rank", "count", "min", "max", "last", "mean", "first_step", "last_step", "unit"]
-        rows = [[_cell(native(v)) for v in row] for row in run.summary[cols].itertuples(index=False, name=None)]
-        parts.append(_table(cols, rows, "sortable", "summary"))
-    else:
-        parts.append('<p class="muted">no metric recorded yet</p>')
+    parts.append("<h2>Metrics</h2>" + _live([(entry.key, title)], reload_on_end=True)
+                 + f'<div id="summary" data-src="{href("run", entry.key)}?fragment=summary">{summary_table(entry)}</div>')
     dur = duration_s(entry)
     fields = [("status", status), ("start", info.get("start_time")), ("end", info.get("end_time")),
               ("duration", duration(dur)), ("ranks", info.get("ranks")), ("user", info.get("user")),
@@ -229,10 +229,17 @@ def run_page(store: Store, entry: RunHead) -> str:
     parts.append("<h2>Parameters</h2>" + (_kv((k, repr(v) if isinstance(v, float) else v) for k, v in run.params.items())
                                          if run.params else '<p class="muted">none recorded</p>'))
     parts.append("<h2>Artifacts and model versions</h2>" + _artifacts(entry, run))
-    env = environment(run)
+    env = environment(entry)
     parts.append("<h2>Environment</h2>" + (_kv(env.items()) if env else '<p class="muted">not recorded</p>'))
     parts.append("<h2>Provenance graph</h2>" + _graph_box(entry, min(run.ranks), 10, True))
     return page(title, "".join(parts), store)
+
+
+def summary_table(entry: RunHead) -> str:
+    """Each series' summary as its document says (the run page re-reads it while the run goes on)."""
+    if not entry.series:
+        return '<p class="muted">no metric recorded yet</p>'
+    return _table(SERIES_FIELDS, ([_cell(row[f]) for f in SERIES_FIELDS] for row in entry.series), "sortable")
 
 
 def _artifacts(entry: RunHead, run: analysis.RunData) -> str:

@@ -151,8 +151,10 @@ class _Handler(BaseHTTPRequestHandler):
         text = pages.experiments_fragment(store) if query.get("fragment") else pages.runs_list(store)
         self._send(HTTPStatus.OK, text, "text/html")
 
-    def run_page(self, store: Store, key: str, _query: Dict[str, str]) -> None:
-        self._send(HTTPStatus.OK, pages.run_page(store, store.head(key)), "text/html")
+    def run_page(self, store: Store, key: str, query: Dict[str, str]) -> None:
+        head = store.head(key)
+        text = pages.summary_table(head) if query.get("fragment") == "summary" else pages.run_page(store, head)
+        self._send(HTTPStatus.OK, text, "text/html")
 
     def experiment_page(self, store: Store, key: str, _query: Dict[str, str]) -> None:
         self._send(HTTPStatus.OK, pages.experiment_page(store, key, store.experiment(key)), "text/html")

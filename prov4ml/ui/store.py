@@ -27,7 +27,7 @@ from ..exceptions import InvalidValueError, Prov4MLError
 from ..recovery import needs_recovery
 
 __all__ = ["Store", "RunHead", "configuration", "sweep_groups", "metric_files", "environment", "duration_s",
-           "native", "SWEEP_EXCLUDED", "STATUS_ORDER"]
+           "native", "SWEEP_EXCLUDED", "STATUS_ORDER", "SERIES_FIELDS"]
 
 _DOC = re.compile(r"^prov_rank(\d+)\.json$")
 _RUN_DIR = re.compile(r"^run_(\d+)$")
@@ -36,6 +36,7 @@ _REPEAT = re.compile(r"^(.*)#(\d+)$")  # a parameter logged again with another v
 SWEEP_EXCLUDED = ("sweep.", "seed")
 # The status of a run of several ranks is its ranks' most severe.
 STATUS_ORDER = ("finished", "running", "interrupted", "terminated", "killed", "failed")
+SERIES_FIELDS = ("name", "context", "rank", "count", "min", "max", "last", "mean", "first_step", "last_step", "unit")
 _ENVIRONMENT_TYPES = {"provml:Environment", "prov:Plan"}
 _LITERALS: Dict[str, Callable[[str], Any]] = {
     "xsd:double": float, "xsd:float": float, "xsd:decimal": float,  # float() reads prov's INF, -INF and NaN
@@ -113,7 +114,8 @@ class RunHead:
     """What the runs list and the experiment page show of a run, read from its documents alone.
 
     ``key`` is the run directory relative to the UI's root (the URLs give it);
-    ``last`` maps ``"name/context"`` to the last value of its lowest rank.
+    ``series`` holds each series' summary (``SERIES_FIELDS``) per rank, as the
+    documents say; ``last`` maps ``"name/context"`` to the last value of its lowest rank.
     ``error`` says why the run could not be read (shown, never raised).
     """
 
@@ -127,6 +129,7 @@ class RunHead:
     end: Optional[datetime] = None
     ranks: List[int] = field(default_factory=list)
     params: Dict[str, Any] = field(default_factory=dict)
+    series: List[Dict[str, Any]] = field(default_factory=list)
     last: Dict[str, Any] = field(default_factory=dict)
     needs_recovery: List[int] = field(default_factory=list)
     error: Optional[str] = None
@@ -164,13 +167,17 @@ def _read_head(head: RunHead, docs: Dict[int, Path]) -> RunHead:
                 if n >= repeats.get(key, (0, None))[0]:
                     repeats[key] = (n, attrs.get("prov:value"))
             elif "provml:Metric" in types:
-                head.last.setdefault(f"{attrs.get('provml:name')}/{attrs.get('provml:context')}", attrs.get("provml:last"))
+                row = {f: attrs.get(f"provml:{f}") for f in SERIES_FIELDS}
+                row["rank"] = rank
+                head.series.append(row)
+                head.last.setdefault(f"{row['name']}/{row['context']}", row["last"])
         for key, (_n, value) in repeats.items():
             head.params.setdefault(key, value)
     if head.run_id is None:
         m = _RUN_DIR.match(head.run_dir.name)
         head.run_id = int(m.group(1)) if m else head.run_dir.name
     head.ranks = list(docs)
+    head.series.sort(key=lambda r: (str(r["name"]), str(r["context"]), r["rank"]))
     head.status = max(statuses, key=lambda s: STATUS_ORDER.index(s) if s in STATUS_ORDER else 1)
     dated = [s for s in starts if isinstance(s, datetime)]
     head.start = min(dated) if dated else None
@@ -242,10 +249,10 @@ def metric_files(run_dir: Path) -> List[Dict[str, Any]]:
     return out
 
 
-def environment(run: analysis.RunData) -> Dict[str, Any]:
+def environment(head: RunHead) -> Dict[str, Any]:
     """The environment and source-code attributes (git, host, Python...) of the run's lowest rank."""
     try:
-        doc = _load(run.prov_files[min(run.prov_files)])
+        doc = _load(head.run_dir / f"prov_rank{min(head.ranks)}.json")
     except (OSError, ValueError):
         return {}
     out: Dict[str, Any] = {}

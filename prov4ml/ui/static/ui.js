@@ -112,9 +112,10 @@
         .textContent = byOrder ? "point" : "step";
       for (const s of all) {
         if (s.lo && s.hi) {
-          const up = pathOf(s.px, s.hi, sx, sy), down = [];
-          for (let i = s.px.length - 1; i >= 0; i--) if (s.lo[i] !== null) down.push(sx(s.px[i]).toFixed(1) + "," + sy(s.lo[i]).toFixed(1));
-          if (up && down.length) svgEl("path", { d: up + "L" + down.join("L") + "Z", fill: s.color, class: "band" }, this.svg);
+          const edge = [];
+          for (let i = 0; i < s.px.length; i++) if (s.hi[i] !== null) edge.push(sx(s.px[i]).toFixed(1) + "," + sy(s.hi[i]).toFixed(1));
+          for (let i = s.px.length - 1; i >= 0; i--) if (s.lo[i] !== null) edge.push(sx(s.px[i]).toFixed(1) + "," + sy(s.lo[i]).toFixed(1));
+          if (edge.length > 2) svgEl("polygon", { points: edge.join(" "), fill: s.color, class: "band" }, this.svg);
         }
         const d = pathOf(s.px, s.y, sx, sy);
         if (d) svgEl("path", { d: d, stroke: s.color, class: "line" }, this.svg);
@@ -187,6 +188,7 @@
       }
       const running = [...this.state.values()].some(s => s.status === "running" || s.status === null);
       this.box.dataset.live = running ? "1" : "0";
+      if (running && this.polls % 3 === 0) refreshFragment(document.getElementById("summary"));
       if (running) setTimeout(() => this.loop(), POLL_MS);
     }
 
@@ -314,15 +316,16 @@
     }));
   }
 
-  // The runs list re-reads itself every few seconds while one of its runs is running.
+  // Server-rendered parts of a page (the runs list, a run's summaries) are read again while a run goes on.
+  async function refreshFragment(box) {
+    if (!box || !box.dataset.src) return;
+    const res = await fetch(box.dataset.src, { cache: "no-store" });
+    if (res.ok) { box.innerHTML = await res.text(); box.querySelectorAll("table.sortable").forEach(sortable); }
+  }
+
   function refreshList(box) {
     if (!box.querySelector('[data-status="running"]')) return;
-    setTimeout(async () => {
-      try {
-        const res = await fetch("/?fragment=1", { cache: "no-store" });
-        if (res.ok) { box.innerHTML = await res.text(); box.querySelectorAll("table.sortable").forEach(sortable); }
-      } finally { refreshList(box); }
-    }, 3000);
+    setTimeout(() => refreshFragment(box).finally(() => refreshList(box)), 3000);
   }
 
   function init() {
