@@ -57,8 +57,9 @@ prov4ml.end_run()
 def train(config, seed):
     """A stand-in for a training loop: a noisy exponential decay whose speed is the learning rate."""
     rng = random.Random(seed)
+    rate = config["lr"] * (1 + 0.25 * rng.gauss(0, 1))  # repetitions differ: the bands show by how much
     for step in range(80):
-        loss = 2.3 * math.exp(-config["lr"] * step) + 0.1 + rng.gauss(0, 0.04)
+        loss = 2.3 * math.exp(-rate * step) + 0.1 + rng.gauss(0, 0.04)
         prov4ml.log_metric("loss", loss, prov4ml.Context.TRAINING, step=step)
         if step % 10 == 0:
             prov4ml.log_metric("accuracy", 1 - loss / 2.5, prov4ml.Context.VALIDATION, step=step)
@@ -71,7 +72,7 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900",
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1100",
                 "--hide-scrollbars"):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "chromedriver"), options=options)
@@ -149,7 +150,7 @@ def main() -> None:
             driver.get(server.url + "experiment/demo")
             wait(driver, "const s = document.querySelector('#plots svg'); return s && s.dataset.series === '7'")
             driver.find_element("css selector", "button[data-mode=config]").click()
-            driver.execute_script("document.getElementById('plots').scrollIntoView()")
+            driver.execute_script("document.getElementById('sweep').scrollIntoView()")
             driver.save_screenshot(str(out / "ui-experiment.png"))
             driver.get(server.url + "graph/demo/run_0")
             wait(driver, "const g = document.getElementById('graph'); return g && Number(g.dataset.nodes) > 0")

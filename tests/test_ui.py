@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import prov4ml
+import prov4ml.ui
 from prov4ml.ui import serve
 from prov4ml.ui.tail import read_new
 
@@ -183,6 +184,24 @@ def test_points_of_a_running_run_arrive_incrementally_and_add_up_to_the_run(live
     assert got["acc/validation/0"] == [(i, i / 100) for i in range(0, n, 10)]
 
 
+def test_a_parquet_run_is_followed_then_sent_whole_once_converted(start, ui):
+    pytest.importorskip("pyarrow")
+    start("pq", metrics_file_type="parquet", save_after_n_logs=5, flush_interval=0.2, prov_flush_interval=0.2)
+    for i in range(30):
+        prov4ml.log_metric("loss", i * 0.5, prov4ml.Context.TRAINING, step=i)
+    body = _wait(lambda: (lambda b: b if b["series"] and len(b["series"][0]["step"]) == 30 else None)(
+        _points(ui, "pq/run_0")), what="the side file to hold every point")
+    (live_series,) = body["series"]
+    assert live_series["location"] == "metrics/loss_training_rank0.parquet.csv" and body["status"] == "running"
+    offsets = {live_series["key"]: [live_series["location"], live_series["offset"]]}
+    prov4ml.end_run()
+    (done,) = _points(ui, "pq/run_0", offsets)["series"]
+    assert done["location"] == "metrics/loss_training_rank0.parquet" and done["reset"] and done["offset"] == -1
+    assert list(zip(done["step"], done["value"])) == [(i, i * 0.5) for i in range(30)]
+    (again,) = _points(ui, "pq/run_0", {done["key"]: [done["location"], -1]})["series"] or [None]
+    assert again is None  # sent once
+
+
 def test_runs_json_and_pages_of_finished_runs(start, save_dir, ui, tmp_path):
     art = tmp_path / "weights.txt"
     art.write_text("hello")
@@ -263,6 +282,7 @@ def test_module_command_serves_and_reports_a_bad_directory(tmp_path, start, save
     bad = subprocess.run([sys.executable, "-m", "prov4ml.ui", str(tmp_path / "missing")], capture_output=True,
                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert bad.returncode == 1 and "no such directory" in bad.stderr and "Traceback" not in bad.stderr
+    assert prov4ml.ui.main([str(tmp_path / "missing")]) == 1
     proc = subprocess.Popen([sys.executable, "-m", "prov4ml.ui", str(save_dir), "--port", "0"], stdout=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
@@ -270,6 +290,10 @@ def test_module_command_serves_and_reports_a_bad_directory(tmp_path, start, save
         url = line.split(" at ")[1].split()[0]
         assert url.startswith("http://127.0.0.1:")
         assert [r["key"] for r in _get(url + "api/runs")] == ["exp/run_0"]
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        taken = subprocess.run([sys.executable, "-m", "prov4ml.ui", str(save_dir), "--port", port], capture_output=True,
+                               text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+        assert taken.returncode == 1 and "choose another port with --port" in taken.stderr
     finally:
         proc.terminate()
         proc.wait(30)
