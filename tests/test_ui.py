@@ -184,6 +184,34 @@ def test_points_of_a_running_run_arrive_incrementally_and_add_up_to_the_run(live
     assert got["acc/validation/0"] == [(i, i / 100) for i in range(0, n, 10)]
 
 
+def test_a_long_history_comes_in_answers_of_a_bounded_size(start, ui):
+    losses = [1.0 / (i + 1) for i in range(500)]
+    _finished_run(start, losses=losses)
+    got, offsets, answers = [], {}, 0
+    while True:
+        body = prov4ml.ui.server.points(ui.store, "exp/run_0", offsets, limit=1000)
+        (series,) = body["series"]
+        assert len(json.dumps(series["value"])) < 1000
+        got += zip(series["step"], series["value"])
+        offsets[series["key"]] = [series["location"], series["offset"]]
+        answers += 1
+        if not series["more"]:
+            break
+    assert got == list(enumerate(losses)) and answers > 10
+    assert prov4ml.ui.server.points(ui.store, "exp/run_0", offsets)["series"][0]["step"] == []
+
+
+def test_ranks_are_series_of_their_own(start, save_dir, ui):
+    for rank in (0, 1):
+        start("exp", rank=rank, run_id=0, collect_all_processes=True)
+        prov4ml.log_metric("loss", float(rank), prov4ml.Context.TRAINING, step=0)
+        prov4ml.end_run()
+    body = _points(ui, "exp/run_0")
+    assert sorted((s["key"], s["value"]) for s in body["series"]) == [("loss/training/0", [0.0]), ("loss/training/1", [1.0])]
+    (row,) = _get(ui.url + "api/runs")
+    assert row["ranks"] == [0, 1] and row["last"] == {"loss/training": 0.0}  # the lowest rank's
+
+
 def test_a_parquet_run_is_followed_then_sent_whole_once_converted(start, ui):
     pytest.importorskip("pyarrow")
     start("pq", metrics_file_type="parquet", save_after_n_logs=5, flush_interval=0.2, prov_flush_interval=0.2)
@@ -349,9 +377,10 @@ def test_browser_follows_a_running_run(browser, live, save_dir, ui, tmp_path):
     assert later > first
     assert d.execute_script(f"return {plot}.querySelectorAll('path.line').length") == 1
     assert d.execute_script("return document.getElementById('run-status').textContent") == "running"
-    count = "return Number([...document.querySelectorAll('#summary tbody tr')].find(r => r.cells[0].textContent === 'loss').cells[3].textContent)"
-    seen = _js_wait(d, count, what="the summary table")
-    _js_wait(d, count + f" > {seen}", what="the summary table to follow the run")
+    # the summary table follows the points the plot holds: count and last step (steps 0, 1, ...) are theirs
+    same = (f"const n = Number({plot}.dataset.points), row = document.querySelector('#summary tr[data-key=\"loss/training/0\"]');"
+            " return row && Number(row.cells[3].textContent) === n && Number(row.cells[9].textContent) === n - 1 && n")
+    assert _js_wait(d, same, what="the summary to match the plot") >= later
     shot = Image.open(io.BytesIO(d.get_screenshot_as_png())).convert("RGB")
     colours = shot.getcolors(maxcolors=1 << 20)
     assert len(colours) > 50, "the screenshot has almost no colours: the page did not render"
@@ -401,7 +430,8 @@ def test_browser_overlays_runs_and_sweeps_on_the_experiment_page(browser, start,
     assert firsts == ["run_1", "run_0", "run_2"]  # sorted by the last loss: 0.3, 0.5, 0.9
 
 
-def test_browser_plots_by_point_order_when_points_share_a_step(browser, start, ui):
+def test_browser_plots_by_point_order_when_points_share_a_step(browser, start, ui, monkeypatch):
+    monkeypatch.setattr(prov4ml.ui.server, "MAX_BYTES", 64)  # the points come in several answers
     start("exp")
     for i in range(12):  # every batch logged with step=epoch
         prov4ml.log_metric("loss", 1.0 / (i + 1), prov4ml.Context.TRAINING, step=i // 4)

@@ -12,7 +12,7 @@ from .. import analysis
 from ..exceptions import Prov4MLError
 from .store import SERIES_FIELDS, RunHead, Store, duration_s, environment, native, sweep_groups
 
-__all__ = ["runs_list", "experiments_fragment", "run_page", "summary_table", "experiment_page", "graph_page", "error_page",
+__all__ = ["runs_list", "experiments_fragment", "run_page", "experiment_page", "graph_page", "error_page",
            "MAX_PARAM_COLUMNS", "MAX_METRIC_COLUMNS"]
 
 MAX_PARAM_COLUMNS = 6  # in the runs list; the experiment page shows them all
@@ -177,13 +177,14 @@ def runs_list(store: Store) -> str:
 
 
 # ------------------------------------------------------------------ a run
-def _live(runs: Sequence[Tuple[str, str]], groups: Sequence[Dict[str, Any]] = (), reload_on_end: bool = False) -> str:
+def _live(runs: Sequence[Tuple[str, str]], groups: Sequence[Dict[str, Any]] = (), run_page: bool = False) -> str:
+    """The box ui.js fills with live plots; on a run's page it also keeps the summary table fresh."""
     data = html.escape(json.dumps([{"key": k, "label": label} for k, label in runs]))
     attrs = f' data-runs="{data}"'
     if groups:
         attrs += f' data-groups="{html.escape(json.dumps(groups))}"'
-    if reload_on_end:
-        attrs += ' data-reload-on-end="1"'
+    if run_page:
+        attrs += ' data-reload-on-end="1" data-summary="#summary table"'
     return f'<div class="live" id="plots"{attrs}></div>'
 
 
@@ -218,8 +219,8 @@ def run_page(store: Store, entry: RunHead) -> str:
     if info.get("error_type"):
         parts.append(f'<p class="error"><b>{html.escape(str(info["error_type"]))}</b>: '
                      f'{html.escape(str(info.get("error_message") or ""))}</p>')
-    parts.append("<h2>Metrics</h2>" + _live([(entry.key, title)], reload_on_end=True)
-                 + f'<div id="summary" data-src="{href("run", entry.key)}?fragment=summary">{summary_table(entry)}</div>')
+    parts.append("<h2>Metrics</h2>" + _live([(entry.key, title)], run_page=True)
+                 + f'<div id="summary">{summary_table(entry)}</div>')
     dur = duration_s(entry)
     fields = [("status", status), ("start", info.get("start_time")), ("end", info.get("end_time")),
               ("duration", duration(dur)), ("ranks", info.get("ranks")), ("user", info.get("user")),
@@ -235,11 +236,19 @@ def run_page(store: Store, entry: RunHead) -> str:
     return page(title, "".join(parts), store)
 
 
+def _series_key(row: Dict[str, Any]) -> str:
+    return f"{row['name']}/{row['context']}/{row['rank']}"  # the key /api/points gives the series
+
+
 def summary_table(entry: RunHead) -> str:
-    """Each series' summary as its document says (the run page re-reads it while the run goes on)."""
-    if not entry.series:
-        return '<p class="muted">no metric recorded yet</p>'
-    return _table(SERIES_FIELDS, ([_cell(row[f]) for f in SERIES_FIELDS] for row in entry.series), "sortable")
+    """Each series' summary as its document says; rows keyed ``name/context/rank`` for ui.js."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in SERIES_FIELDS)
+    body = "".join(
+        f'<tr data-key="{html.escape(_series_key(row))}">' + "".join(_cell(row[f]) for f in SERIES_FIELDS) + "</tr>"
+        for row in entry.series
+    )
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
 
 
 def _artifacts(entry: RunHead, run: analysis.RunData) -> str:

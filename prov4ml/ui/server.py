@@ -31,6 +31,7 @@ import math
 import mimetypes
 import sys
 import threading
+import traceback
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -49,6 +50,7 @@ from .tail import read_new
 __all__ = ["UIServer", "serve", "points", "runs_json", "main", "DEFAULT_PORT"]
 
 DEFAULT_PORT = 8765
+MAX_BYTES = 4 << 20  # of one metric file per answer: a long run's history arrives in a few answers, not one huge one
 
 
 def _finite(value: Any) -> Any:
@@ -56,30 +58,42 @@ def _finite(value: Any) -> Any:
     return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
-def points(store: Store, key: str, offsets: Dict[str, Sequence[Any]]) -> Dict[str, Any]:
+def points(store: Store, key: str, offsets: Dict[str, Any], limit: Optional[int] = None) -> Dict[str, Any]:
     """The points of run ``key`` that the caller has not seen, and where to read on next time.
 
     ``offsets``: series key (``name/context/rank``) -> ``[location, byte offset]``
     from the previous answer (empty at first). A CSV metric file is read from
-    its offset only; a finished columnar file (Parquet) is sent whole, once.
+    its offset only, at most ``limit`` bytes of it (default ``MAX_BYTES``; ``more`` says there is more
+    to read: ask again at once); a finished columnar file (Parquet) is sent
+    whole, once (offset -1). ``reset``: forget this series' earlier points.
     """
     entry = store.head(key)
+    limit = MAX_BYTES if limit is None else limit
     out: List[Dict[str, Any]] = []
     for series in metric_files(entry.run_dir):
         location = series["location"]
-        seen_location, seen = (list(offsets.get(series["key"]) or [None, 0]) + [0])[:2]
+        seen_location, seen = _seen(offsets.get(series["key"]))
         moved = seen_location is not None and seen_location != location
-        offset = 0 if moved or not isinstance(seen, int) or seen < 0 else seen
+        offset = 0 if moved else seen
         if location.endswith(".csv"):
-            chunk = read_new(entry.run_dir / location, offset)
-            steps, values, new_offset, reset = chunk.step, chunk.value, chunk.offset, chunk.reset or moved
+            chunk = read_new(entry.run_dir / location, offset, limit)
+            steps, values, new_offset, reset, more = chunk.step, chunk.value, chunk.offset, chunk.reset or moved, chunk.more
         elif moved or seen_location is None:
             steps, values = _whole_series(store, entry, series)
-            new_offset, reset = -1, moved
+            new_offset, reset, more = -1, moved, False
         else:
             continue  # a columnar file already sent
-        out.append({**series, "offset": new_offset, "reset": reset, "step": steps, "value": [_finite(v) for v in values]})
+        out.append({**series, "offset": new_offset, "reset": reset, "more": more, "step": steps,
+                    "value": [_finite(v) for v in values]})
     return {"run": entry.key, "status": entry.label, "series": out}
+
+
+def _seen(value: Any) -> Tuple[Optional[str], int]:
+    """(location, offset) of what the caller has of a series; nothing for anything else."""
+    if (isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[0], str)
+            and isinstance(value[1], int) and not isinstance(value[1], bool)):
+        return value[0], max(value[1], 0)
+    return None, 0
 
 
 def _whole_series(store: Store, entry: RunHead, series: Dict[str, Any]) -> Tuple[List[Any], List[Any]]:
@@ -127,6 +141,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._fail(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc), path)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the browser went away (a page left while its poll was under way)
+        except Exception as exc:  # a bug: say so in the page and in the server's log, and keep serving
+            traceback.print_exc()
+            self._fail(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error ({type(exc).__name__}: {exc}); "
+                       "please report it with the traceback printed by the server", path)
 
     def _fail(self, status: HTTPStatus, message: str, path: str) -> None:
         if path.startswith("/api/"):
@@ -151,10 +169,8 @@ class _Handler(BaseHTTPRequestHandler):
         text = pages.experiments_fragment(store) if query.get("fragment") else pages.runs_list(store)
         self._send(HTTPStatus.OK, text, "text/html")
 
-    def run_page(self, store: Store, key: str, query: Dict[str, str]) -> None:
-        head = store.head(key)
-        text = pages.summary_table(head) if query.get("fragment") == "summary" else pages.run_page(store, head)
-        self._send(HTTPStatus.OK, text, "text/html")
+    def run_page(self, store: Store, key: str, _query: Dict[str, str]) -> None:
+        self._send(HTTPStatus.OK, pages.run_page(store, store.head(key)), "text/html")
 
     def experiment_page(self, store: Store, key: str, _query: Dict[str, str]) -> None:
         self._send(HTTPStatus.OK, pages.experiment_page(store, key, store.experiment(key)), "text/html")

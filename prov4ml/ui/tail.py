@@ -24,17 +24,20 @@ class Chunk:
 
     ``reset`` is true when the file is shorter than the offset asked for (it was
     rewritten, e.g. by ``prov4ml recover``): the points are then the whole file.
+    ``more`` is true when the read stopped at its byte limit before the end.
     """
 
     offset: int
     reset: bool = False
+    more: bool = False
     step: List[Optional[int]] = field(default_factory=list)
     value: List[Optional[float]] = field(default_factory=list)
     time: List[Optional[float]] = field(default_factory=list)
 
 
-def read_new(path: Path, offset: int = 0) -> Chunk:
-    """The complete lines of the metric CSV ``path`` from byte ``offset`` on (0: the whole file).
+def read_new(path: Path, offset: int = 0, limit: Optional[int] = None) -> Chunk:
+    """The complete lines of the metric CSV ``path`` from byte ``offset`` on (0: the whole file),
+    at most ``limit`` bytes of them (None: to the end; at least one line is read).
 
     A missing file reads as no points at ``offset`` 0 (a series not flushed yet).
     Values that are not numbers (``nan``, ``inf`` are numbers) read as None.
@@ -52,11 +55,15 @@ def read_new(path: Path, offset: int = 0) -> Chunk:
                 return Chunk(offset=0, reset=reset)
             offset = max(offset, len(header))
             fh.seek(offset)
-            data = fh.read(size - offset)
+            want = size - offset if limit is None else min(size - offset, limit)
+            data = fh.read(want)
+            end = data.rfind(b"\n") + 1  # only whole lines: the writer may be half-way through one
+            if end == 0 and want < size - offset:  # one line longer than the limit
+                data += fh.readline()
+                end = len(data) if data.endswith(b"\n") else 0
     except FileNotFoundError:
         return Chunk(offset=0, reset=offset > 0)
-    end = data.rfind(b"\n") + 1  # only whole lines: the writer may be half-way through one
-    chunk = Chunk(offset=offset + end, reset=reset)
+    chunk = Chunk(offset=offset + end, reset=reset, more=offset + end < size and end > 0 and want < size - offset)
     sep = m.group(1)
     for line in data[:end].splitlines():
         cells = line.split(sep)

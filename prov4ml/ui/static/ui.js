@@ -153,14 +153,14 @@
       this.groups = box.dataset.groups ? JSON.parse(box.dataset.groups) : [];  // [{label, runs: [key]}]
       this.mode = "run";
       this.plots = new Map();
-      this.state = new Map(this.runs.map(r => [r.key, { offsets: {}, series: new Map(), status: null }]));
+      this.state = new Map(this.runs.map(r => [r.key, { offsets: {}, series: new Map(), status: null, more: false }]));
       this.polls = 0;
       this.loop();
     }
 
     async poll(run) {
       const st = this.state.get(run.key);
-      if (st.status !== null && st.status !== "running") return;
+      if (st.status !== null && st.status !== "running" && !st.more) return;
       const url = `/api/points/${keyPath(run.key)}?offsets=${encodeURIComponent(JSON.stringify(st.offsets))}`;
       const res = await fetch(url, { cache: "no-store" });
       if (!res.ok) throw new Error(`${url}: ${res.status}`);
@@ -173,6 +173,7 @@
       }
       const before = st.status;
       st.status = body.status;
+      st.more = body.series.some(s => s.more);  // a long history comes in several answers
       if (before === "running" && body.status !== "running") this.box.dispatchEvent(new CustomEvent("runended", { detail: run.key }));
       this.box.dispatchEvent(new CustomEvent("status", { detail: { key: run.key, status: body.status } }));
     }
@@ -186,10 +187,11 @@
       } catch (err) {
         this.box.dataset.error = String(err);
       }
-      const running = [...this.state.values()].some(s => s.status === "running" || s.status === null);
-      this.box.dataset.live = running ? "1" : "0";
-      if (running && this.polls % 3 === 0) refreshFragment(document.getElementById("summary"));
-      if (running) setTimeout(() => this.loop(), POLL_MS);
+      const states = [...this.state.values()];
+      const running = states.some(s => s.status === "running" || s.status === null), more = states.some(s => s.more);
+      this.box.dataset.live = running || more ? "1" : "0";
+      if (running) this.renderSummary();
+      if (running || more) setTimeout(() => this.loop(), more ? 0 : POLL_MS);
     }
 
     plot(name) {
@@ -258,6 +260,26 @@
     }
 
     setMode(mode) { this.mode = mode; this.render(); }
+
+    /* While a run goes on, its summary table (the document's, refreshed every few seconds by the library)
+       is computed here from the points the plots hold, which are fresher. */
+    renderSummary() {
+      const table = document.querySelector(this.box.dataset.summary || "#none");
+      if (!table || this.runs.length !== 1) return;
+      const body = table.tBodies[0], rows = new Map([...body.rows].map(r => [r.dataset.key, r]));
+      for (const [key, s] of this.state.get(this.runs[0].key).series) {
+        const ys = s.y.filter(y => y !== null && Number.isFinite(y)), xs = s.x.filter(x => x !== null);
+        const cells = [s.name, s.context, s.rank, s.y.length, ys.length ? Math.min(...ys) : null, ys.length ? Math.max(...ys) : null,
+          s.y.length ? s.y[s.y.length - 1] : null, ys.length ? ys.reduce((a, b) => a + b, 0) / ys.length : null,
+          xs.length ? xs[0] : null, xs.length ? xs[xs.length - 1] : null];
+        let row = rows.get(key);
+        if (!row) { row = body.insertRow(); row.dataset.key = key; for (let i = 0; i <= cells.length; i++) row.insertCell(); }
+        cells.forEach((v, i) => {
+          row.cells[i].textContent = typeof v === "number" ? (Number.isInteger(v) ? String(v) : String(+v.toPrecision(6))) : (v ?? "");
+          if (typeof v === "number") row.cells[i].className = "num";
+        });
+      }
+    }
   }
 
   /* Zoom (wheel, buttons) and pan (drag) of an inline SVG by its viewBox. */
@@ -316,16 +338,15 @@
     }));
   }
 
-  // Server-rendered parts of a page (the runs list, a run's summaries) are read again while a run goes on.
-  async function refreshFragment(box) {
-    if (!box || !box.dataset.src) return;
-    const res = await fetch(box.dataset.src, { cache: "no-store" });
-    if (res.ok) { box.innerHTML = await res.text(); box.querySelectorAll("table.sortable").forEach(sortable); }
-  }
-
+  // The runs list reads itself again every few seconds while one of its runs is running.
   function refreshList(box) {
     if (!box.querySelector('[data-status="running"]')) return;
-    setTimeout(() => refreshFragment(box).finally(() => refreshList(box)), 3000);
+    setTimeout(async () => {
+      try {
+        const res = await fetch(box.dataset.src, { cache: "no-store" });
+        if (res.ok) { box.innerHTML = await res.text(); box.querySelectorAll("table.sortable").forEach(sortable); }
+      } finally { refreshList(box); }
+    }, 3000);
   }
 
   function init() {
