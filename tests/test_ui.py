@@ -233,10 +233,11 @@ def test_a_parquet_run_is_followed_then_sent_whole_once_converted(start, ui):
 def test_runs_json_and_pages_of_finished_runs(start, save_dir, ui, tmp_path):
     art = tmp_path / "weights.txt"
     art.write_text("hello")
-    _finished_run(start, params={"lr": 0.1, "depth": 2}, losses=[0.5, 0.25], accs=[0.75], artifact=art)
+    _finished_run(start, params={"lr": 0.1, "depth": 2, "clip": float("nan")}, losses=[0.5, 0.25], accs=[0.75],
+                  artifact=art)
     (row,) = _get(ui.url + "api/runs")
     assert row["key"] == "exp/run_0" and row["status"] == "finished" and row["run_id"] == 0 and row["ranks"] == [0]
-    assert row["params"] == {"lr": 0.1, "depth": 2}
+    assert row["params"] == {"lr": 0.1, "depth": 2, "clip": None}  # JSON has no NaN
     assert row["last"] == {"loss/training": 0.25, "acc/validation": 0.75}
     assert row["duration_s"] > 0 and row["needs_recovery"] == []
     page = _get(ui.url + "run/exp/run_0", raw=True).decode()

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from .. import analysis
 from ..exceptions import Prov4MLError
+from .graph import PER_KIND
 from .store import SERIES_FIELDS, RunHead, Store, duration_s, environment, native, sweep_groups
 
 __all__ = ["runs_list", "experiments_fragment", "run_page", "experiment_page", "graph_page", "error_page",
@@ -95,7 +96,7 @@ def page(title: str, body: str, store: Store) -> str:
 
 
 def error_page(store: Store, message: str) -> str:
-    return page("error", f'<h1>Not found</h1><p class="error">{html.escape(message)}</p><p><a href="/">all runs</a></p>', store)
+    return page("error", f'<h1>Cannot show this</h1><p class="error">{html.escape(message)}</p><p><a href="/">all runs</a></p>', store)
 
 
 # ------------------------------------------------------------------ the runs list
@@ -173,7 +174,8 @@ def experiments_fragment(store: Store) -> str:
 
 
 def runs_list(store: Store) -> str:
-    return page("runs", f'<h1>Experiments and runs</h1><div id="experiments" data-src="/?fragment=1">{experiments_fragment(store)}</div>', store)
+    body = f'<h1>Experiments and runs</h1><div id="experiments" data-src="/?fragment=1">{experiments_fragment(store)}</div>'
+    return page("runs", body, store)
 
 
 # ------------------------------------------------------------------ a run
@@ -197,14 +199,15 @@ def _graph_box(entry: RunHead, rank: int, per_kind: int, attributes: bool, tall:
 
 
 def run_page(store: Store, entry: RunHead) -> str:
-    try:
-        run = store.full(entry) if entry.readable else None
-    except Prov4MLError as exc:  # half-copied or corrupt: say so on the page
-        entry.error = str(exc)
-        run = None
+    error, run = entry.error, None
+    if entry.readable:
+        try:
+            run = store.full(entry)
+        except Prov4MLError as exc:  # half-copied or corrupt: say so on the page
+            error = str(exc)
     if run is None:
         return page(entry.key, f"<h1>{html.escape(entry.key)}</h1>{_status('unreadable')}"
-                               f'<p class="error">{html.escape(entry.error or "")}</p>', store)
+                               f'<p class="error">{html.escape(error or "")}</p>', store)
     info, status = run.info, entry.label
     title = f"{run.experiment or entry.run_dir.parent.name} · run {run.run_id}"
     exp_key = entry.experiment
@@ -232,7 +235,7 @@ def run_page(store: Store, entry: RunHead) -> str:
     parts.append("<h2>Artifacts and model versions</h2>" + _artifacts(entry, run))
     env = environment(entry)
     parts.append("<h2>Environment</h2>" + (_kv(env.items()) if env else '<p class="muted">not recorded</p>'))
-    parts.append("<h2>Provenance graph</h2>" + _graph_box(entry, min(run.ranks), 10, True))
+    parts.append("<h2>Provenance graph</h2>" + _graph_box(entry, min(run.ranks), PER_KIND, True))
     return page(title, "".join(parts), store)
 
 
@@ -248,7 +251,6 @@ def summary_table(entry: RunHead) -> str:
         for row in entry.series
     )
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
 
 
 def _artifacts(entry: RunHead, run: analysis.RunData) -> str:
@@ -289,7 +291,7 @@ def experiment_page(store: Store, key: str, runs: Sequence[RunHead]) -> str:
     if groups:
         metrics = sorted({m for g in groups for m in g["metrics"]})
         rows = []
-        for i, g in enumerate(groups):
+        for g in groups:
             label = ", ".join(f"{k}={fmt(v)}" for k, v in g["params"].items()) or "(no parameters)"
             labels.append({"label": label, "runs": g["runs"]})
             cells = [f"<td>{html.escape(label)}</td>", _cell(len(g["runs"]))]

@@ -25,7 +25,6 @@ is served, and the server listens on 127.0.0.1 unless ``--host`` says otherwise.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import mimetypes
@@ -54,8 +53,14 @@ MAX_BYTES = 4 << 20  # of one metric file per answer: a long run's history arriv
 
 
 def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: they travel as null (the plots skip them)."""
-    return value if not isinstance(value, float) or math.isfinite(value) else None
+    """``value`` with NaN and infinities as None: JSON has neither (the plots skip them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def points(store: Store, key: str, offsets: Dict[str, Any], limit: Optional[int] = None) -> Dict[str, Any]:
@@ -83,8 +88,7 @@ def points(store: Store, key: str, offsets: Dict[str, Any], limit: Optional[int]
             new_offset, reset, more = -1, moved, False
         else:
             continue  # a columnar file already sent
-        out.append({**series, "offset": new_offset, "reset": reset, "more": more, "step": steps,
-                    "value": [_finite(v) for v in values]})
+        out.append({**series, "offset": new_offset, "reset": reset, "more": more, "step": steps, "value": values})
     return {"run": entry.key, "status": entry.label, "series": out}
 
 
@@ -112,7 +116,7 @@ def runs_json(store: Store) -> List[Dict[str, Any]]:
         else:
             row.update(run_id=run.run_id, start=run.start.isoformat() if run.start else None,
                        duration_s=duration_s(run), ranks=run.ranks, params=run.params,
-                       last={k: _finite(v) for k, v in run.last.items()}, needs_recovery=run.needs_recovery)
+                       last=run.last, needs_recovery=run.needs_recovery)
         out.append(row)
     return out
 
@@ -137,7 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.NOT_FOUND, pages.error_page(store, f"no page {path}"), "text/html")
         except InvalidValueError as exc:
             self._fail(HTTPStatus.NOT_FOUND, str(exc), path)
-        except (MissingDependencyError, Prov4MLError) as exc:
+        except Prov4MLError as exc:  # a missing dependency (Graphviz), a document Graphviz cannot draw
             self._fail(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc), path)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the browser went away (a page left while its poll was under way)
@@ -155,14 +159,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: HTTPStatus, body: Any, ctype: str, cache: bool = False) -> None:
         data = body if isinstance(body, bytes) else body.encode("utf-8")
         self.send_response(status)
-        self.send_header("Content-Type", ctype + ("; charset=utf-8" if ctype.startswith(("text/", "application/json", "image/svg")) else ""))
+        text = ctype.startswith(("text/", "application/json", "image/svg"))
+        self.send_header("Content-Type", ctype + ("; charset=utf-8" if text else ""))
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "max-age=300" if cache else "no-store")
         self.end_headers()
         self.wfile.write(data)
 
     def _json(self, obj: Any) -> None:
-        self._send(HTTPStatus.OK, json.dumps(obj, default=str, allow_nan=False), "application/json")
+        self._send(HTTPStatus.OK, json.dumps(_finite(obj), default=str, allow_nan=False), "application/json")
 
     # -- routes
     def index(self, store: Store, _rest: str, query: Dict[str, str]) -> None:

@@ -316,7 +316,13 @@
     try {
       const res = await fetch(box.dataset.src);
       const text = await res.text();
-      if (!res.ok) { box.textContent = text; box.dataset.error = String(res.status); return; }
+      if (!res.ok) {  // the server says why (Graphviz missing, say) as {"error": ...}
+        let message = text;
+        try { message = JSON.parse(text).error; } catch (e) { /* not JSON: show it as it is */ }
+        box.textContent = "the graph cannot be drawn: " + message;
+        box.dataset.error = String(res.status);
+        return;
+      }
       box.innerHTML = text;
       box.dataset.nodes = String(box.querySelectorAll("g.node").length);
       zoomable(box);
