@@ -268,10 +268,11 @@
       if (!table || this.runs.length !== 1) return;
       const body = table.tBodies[0], rows = new Map([...body.rows].map(r => [r.dataset.key, r]));
       for (const [key, s] of this.state.get(this.runs[0].key).series) {
-        const ys = s.y.filter(y => y !== null && Number.isFinite(y)), xs = s.x.filter(x => x !== null);
-        const cells = [s.name, s.context, s.rank, s.y.length, ys.length ? Math.min(...ys) : null, ys.length ? Math.max(...ys) : null,
-          s.y.length ? s.y[s.y.length - 1] : null, ys.length ? ys.reduce((a, b) => a + b, 0) / ys.length : null,
-          xs.length ? xs[0] : null, xs.length ? xs[xs.length - 1] : null];
+        let lo = Infinity, hi = -Infinity, sum = 0, n = 0;  // a loop: Math.min(...ys) overflows the stack on long runs
+        for (const y of s.y) if (y !== null && Number.isFinite(y)) { lo = Math.min(lo, y); hi = Math.max(hi, y); sum += y; n++; }
+        const xs = s.x.filter(x => x !== null);
+        const cells = [s.name, s.context, s.rank, s.y.length, n ? lo : null, n ? hi : null,
+          s.y.length ? s.y[s.y.length - 1] : null, n ? sum / n : null, xs.length ? xs[0] : null, xs.length ? xs[xs.length - 1] : null];
         let row = rows.get(key);
         if (!row) { row = body.insertRow(); row.dataset.key = key; for (let i = 0; i <= cells.length; i++) row.insertCell(); }
         cells.forEach((v, i) => {
