@@ -10,7 +10,8 @@ paint: the time from navigation to the runs table in the DOM (the page's
 ``runs-table-rendered`` performance mark) and Chromium's first contentful
 paint, for the first load of a fresh server (every document read) and the
 median of 5 loads after it. ``--runs N`` times the list again over N runs
-(copies of the sweep's runs, each with its own run id). Needs Debian's
+(copies of the sweep's runs, each with its own run id); ``--points N`` times
+opening a finished run of N points (and 30 short series) until all are plotted. Needs Debian's
 ``chromium`` and ``chromium-driver`` and ``pip install selenium``.
 """
 
@@ -110,6 +111,27 @@ def report_paint(driver, root, label):
           f"then median of 5: {med[0]:.0f} ms ({med[1]:.0f} ms)")
 
 
+def open_big_run(driver, tmp, n):
+    """Seconds from navigation to a finished run's page with its ``n`` + 3,000 points all plotted."""
+    save = tmp / "big"
+    prov4ml.start_run("docs", "big", str(save), capture=False)
+    for i in range(n):
+        prov4ml.log_metric("loss", 1 / (i + 1), prov4ml.Context.TRAINING, step=i)
+    for k in range(30):
+        for i in range(100):
+            prov4ml.log_metric(f"m{k}", i * 0.1, prov4ml.Context.VALIDATION, step=i)
+    prov4ml.end_run()
+    server = serve(save, port=0)
+    try:
+        began = time.perf_counter()
+        driver.get(server.url + "run/big/run_0")
+        wait(driver, f"const p = document.getElementById('plots'); return p.dataset.live === '0' && p.dataset.points === '{n + 3000}'")
+        return time.perf_counter() - began
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def clone_runs(src_experiment, dest, n):
     """``n`` runs in ``dest``: copies of the runs of ``src_experiment``, each document given its own run id."""
     runs = sorted(p for p in src_experiment.iterdir() if (p / "prov_rank0.json").exists())
@@ -124,6 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "img"), help="where the PNGs go (default docs/img)")
     parser.add_argument("--runs", type=int, default=0, help="also time the list over this many runs")
+    parser.add_argument("--points", type=int, default=0, help="also time opening a finished run of this many points")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,6 +186,9 @@ def main() -> None:
                 many = Path(tmp) / "many"
                 clone_runs(save / "demo", many, args.runs)
                 report_paint(driver, many, f"{args.runs} runs")
+            if args.points:
+                seconds = open_big_run(driver, Path(tmp), args.points)
+                print(f"a finished run of {args.points} + 3000 points (31 series): all plotted {seconds:.2f} s after navigation")
         finally:
             driver.quit()
             server.shutdown()
