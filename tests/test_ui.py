@@ -404,9 +404,15 @@ def test_browser_follows_a_running_run(browser, live, save_dir, ui, tmp_path):
     d.back()
     d.find_element(By.LINK_TEXT, "experiment").click()
     _js_wait(d, f"const s = {plot}; return s && Number(s.dataset.points) > 0", what="the experiment's plots")
+
+    d.get(ui.url)  # the list follows the run to its end, in the order the user chose
+    d.find_element(By.XPATH, "//table[@id='runs-0']//th[text()='duration']").click()
     n = live.stop()
-    d.refresh()
-    _js_wait(d, f"const s = {plot}; return s && Number(s.dataset.points) === {n}", what="every point of the run")
+    _js_wait(d, "return document.querySelector('#runs-0 tbody tr .status').textContent === 'finished'",
+             what="the runs list to show the run finished")
+    assert d.execute_script("return document.querySelector('#runs-0 th[data-dir]').textContent") == "duration"
+
+    d.get(ui.url + "experiment/live")
     _js_wait(d, "return document.getElementById('plots').dataset.live === '0'", what="the polling to stop at the end")
     assert d.execute_script(f"return Number({plot}.dataset.points)") == n
 

@@ -333,16 +333,30 @@
     }
   }
 
+  const sorts = {};  // table id -> [column, direction]: kept when the runs list reads itself again
+
+  function sortBy(table, col, dir) {
+    const body = table.tBodies[0], rows = [...body.rows], ths = table.querySelectorAll("thead th");
+    if (!ths[col]) return;
+    ths.forEach(h => delete h.dataset.dir);
+    ths[col].dataset.dir = dir === 1 ? "asc" : "desc";
+    if (table.id) sorts[table.id] = [col, dir];
+    const val = r => {
+      const c = r.cells[col], v = c ? (c.dataset.sort ?? c.textContent) : "", n = parseFloat(v);
+      return Number.isNaN(n) || !/^[-+\d.eE]+$/.test(v.trim()) ? v : n;
+    };
+    rows.sort((a, b) => {
+      const x = val(a), y = val(b);
+      return (typeof x === typeof y ? (x < y ? -1 : x > y ? 1 : 0) : typeof x === "number" ? -1 : 1) * dir;
+    });
+    rows.forEach(r => body.appendChild(r));
+  }
+
   function sortable(table) {
     table.querySelectorAll("thead th").forEach((th, col) => th.addEventListener("click", () => {
-      const body = table.tBodies[0], rows = [...body.rows];
-      const dir = th.dataset.dir === "asc" ? -1 : 1;
-      table.querySelectorAll("thead th").forEach(h => delete h.dataset.dir);
-      th.dataset.dir = dir === 1 ? "asc" : "desc";
-      const val = r => { const c = r.cells[col]; const v = c ? (c.dataset.sort ?? c.textContent) : ""; const n = parseFloat(v); return Number.isNaN(n) || !/^[-+\d.eE]+$/.test(v.trim()) ? v : n; };
-      rows.sort((a, b) => { const x = val(a), y = val(b); return (typeof x === typeof y ? (x < y ? -1 : x > y ? 1 : 0) : typeof x === "number" ? -1 : 1) * dir; });
-      rows.forEach(r => body.appendChild(r));
+      sortBy(table, col, th.dataset.dir === "asc" ? -1 : 1);
     }));
+    if (table.id && sorts[table.id]) sortBy(table, ...sorts[table.id]);
   }
 
   // The runs list reads itself again every few seconds while one of its runs is running.
