@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import prov4ml
+import prov4ml.recovery
 import prov4ml.ui
 from prov4ml.ui import serve
 from prov4ml.ui.tail import read_new
@@ -228,8 +229,7 @@ def test_a_parquet_run_is_followed_then_sent_whole_once_converted(start, ui):
     (done,) = _points(ui, "pq/run_0", offsets)["series"]
     assert done["location"] == "metrics/loss_training_rank0.parquet" and done["reset"] and done["offset"] == -1
     assert list(zip(done["step"], done["value"])) == [(i, i * 0.5) for i in range(30)]
-    (again,) = _points(ui, "pq/run_0", {done["key"]: [done["location"], -1]})["series"] or [None]
-    assert again is None  # sent once
+    assert _points(ui, "pq/run_0", {done["key"]: [done["location"], -1]})["series"] == []  # sent once
 
 
 def test_runs_json_and_pages_of_finished_runs(start, save_dir, ui, tmp_path):
@@ -249,6 +249,17 @@ def test_runs_json_and_pages_of_finished_runs(start, save_dir, ui, tmp_path):
     assert _get(f"{ui.url}files/exp/run_0?path={urllib.parse.quote(location)}", raw=True) == b"hello"
     listing = _get(ui.url, raw=True).decode()
     assert 'href="/run/exp/run_0"' in listing and 'id="runs-0"' in listing and "0.25" in listing
+
+
+def test_a_failed_run_shows_its_error(save_dir, ui):
+    with pytest.raises(ValueError):
+        with prov4ml.run("www.example.org", "exp", str(save_dir), capture=False):
+            prov4ml.log_metric("loss", 1.0, prov4ml.Context.TRAINING, step=0)
+            raise ValueError("the loss went to NaN")
+    (row,) = _get(ui.url + "api/runs")
+    assert row["status"] == "failed"
+    page = _get(ui.url + "run/exp/run_0", raw=True).decode()
+    assert '<p class="error"><b>ValueError</b>: the loss went to NaN</p>' in page
 
 
 def test_refuses_paths_outside_the_run_and_unknown_pages(start, ui):
@@ -295,6 +306,9 @@ def test_a_killed_run_shows_as_needing_recovery(tmp_path, save_dir, ui):
     row = _wait(lambda: next((r for r in _get(ui.url + "api/runs") if r["status"] != "running"), None), what="the kill")
     assert row["status"] == "killed (needs recover)" and row["needs_recovery"] == [0]
     assert "prov4ml recover" in _get(ui.url + "run/k/run_0", raw=True).decode()
+    prov4ml.recovery.recover(save_dir / "k" / "run_0")
+    (row,) = _get(ui.url + "api/runs")
+    assert row["status"] == "killed" and row["needs_recovery"] == []
 
 
 def test_graph_is_svg_and_collapses_big_runs(start, ui):
