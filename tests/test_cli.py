@@ -569,3 +569,25 @@ def test_the_python_m_shims_still_work(recorded, tmp_path):
         out = subprocess.run([sys.executable, "-m", module, *map(str, args)], env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
     assert (tmp_path / "a.svg").stat().st_size > 0 and (tmp_path / "exp_collection.json").is_file()
+
+
+# ------------------------------------------------------------------ ui
+def test_ui_serves_the_runs_and_refuses_a_missing_directory(recorded, tmp_path):
+    import urllib.request
+
+    cwd, _ = recorded
+    err = fails(1, "ui", str(tmp_path / "nowhere"), cwd=cwd)
+    assert "nowhere" in err
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "prov4ml", "ui", "prov", "--port", "0"], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://\S+", line).group(0).rstrip("/")
+        rows = json.loads(urllib.request.urlopen(url + "/api/runs", timeout=30).read())
+        exp = {r["key"]: r["status"] for r in rows if r["key"].startswith("exp/")}
+        assert exp == {"exp/run_0": "finished", "exp/run_1": "finished", "exp/run_2": "finished", "exp/run_3": "failed"}
+        assert {r["key"] for r in rows if r["key"].startswith("sweep/")} == {f"sweep/run_{i}" for i in range(len(SWEEP_LRS) * REPS)}
+    finally:
+        proc.terminate()
+        proc.wait(10)

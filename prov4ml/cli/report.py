@@ -1,6 +1,6 @@
 """A self-contained HTML report: of a run (parameters, metrics with plots, artifacts), or of an experiment (all its runs).
 
-Needs the analysis extra (pandas, matplotlib). The path written is printed.
+Needs the analysis extra (pandas). The path written is printed; a progress bar shows on a terminal.
 """
 
 from __future__ import annotations

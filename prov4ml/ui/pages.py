@@ -1,0 +1,330 @@
+"""The UI's HTML pages: tables rendered here, plots and graphs drawn by ``static/ui.js`` in the browser."""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import datetime
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from urllib.parse import quote
+
+from .. import analysis
+from ..exceptions import Prov4MLError
+from .graph import PER_KIND
+from .store import SERIES_FIELDS, RunHead, Store, duration_s, environment, native, sweep_groups
+
+__all__ = ["runs_list", "experiments_fragment", "run_page", "experiment_page", "graph_page", "error_page",
+           "MAX_PARAM_COLUMNS", "MAX_METRIC_COLUMNS"]
+
+MAX_PARAM_COLUMNS = 6  # in the runs list; the experiment page shows them all
+MAX_METRIC_COLUMNS = 6
+
+
+# ------------------------------------------------------------------ formatting
+def fmt(value: Any) -> str:
+    """A cell's text: floats to 6 significant digits, datetimes to the second, lists joined."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return format(value, ".6g")
+    if isinstance(value, datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")  # this machine's time, as the browser shows
+    if isinstance(value, (list, tuple)):
+        return ", ".join(fmt(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def duration(seconds: Optional[float]) -> str:
+    """``0.42 s``, ``12.3 s``, ``4 min 05 s``, ``2 h 03 min``."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def href(prefix: str, key: str) -> str:
+    return f"/{prefix}/{quote(key)}" if key != "." else f"/{prefix}/."
+
+
+def _esc(value: Any) -> str:
+    return html.escape(fmt(value))
+
+
+def _cell(value: Any, sort: Any = None) -> str:
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    attrs = ' class="num"' if numeric else ""
+    if sort is not None:
+        attrs += f' data-sort="{html.escape(str(sort))}"'
+    return f"<td{attrs}>{_esc(value)}</td>"
+
+
+def _table(columns: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "", tid: str = "") -> str:
+    """A table of pre-rendered ``<td>`` cells."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(r) + "</tr>" for r in rows)
+    attrs = (f' class="{cls}"' if cls else "") + (f' id="{tid}"' if tid else "")
+    return f"<table{attrs}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _kv(rows: Iterable[Tuple[str, Any]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(k)}</th>{_cell(v)}</tr>" for k, v in rows)
+    return f'<table class="kv"><tbody>{body}</tbody></table>'
+
+
+def _status(status: str, sid: str = "") -> str:
+    ident = f' id="{sid}"' if sid else ""
+    return f'<span class="status"{ident} data-status="{html.escape(status)}">{html.escape(status)}</span>'
+
+
+def page(title: str, body: str, store: Store) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f'<title>{html.escape(title)} · prov4ml</title><link rel="icon" href="data:,">'
+        '<link rel="stylesheet" href="/static/ui.css"><script src="/static/ui.js" defer></script></head><body>'
+        f'<header><a href="/">prov4ml</a><span class="dir">{html.escape(str(store.root))}</span></header>'
+        f"<main>{body}</main></body></html>\n"
+    )
+
+
+def error_page(store: Store, message: str) -> str:
+    return page("error", f'<h1>Cannot show this</h1><p class="error">{html.escape(message)}</p><p><a href="/">all runs</a></p>', store)
+
+
+# ------------------------------------------------------------------ the runs list
+def _experiment_title(key: str, runs: Sequence[RunHead]) -> str:
+    named = next((r.experiment_name for r in runs if r.experiment_name), None)
+    return str(named or (key if key != "." else "experiment"))
+
+
+def _param_columns(runs: Sequence[RunHead], limit: Optional[int]) -> List[str]:
+    """Parameters that differ between the runs first (they tell the runs apart), then the others.
+
+    With a ``limit`` (the runs list), a sweep's bookkeeping is left to the experiment
+    page but for ``sweep.repetition``, which tells repetitions apart.
+    """
+    seen: Dict[str, set] = {}
+    for r in runs:
+        for k, v in r.params.items():
+            if limit is None or not k.startswith("sweep.") or k == "sweep.repetition":
+                seen.setdefault(k, set()).add(json.dumps(v, default=str, sort_keys=True))
+    varying = [k for k, vals in seen.items() if len(vals) > 1 or any(k not in r.params for r in runs if r.readable)]
+    ordered = sorted(varying, key=lambda k: (k.startswith("sweep."), k)) + sorted(k for k in seen if k not in varying)
+    return ordered if limit is None else ordered[:limit]
+
+
+def _metric_columns(lasts: Sequence[Dict[str, Any]], limit: Optional[int]) -> List[str]:
+    names = sorted({n for d in lasts for n in d})
+    return names if limit is None else names[:limit]
+
+
+def runs_table(runs: Sequence[RunHead], tid: str, params_limit: Optional[int] = MAX_PARAM_COLUMNS,
+               metrics_limit: Optional[int] = MAX_METRIC_COLUMNS) -> str:
+    """The sortable table of ``runs``: status, start, duration, ranks, key parameters, last metric values."""
+    pcols, mcols = _param_columns(runs, params_limit), _metric_columns([r.last for r in runs], metrics_limit)
+    rows = []
+    for run in runs:
+        link = f'<a href="{href("run", run.key)}">{html.escape(run.run_dir.name)}</a>'
+        if not run.readable:
+            rows.append([f"<td>{link}</td>", f"<td>{_status('unreadable')}</td>",
+                         f'<td colspan="{3 + len(pcols) + len(mcols)}" class="error">{html.escape(run.error or "")}</td>'])
+            continue
+        dur = duration_s(run)
+        cells = [
+            f'<td data-sort="{html.escape(str(run.run_id))}">{link}</td>',
+            f'<td data-sort="{html.escape(run.label)}">{_status(run.label)}</td>',
+            _cell(run.start, run.start.timestamp() if run.start else ""),
+            f'<td class="num" data-sort="{dur if dur is not None else ""}">{html.escape(duration(dur))}</td>',
+            _cell(len(run.ranks)),
+        ]
+        cells += [_cell(run.params.get(k)) for k in pcols]
+        cells += [_cell(run.last.get(k)) for k in mcols]
+        rows.append(cells)
+    columns = ["run", "status", "start", "duration", "ranks"] + pcols + [f"{m} (last)" for m in mcols]
+    return f'<div class="scroll">{_table(columns, rows, "sortable runs", tid)}</div>'
+
+
+def experiments_fragment(store: Store) -> str:
+    """Every experiment's section of the runs list (also what the list's live refresh fetches)."""
+    experiments = store.experiments()
+    if not experiments:
+        return (f'<p class="warning">No runs under {html.escape(str(store.root))} yet. Start one with '
+                f"<code>prov4ml.start_run(..., provenance_save_dir=\"{html.escape(str(store.root))}\")</code>; "
+                "this page shows it as soon as its first document is written.</p>")
+    parts = []
+    for i, (key, runs) in enumerate(experiments.items()):
+        title = _experiment_title(key, runs)
+        counts: Dict[str, int] = {}
+        for r in runs:
+            counts[r.label] = counts.get(r.label, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        parts.append(f'<section class="experiment" data-experiment="{html.escape(key)}">'
+                     f'<h2><a href="{href("experiment", key)}">{html.escape(title)}</a> '
+                     f'<span class="muted">{len(runs)} run{"s" if len(runs) != 1 else ""}: {html.escape(summary)}</span></h2>'
+                     f"{runs_table(runs, f'runs-{i}')}</section>")
+    return "".join(parts)
+
+
+def runs_list(store: Store) -> str:
+    body = f'<h1>Experiments and runs</h1><div id="experiments" data-src="/?fragment=1">{experiments_fragment(store)}</div>'
+    return page("runs", body, store)
+
+
+# ------------------------------------------------------------------ a run
+def _live(runs: Sequence[Tuple[str, str]], groups: Sequence[Dict[str, Any]] = (), run_page: bool = False) -> str:
+    """The box ui.js fills with live plots; on a run's page it also keeps the summary table fresh."""
+    data = html.escape(json.dumps([{"key": k, "label": label} for k, label in runs]))
+    attrs = f' data-runs="{data}"'
+    if groups:
+        attrs += f' data-groups="{html.escape(json.dumps(groups))}"'
+    if run_page:
+        attrs += ' data-reload-on-end="1" data-summary="#summary table"'
+    return f'<div class="live" id="plots"{attrs}></div>'
+
+
+def _graph_box(entry: RunHead, rank: int, per_kind: int, attributes: bool, tall: bool = False) -> str:
+    src = f"/api/graph/{quote(entry.key)}?rank={rank}&per_kind={per_kind}&attributes={int(attributes)}"
+    return ('<div class="zoom"><button data-zoom="in" title="zoom in">+</button>'
+            '<button data-zoom="out" title="zoom out">−</button><button data-zoom="reset">fit</button>'
+            '<span class="muted">mouse wheel zooms, drag pans</span></div>'
+            f'<div class="graph{" tall" if tall else ""}" id="graph" data-src="{html.escape(src)}">loading the graph…</div>')
+
+
+def run_page(store: Store, entry: RunHead) -> str:
+    error, run = entry.error, None
+    if entry.readable:
+        try:
+            run = store.full(entry)
+        except Prov4MLError as exc:  # half-copied or corrupt: say so on the page
+            error = str(exc)
+    if run is None:
+        return page(entry.key, f"<h1>{html.escape(entry.key)}</h1>{_status('unreadable')}"
+                               f'<p class="error">{html.escape(error or "")}</p>', store)
+    info, status = run.info, entry.label
+    title = f"{run.experiment or entry.run_dir.parent.name} · run {run.run_id}"
+    exp_key = entry.experiment
+    parts = [f'<h1>{html.escape(title)}</h1><p>{_status(status, "run-status")} '
+             f'<a href="{href("experiment", exp_key)}">experiment</a> · '
+             f'<a href="{href("graph", entry.key)}">provenance graph</a> · '
+             f'<span class="muted">{html.escape(str(entry.run_dir))}</span></p>']
+    if entry.needs_recovery and status.startswith("killed"):
+        parts.append(f'<p class="warning">The process of rank(s) {", ".join(map(str, entry.needs_recovery))} was '
+                     "killed before end_run; what is shown is its last refresh. Complete it with "
+                     f"<code>prov4ml recover {html.escape(str(entry.run_dir))}</code>.</p>")
+    if info.get("error_type"):
+        parts.append(f'<p class="error"><b>{html.escape(str(info["error_type"]))}</b>: '
+                     f'{html.escape(str(info.get("error_message") or ""))}</p>')
+    parts.append("<h2>Metrics</h2>" + _live([(entry.key, title)], run_page=True)
+                 + f'<div id="summary">{summary_table(entry)}</div>')
+    dur = duration_s(entry)
+    fields = [("status", status), ("start", info.get("start_time")), ("end", info.get("end_time")),
+              ("duration", duration(dur)), ("ranks", info.get("ranks")), ("user", info.get("user")),
+              ("host", info.get("host")), ("command", info.get("command"))]
+    fields += [(f"final {k}", v) for k, v in (info.get("final_metrics") or {}).items()]
+    parts.append("<h2>Run</h2>" + _kv((k, v) for k, v in fields if v not in (None, "", [])))
+    parts.append("<h2>Parameters</h2>" + (_kv((k, repr(v) if isinstance(v, float) else v) for k, v in run.params.items())
+                                         if run.params else '<p class="muted">none recorded</p>'))
+    parts.append("<h2>Artifacts and model versions</h2>" + _artifacts(entry, run))
+    env = environment(entry)
+    parts.append("<h2>Environment</h2>" + (_kv(env.items()) if env else '<p class="muted">not recorded</p>'))
+    parts.append("<h2>Provenance graph</h2>" + _graph_box(entry, min(run.ranks), PER_KIND, True))
+    return page(title, "".join(parts), store)
+
+
+def _series_key(row: Dict[str, Any]) -> str:
+    return f"{row['name']}/{row['context']}/{row['rank']}"  # the key /api/points gives the series
+
+
+def summary_table(entry: RunHead) -> str:
+    """Each series' summary as its document says; rows keyed ``name/context/rank`` for ui.js."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in SERIES_FIELDS)
+    body = "".join(
+        f'<tr data-key="{html.escape(_series_key(row))}">' + "".join(_cell(row[f]) for f in SERIES_FIELDS) + "</tr>"
+        for row in entry.series
+    )
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _artifacts(entry: RunHead, run: analysis.RunData) -> str:
+    frame = run.artifacts
+    if not len(frame):
+        return '<p class="muted">none recorded</p>'
+    cols = ["kind", "name", "location", "model_name", "version", "step", "context", "size_bytes", "sha256"]
+    rows = []
+    for rec in frame[cols].itertuples(index=False, name=None):
+        rec = [native(v) for v in rec]
+        loc = rec[2]
+        cells = [_cell(v) for v in rec]
+        if isinstance(loc, str) and loc:
+            url = f"/files/{quote(entry.key)}?path={quote(loc)}"
+            cells[2] = f'<td><a href="{html.escape(url)}">{html.escape(loc)}</a></td>'
+        if isinstance(rec[8], str):
+            cells[8] = f'<td><code title="{html.escape(rec[8])}">{html.escape(rec[8][:12])}</code></td>'
+        rows.append(cells)
+    return _table(["kind", "name", "location", "model", "version", "step", "context", "bytes", "sha256"], rows, "sortable")
+
+
+# ------------------------------------------------------------------ an experiment
+def experiment_page(store: Store, key: str, runs: Sequence[RunHead]) -> str:
+    title = _experiment_title(key, runs)
+    readable = [r for r in runs if r.readable]
+    groups = sweep_groups(readable)
+    parts = [f"<h1>{html.escape(title)}</h1><p class=\"muted\">{len(runs)} runs · {html.escape(str(store.resolve(key)))}</p>",
+             "<h2>Runs</h2>", runs_table(runs, "runs-0", params_limit=None, metrics_limit=None)]
+    pcols = _param_columns(readable, None)
+    if pcols:
+        rows = []
+        for k in pcols:
+            values = [r.params.get(k) for r in readable]
+            differ = len({json.dumps(v, default=str) for v in values}) > 1
+            rows.append([f'<th{" class=diff" if differ else ""}>{html.escape(k)}</th>'] + [_cell(v) for v in values])
+        parts.append("<h2>Parameters</h2>" + _table(["parameter"] + [f"run {r.run_id}" for r in readable], rows, "", "params"))
+    labels = []
+    if groups:
+        metrics = sorted({m for g in groups for m in g["metrics"]})
+        rows = []
+        for g in groups:
+            label = ", ".join(f"{k}={fmt(v)}" for k, v in g["params"].items()) or "(no parameters)"
+            labels.append({"label": label, "runs": g["runs"]})
+            cells = [f"<td>{html.escape(label)}</td>", _cell(len(g["runs"]))]
+            for m in metrics:
+                s = g["metrics"].get(m)
+                text = "" if s is None else (f"{s['mean']:.6g} ± {s['std']:.3g}" if s["std"] is not None else f"{s['mean']:.6g}")
+                cells.append(f'<td class="num" data-sort="{"" if s is None else s["mean"]}">{html.escape(text)}</td>')
+            rows.append(cells)
+        parts.append("<h2>Sweep: mean ± std over repetitions</h2>"
+                     '<p class="muted">Runs with the same parameters (less <code>sweep.*</code> and <code>seed</code>) '
+                     "are repetitions of one configuration; std is the sample standard deviation of the last values.</p>"
+                     + _table(["configuration", "runs"] + [f"{m} (last)" for m in metrics], rows, "sortable", "sweep"))
+    parts.append("<h2>Metrics</h2>")
+    if groups:
+        parts.append('<div class="modes"><button data-mode="run" class="on">one line per run</button>'
+                     '<button data-mode="config">mean ± std per configuration</button></div>')
+    parts.append(_live([(r.key, f"run {r.run_id}") for r in readable], labels))
+    return page(title, "".join(parts), store)
+
+
+# ------------------------------------------------------------------ the graph
+def graph_page(store: Store, entry: RunHead, rank: int, per_kind: int, attributes: bool) -> str:
+    title = f"{entry.experiment_name or entry.experiment} · run {entry.run_id} · provenance"
+    ranks = " ".join(
+        f'<a href="{href("graph", entry.key)}?rank={r}&amp;per_kind={per_kind}&amp;attributes={int(attributes)}">rank {r}</a>'
+        for r in entry.ranks
+    ) if len(entry.ranks) > 1 else ""
+    base = f'{href("graph", entry.key)}?rank={rank}'
+    links = (f'<a href="{base}&amp;per_kind={max(2, per_kind // 2)}&amp;attributes={int(attributes)}">fewer nodes</a> · '
+             f'<a href="{base}&amp;per_kind={per_kind * 2}&amp;attributes={int(attributes)}">more nodes</a> · '
+             f'<a href="{base}&amp;per_kind={per_kind}&amp;attributes={int(not attributes)}">'
+             f'{"titles only" if attributes else "with attributes"}</a>')
+    body = (f'<h1>{html.escape(title)}</h1><p><a href="{href("run", entry.key)}">back to the run</a> · {links} '
+            f'<span class="muted">(elements of one kind beyond {per_kind} are drawn as one summary node)</span> {ranks}</p>'
+            + _graph_box(entry, rank, per_kind, attributes, tall=True))
+    return page(title, body, store)

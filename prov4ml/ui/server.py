@@ -1,0 +1,313 @@
+"""``prov4ml ui [DIR]``: a local web server over the runs under DIR, as ``mlflow ui`` is over its store.
+
+    python -m prov4ml.ui prov --port 8765
+
+==============================  ==============================================
+URL                             what
+==============================  ==============================================
+``/``                           the experiments and their runs
+``/run/<run>``                  a run: live metric plots, summaries, parameters,
+                                artifacts, environment, status, inline graph
+``/experiment/<experiment>``    the runs compared: overlaid plots, parameters,
+                                mean ± std over repetitions of a configuration
+``/graph/<run>``                the provenance graph, full page
+``/api/runs``                   the runs list as JSON
+``/api/points/<run>``           new metric points since ``?offsets=`` (JSON
+                                ``{series key: [location, byte offset]}``)
+``/api/graph/<run>``            the graph as SVG (``rank``, ``per_kind``,
+                                ``attributes``)
+``/files/<run>?path=``          a file of the run (an artifact)
+==============================  ==============================================
+
+``<run>`` and ``<experiment>`` are paths relative to DIR. Nothing outside DIR
+is served, and the server listens on 127.0.0.1 unless ``--host`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import mimetypes
+import sys
+import threading
+import traceback
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .. import _cli
+from .._optional import require
+from ..exceptions import InvalidValueError, MissingDependencyError, Prov4MLError
+from . import pages
+from .graph import PER_KIND, render_svg
+from .store import RunHead, Store, duration_s, metric_files
+from .tail import read_new
+
+__all__ = ["UIServer", "serve", "points", "runs_json", "main", "DEFAULT_PORT"]
+
+DEFAULT_PORT = 8765
+MAX_BYTES = 4 << 20  # of one metric file per answer: a long run's history arrives in a few answers, not one huge one
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None: JSON has neither (the plots skip them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def points(store: Store, key: str, offsets: Dict[str, Any], limit: Optional[int] = None) -> Dict[str, Any]:
+    """The points of run ``key`` that the caller has not seen, and where to read on next time.
+
+    ``offsets``: series key (``name/context/rank``) -> ``[location, byte offset]``
+    from the previous answer (empty at first). A CSV metric file is read from
+    its offset only, at most ``limit`` bytes of it (default ``MAX_BYTES``; ``more`` says there is more
+    to read: ask again at once); a finished columnar file (Parquet) is sent
+    whole, once (offset -1). ``reset``: forget this series' earlier points.
+    """
+    entry = store.head(key)
+    limit = MAX_BYTES if limit is None else limit
+    out: List[Dict[str, Any]] = []
+    for series in metric_files(entry.run_dir):
+        location = series["location"]
+        seen_location, seen = _seen(offsets.get(series["key"]))
+        moved = seen_location is not None and seen_location != location
+        offset = 0 if moved else seen
+        if location.endswith(".csv"):
+            chunk = read_new(entry.run_dir / location, offset, limit)
+            steps, values, new_offset, reset, more = chunk.step, chunk.value, chunk.offset, chunk.reset or moved, chunk.more
+        elif moved or seen_location is None:
+            steps, values = _whole_series(store, entry, series)
+            new_offset, reset, more = -1, moved, False
+        else:
+            continue  # a columnar file already sent
+        out.append({**series, "offset": new_offset, "reset": reset, "more": more, "step": steps, "value": values})
+    return {"run": entry.key, "status": entry.label, "series": out}
+
+
+def _seen(value: Any) -> Tuple[Optional[str], int]:
+    """(location, offset) of what the caller has of a series; nothing for anything else."""
+    if (isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[0], str)
+            and isinstance(value[1], int) and not isinstance(value[1], bool)):
+        return value[0], max(value[1], 0)
+    return None, 0
+
+
+def _whole_series(store: Store, entry: RunHead, series: Dict[str, Any]) -> Tuple[List[Any], List[Any]]:
+    m = store.full(entry).metrics
+    sel = m[(m["name"] == series["name"]) & (m["context"] == series["context"]) & (m["rank"] == series["rank"])]
+    return [int(s) for s in sel["step"]], [float(v) for v in sel["value"]]
+
+
+def runs_json(store: Store) -> List[Dict[str, Any]]:
+    """One dict per run: key, experiment, run id, status, start, duration, ranks, params, last values."""
+    out = []
+    for run in store.runs():
+        row: Dict[str, Any] = {"key": run.key, "experiment": run.experiment, "status": run.label}
+        if not run.readable:
+            row["error"] = run.error
+        else:
+            row.update(run_id=run.run_id, start=run.start.isoformat() if run.start else None,
+                       duration_s=duration_s(run), ranks=run.ranks, params=run.params,
+                       last=run.last, needs_recovery=run.needs_recovery)
+        out.append(row)
+    return out
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "UIServer"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        path = unquote(url.path)
+        store = self.server.store
+        try:
+            for prefix, route in _ROUTES:
+                if path == prefix or (prefix != "/" and prefix.endswith("/") and path.startswith(prefix)):
+                    return route(self, store, path[len(prefix):], query)
+            self._send(HTTPStatus.NOT_FOUND, pages.error_page(store, f"no page {path}"), "text/html")
+        except InvalidValueError as exc:
+            self._fail(HTTPStatus.NOT_FOUND, str(exc), path)
+        except Prov4MLError as exc:  # a missing dependency (Graphviz), a document Graphviz cannot draw
+            self._fail(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc), path)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the browser went away (a page left while its poll was under way)
+        except Exception as exc:  # a bug: say so in the page and in the server's log, and keep serving
+            traceback.print_exc()
+            self._fail(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error ({type(exc).__name__}: {exc}); "
+                       "please report it with the traceback printed by the server", path)
+
+    def _fail(self, status: HTTPStatus, message: str, path: str) -> None:
+        if path.startswith("/api/"):
+            self._send(status, json.dumps({"error": message}), "application/json")
+        else:
+            self._send(status, pages.error_page(self.server.store, message), "text/html")
+
+    def _send(self, status: HTTPStatus, body: Any, ctype: str, cache: bool = False) -> None:
+        data = body if isinstance(body, bytes) else body.encode("utf-8")
+        self.send_response(status)
+        text = ctype.startswith(("text/", "application/json", "image/svg"))
+        self.send_header("Content-Type", ctype + ("; charset=utf-8" if text else ""))
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "max-age=300" if cache else "no-store")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _json(self, obj: Any) -> None:
+        self._send(HTTPStatus.OK, json.dumps(_finite(obj), default=str, allow_nan=False), "application/json")
+
+    # -- routes
+    def index(self, store: Store, _rest: str, query: Dict[str, str]) -> None:
+        text = pages.experiments_fragment(store) if query.get("fragment") else pages.runs_list(store)
+        self._send(HTTPStatus.OK, text, "text/html")
+
+    def run_page(self, store: Store, key: str, _query: Dict[str, str]) -> None:
+        self._send(HTTPStatus.OK, pages.run_page(store, store.head(key)), "text/html")
+
+    def experiment_page(self, store: Store, key: str, _query: Dict[str, str]) -> None:
+        self._send(HTTPStatus.OK, pages.experiment_page(store, key, store.experiment(key)), "text/html")
+
+    def graph_page(self, store: Store, key: str, query: Dict[str, str]) -> None:
+        rank, per_kind, attributes = _graph_options(query)
+        self._send(HTTPStatus.OK, pages.graph_page(store, store.head(key), rank, per_kind, attributes), "text/html")
+
+    def api_runs(self, store: Store, _rest: str, _query: Dict[str, str]) -> None:
+        self._json(runs_json(store))
+
+    def api_points(self, store: Store, key: str, query: Dict[str, str]) -> None:
+        try:
+            offsets = json.loads(query.get("offsets") or "{}")
+        except ValueError:
+            raise InvalidValueError("offsets must be JSON: {series key: [location, byte offset]}") from None
+        if not isinstance(offsets, dict):
+            raise InvalidValueError("offsets must be a JSON object: {series key: [location, byte offset]}")
+        self._json(points(store, key, offsets))
+
+    def api_graph(self, store: Store, key: str, query: Dict[str, str]) -> None:
+        entry = store.head(key)
+        rank, per_kind, attributes = _graph_options(query)
+        if rank not in entry.ranks:
+            raise InvalidValueError(f"run {key!r} has no rank {rank}; ranks: {', '.join(map(str, entry.ranks)) or 'none'}")
+        svg = render_svg(entry.run_dir / f"prov_rank{rank}.json", per_kind, attributes)
+        self._send(HTTPStatus.OK, svg, "image/svg+xml")
+
+    def files(self, store: Store, key: str, query: Dict[str, str]) -> None:
+        run_dir = store.head(key).run_dir
+        target = (run_dir / query.get("path", "")).resolve()
+        if run_dir not in target.parents or not target.is_file():
+            raise InvalidValueError(f"no file {query.get('path')!r} in run {key!r}")
+        ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        self._send(HTTPStatus.OK, target.read_bytes(), ctype)
+
+    def static(self, _store: Store, name: str, _query: Dict[str, str]) -> None:
+        asset = resources.files(__package__).joinpath("static", name)
+        if "/" in name or not asset.is_file():
+            raise InvalidValueError(f"no static file {name!r}")
+        self._send(HTTPStatus.OK, asset.read_bytes(), mimetypes.guess_type(name)[0] or "application/octet-stream", cache=True)
+
+
+_Route = Callable[[_Handler, Store, str, Dict[str, str]], None]
+_ROUTES: Tuple[Tuple[str, _Route], ...] = (
+    ("/", _Handler.index),
+    ("/run/", _Handler.run_page),
+    ("/experiment/", _Handler.experiment_page),
+    ("/graph/", _Handler.graph_page),
+    ("/api/runs", _Handler.api_runs),
+    ("/api/points/", _Handler.api_points),
+    ("/api/graph/", _Handler.api_graph),
+    ("/files/", _Handler.files),
+    ("/static/", _Handler.static),
+)
+
+
+def _graph_options(query: Dict[str, str]) -> Tuple[int, int, bool]:
+    try:
+        rank, per_kind = int(query.get("rank", 0)), int(query.get("per_kind", PER_KIND))
+    except ValueError:
+        raise InvalidValueError("rank and per_kind must be integers, e.g. ?rank=0&per_kind=10") from None
+    if per_kind < 2:
+        raise InvalidValueError(f"per_kind must be at least 2, got {per_kind}")
+    return rank, per_kind, query.get("attributes", "1") not in ("0", "false", "no")
+
+
+class UIServer(ThreadingHTTPServer):
+    """The UI's HTTP server over a :class:`~prov4ml.ui.store.Store`; ``url`` is where it listens."""
+
+    daemon_threads = True
+
+    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, verbose: bool = False) -> None:
+        require("pandas", "analysis", "prov4ml ui")  # the runs are read with prov4ml.analysis
+        self.store = Store(root)
+        self.verbose = verbose
+        super().__init__((host, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def start(self) -> threading.Thread:
+        """Serve in a daemon thread (for tests and notebooks); stop with ``shutdown()``."""
+        thread = threading.Thread(target=self.serve_forever, name="prov4ml-ui", daemon=True)
+        thread.start()
+        return thread
+
+
+def serve(root: Any = ".", host: str = "127.0.0.1", port: int = DEFAULT_PORT, verbose: bool = False) -> UIServer:
+    """A :class:`UIServer` on ``host:port`` (0: a free port) serving in the background."""
+    server = UIServer(Path(root), host, port, verbose)
+    server.start()
+    return server
+
+
+def add_arguments(p: "argparse.ArgumentParser") -> None:
+    """The options of ``prov4ml ui`` (also ``python -m prov4ml.ui``)."""
+    p.add_argument("dir", nargs="?", default="prov", help="the provenance_save_dir of the runs (default: prov)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the port (default {DEFAULT_PORT}; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--verbose", action="store_true", help="log every request")
+
+
+def run(args: "argparse.Namespace") -> int:
+    """Serve until Ctrl-C; returns the exit status."""
+    try:
+        server = UIServer(Path(args.dir), args.host, args.port, args.verbose)
+    except InvalidValueError as exc:
+        print(f"prov4ml ui: {exc}", file=sys.stderr)
+        return _cli.EXIT_INPUT
+    except MissingDependencyError as exc:
+        print(f"prov4ml ui: {exc}", file=sys.stderr)
+        return _cli.EXIT_DEPENDENCY
+    except OSError as exc:
+        print(f"prov4ml ui: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+              "choose another port with --port", file=sys.stderr)
+        return _cli.EXIT_INPUT
+    print(f"prov4ml ui: serving {server.store.root} at {server.url} (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return _cli.EXIT_OK
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m prov4ml.ui [DIR] [--port N] [--host H]``: serve until Ctrl-C; returns the exit status."""
+    p = _cli.parser("prov4ml ui", "A local web UI over recorded runs, with live plots of running ones.")
+    add_arguments(p)
+    return run(p.parse_args(argv))
