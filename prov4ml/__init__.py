@@ -9,6 +9,7 @@ from .api import (
     log_artifact,
     log_carbon_metrics,
     log_context,
+    mark_epoch,
     log_current_execution_time,
     log_dataset,
     log_execution_command,
@@ -57,7 +58,7 @@ __all__ = [
     "log_system_metrics", "log_carbon_metrics", "log_flops_per_epoch", "log_flops_per_batch",
     "log_source_code", "log_execution_command", "log_optimizer",
     # contexts and kinds
-    "Context", "Contexts", "LoggingItemKind", "create_context", "log_context",
+    "Context", "Contexts", "LoggingItemKind", "create_context", "log_context", "mark_epoch",
     # samplers, folds, formats
     "Sampler", "Identity", "Ignore", "Subsample", "Window", "MovingAverage", "Pipe",
     "FoldOperation", "MetricsType",

@@ -17,6 +17,7 @@ __all__ = [
     "log_current_execution_time", "log_execution_start_time", "log_execution_end_time",
     "log_system_metrics", "log_carbon_metrics", "log_flops_per_epoch", "log_flops_per_batch",
     "log_source_code", "log_execution_command", "log_optimizer", "log_context",
+    "mark_epoch",
 ]
 
 active_run = _lifecycle.active_run
@@ -167,3 +168,8 @@ def log_optimizer(optimizer: Any) -> None:
 def log_context(name: str, parent: Any = None) -> Context:
     """Create a (sub-)context, as ``create_context``; no run is needed."""
     return create_context(name, parent)
+
+
+def mark_epoch(epoch: int, context: Any = None) -> None:
+    """Epoch ``epoch`` of ``context`` starts now (a ``provml:Epoch`` activity until the next mark)."""
+    _lifecycle.require_run("mark_epoch").mark_epoch(epoch, context)

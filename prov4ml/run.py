@@ -30,6 +30,7 @@ from .metrics.writer import Refresher
 from .records import (
     ArtifactRecord,
     DatasetRecord,
+    EpochRecord,
     FinalValue,
     ModelRecord,
     ModelVersionRecord,
@@ -176,6 +177,7 @@ class Run:
         self._last_version_by_name: Dict[str, int] = {}
         self._datasets: List[DatasetRecord] = []
         self._contexts: Dict[Context, List[Optional[float]]] = {}
+        self._epochs: List[Tuple[Context, int, float]] = []  # (context, epoch, start) marks
         self._notes: Dict[str, Any] = {}
         self._environment: Dict[str, Any] = {}
         self._source_code: Optional[str] = None
@@ -439,6 +441,29 @@ class Run:
             self._source_code = str(source.resolve())
         self._add_artifact(record)
 
+    def mark_epoch(self, epoch: int, context: Any = None) -> None:
+        """Epoch ``epoch`` of ``context`` starts now; it lasts until the next mark of that context."""
+        self._check_open("mark_epoch")
+        epoch = check_step(epoch)
+        if not self.recording:
+            return
+        ctx = resolve_context(context) if context is not None else self.default_context
+        with self._lock:
+            when = _time()
+            self._epochs.append((ctx, epoch, when))
+            self._touch(ctx, when)
+        self._count_log()
+
+    def _epoch_records(self) -> List[EpochRecord]:
+        """Each mark ends at the next mark of its context, the last at the context's last record."""
+        out: List[EpochRecord] = []
+        for i, (ctx, epoch, start) in enumerate(self._epochs):
+            end = next((t for c, _e, t in self._epochs[i + 1:] if c == ctx), None)
+            if end is None and (self.end_time is not None or ctx in self._contexts):
+                end = max(start, self._contexts[ctx][1]) if ctx in self._contexts else self.end_time
+            out.append(EpochRecord(ctx, epoch, _dt(start), _dt(end)))
+        return out
+
     def log_execution_command(self, cmd: str, path: Optional[str] = None) -> None:
         self._note("execution_command", cmd if path is None else f"{cmd} {path}")
 
@@ -604,6 +629,7 @@ class Run:
                 source_code=self._source_code,
                 command=self._command,
                 notes=notes,
+                epochs=self._epoch_records(),
             )
 
     def _problems(self) -> List[str]:
