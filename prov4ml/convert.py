@@ -84,8 +84,6 @@ def _rdf(rdf_format: str) -> Callable[[Any], str]:
         data = graph(doc)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            if rdf_format == "turtle":
-                return data.default_context.serialize(format="turtle")
             return data.serialize(format=rdf_format)
 
     return write

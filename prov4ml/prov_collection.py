@@ -192,11 +192,12 @@ def _link_ranks(col: ProvDocument, members: List[_Doc]) -> None:
     and the weights files of equal bytes that several ranks saved are alternates of one another."""
     leaders = [d for d in members if d.rank == 0 and d.run_activity is not None]
     if leaders:
-        lead = leaders[0].run_activity
+        lead = leaders[0]
         for d in members:
-            if d.run_activity is not None and d.run_activity != lead:
-                col.wasInformedBy(d.run_activity, lead)
-                col.wasInformedBy(lead, d.run_activity)
+            if d.run_activity is not None and d.run_activity != lead.run_activity:
+                for informed, informant in ((d, lead), (lead, d)):
+                    if _may_inform(informant, informed):
+                        col.wasInformedBy(informed.run_activity, informant.run_activity)
     first_of: Dict[str, Tuple[_Doc, QualifiedName]] = {}
     for d in members:
         for ident, digest in _weights(d.document):
@@ -208,6 +209,18 @@ def _link_ranks(col: ProvDocument, members: List[_Doc]) -> None:
                 col.alternateOf(ident, other)
             else:
                 first_of.setdefault(digest, (d, ident))
+
+
+def _span(d: _Doc) -> Tuple[Any, Any]:
+    record = d.document.get_record(d.run_activity)[0]
+    return record.get_startTime(), record.get_endTime()
+
+
+def _may_inform(informant: _Doc, informed: _Doc) -> bool:
+    """PROV-CONSTRAINTS 37: the informant starts before the informed activity ends (ranks run side by side;
+    ranks run one after another, as in a test, inform only forwards)."""
+    start, end = _span(informant)[0], _span(informed)[1]
+    return start is None or end is None or start <= end
 
 
 def _weights(document: ProvDocument) -> List[Tuple[QualifiedName, str]]:

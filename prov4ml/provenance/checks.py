@@ -26,6 +26,8 @@ __all__ = ["violations"]
 def violations(document) -> List[str]:
     """Every breach found in ``document`` and each of its bundles (empty when it passes)."""
     top_ids = _declared(document)
+    for b in document.bundles:
+        top_ids[b.identifier].add("entity")  # a bundle is an entity
     out = _check(document, "document", top_ids, set())
     for bundle in document.bundles:
         out += _check(bundle, f"bundle {bundle.identifier}", _declared(bundle), top_ids)
@@ -37,8 +39,6 @@ def _declared(bundle) -> Dict[Any, Set[str]]:
     for rec in bundle.get_records():
         if rec.is_element():
             kinds[rec.identifier].add(type(rec).__name__.replace("Prov", "").lower())
-    for b in getattr(bundle, "bundles", ()):
-        kinds[b.identifier].add("entity")  # a bundle is an entity
     return kinds
 
 
