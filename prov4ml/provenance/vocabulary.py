@@ -32,10 +32,6 @@ def _d(comment: str, range: str = "xsd:string", parent: Optional[str] = None) ->
     return Term("DatatypeProperty", comment, parent, range)
 
 
-def _o(comment: str, parent: Optional[str] = None) -> Term:
-    return Term("ObjectProperty", comment, parent)
-
-
 TERMS: Dict[str, Term] = {
     # -- classes: activities
     "LearningStageExecution": _c("The execution of one rank of a training run (PROV-ML's LearningStageExecution).", "prov:Activity"),
@@ -65,8 +61,6 @@ TERMS: Dict[str, Term] = {
     "researcher": Term("Role", "The person who ran the run (association role)."),
     "recorder": Term("Role", "prov4ml, recording the run (association role)."),
     "host": Term("Role", "The machine the rank ran on (association role)."),
-    # -- object properties
-    "identicalTo": _o("Two files of the same bytes (the same sha256), e.g. weights saved by several ranks.", "prov:alternateOf"),
     # -- run
     "experiment": _d("The experiment name."),
     "run_id": _d("The run's number within its experiment.", "xsd:int"),
