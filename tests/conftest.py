@@ -83,3 +83,12 @@ def run_python(code, cwd, env=None, **kw):
 
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=full_env, **kw)
+
+
+def location(value):
+    """A PROV-JSON ``prov:location`` (an IRI: ``rundir:<path in the run>`` or ``fs:<absolute path>``) as a path."""
+    from urllib.parse import unquote
+
+    text = value["$"] if isinstance(value, dict) else value
+    prefix, _, local = text.partition(":")
+    return unquote(local) if prefix == "rundir" else "/" + unquote(local) if prefix == "fs" else text
