@@ -73,7 +73,7 @@ def literal(value):
 def series_entity(data, name, context="training"):
     for attrs in entities_of_type(data, "provml:Metric").values():
         if attrs["provml:name"] == name and attrs["provml:context"] == context:
-            return {k: literal(v) for k, v in attrs.items()}
+            return {k: location(v) if k == "prov:location" else literal(v) for k, v in attrs.items()}
     raise KeyError((name, context))
 
 
