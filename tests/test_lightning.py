@@ -182,6 +182,9 @@ def test_test_run_records_its_checkpoint_and_previous_run(fitted):
 
 def test_callback_features(fitted):
     data = fitted.fit
+    epochs = sorted((literal(a["provml:context"]), literal(a["provml:epoch"]))
+                    for a in data["activity"].values() if "provml:Epoch" in str(a["prov:type"]))
+    assert epochs == [(c, e) for c in ("training", "validation") for e in range(EPOCHS)]
     assert series_entity(data, "execution_time", "training")["provml:count"] == EPOCHS
     labels = {literal(a["prov:label"]) for a in entities_of_type(data, "mls:Dataset").values()}
     assert {"train_dataloader", "val_dataloader"} <= labels
@@ -336,3 +339,14 @@ def test_missing_lightning_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "prov4ml.integrations.lightning")
     with pytest.raises(prov4ml.MissingDependencyError, match=r'pip install "prov4ml\[lightning\]"'):
         importlib.import_module("prov4ml.integrations.lightning")
+
+
+def test_the_fit_and_test_documents_pass_the_standards_checks(fitted, tmp_path):
+    for module in ("lxml", "rdflib", "jsonschema"):
+        pytest.importorskip(module)
+    import provcheck
+
+    paths = sorted(fitted.fit_run.run_dir.parent.glob("run_*/prov_rank0.json"))
+    assert len(paths) >= 2  # the fit and the test run
+    for path in paths:
+        provcheck.check_all(path, tmp_path)
