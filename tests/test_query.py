@@ -292,3 +292,17 @@ def test_module_runs_from_the_command_line(experiment):
 def test_an_empty_query_is_a_clear_error(tmp_path):
     with pytest.raises(InvalidValueError, match="give a SPARQL query"):
         q.query(tmp_path, "  ")
+
+
+def test_every_query_in_the_mapping_page_answers(experiment):
+    """docs/prov-mapping.md's SPARQL examples run, as written, and find something."""
+    import re
+
+    pytest.importorskip("pyoxigraph")
+    exp, _commit = experiment
+    page = (ROOT / "docs" / "prov-mapping.md").read_text(encoding="utf-8")
+    queries = re.findall(r"```sparql\n(.*?)```", page, re.S)
+    assert len(queries) == 9
+    for sparql in queries:
+        columns, rows = q.query(exp, sparql)
+        assert rows, sparql
