@@ -189,7 +189,7 @@ class Builder:
         self.add_environment()
         for ctx in s.contexts:
             self.context(ctx)
-        for epoch in s.epochs:
+        for epoch in getattr(s, "epochs", ()):  # a journal written before epochs existed has none
             self.add_epoch(epoch)
         self.add_params()
         self.add_series()
