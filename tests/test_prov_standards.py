@@ -432,3 +432,29 @@ def test_the_vocabulary_ships_with_the_package(tmp_path):
 
     (wheel,) = tmp_path.glob("prov4ml-*.whl")
     assert "prov4ml/provenance/provml.ttl" in zipfile.ZipFile(wheel).namelist()
+
+
+def test_a_killed_run_recovered_passes_every_check(tmp_path):
+    from killing import Child
+
+    child = Child(tmp_path, """
+from prov4ml import Context
+prov4ml.start_run("www.example.org", "crash", {save_dir!r}, capture=False)
+prov4ml.log_param("lr", 0.1)
+for epoch in range(2):
+    prov4ml.mark_epoch(epoch, Context.TRAINING)
+    for i in range(50):
+        prov4ml.log_metric("loss", 1.0 / (i + 1), Context.TRAINING, step=epoch * 50 + i)
+prov4ml.flush()
+flag(1)
+time.sleep(60)
+""")
+    child.wait_flag(1)
+    child.kill()
+    run_dir = child.run_dir()
+    prov4ml.recover(run_dir)
+    doc = ProvDocument.deserialize(str(run_dir / "prov_rank0.json"))
+    act = one(doc, "mls:Run")
+    assert attr(act, "provml:status") == "killed" and act.get_endTime() is not None
+    assert len(records_of_type(doc, "provml:Epoch")) == 2
+    provcheck.check_all(run_dir / "prov_rank0.json", tmp_path)
