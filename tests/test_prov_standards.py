@@ -458,3 +458,39 @@ time.sleep(60)
     assert attr(act, "provml:status") == "killed" and act.get_endTime() is not None
     assert len(records_of_type(doc, "provml:Epoch")) == 2
     provcheck.check_all(run_dir / "prov_rank0.json", tmp_path)
+
+
+def test_many_epochs_collapse_in_the_graph(start):
+    from prov4ml import prov2dot
+
+    run = start()
+    for epoch in range(60):
+        prov4ml.mark_epoch(epoch, Context.TRAINING)
+        prov4ml.log_metric("loss", 1.0 / (epoch + 1), Context.TRAINING, step=epoch)
+    prov4ml.end_run()
+    doc = ProvDocument.deserialize(str(run.prov_path))
+    assert len(records_of_type(doc, "provml:Epoch")) == 60
+    dot = prov2dot.prov_to_dot(doc).to_string()
+    assert "40 more epochs" in dot and dot.count("training epoch") == 20 + 2  # 20 drawn, the summary's from/to
+
+
+def test_a_record_marked_is_input_is_used_not_generated(tmp_path):
+    from dataclasses import dataclass
+
+    from prov4ml.provenance import build_document
+    from prov4ml.records import ArtifactRecord, RunSnapshot
+
+    @dataclass(frozen=True)
+    class InputArtifact(ArtifactRecord):
+        is_input: bool = True
+
+    t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    art = InputArtifact("config.yaml", "artifacts/config.yaml", "/data/config.yaml", "0" * 64, 10, False, None, None, t0)
+    snap = RunSnapshot("www.example.org", "alice", "exp", 0, 0, str(tmp_path), t0, t0 + timedelta(hours=1),
+                       "finished", None, "0", artifacts=[art])
+    doc = build_document(snap)
+    (entity,) = records_of_type(doc, "provml:Artifact")
+    assert [str(u["entity"]) for u in relations(doc, "Usage")] == [str(entity.identifier)]
+    assert not [g for g in relations(doc, "Generation") if g["entity"] == entity.identifier]
+    assert {str(v) for v in one(doc, "mls:Run").get_attribute(doc.valid_qualified_name("mls:hasInput"))} == {str(entity.identifier)}
+    assert violations(doc) == []

@@ -359,6 +359,15 @@ class Builder:
             e = self.doc.entity(self.qn("final", fm.name), self.attrs(["provml:FinalMetric"], values))
             self.doc.wasGeneratedBy(e, self.run, self.snap.end_time)
 
+    def produced(self, record: Any, entity: Any, activity: Any, when: Optional[datetime]) -> None:
+        """A record's file came out of ``activity`` (wasGeneratedBy), or fed it when the record says ``is_input``."""
+        if getattr(record, "is_input", False):
+            self.doc.used(activity, entity, when)
+            if activity is self.run:
+                self.run_parts["mls:hasInput"].append(entity.identifier)
+        else:
+            self.doc.wasGeneratedBy(entity, activity, when)
+
     def original(self, path: str):
         """The file an artifact was copied from: one entity per path (the plan, for the script)."""
         orig = self.originals.get(path)
@@ -383,7 +392,7 @@ class Builder:
         }
         values.update(extra or {})
         e = self.doc.entity(ident or self.qn("artifact", art.location), self.attrs(ARTIFACT_TYPES[art.role] + types, values))
-        self.doc.wasGeneratedBy(e, self.activity_for(art.context, art.time), art.time)
+        self.produced(art, e, self.activity_for(art.context, art.time), art.time)
         if art.original is not None and art.original != art.location:
             self.doc.wasDerivedFrom(e, self.original(art.original))
         return e
