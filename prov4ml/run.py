@@ -457,12 +457,12 @@ class Run:
     def _epoch_records(self) -> List[EpochRecord]:
         """Each mark ends at the next mark of its context, the last at the context's last record."""
         out: List[EpochRecord] = []
-        for i, (ctx, epoch, start) in enumerate(self._epochs):
-            end = next((t for c, _e, t in self._epochs[i + 1:] if c == ctx), None)
-            if end is None and (self.end_time is not None or ctx in self._contexts):
-                end = max(start, self._contexts[ctx][1]) if ctx in self._contexts else self.end_time
+        next_start: Dict[Context, float] = {}
+        for ctx, epoch, start in reversed(self._epochs):
+            end = next_start.get(ctx, max(start, self._contexts[ctx][1]))  # a mark touched its context
             out.append(EpochRecord(ctx, epoch, _dt(start), _dt(end)))
-        return out
+            next_start[ctx] = start
+        return out[::-1]
 
     def log_execution_command(self, cmd: str, path: Optional[str] = None) -> None:
         self._note("execution_command", cmd if path is None else f"{cmd} {path}")
@@ -676,7 +676,7 @@ class Run:
             return (
                 tuple(sorted((k, v[0]) for k, v in report.get("series", {}).items())), len(self.metrics.series),
                 len(self._params), len(self._artifacts), len(self._models), len(self._versions),
-                len(self._datasets), len(self._environment), repr(sorted(self._notes.items(), key=str)),
+                len(self._datasets), len(self._environment), repr(sorted(self._notes.items(), key=str)), len(self._epochs),
                 tuple((f.name, f.count, f.failed) for f in list(self.metrics.folds.values())),
                 len(self._problems()), self._source_code, self._command,
             )
