@@ -106,9 +106,8 @@ def test_sub_contexts_created_before_their_parents_keep_the_parents_span(start, 
     prov4ml.log_metric("loss", 2.0, "pre-training", step=1)  # the parent's own point, after the child's
     prov4ml.end_run()
     doc = ProvDocument.deserialize(str(run.prov_path))
-    parent = one(doc, "provml:LearningStage") if False else [r for r in records_of_type(doc, "provml:LearningStage")
-                                                            if attr(r, "provml:context") == "pre-training"][0]
-    child = [r for r in records_of_type(doc, "provml:LearningStage") if attr(r, "provml:context") == "fine tuning"][0]
+    stages = {attr(r, "provml:context"): r for r in records_of_type(doc, "provml:LearningStage")}
+    parent, child = stages["pre-training"], stages["fine tuning"]
     series = [r for r in records_of_type(doc, "provml:Metric") if attr(r, "provml:context") == "pre-training"][0]
     assert parent.get_startTime() <= child.get_startTime() <= child.get_endTime() <= parent.get_endTime()
     assert parent.get_endTime() == attr(series, "provml:last_time")  # not the child's end

@@ -9,6 +9,7 @@ hashes of the weights, ``git rev-parse``), not from the document.
 
 import csv
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -81,7 +82,7 @@ def experiment(tmp_path_factory):
     git(repo, "commit", "-qm", "sweep")
     proc = subprocess.run([sys.executable, str(repo / "train.py"), str(base / "prov")], cwd=base,
                           capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return base / "prov" / "sweep", git(repo, "rev-parse", "HEAD")
 
