@@ -52,6 +52,7 @@ def main() -> None:
     prov4ml.log_dataset(loader, "train")
     for epoch in range(args.epochs):
         sampler.set_epoch(epoch)
+        prov4ml.mark_epoch(epoch, prov4ml.Context.TRAINING)
         total = torch.zeros(2)
         for i, (xb, yb) in enumerate(loader):
             optimizer.zero_grad()

@@ -24,6 +24,7 @@ from .api import (
     log_params,
     log_source_code,
     log_system_metrics,
+    mark_epoch,
     register_final_metric,
     run,
     save_model_version,
@@ -75,7 +76,7 @@ __all__ = [
     "log_system_metrics", "log_carbon_metrics", "log_flops_per_epoch", "log_flops_per_batch",
     "log_source_code", "log_execution_command", "log_optimizer",
     # contexts and kinds
-    "Context", "Contexts", "LoggingItemKind", "create_context", "log_context",
+    "Context", "Contexts", "LoggingItemKind", "create_context", "log_context", "mark_epoch",
     # samplers, folds, formats
     "Sampler", "Identity", "Ignore", "Subsample", "Window", "MovingAverage", "Pipe",
     "FoldOperation", "MetricsType", "CompressorType",

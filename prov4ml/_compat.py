@@ -111,7 +111,7 @@ def param_value(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         if isinstance(value, str) and value:
             check_name(value, "a parameter value", limit=1 << 20)
-        return "None" if value is None else value
+        return value  # None stays None: the document says so (provml:is_none), not with the text "None"
     if isinstance(value, Context):
         return str(value)
     if isinstance(value, (set, frozenset)):

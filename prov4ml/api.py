@@ -20,6 +20,7 @@ __all__ = [
     "log_current_execution_time", "log_execution_start_time", "log_execution_end_time",
     "log_system_metrics", "log_carbon_metrics", "log_flops_per_epoch", "log_flops_per_batch",
     "log_source_code", "log_execution_command", "log_optimizer", "log_context",
+    "mark_epoch",
 ]
 
 active_run = _lifecycle.active_run
@@ -272,3 +273,8 @@ def log_optimizer(optimizer: Any) -> None:
 def log_context(context: str, is_subcontext_of: Any = None, source_of_data: Optional[str] = None) -> Context:
     """Create a (sub-)context, as ``create_context``; no run is needed."""
     return create_context(context, is_subcontext_of, source_of_data)
+
+
+def mark_epoch(epoch: int, context: Any = None) -> None:
+    """Epoch ``epoch`` of ``context`` starts now (a ``provml:Epoch`` activity until the next mark)."""
+    _lifecycle.require_run("mark_epoch").mark_epoch(epoch, context)

@@ -12,6 +12,12 @@ rdf, ttl  ``.ttl``                    ``prov4ml[rdf]`` PROV-O as Turtle (rdflib)
 trig      ``.trig``                   ``prov4ml[rdf]`` PROV-O as TriG: a named graph per bundle
 ========  ==========================  ===============  ====================================
 
+The RDF formats hold, beside PROV-O's qualified forms, the direct triples
+they imply (``prov:wasGeneratedBy``, ``prov:used``, ``prov:wasDerivedFrom``,
+``prov:wasRevisionOf``...; see :mod:`prov4ml.provenance.rdf`), so plain SPARQL
+finds them. In PROV-XML a location whose IRI does not fit an ``xs:QName``
+(``rundir:metrics/loss.csv``) is written as the ``xsd:anyURI`` it stands for.
+
 The format is the ``format`` argument, else the output's suffix. Turtle has no
 named graphs, so a document with bundles (a collection) must go to TriG: the
 error says so rather than merging the bundles silently. One registry,
@@ -56,7 +62,14 @@ def _provn(doc: Any) -> str:
 
 
 def _xml(doc: Any) -> str:
-    return doc.serialize(format="xml")
+    import json
+
+    from prov.model import ProvDocument
+
+    from .provenance.json import xml_compatible
+
+    data = xml_compatible(json.loads(doc.serialize(format="json")))
+    return ProvDocument.deserialize(content=json.dumps(data), format="json").serialize(format="xml")
 
 
 def _rdf(rdf_format: str) -> Callable[[Any], str]:
@@ -66,9 +79,12 @@ def _rdf(rdf_format: str) -> Callable[[Any], str]:
                 f"the document has {len(list(doc.bundles))} bundles and Turtle cannot keep them apart; "
                 "write TriG instead (--format trig, or an output ending in .trig)"
             )
-        with warnings.catch_warnings():  # rdflib 7 warns once per triple about ConjunctiveGraph
+        from .provenance.rdf import graph
+
+        data = graph(doc)
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            return doc.serialize(format="rdf", rdf_format=rdf_format)
+            return data.serialize(format=rdf_format)
 
     return write
 

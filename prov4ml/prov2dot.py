@@ -104,7 +104,14 @@ KINDS: Sequence[Tuple[str, str]] = (
 )
 _KIND_RANK = {uri: i for i, (uri, _noun) in enumerate(KINDS)}
 _GENERIC_KIND = {_PROV + "Entity": "entities", _PROV + "Activity": "activities", _PROV + "Agent": "agents"}
-_HIDDEN = {_PROV + "label", _PROV + "type"}  # drawn as the title and the first row
+# ML-Schema's object properties: links, not rows. A part of a run or context (mls:hasPart) and the
+# measure an evaluation is specified by are drawn as edges; the others repeat used / wasGeneratedBy / the plan.
+LINK_STYLE: Dict[str, Dict[str, str]] = {
+    _MLS + "hasPart": {**_EDGE, "label": "hasPart", "style": "dashed", "color": "#4060C0", "dir": "back", "arrowtail": "odiamond"},
+    _MLS + "specifiedBy": {**_EDGE, "label": "specifiedBy", "style": "dashed", "color": "grey"},
+}
+_LINKS = set(LINK_STYLE) | {_MLS + "hasInput", _MLS + "hasOutput", _MLS + "executes"}
+_HIDDEN = {_PROV + "label", _PROV + "type"} | _LINKS  # the title, the first row, and the links
 # Attributes with these local names come first (in this order), the rest in document order.
 FIRST_ATTRIBUTES: Sequence[str] = (
     "value", "count", "min", "max", "last", "mean", "step", "version", "status", "run_id", "rank",
@@ -225,6 +232,10 @@ class _Builder:
             for record in container.records:
                 if not isinstance(record, ProvElement):
                     self._relation(record)
+        for _key, record in first.values():
+            for attr, value in record.attributes:
+                if getattr(attr, "uri", None) in LINK_STYLE and value in self.node_of:
+                    self._edge(record.identifier, value, attr.uri)
         return self.graph
 
     # nodes ----------------------------------------------------------------
@@ -319,7 +330,7 @@ def _to_pydot(graph: _Graph) -> pydot.Dot:
             cluster.add_node(_pydot_node(graph.nodes[name]))
         dot.add_subgraph(cluster)
     for (src, dst, rtype), count in graph.edges.items():
-        style = dict(PLAN_STYLE if rtype == "hadPlan" else RELATION_STYLE.get(rtype, {**_EDGE, "label": _local(rtype)}))
+        style = dict(PLAN_STYLE if rtype == "hadPlan" else LINK_STYLE.get(rtype) or RELATION_STYLE.get(rtype, {**_EDGE, "label": _local(rtype)}))
         if count > 1:
             style["label"] = f"{style['label']} ×{count}"
         dot.add_edge(pydot.Edge(src, dst, **style))

@@ -12,16 +12,19 @@ PROV-JSON document shaped like this (docs/graphs.md draws it):
   document (the ``provml:ProvenanceDocument`` entity, ``…/run_0/rank1/document``),
   so the statements the run made about its document now describe the bundle.
 * **an entity per document** with the same identifier, typed ``prov:Bundle``
-  and ``provml:ProvenanceDocument``, with ``prov:location`` (the file, relative
-  to the collection), ``provml:run_id``, ``provml:rank`` and ``provml:sha256``
-  of the file as read.
-* **the experiment** (``prov:Collection``, ``mls:Experiment``), ``hadMember``
-  each **run** (``prov:Collection``, ``provml:Run``), which ``hadMember`` each of
-  its rank documents. The identifiers are those the runs use themselves, so
-  the top level and the bundles name the same things.
-* **ranks of one run**: the run activity of every rank k > 0
-  ``wasInformedBy`` that of rank 0, which leads the launch (it picks the run id
-  and, under DistributedDataParallel, broadcasts the initial weights).
+  and ``provml:ProvenanceDocument``, with ``prov:location`` (the file's IRI),
+  ``provml:run_id``, ``provml:rank`` and ``provml:sha256`` of the file as read.
+* **the experiment**, an activity (``mls:Experiment``: ML-Schema's experiment
+  is a process) that ``mls:hasPart`` every rank's run activity; each **run**
+  (``prov:Collection``, ``provml:Run``) ``hadMember`` its rank documents. The
+  identifiers are those the runs use themselves, so the top level and the
+  bundles name the same things; every identifier the top level names is
+  declared there (the rank activities are declared again, with their times).
+* **ranks of one run**: the run activities of rank 0 and of every rank k > 0
+  inform each other (``wasInformedBy`` both ways: rank 0 leads the launch and,
+  under DistributedDataParallel, broadcasts the initial weights; gradients flow
+  back). Weights files of equal bytes (``provml:sha256``) saved by several
+  ranks are ``alternateOf`` one another.
 
 A document that carries no identifiers of its own (written by another tool)
 gets identifiers under the ``collection`` namespace, the directory's
@@ -39,6 +42,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from urllib.parse import quote
 
 from prov.constants import PROV_LABEL, PROV_LOCATION, PROV_TYPE
 from prov.identifier import Namespace, QualifiedName
@@ -47,6 +51,7 @@ from prov.model import PROV, ProvActivity, ProvDocument, ProvEntity
 from . import _cli
 from .exceptions import ProvFileError
 from .prov2dot import type_uris
+from .provenance.names import location_path
 
 __all__ = ["create_collection", "collection_path", "find_documents", "main", "COLLECTION_SUFFIX"]
 
@@ -142,16 +147,17 @@ def build_collection(docs: Sequence[_Doc], root: Path, out_dir: Path) -> ProvDoc
 
     bundle_ids = set()
     for exp_id, (label, runs) in experiments.items():
-        col.entity(exp_id, {
-            PROV_TYPE: PROV["Collection"], PROV_LABEL: label,
-            PROVML["runs"]: len(runs), PROVML["documents"]: sum(len(v) for v in runs.values()),
-        }).add_asserted_type(MLS["Experiment"])
+        parts = [d.run_activity for members in runs.values() for d in members if d.run_activity is not None]
+        # ML-Schema's experiment is a process whose parts are runs (docs/prov-mapping.md)
+        col.activity(exp_id, None, None, [
+            (PROV_TYPE, MLS["Experiment"]), (PROV_TYPE, PROVML["Experiment"]), (PROV_LABEL, label),
+            (PROVML["runs"], len(runs)), (PROVML["documents"], sum(len(v) for v in runs.values())),
+        ] + [(MLS["hasPart"], a) for a in parts])
         for run_id_q, members in runs.items():
             run_attrs: Dict[Any, Any] = {PROV_TYPE: PROV["Collection"]}
             if members[0].run_id is not None:
                 run_attrs[PROVML["run_id"]] = members[0].run_id
             col.entity(run_id_q, run_attrs).add_asserted_type(PROVML["Run"])
-            col.hadMember(exp_id, run_id_q)
             for d in members:
                 bundle_id = d.doc_entity
                 if bundle_id is None or bundle_id in bundle_ids:
@@ -159,7 +165,7 @@ def build_collection(docs: Sequence[_Doc], root: Path, out_dir: Path) -> ProvDoc
                 bundle_ids.add(bundle_id)
                 attrs: Dict[Any, Any] = {
                     PROV_TYPE: PROV["Bundle"],
-                    PROV_LOCATION: _rel(d.path, out_dir),
+                    PROV_LOCATION: local[quote(_rel(d.path, root), safe="/-._~")],  # the file's IRI
                     PROVML["sha256"]: d.sha256,
                 }
                 if d.run_id is not None:
@@ -169,12 +175,65 @@ def build_collection(docs: Sequence[_Doc], root: Path, out_dir: Path) -> ProvDoc
                 col.entity(bundle_id, attrs).add_asserted_type(PROVML["ProvenanceDocument"])
                 col.hadMember(run_id_q, bundle_id)
                 col.bundle(bundle_id).update(d.document)
-            leaders = [d for d in members if d.rank == 0 and d.run_activity is not None]
-            if leaders:
-                for d in members:
-                    if d is not leaders[0] and d.run_activity is not None and d.run_activity != leaders[0].run_activity:
-                        col.wasInformedBy(d.run_activity, leaders[0].run_activity)
+                if d.run_activity is not None:  # named at the top level, so declared there too
+                    _declare(col, d.document, d.run_activity)
+            _link_ranks(col, members)
     return col
+
+
+def _declare(col: ProvDocument, document: ProvDocument, ident: QualifiedName) -> None:
+    """Declare at the top level an element of a bundle: its identifier, times, types and label."""
+    (record,) = document.get_record(ident)[:1]
+    attrs = [(PROV_TYPE, t) for t in record.get_asserted_types()] + [(PROV_LABEL, v) for v in record.get_attribute(PROV_LABEL)]
+    if isinstance(record, ProvActivity):
+        col.activity(ident, record.get_startTime(), record.get_endTime(), attrs)
+    else:
+        col.entity(ident, attrs + [(PROVML["sha256"], v) for v in record.get_attribute(PROVML["sha256"])])
+
+
+def _link_ranks(col: ProvDocument, members: List[_Doc]) -> None:
+    """Ranks of one run inform each other (rank 0 leads the launch and broadcasts; the others report back),
+    and the weights files of equal bytes that several ranks saved are alternates of one another."""
+    leaders = [d for d in members if d.rank == 0 and d.run_activity is not None]
+    if leaders:
+        lead = leaders[0]
+        for d in members:
+            if d.run_activity is not None and d.run_activity != lead.run_activity:
+                for informed, informant in ((d, lead), (lead, d)):
+                    if _may_inform(informant, informed):
+                        col.wasInformedBy(informed.run_activity, informant.run_activity)
+    first_of: Dict[str, Tuple[_Doc, QualifiedName]] = {}
+    for d in members:
+        for ident, digest in _weights(d.document):
+            if digest in first_of and first_of[digest][0] is not d:
+                other = first_of[digest][1]
+                for e in (other, ident):
+                    if not col.get_record(e):
+                        _declare(col, first_of[digest][0].document if e == other else d.document, e)
+                col.alternateOf(ident, other)
+            else:
+                first_of.setdefault(digest, (d, ident))
+
+
+def _span(d: _Doc) -> Tuple[Any, Any]:
+    record = d.document.get_record(d.run_activity)[0]
+    return record.get_startTime(), record.get_endTime()
+
+
+def _may_inform(informant: _Doc, informed: _Doc) -> bool:
+    """PROV-CONSTRAINTS 37: the informant starts before the informed activity ends (ranks run side by side;
+    ranks run one after another, as in a test, inform only forwards)."""
+    start, end = _span(informant)[0], _span(informed)[1]
+    return start is None or end is None or start <= end
+
+
+def _weights(document: ProvDocument) -> List[Tuple[QualifiedName, str]]:
+    out = []
+    for record in document.get_records(ProvEntity):
+        if PROVML["ModelWeights"].uri in set(type_uris(record)):
+            for digest in record.get_attribute(PROVML["sha256"]):
+                out.append((record.identifier, str(digest)))
+    return out
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -199,20 +258,20 @@ def _read(path: Path) -> _Doc:
              int(rank_file.group(1)) if rank_file else None, None, None, None, None, None)
     for record in document.get_records((ProvActivity, ProvEntity)):
         types = set(type_uris(record))
-        if isinstance(record, ProvActivity):
-            if MLS["Run"].uri in types and d.run_activity is None:
+        if isinstance(record, ProvActivity) and MLS["Run"].uri in types:
+            if d.run_activity is None:
                 d.run_activity = record.identifier
                 d.run_id = _int(record, PROVML["run_id"], d.run_id)
                 d.rank = _int(record, PROVML["rank"], d.rank)
-        elif MLS["Experiment"].uri in types and d.experiment is None:
+        elif MLS["Experiment"].uri in types and d.experiment is None:  # an activity (an entity before 0.2)
             d.experiment = record.identifier
             labels = record.get_attribute(PROV_LABEL)
             d.experiment_label = str(next(iter(labels))) if labels else None
         elif PROVML["Run"].uri in types and d.run_entity is None:
             d.run_entity = record.identifier
         elif PROVML["ProvenanceDocument"].uri in types and d.doc_entity is None:
-            locations = {str(v) for v in record.get_attribute(PROV_LOCATION)}
-            if not locations or path.name in locations:
+            locations = {location_path(v) for v in record.get_attribute(PROV_LOCATION)}
+            if not locations or path.name in locations or str(path.resolve()) in locations:
                 d.doc_entity = record.identifier
     return d
 

@@ -1,4 +1,4 @@
-"""Plain records of what a run recorded. Only provenance.py turns them into PROV."""
+"""Plain records of what a run recorded. Only prov4ml.provenance turns them into PROV."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ __all__ = [
     "DatasetRecord",
     "SeriesSummary",
     "FinalValue",
+    "EpochRecord",
     "RunSnapshot",
 ]
 
@@ -108,6 +109,16 @@ class FinalValue:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch of a context: from its mark to the next mark of that context (or the context's end)."""
+
+    context: Context
+    epoch: int
+    start: datetime
+    end: Optional[datetime]
+
+
 @dataclass
 class RunSnapshot:
     """Everything the provenance builder needs, copied at one moment."""
@@ -135,3 +146,4 @@ class RunSnapshot:
     source_code: Optional[str] = None
     command: Optional[str] = None
     notes: Dict[str, str] = field(default_factory=dict)
+    epochs: List[EpochRecord] = field(default_factory=list)

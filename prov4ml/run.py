@@ -31,6 +31,7 @@ from .metrics.writer import Refresher
 from .records import (
     ArtifactRecord,
     DatasetRecord,
+    EpochRecord,
     FinalValue,
     ModelRecord,
     ModelVersionRecord,
@@ -159,6 +160,7 @@ class Run(ItemRecording):
         self._last_version_by_name: Dict[str, int] = {}
         self._datasets: List[DatasetRecord] = []
         self._contexts: Dict[Context, List[Optional[float]]] = {}
+        self._epochs: List[Tuple[Context, int, float]] = []  # (context, epoch, start) marks
         self._notes: Dict[str, Any] = {}
         self._environment: Dict[str, Any] = {}
         self._source_code: Optional[str] = None
@@ -328,6 +330,29 @@ class Run(ItemRecording):
             raise InvalidValueError(f"log_params takes a dict of name -> value, got {type(params).__name__}")
         for key, value in params.items():
             self.log_param(key, value, context)
+
+    def mark_epoch(self, epoch: int, context: Any = None) -> None:
+        """Epoch ``epoch`` of ``context`` starts now; it lasts until the next mark of that context."""
+        self._check_open("mark_epoch")
+        epoch = check_step(epoch)
+        if not self.recording:
+            return
+        ctx = resolve_context(context) if context is not None else self.default_context
+        with self._lock:
+            when = _time()
+            self._epochs.append((ctx, epoch, when))
+            self._touch(ctx, when)
+        self._count_log()
+
+    def _epoch_records(self) -> List[EpochRecord]:
+        """Each mark ends at the next mark of its context, the last at the context's last record."""
+        out: List[EpochRecord] = []
+        next_start: Dict[Context, float] = {}
+        for ctx, epoch, start in reversed(self._epochs):
+            end = next_start.get(ctx, max(start, self._contexts[ctx][1]))  # a mark touched its context
+            out.append(EpochRecord(ctx, epoch, utc(start), utc(end)))
+            next_start[ctx] = start
+        return out[::-1]
 
     def log_execution_command(self, cmd: str, path: Optional[str] = None) -> None:
         self._note("execution_command", cmd if path is None else f"{cmd} {path}")
@@ -500,6 +525,7 @@ class Run(ItemRecording):
                 source_code=self._source_code,
                 command=self._command,
                 notes=notes,
+                epochs=self._epoch_records(),
             )
 
     def _problems(self) -> List[str]:
@@ -548,7 +574,7 @@ class Run(ItemRecording):
         with self._lock:
             return (
                 len(self.metrics.series), len(self._params), len(self._artifacts), len(self._models),
-                len(self._versions), len(self._datasets), len(self._environment), repr(sorted(self._notes.items(), key=str)),
+                len(self._versions), len(self._datasets), len(self._environment), repr(sorted(self._notes.items(), key=str)), len(self._epochs),
                 tuple((f.name, f.count, f.failed) for f in list(self.metrics.folds.values())),
                 len(self._problems()), self._source_code, self._command, tuple(self._contexts.items()),
             )

@@ -73,7 +73,7 @@ def literal(value):
 def series_entity(data, name, context="training"):
     for attrs in entities_of_type(data, "provml:Metric").values():
         if attrs["provml:name"] == name and attrs["provml:context"] == context:
-            return {k: literal(v) for k, v in attrs.items()}
+            return {k: location(v) if k == "prov:location" else literal(v) for k, v in attrs.items()}
     raise KeyError((name, context))
 
 
@@ -83,3 +83,10 @@ def run_python(code, cwd, env=None, **kw):
 
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=full_env, **kw)
+
+
+def location(value):
+    """A PROV-JSON ``prov:location`` (an IRI: ``rundir:<path in the run>`` or ``fs:<absolute path>``) as a path."""
+    from prov4ml.provenance import json_location
+
+    return json_location(value)

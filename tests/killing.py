@@ -123,7 +123,7 @@ def prov_json(run_dir: Path, rank: int = 0) -> dict:
 
 
 def run_activity(data: dict) -> dict:
-    return next(a for k, a in data["activity"].items() if k.endswith("/rank0") and "/context/" not in k)
+    return next(a for k, a in data["activity"].items() if k.endswith(".rank0"))
 
 
 def series_count(data: dict, name: str, context: str = "training") -> int:

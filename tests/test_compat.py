@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import prov4ml
-from conftest import ROOT, entities_of_type, literal, load_doc, load_json, series_entity
+from conftest import ROOT, entities_of_type, literal, load_doc, load_json, series_entity, location
 from prov4ml._fs import hash_path
 from prov4ml.compat import arrays
 from prov4ml.exceptions import InvalidValueError, RunStateError
@@ -39,7 +39,7 @@ def points(path):
 
 
 def artifacts_by_location(doc_json, type_name):
-    return {literal(a["prov:location"]): {k: literal(v) for k, v in a.items()}
+    return {location(a["prov:location"]): {k: literal(v) for k, v in a.items()}
             for a in entities_of_type(doc_json, type_name).values()}
 
 
@@ -51,7 +51,7 @@ def test_tracked_function_logs_each_returned_value_as_a_point(tmp_path):
     doc = load_json(run_dir / "prov_rank0.json")
     for name, context in (("MSELoss", "training"), ("mae", "validation")):
         series = series_entity(doc, name, context)
-        steps, values = points(run_dir / series["prov:location"])
+        steps, values = points(run_dir / location(series["prov:location"]))
         assert values == seen["returned"][name]  # bit for bit: repr round-trips
         assert steps == list(range(len(values)))
         assert seen["calls"][name] == len(values) == series["provml:count"]
@@ -212,14 +212,14 @@ def test_old_import_paths_view_and_getters_return_what_was_logged(tmp_path):
     assert all(Path(p).stat().st_size > 0 for p in seen["documents"])
 
     g = seen["getters"]
-    base = "ex:data_and_getters/run_0/rank0"
-    assert g["activities"] == [base] + [f"{base}/context/{c}" for c in ("training", "validation", "models", "datasets")]
-    assert sorted(g["metric_entities"]) == sorted(f"{base}/metric/{c}/{n}" for c, n in
+    base = "ex:data_and_getters.run_0.rank0"
+    assert g["activities"] == [base, "ex:data_and_getters"] + [f"{base}.context.{c}" for c in ("training", "validation", "models", "datasets")]
+    assert sorted(g["metric_entities"]) == sorted(f"{base}.metric.{c}.{n}" for c, n in
                                                   (("training", "loss"), ("validation", "acc"),
                                                    ("models", "n_models"), ("datasets", "n_samples")))
     assert g["parameters"] == {"lr": 0.001, "batch_size": 32, "optimizer": "adam", "shuffle": True}
     assert (g["lr_of_run"], g["run_id"], g["status"], g["missing"]) == (0.001, 0, "finished", None)
-    assert g["paths"] == {f"{base}/metric/training/loss": str(run_dir / "metrics/loss_training_rank0.csv")}
+    assert g["paths"] == {f"{base}.metric.training.loss": str(run_dir / "metrics/loss_training_rank0.csv")}
     assert len(g["csv_paths"]) == 4 and all(Path(p).is_file() for p in g["csv_paths"])
     assert g["loss"] == {"step": list(range(5)), "value": seen["logged"]["loss"]}
     assert g["acc"] == {"step": list(range(5)), "value": seen["logged"]["acc"]}
@@ -284,7 +284,7 @@ def test_itwinai_logger_records_every_kind(tmp_path):
     (dataset,) = entities_of_type(doc, "mls:Dataset").values()
     assert literal(dataset["prov:label"]) == "train_dataloader"
     loss = series_entity(doc, "batch_loss")
-    assert points(run_dir / loss["prov:location"]) == tuple(map(list, zip(*seen["logged"])))  # log_freq=2
+    assert points(run_dir / location(loss["prov:location"])) == tuple(map(list, zip(*seen["logged"])))  # log_freq=2
     for name in ("flops_per_batch", "flops_per_epoch", "epoch_time", "cpu_usage", "emissions"):
         series = series_entity(doc, name)  # flops_pb / flops_pe, execution_time, system, carbon
         assert (series["provml:count"], series["provml:first_step"], series["provml:last_step"]) == (2, 0, 1)
@@ -318,7 +318,7 @@ def test_provmllogger_with_no_arguments_in_a_trainer(tmp_path, mode):
     for name, context, doc, run_dir in (("MSE_training", "training", fit_doc, fit_dir),
                                         ("MSE_validation", "validation", fit_doc, fit_dir),
                                         ("MSE_test", "testing", test_doc, test_dir)):
-        _, values = points(run_dir / series_entity(doc, name, context)["prov:location"])
+        _, values = points(run_dir / location(series_entity(doc, name, context)["prov:location"]))
         assert values == seen["seen"][name]  # what self.log received, exactly
     if mode == "active":
         assert seen["experiment"] == seen["name"] == "lightning_active" and seen["prov_json"] == seen["test_prov_json"]
@@ -327,7 +327,7 @@ def test_provmllogger_with_no_arguments_in_a_trainer(tmp_path, mode):
         assert seen["experiment"] == "lightning_logs"
         assert Path(seen["prov_json"]) == tmp_path / "prov/lightning_logs/run_0/prov_rank0.json"
         assert Path(seen["test_prov_json"]) == tmp_path / "prov/lightning_logs/run_1/prov_rank0.json"
-        assert literal(fit_doc["activity"]["ex:lightning_logs/run_0/rank0"]["provml:status"]) == "finished"
+        assert literal(fit_doc["activity"]["ex:lightning_logs.run_0.rank0"]["provml:status"]) == "finished"
 
 
 # ---------------------------------------------------------------------------- import yprov4ml

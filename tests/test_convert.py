@@ -109,4 +109,15 @@ def test_cli_on_a_real_run(tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr == ""
     assert len(rdf_graph(tmp_path / "out.ttl", "turtle")) > 50
-    assert ProvDocument.deserialize(str(tmp_path / "out.xml"), format="xml") == ProvDocument.deserialize(str(src))
+    # PROV-XML's xs:QName cannot hold rundir:metrics/x.csv: the XML names the same IRI as an xsd:anyURI
+    back = ProvDocument.deserialize(str(tmp_path / "out.xml"), format="xml")
+    assert back == as_xml_holds_it(ProvDocument.deserialize(str(src)))
+    assert back != ProvDocument.deserialize(str(src))
+
+
+def as_xml_holds_it(doc):
+    import json
+
+    from prov4ml.provenance.json import xml_compatible
+
+    return ProvDocument.deserialize(content=json.dumps(xml_compatible(json.loads(doc.serialize(format="json")))), format="json")

@@ -14,6 +14,7 @@ import pytest
 
 import prov4ml
 from killing import Child, assert_exact, prov_json, read_rows, run_activity, series_count, wait_for_sinks
+from conftest import location
 
 START = 'run = prov4ml.start_run("www.example.org", "crash", {save_dir!r}, save_after_n_logs=100, capture=False)\nflag(1)\n'
 
@@ -231,7 +232,7 @@ def test_sigkill_during_artifact_copies_and_model_saves_leaves_no_half_file(tmp_
     prov4ml.recover(d)
     assert not list(d.rglob("*.tmp")) and not list(d.rglob("*.partial"))
     data = prov_json(d)
-    locations = {a.get("prov:location") for a in data["entity"].values()}
+    locations = {location(a["prov:location"]) for a in data["entity"].values() if "prov:location" in a}
     in_document = sum(1 for p in copies if any(str(loc).endswith("/" + p.name) for loc in locations if loc))
     assert in_document >= done_before > 0
 

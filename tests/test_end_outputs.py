@@ -43,4 +43,4 @@ def test_end_run_collection_links_every_run(start, save_dir):
     assert len(collections) == 1
     doc = load_doc(collections[0])
     assert sorted(str(b.identifier) for b in doc.bundles) == [
-        "ex:exp/run_0/rank0/document", "ex:exp/run_1/rank0/document"]
+        "ex:exp.run_0.rank0.document", "ex:exp.run_1.rank0.document"]

@@ -12,6 +12,7 @@ import pytest
 import prov4ml
 from prov4ml import CompressorType, MetricsType, analysis
 from prov4ml.metrics import formats
+from prov4ml.provenance import json_location
 from prov4ml.metrics.journal import JournalReader, read_series
 from conftest import entities_of_type, literal
 
@@ -75,8 +76,8 @@ def _check_run(run, suffix, media):
     ents = series_entities(data)
     assert set(ents) == set(SERIES)
     for (name, ctx), ent in ents.items():
-        location = ent["prov:location"]
-        assert location == f"metrics/{name}_{ctx}_rank0{suffix}" and ent["dcterms:format"] == media
+        location = json_location(ent["prov:location"])
+        assert location == f"metrics/{name}_{ctx}_rank0{suffix}" and ent["provml:format"] == media
         assert not (run.run_dir / (location + ".csv")).exists()  # the side file is gone once converted
         cols = formats.read(run.run_dir / location)
         assert_same_points(cols, points[location + ".csv"])
@@ -179,8 +180,8 @@ def test_a_running_run_reads_from_its_side_file(start):
     prov4ml.flush()
     data = json.loads(run.prov_path.read_text())
     ent = series_entities(data)[("loss", "training")]
-    assert ent["prov:location"] == "metrics/loss_training_rank0.zarr.csv" and ent["dcterms:format"] == "text/csv"
-    assert formats.read(run.run_dir / ent["prov:location"])["value"].tolist() == [0.25]
+    assert json_location(ent["prov:location"]) == "metrics/loss_training_rank0.zarr.csv" and ent["provml:format"] == "text/csv"
+    assert formats.read(run.run_dir / json_location(ent["prov:location"]))["value"].tolist() == [0.25]
     prov4ml.end_run()
 
 
@@ -215,7 +216,7 @@ def test_sigkill_then_recover_gives_the_journal_exactly(tmp_path, file_type):
     for (name, ctx), scale in ((("loss", "training"), 0.5), (("acc", "validation"), 0.25)):
         ent = series_entities(data)[(name, ctx)]
         location = f"metrics/{name}_{ctx}_rank0{suffix}"
-        assert ent["prov:location"] == location and ent["provml:count"] == 4000
+        assert json_location(ent["prov:location"]) == location and ent["provml:count"] == 4000
         cols = formats.read(d / location)
         assert_same_points(cols, points[location + ".csv"])
         assert_exact(list(zip(cols["step"].tolist(), cols["value"].tolist())), logged, lambda i: i * scale)
@@ -231,7 +232,7 @@ def test_txt_is_the_csv_under_its_name(start):
         prov4ml.end_run()
         path = run.metrics_dir / "loss_training_rank0.txt"
         assert path.read_text() == "step,value,time\n2,0.5,1700000000.500\n"
-        assert series_entities(json.loads(run.prov_path.read_text()))[("loss", "training")]["dcterms:format"] == "text/csv"
+        assert series_entities(json.loads(run.prov_path.read_text()))[("loss", "training")]["provml:format"] == "text/csv"
     assert MetricsType.TEXT is MetricsType.TXT
 
 

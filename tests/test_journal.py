@@ -124,7 +124,7 @@ def test_a_dead_sink_is_replaced_and_the_files_rebuilt(start):
     assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(i, float(i)) for i in range(2000)]
     data = prov_json(run.run_dir)
     assert series_count(data, "loss") == 2000
-    run_attrs = data["activity"]["ex:exp/run_0/rank0"]
+    run_attrs = data["activity"]["ex:exp.run_0.rank0"]
     assert "metric sink process failed" in run_attrs["provml:writer_errors"]
 
 

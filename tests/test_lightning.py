@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 import prov4ml  # noqa: E402
-from conftest import entities_of_type, literal, load_doc, load_json, series_entity  # noqa: E402
+from conftest import entities_of_type, literal, load_doc, load_json, location, series_entity  # noqa: E402
 from prov4ml.integrations.lightning import ProvCallback, ProvLogger, infer_context  # noqa: E402
 
 C = prov4ml.Context
@@ -164,14 +164,14 @@ def test_checkpoints_are_chained_model_versions(fitted):
     assert len(versions) == EPOCHS
     for attrs in versions.values():
         assert "mls:Model" in [t["$"] if isinstance(t, dict) else t for t in attrs["prov:type"]]
-        assert (fitted.fit_run.run_dir / literal(attrs["prov:location"])).is_file()
+        assert (fitted.fit_run.run_dir / location(attrs["prov:location"])).is_file()
     assert [literal(a["provml:step"]) for a in versions.values()] == [TRAIN_BATCHES * (e + 1) for e in range(EPOCHS)]
     first, second = list(versions)
     derivations = [d for d in data.get("wasDerivedFrom", {}).values()
                    if d["prov:generatedEntity"] == second and d["prov:usedEntity"] == first]
     assert derivations, "the second checkpoint version is not derived from the first"
     originals = [d["prov:usedEntity"] for d in data["wasDerivedFrom"].values() if d["prov:generatedEntity"] == first]
-    assert any(".ckpt" in data["entity"][o].get("prov:location", "") for o in originals if o in data["entity"])
+    assert any(".ckpt" in location(data["entity"][o].get("prov:location", "")) for o in originals if o in data["entity"])
 
 
 def test_test_run_records_its_checkpoint_and_previous_run(fitted):
@@ -181,8 +181,8 @@ def test_test_run_records_its_checkpoint_and_previous_run(fitted):
     data = fitted.test
     checkpoint = [k for k, e in data["entity"].items() if e.get("prov:label") == "lightning.test.checkpoint"]
     assert len(checkpoint) == 1
-    location = data["entity"][checkpoint[0]]["prov:location"]
-    assert location == str(Path(fitted.ckpt.best_model_path).resolve())  # recorded where it is, not copied
+    where = location(data["entity"][checkpoint[0]]["prov:location"])
+    assert where == str(Path(fitted.ckpt.best_model_path).resolve())  # recorded where it is, not copied
     testing = [k for k, a in data["activity"].items() if a.get("provml:context") == "testing"]
     assert [u["prov:activity"] for u in data["used"].values() if u["prov:entity"] == checkpoint[0]] == testing
     assert not [g for g in data.get("wasGeneratedBy", {}).values() if g["prov:entity"] == checkpoint[0]]
@@ -191,12 +191,16 @@ def test_test_run_records_its_checkpoint_and_previous_run(fitted):
 
 def test_callback_features(fitted):
     data = fitted.fit
+    epochs = sorted((literal(a["provml:context"]), literal(a["provml:epoch"]))
+                    for a in data["activity"].values() if "provml:Epoch" in str(a["prov:type"]))
+    assert epochs == [(c, e) for c in ("training", "validation") for e in range(EPOCHS)]
     assert series_entity(data, "execution_time", "training")["provml:count"] == EPOCHS
     labels = {literal(a["prov:label"]) for a in entities_of_type(data, "mls:Dataset").values()}
     assert {"train_dataloader", "val_dataloader"} <= labels
     assert len(versions_of(data, "TinyRegressor")) == EPOCHS  # model_versions=True
     models = [a for a in entities_of_type(data, "mls:Model").values() if "provml:ModelVersion" not in str(a["prov:type"])]
-    assert [literal(a["prov:label"]) for a in models] == ["TinyRegressor"]  # log_model at fit end
+    # log_model at fit end; "checkpoint" is the model its checkpoint versions specialize
+    assert sorted(literal(a["prov:label"]) for a in models) == ["TinyRegressor", "checkpoint"]
     labels = {literal(a["prov:label"]) for a in entities_of_type(fitted.test, "mls:Dataset").values()}
     assert "test_dataloader" in labels
     if prov4ml._optional.available("psutil") and not any("system_metrics" in w for w in fitted.warnings):
@@ -344,3 +348,14 @@ def test_missing_lightning_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "prov4ml.integrations.lightning")
     with pytest.raises(prov4ml.MissingDependencyError, match=r'pip install "prov4ml\[lightning\]"'):
         importlib.import_module("prov4ml.integrations.lightning")
+
+
+def test_the_fit_and_test_documents_pass_the_standards_checks(fitted, tmp_path):
+    for module in ("lxml", "rdflib", "jsonschema"):
+        pytest.importorskip(module)
+    import provcheck
+
+    paths = sorted(fitted.fit_run.run_dir.parent.glob("run_*/prov_rank0.json"))
+    assert len(paths) >= 2  # the fit and the test run
+    for path in paths:
+        provcheck.check_all(path, tmp_path)

@@ -46,7 +46,7 @@ def test_the_training_process_builds_no_document_between_start_and_end(tmp_path,
     data = prov_json(run.run_dir)
     csv = run.run_dir / "metrics" / "loss_training_rank0.csv"
     assert series_count(data, "loss") == len(read_rows(csv)) == 5000
-    assert any(k.endswith("/param/lr") for k in data["entity"])
+    assert any(k.endswith(".param.lr") for k in data["entity"])
     for i in range(5000, 7000):
         prov4ml.log_metric("loss", i * 0.5, "training", step=i)
     time.sleep(1.0)  # the periodic refreshes, without a flush
@@ -63,7 +63,7 @@ def test_a_new_record_reaches_the_sinks_document_within_the_interval(tmp_path):
     prov4ml.log_param("batch_size", 64)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        if any(k.endswith("/param/batch_size") for k in prov_json(run.run_dir)["entity"]):
+        if any(k.endswith(".param.batch_size") for k in prov_json(run.run_dir)["entity"]):
             break
         time.sleep(0.02)
     else:
@@ -95,7 +95,7 @@ def test_when_the_sink_cannot_write_documents_the_run_writes_them(tmp_path, buil
     prov4ml.end_run()
     data = prov_json(run.run_dir)
     assert series_count(data, "loss") == 300
-    assert "could not write the PROV-JSON" in data["activity"]["ex:live/run_0/rank0"]["provml:writer_errors"]
+    assert "could not write the PROV-JSON" in data["activity"]["ex:live.run_0.rank0"]["provml:writer_errors"]
 
 
 def test_without_the_sink_process_the_run_writes_its_documents(tmp_path, builds):

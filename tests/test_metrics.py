@@ -12,7 +12,7 @@ import torch
 import prov4ml
 from prov4ml import Context
 from prov4ml.metrics.samplers import Identity, Ignore, MovingAverage, Pipe, Subsample, Window, make_sampler
-from conftest import load_json, series_entity
+from conftest import entities_of_type, load_json, location, series_entity
 
 
 def points(run, name, context="training"):
@@ -65,10 +65,10 @@ def test_contexts_builtin_strings_enums_and_custom(start):
     assert series_entity(data, "loss", "training")["provml:count"] == 5
     assert series_entity(data, "loss", "my_stage")["provml:count"] == 1
     assert series_entity(data, "loss", "training_lod2")["provml:count"] == 1
-    sub = data["activity"][f"ex:exp/run_{run.run_id}/rank0/context/training_lod2"]
+    sub = data["activity"][f"ex:exp.run_{run.run_id}.rank0.context.training_lod2"]
     assert sub["provml:parent_context"] == "training"
-    informed = [r for r in data["wasInformedBy"].values() if r["prov:informed"].endswith("context/training_lod2")]
-    assert informed[0]["prov:informant"].endswith("context/training")
+    parent = data["activity"][f"ex:exp.run_{run.run_id}.rank0.context.training"]
+    assert parent["mls:hasPart"] == {"$": f"ex:exp.run_{run.run_id}.rank0.context.training_lod2", "type": "xsd:QName"}
     assert Context.TRAINING_LOD2 is lod and prov4ml.log_context("TRAINING_LOD2") is lod
 
 
@@ -114,7 +114,7 @@ def test_keys_with_slashes_and_spaces_get_safe_distinct_files(start):
     assert len(files) == 4
     assert all("/" not in f and " " not in f and not f.startswith(".") for f in files)
     assert "train_loss_training_rank0.csv" in files
-    locations = {e["provml:name"]: e["prov:location"] for e in load_json(run.prov_path)["entity"].values() if "provml:name" in e}
+    locations = {e["provml:name"]: location(e["prov:location"]) for e in load_json(run.prov_path)["entity"].values() if "provml:name" in e}
     for key in ("train/loss", "val acc", "../evil"):
         assert (run.run_dir / locations[key]).exists()
 
@@ -211,8 +211,8 @@ def test_final_metrics(start, op, initial, expected):
     for i in range(10):
         prov4ml.log_metric("acc", float(i))
     prov4ml.end_run()
-    activity = load_json(run.prov_path)["activity"][f"ex:exp/run_{run.run_id}/rank0"]
-    assert float(activity["provml:final_acc"]["$"]) == expected
+    (final,) = entities_of_type(load_json(run.prov_path), "provml:FinalMetric").values()
+    assert final["provml:name"] == "acc" and float(final["prov:value"]["$"]) == expected
 
 
 def test_bad_fold_is_refused(start):

@@ -40,19 +40,23 @@ def test_bundle_per_document_and_membership(tmp_path):
     original = synthetic_run("exp", 1, 1, n_series=2, n_versions=3)
     assert len(bundles["ex:exp/run_1/rank1/document"].records) == len(original.records)
 
-    assert {"prov:Collection", "mls:Experiment"} <= types_of(doc, "ex:exp")[0]
+    kinds, experiment = types_of(doc, "ex:exp")
+    assert kinds == {"mls:Experiment", "provml:Experiment"} and experiment.get_type().localpart == "Activity"
+    assert {str(a) for a in experiment.get_attribute(experiment.bundle.valid_qualified_name("mls:hasPart"))} == {
+        f"ex:exp/run_{r}/rank{k}" for r in (0, 1) for k in (0, 1)}
     assert {"prov:Collection", "provml:Run"} <= types_of(doc, "ex:exp/run_0")[0]
     kinds, entity = types_of(doc, "ex:exp/run_1/rank0/document")
     assert {"prov:Bundle", "provml:ProvenanceDocument"} <= kinds
     attrs = {str(k): v for k, v in entity.attributes}
-    assert attrs["prov:location"] == "../exp/run_1/prov_rank0.json"
+    assert attrs["prov:location"].uri == (exp / "run_1" / "prov_rank0.json").resolve().as_uri()
     assert attrs["provml:rank"] == 0 and attrs["provml:run_id"] == 1 and len(attrs["provml:sha256"]) == 64
 
     members = relations(doc, "Membership")
-    assert ("ex:exp", "ex:exp/run_0") in members and ("ex:exp", "ex:exp/run_1") in members
     assert ("ex:exp/run_1", "ex:exp/run_1/rank1/document") in members
-    informed = relations(doc, "Communication")
-    assert informed == {("ex:exp/run_0/rank1", "ex:exp/run_0/rank0"), ("ex:exp/run_1/rank1", "ex:exp/run_1/rank0")}
+    informed = relations(doc, "Communication")  # both ways: rank 0 broadcasts, the others report back
+    assert informed == {(f"ex:exp/run_{r}/rank{a}", f"ex:exp/run_{r}/rank{b}") for r in (0, 1) for a, b in ((0, 1), (1, 0))}
+    # every identifier the top level names is declared there
+    assert types_of(doc, "ex:exp/run_1/rank1")[1].get_startTime() is not None
 
 
 def test_a_run_directory_and_a_second_pass_skip_earlier_collections(tmp_path):
@@ -123,9 +127,9 @@ def test_cli_on_real_runs_and_ranks(tmp_path):
     assert proc.stdout.strip() == str(out)
     doc = ProvDocument.deserialize(str(out))
     assert sorted(str(b.identifier) for b in doc.bundles) == [
-        "ex:graphs/run_0/rank0/document", "ex:graphs/run_0/rank1/document", "ex:graphs/run_1/rank0/document"]
-    assert ("ex:graphs/run_0/rank1", "ex:graphs/run_0/rank0") in relations(doc, "Communication")
-    assert ("ex:graphs/run_0", "ex:graphs/run_0/rank1/document") in relations(doc, "Membership")
+        "ex:graphs.run_0.rank0.document", "ex:graphs.run_0.rank1.document", "ex:graphs.run_1.rank0.document"]
+    assert ("ex:graphs.run_0.rank1", "ex:graphs.run_0.rank0") in relations(doc, "Communication")
+    assert ("ex:graphs.run_0", "ex:graphs.run_0.rank1.document") in relations(doc, "Membership")
     for bundle in doc.bundles:  # every rank's own records came along
         metrics = [r for r in bundle.get_records() if r.is_element()
                    and any(getattr(t, "uri", "") == PROVML + "Metric" for t in r.get_asserted_types())]

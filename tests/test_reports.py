@@ -3,6 +3,7 @@ experiments and sweeps, metric selection, progress."""
 
 import html
 import json
+import socket
 import shutil
 import statistics
 import subprocess
@@ -138,12 +139,13 @@ def test_environment_as_recorded(env_run, tmp_path):
     (plan,) = entities_of_type(data, "prov:Plan").values()
     torch_line = next(line for line in (run_dir / "artifacts/environment/packages.txt").read_text().splitlines()
                       if line.startswith("torch=="))
-    command = data["activity"]["ex:env/run_0/rank0"]["provml:command"]
+    command = data["activity"]["ex:env.run_0.rank0"]["provml:command"]
 
     run = analysis.load_run(run_dir)
     assert run.environment["python"] == env["provml:python"]
     assert run.environment["torch"] == torch_line.split("==")[1]
-    assert run.environment["host"] == env["provml:host"]
+    (host,) = [a for a in data["agent"].values() if "provml:Host" in str(a.get("prov:type"))]
+    assert run.environment["host"] == host["prov:label"] == socket.gethostname()
     assert run.environment["git_commit"] == commit == plan["provml:git_commit"]
     assert run.environment["git_branch"] == "trunk" and run.environment["git_dirty"] is True
     assert run.environment["command"] == command and command.endswith("train.py --lr 0.1")
@@ -153,7 +155,7 @@ def test_environment_as_recorded(env_run, tmp_path):
     fields = dict(row[:2] for row in table["rows"])
     assert fields["Python"] == env["provml:python"]
     assert fields["torch"] == torch_line.split("==")[1]
-    assert fields["host"] == env["provml:host"]
+    assert fields["host"] == host["prov:label"]
     assert fields["git commit"] == commit and fields["git branch"] == "trunk"
     assert fields["git dirty (uncommitted changes)"] == "True"
     assert fields["command"] == command

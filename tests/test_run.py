@@ -68,7 +68,7 @@ def test_context_manager_marks_failure_with_error(start, save_dir):
             1 / 0
     assert prov4ml.active_run() is None
     data = load_json(run.prov_path)
-    activity = data["activity"][f"ex:exp/run_{run.run_id}/rank0"]
+    activity = data["activity"][f"ex:exp.run_{run.run_id}.rank0"]
     assert activity["provml:status"] == "failed"
     assert activity["provml:error_type"] == "ZeroDivisionError"
     assert "division by zero" in activity["provml:error_message"]
@@ -79,7 +79,7 @@ def test_context_manager_success(save_dir):
     with prov4ml.run("www.example.org", "exp", str(save_dir), capture=False) as run:
         prov4ml.log_param("lr", 0.1)
     data = load_json(run.prov_path)
-    activity = data["activity"][f"ex:exp/run_{run.run_id}/rank0"]
+    activity = data["activity"][f"ex:exp.run_{run.run_id}.rank0"]
     assert activity["provml:status"] == "finished"
     assert "prov:endTime" in activity
 
@@ -123,7 +123,7 @@ def test_execution_times(start):
     prov4ml.log_execution_end_time()
     prov4ml.end_run()
     data = load_json(run.prov_path)
-    activity = data["activity"][f"ex:exp/run_{run.run_id}/rank0"]
+    activity = data["activity"][f"ex:exp.run_{run.run_id}.rank0"]
     assert "provml:execution_start_time" in activity and "provml:execution_end_time" in activity
     series = [e for e in data["entity"].values() if e.get("provml:name") == "epoch_time"]
     assert series[0]["provml:unit"] == "s" and series[0]["provml:source"] == "execution_time"

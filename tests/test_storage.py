@@ -80,7 +80,7 @@ def test_a_full_disk_stops_nothing_tears_nothing_and_writing_resumes(small_fs):
     assert read_rows(csv) == [(i, i * 0.5) for i in range(60_000)]
     data = prov_json(run.run_dir)
     assert series_count(data, "loss") == 60_000
-    assert "could not write metric file" in data["activity"]["ex:full/run_0/rank0"]["provml:writer_errors"]
+    assert "could not write metric file" in data["activity"]["ex:full.run_0.rank0"]["provml:writer_errors"]
     prov4ml.end_run()
     assert series_count(prov_json(run.run_dir), "loss") == 60_000
 

@@ -19,6 +19,7 @@ from .. import _cli
 from .._optional import require
 from ..exceptions import InvalidValueError, ProvFileError
 from ..metrics import formats
+from ..provenance.names import RUNDIR, location_path
 from ._progress import Progress, steps
 
 __all__ = [
@@ -287,7 +288,9 @@ def _attributes(record: Any) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for key, value in record.attributes:
         name = _name(key)
-        if name != "prov:type":
+        if name == "prov:location":
+            out[name] = location_path(value)  # a file IRI (rundir:metrics/...) as a path
+        elif name != "prov:type":
             out[name] = _plain(value)
     return out
 
@@ -301,7 +304,7 @@ def _read_rank(path: Path, rank: int) -> Dict[str, Any]:
 
     doc = _cli.read_prov(path)
     run_dir = path.parent
-    out: Dict[str, Any] = {"params": {}, "summary": [], "artifacts": []}
+    out: Dict[str, Any] = {"params": {}, "summary": [], "artifacts": [], "finals": {}}
     info: Optional[Dict[str, Any]] = None
     agents: Dict[str, str] = {}
     env: Dict[str, Any] = {}
@@ -327,6 +330,8 @@ def _read_rank(path: Path, rank: int) -> Dict[str, Any]:
             key, n = (m.group(1), int(m.group(2))) if m else (label, 1)
             if n >= repeats.get(key, (0, None))[0]:
                 repeats[key] = (n, attrs.get("prov:value"))
+        elif "provml:FinalMetric" in types:
+            out["finals"][attrs.get("provml:name")] = (attrs.get("prov:value"), attrs.get("provml:fold"))
         elif "provml:Metric" in types:
             row = {"name": attrs.get("provml:name"), "context": attrs.get("provml:context"), "rank": rank}
             row.update({c: attrs.get(f"provml:{c}") for c in SUMMARY_COLUMNS[3:-1]})
@@ -339,11 +344,18 @@ def _read_rank(path: Path, rank: int) -> Dict[str, Any]:
                 "model_name": attrs.get("provml:model_name"), "version": attrs.get("provml:version"),
                 "step": attrs.get("provml:step"), "context": attrs.get("provml:context"),
                 "size_bytes": attrs.get("provml:size_bytes"), "sha256": attrs.get("provml:sha256"),
-                "created": attrs.get("dcterms:created"),
+                "created": attrs.get("provml:created", attrs.get("dcterms:created")),
             })
     if info is None:
         raise ProvFileError(f"{path} is PROV-JSON but not a prov4ml run document (no mls:Run activity)")
     info.update(agents)
+    rundir = next((ns.uri for ns in doc.get_registered_namespaces() if ns.prefix == RUNDIR), None)
+    if rundir is not None:  # where the run was recorded: the IRI its file locations are relative to
+        info["recorded_dir"] = location_path(rundir).rstrip("/")
+    for name, (value, fold) in out.pop("finals").items():  # one provml:FinalMetric entity each
+        info["final_metrics"][name] = value
+        info["final_folds"][name] = fold
+    env.setdefault("host", agents.get("host"))  # the host is an agent of the run (its label: the host name)
     out["environment"] = _environment(env, run_dir, out["artifacts"], info.get("command"))
     out["params"] = {key: value for key, (_n, value) in repeats.items()}
     out["info"] = info

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
+from ..provenance.names import json_location
 from ..exceptions import ProvFileError
 
 __all__ = ["Series", "RunRecord", "read_run", "find_run_dirs", "resolve_run", "is_run_dir", "DEFAULT_DIR", "KILLED"]
@@ -290,7 +291,7 @@ def load_json(path: Path) -> Dict[str, Any]:
     return data
 
 
-_SUMMARY_TYPES = frozenset(("provml:Metric", "mls:HyperParameterSetting"))
+_SUMMARY_TYPES = frozenset(("provml:Metric", "mls:HyperParameterSetting", "provml:FinalMetric"))
 
 
 def _read_rank(path: Path, rank: int, details: bool) -> Dict[str, Any]:
@@ -317,10 +318,15 @@ def _read_rank(path: Path, rank: int, details: bool) -> Dict[str, Any]:
         if not details and not types & _SUMMARY_TYPES:
             continue  # `ls` needs the parameters and series only: the others are not even converted
         attrs = canon.attrs(attrs)
-        if "provml:Metric" in types:
+        if "provml:FinalMetric" in types:  # one entity per registered final metric
+            name = str(attrs.get("provml:name"))
+            out["info"]["final_metrics"][name] = attrs.get("prov:value")
+            if attrs.get("provml:fold") is not None:
+                out["info"]["final_folds"][name] = attrs.get("provml:fold")
+        elif "provml:Metric" in types:
             out["series"].append(Series(
                 name=str(attrs.get("provml:name")), context=str(attrs.get("provml:context")), rank=rank,
-                location=attrs.get("prov:location"),
+                location=json_location(attrs.get("prov:location")),
                 **{f: attrs.get(f"provml:{f}") for f in _SERIES_FIELDS},
             ))
         elif "mls:HyperParameterSetting" in types:
@@ -333,7 +339,7 @@ def _read_rank(path: Path, rank: int, details: bool) -> Dict[str, Any]:
             kind = ("model_version" if "provml:ModelVersion" in types else "source" if "provml:SourceCode" in types
                     else "diff" if "provml:SourceDiff" in types else "model" if "mls:Model" in types else "artifact")
             out["artifacts"].append({
-                "rank": rank, "kind": kind, "name": attrs.get("prov:label"), "location": attrs.get("prov:location"),
+                "rank": rank, "kind": kind, "name": attrs.get("prov:label"), "location": json_location(attrs.get("prov:location")),
                 "model_name": attrs.get("provml:model_name"), "version": attrs.get("provml:version"),
                 "step": attrs.get("provml:step"), "context": attrs.get("provml:context"),
                 "size_bytes": attrs.get("provml:size_bytes"), "sha256": attrs.get("provml:sha256"),
@@ -343,7 +349,7 @@ def _read_rank(path: Path, rank: int, details: bool) -> Dict[str, Any]:
         elif "provml:Environment" in types and not out["environment"]:
             out["environment"] = _local_attrs(attrs)
         elif "prov:Plan" in types and not out["source"]:
-            out["source"] = {"source_file": attrs.get("prov:location"),
+            out["source"] = {"source_file": json_location(attrs.get("prov:location")),
                              **{k: v for k, v in _local_attrs(attrs).items() if k != "location"}}
     out["params"] = {key: value for key, (_n, value) in repeats.items()}
     return out

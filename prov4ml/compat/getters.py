@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
+from ..provenance.names import RUNDIR, json_location, location_path
 from .._optional import require
 from ..exceptions import InvalidValueError, ProvFileError
 
@@ -161,7 +162,7 @@ def list_metrics(data: Source, context: Optional[str] = None, source: Optional[s
         row = {k.replace("provml:", "", 1): _unwrap(v) for k, v in attrs.items() if k != "prov:type"}
         rows[ident] = {
             "label": row.pop("name", None), "context": row.pop("context", None),
-            "source": row.pop("source", None), "csv_path": _path(data, doc, row.pop("prov:location", None)),
+            "source": row.pop("source", None), "csv_path": _path(data, doc, json_location(row.pop("prov:location", None))),
             **row,
         }
     frame = pd.DataFrame.from_dict(rows, orient="index")
@@ -175,19 +176,22 @@ def list_metric_paths(data: Source, context: Optional[str] = None, source: Optio
     doc = _load(data)
     out = {}
     for ident, attrs in _metrics(doc, context, source).items():
-        path = _path(data, doc, _unwrap(attrs.get("prov:location")))
+        path = _path(data, doc, json_location(attrs.get("prov:location")))
         if path is not None and (file_type is None or path.rsplit(".", 1)[-1] == file_type.lstrip(".")):
             out[ident] = path
     return out
 
 
 def _run_dir(data: Source, doc: Dict[str, Any]) -> Optional[Path]:
-    """The run directory: the document's folder when given a path, else the run activity's prov:location."""
+    """The run directory: the document's folder when given a path, else where its ``rundir:`` prefix points."""
     if not isinstance(data, dict):
         return Path(data).resolve().parent
-    for attrs in doc.get("activity", {}).values():
+    folder = doc.get("prefix", {}).get(RUNDIR)  # the IRI the run's file locations are relative to
+    if folder:
+        return Path(location_path(folder))
+    for attrs in doc.get("activity", {}).values():  # older documents
         if "mls:Run" in _types(attrs) and attrs.get("prov:location"):
-            return Path(_unwrap(attrs["prov:location"]))
+            return Path(json_location(attrs["prov:location"]))
     return None
 
 
@@ -216,7 +220,7 @@ def get_metric(data: Source, name: Optional[str] = None, context: Optional[str] 
         what = "no metric series matches" if not found else f"{len(found)} metric series match"
         raise InvalidValueError(f"get_metric(name={name!r}, context={context!r}): {what}; the document has: {', '.join(series) or 'none'}")
     (attrs,) = found.values()
-    path = _path(data, doc, _unwrap(attrs.get("prov:location")))
+    path = _path(data, doc, json_location(attrs.get("prov:location")))
     if path is None:
         return pd.DataFrame({"step": [], "value": [], "time": []})
     reader = METRIC_READERS.get(Path(path).suffix)

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..provenance.names import json_location
 from .. import analysis
 from ..exceptions import InvalidValueError, Prov4MLError
 from ..recovery import needs_recovery
@@ -245,7 +246,7 @@ def metric_files(run_dir: Path) -> List[Dict[str, Any]]:
             if "provml:Metric" in types and attrs.get("prov:location"):
                 name, context = attrs.get("provml:name"), attrs.get("provml:context")
                 out.append({"key": f"{name}/{context}/{rank}", "name": name, "context": context, "rank": rank,
-                            "location": attrs["prov:location"]})
+                            "location": json_location(attrs["prov:location"])})
     return out
 
 

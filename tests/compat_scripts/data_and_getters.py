@@ -71,7 +71,7 @@ seen["after"] = {"is_collecting": PROV4ML_DATA.is_collecting}
 
 # the getters, on the finished document, as a path and as a dict
 doc = json.load(open(prov_json))
-run_activity = next(a for a in getters.list_activities(doc) if not a.split("/")[-2] == "context")
+run_activity = next(a for a in getters.list_activities(doc) if ".context." not in a)
 seen["getters"] = {
     "activities": getters.list_activities(prov_json),
     "metric_entities": getters.list_entities(doc, "provml:Metric"),
