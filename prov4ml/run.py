@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import _compat, _lifecycle, _state, layout
+from . import _compat, _lifecycle, _state, layout, storage
 from ._fs import atomic_write_text, slug
 from ._version import __version__
 from .artifacts import ArtifactStore
@@ -62,6 +62,8 @@ OPTIONS: Dict[str, Any] = {
     "keep_journal": False,  # keep the point journal after a clean end_run
     "strict": False,  # end_run raises StorageError when something could not be written
     "user": None,  # the user agent's name; default: the login name
+    "storage_options": None,  # for a provenance_save_dir URL: passed to fsspec (docs/storage.md)
+    "mirror_timeout": 60.0,  # seconds end_run waits for the last copy to a provenance_save_dir URL
     "default_context": None,
     # accepted for code written for the reference library; see docs/api.md
     "use_run_id": True,
@@ -140,14 +142,16 @@ class Run:
 
         if provenance_save_dir is not None and not isinstance(provenance_save_dir, (str, os.PathLike)):
             raise InvalidValueError(f"provenance_save_dir must be a path, got {provenance_save_dir!r}")
+        self._mirror_timeout = _interval(self.options, "mirror_timeout")
+        self._remote = storage.remote_for(provenance_save_dir, self.options["storage_options"])  # None: a local path
         try:
-            self.save_dir = Path(provenance_save_dir or "prov").expanduser().resolve()
+            self.save_dir = self._remote.local if self._remote else Path(provenance_save_dir or "prov").expanduser().resolve()
         except RuntimeError:
             raise InvalidValueError(f"provenance_save_dir {provenance_save_dir!r}: its ~user has no home directory") from None
         self.experiment_dir = self.save_dir / slug(self.experiment_name)
         try:
             self.run_id, self.run_dir = layout.allocate_run_dir(
-                self.experiment_dir, self.rank, self.options["run_id"]
+                self.experiment_dir, self.rank, self.options["run_id"], claim=self._remote
             )
         except OSError as exc:
             raise StorageError(
@@ -190,6 +194,7 @@ class Run:
         self._capture_thread: Optional[threading.Thread] = None
         self._capture_now = threading.Event()
         self._refresher: Optional[Refresher] = None
+        self._mirror: Optional[storage.Mirror] = None
         self.metrics = MetricRecorder(
             str(self.journal_dir), self._format, self.rank, save_after_n_logs, samplers,
             self.options["default_sampler"], self.default_context, self._poke,
@@ -204,6 +209,8 @@ class Run:
             self.artifacts.root.mkdir(parents=True, exist_ok=True)
             _state.write_owner(self.journal_dir, self.pid, self.start_time, separator, self._format.suffix.lstrip("."))
             self._write_snapshot()  # a readable document exists when start_run returns
+            if self._remote is not None:
+                self._mirror = storage.Mirror(self._remote, self.run_dir, self.rank)
         except OSError as exc:
             self.metrics.close()
             raise StorageError(
@@ -644,6 +651,8 @@ class Run:
         if state != self._last_written:
             self._write_snapshot()
             self._last_written = state
+        if self._mirror is not None:
+            self._mirror.push()  # returns at once: the copy is made by the mirror's thread
 
     def _fingerprint(self, report: Dict[str, Any]) -> tuple:
         with self._lock:
@@ -680,7 +689,10 @@ class Run:
         not raised (unless the run was started with ``strict=True``).
         """
         with _lifecycle.holding_signals(self):
-            return self._end(create_graph, create_svg, status, error, create_provenance_collection, timeout)
+            try:
+                return self._end(create_graph, create_svg, status, error, create_provenance_collection, timeout)
+            finally:
+                storage.finish(self._mirror, self._mirror_timeout)
 
     def _end(self, create_graph: bool, create_svg: bool, status: str, error: Optional[BaseException],
              create_provenance_collection: bool, timeout: float) -> Path:

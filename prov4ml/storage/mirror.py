@@ -1,0 +1,186 @@
+"""The mirror: copies a run's files from its staging directory to the bucket, off the training thread.
+
+One daemon thread per run. ``push()`` (called after every document refresh)
+only wakes it. A pass walks the run directory and uploads the files whose
+size or mtime changed since they were last sent (the newest journal segment
+is also compared by checksum: it is written through a memory mapping, which
+does not reliably move the mtime); the PROV-JSON goes last, so the bucket's
+document never claims a point its metric files lack. Objects of files this
+mirror sent that are gone since (the journal, after a clean ``end_run``)
+are deleted. A mirror of one rank sends that rank's files only, so ranks
+sharing a host never overwrite each other's objects.
+
+A pass that fails stops at the failing file (an unreachable endpoint costs
+one timeout, not one per file), is logged once as a warning, and is retried
+with a growing pause; local files are never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from .remote import Remote
+
+__all__ = ["Mirror", "owner_rank"]
+
+log = logging.getLogger("prov4ml")
+
+_OWNED = [re.compile(p) for p in (
+    r"^prov_rank(\d+)\.", r"^\.rank(\d+)\.claimed$", r"^metrics/.*_rank(\d+)\.[^/]+$",
+    r"^artifacts/rank(\d+)/", r"^\.prov4ml/rank(\d+)/",
+)]
+_TEMPORARY = (".tmp", ".recovering", ".uploading")
+_RETRY = (1.0, 30.0)  # first and longest pause before a failed pass is tried again
+
+
+def owner_rank(rel: str) -> int:
+    """The rank a run file belongs to, by the run layout (docs/formats.md); rank 0 for shared files."""
+    for pattern in _OWNED:
+        m = pattern.match(rel)
+        if m:
+            return int(m.group(1))
+    return 0
+
+
+def _files(run_dir: Path) -> Iterator[Tuple[str, Path, bool]]:
+    """(relative path, path, whether it is written through a memory mapping) of every finished file."""
+    for folder, dirs, names in os.walk(run_dir):
+        dirs[:] = [d for d in dirs if not (d.startswith(".") and d.endswith(".partial"))]
+        segments = sorted(n for n in names if n.startswith("seg."))
+        for name in names:
+            if name.endswith(_TEMPORARY):
+                continue
+            path = Path(folder, name)
+            yield path.relative_to(run_dir).as_posix(), path, bool(segments) and name == segments[-1]
+
+
+def _stamp(path: Path, mapped: bool) -> tuple:
+    st = path.stat()
+    if not mapped:
+        return (st.st_size, st.st_mtime_ns)
+    with open(path, "rb") as fh:
+        return (st.st_size, st.st_mtime_ns, zlib.crc32(fh.read()))
+
+
+class Mirror:
+    """Keeps ``remote``'s copy of ``run_dir`` up to date; ``rank=None`` sends every rank's files."""
+
+    def __init__(self, remote: Remote, run_dir: Path, rank: Optional[int] = None, background: bool = True) -> None:
+        self.remote = remote
+        self.run_dir = Path(run_dir)
+        self.rank = rank
+        self.url = remote.url_of(self.run_dir)
+        self.errors: List[str] = []
+        self.sent = 0  # files uploaded so far
+        self.closed: Optional[bool] = None  # after close(): whether the last copy was completed
+        self._key = remote.key(self.run_dir)
+        self._sent: Dict[str, tuple] = {}  # relative path -> stamp of the version in the bucket
+        self._cond = threading.Condition()
+        self._asked = 0  # passes asked for
+        self._done = 0  # the newest ask that a successful pass covered
+        self._closing = False
+        self._stop = False
+        self._pid = os.getpid()
+        self._thread: Optional[threading.Thread] = None
+        if background:
+            self._thread = threading.Thread(target=self._loop, name="prov4ml-mirror", daemon=True)
+            self._thread.start()
+            self.push()
+
+    # -- any thread --------------------------------------------------------
+    def push(self) -> None:
+        """Ask for a pass; returns at once."""
+        with self._cond:
+            self._asked += 1
+            self._cond.notify_all()
+
+    def close(self, timeout: float) -> bool:
+        """A last pass (retried until ``timeout`` seconds have passed); True when the bucket is up to date."""
+        if self._thread is None or os.getpid() != self._pid:  # a forked child never sends its parent's run
+            return True
+        if self.closed is not None:
+            return self.closed
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._closing = True
+            self._asked += 1
+            target = self._asked
+            self._cond.notify_all()
+            while self._done < target and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
+            self._stop = True  # a pass still running finishes in the background; none starts after it
+            self._cond.notify_all()
+            self.closed = self._done >= target
+            return self.closed
+
+    def sync(self) -> int:
+        """One pass in the calling thread; raises the first upload error. Returns the files uploaded."""
+        before = self.sent
+        self._pass()
+        return self.sent - before
+
+    # -- the thread --------------------------------------------------------
+    def _loop(self) -> None:
+        pause = _RETRY[0]
+        while True:
+            with self._cond:
+                while self._done == self._asked and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                target = self._asked
+            try:
+                self._pass()
+            except Exception as exc:  # an unreachable or refusing store: keep the local files, try again
+                self._report(exc)
+                with self._cond:
+                    wake = time.monotonic() + (_RETRY[0] if self._closing else pause)
+                    while not self._stop and time.monotonic() < wake:  # pushes do not shorten the pause
+                        self._cond.wait(wake - time.monotonic())
+                pause = min(pause * 2, _RETRY[1])
+                continue
+            pause = _RETRY[0]
+            with self._cond:
+                self._done = max(self._done, target)
+                self._cond.notify_all()
+
+    def _report(self, exc: BaseException) -> None:
+        message = (f"could not copy the run to {self.url} ({type(exc).__name__}: {exc}); the run goes on in "
+                   f"{self.run_dir} and the copy is retried")
+        if not self.errors or self.errors[-1] != message:
+            log.warning("prov4ml: %s", message)
+        self.errors.append(message)
+
+    def _pass(self) -> None:
+        seen: Dict[str, tuple] = {}
+        todo = []
+        for rel, path, mapped in _files(self.run_dir):
+            if self.rank is not None and owner_rank(rel) != self.rank:
+                continue
+            try:
+                seen[rel] = _stamp(path, mapped)
+            except FileNotFoundError:  # replaced or removed while we looked
+                continue
+            if self._sent.get(rel) != seen[rel]:
+                todo.append(rel)
+        # the document last: it describes the metric files, which must be there first
+        for rel in sorted(todo, key=lambda r: (r.startswith("prov_rank") and r.endswith(".json"), r)):
+            try:
+                self.remote.upload(self.run_dir / rel, f"{self._key}/{rel}")
+            except FileNotFoundError:
+                if (self.run_dir / rel).exists():
+                    raise
+                seen.pop(rel, None)
+                continue
+            self._sent[rel] = seen[rel]
+            self.sent += 1
+        for rel in [r for r in self._sent if r not in seen]:
+            self.remote.remove(f"{self._key}/{rel}")
+            del self._sent[rel]
