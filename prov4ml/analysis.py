@@ -45,6 +45,7 @@ from urllib.parse import quote
 from . import _cli
 from ._optional import require
 from .exceptions import InvalidValueError, ProvFileError
+from .storage import local_view
 
 __all__ = [
     "RunData",
@@ -166,7 +167,7 @@ def _pandas(feature: str):
 def load_run(run_dir: PathLike) -> RunData:
     """Read the run in ``run_dir`` (``<save_dir>/<experiment>/run_<id>``): every rank's document and metric files."""
     pd = _pandas("prov4ml.analysis.load_run")
-    run_dir = Path(run_dir)
+    run_dir = local_view(run_dir)  # a URL: its copy in the staging directory
     files = _rank_files(run_dir)
     ranks = [_read_rank(path, rank, pd) for rank, path in files.items()]
 
@@ -199,6 +200,7 @@ def load_experiment(experiment_dir: PathLike) -> ExperimentData:
     A run directory is accepted too (an experiment of one run).
     """
     pd = _pandas("prov4ml.analysis.load_experiment")
+    experiment_dir = local_view(experiment_dir)  # a URL: its copy in the staging directory
     return _experiment(Path(experiment_dir), [load_run(d) for d in _run_dirs(Path(experiment_dir))], pd)
 
 

@@ -1,0 +1,354 @@
+"""Runs on object storage, against a real S3 server on loopback (moto's standalone server, in a thread).
+
+Every test gets its own bucket and staging directory; the credentials and the
+endpoint reach prov4ml (and every child process) through the standard AWS
+environment variables, as they would on a cluster.
+"""
+
+import importlib.util
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import warnings
+
+import pytest
+
+pytest.importorskip("s3fs")
+moto_server = pytest.importorskip("moto.server")
+
+import prov4ml  # noqa: E402
+import prov4ml.analysis  # noqa: E402
+from conftest import ROOT  # noqa: E402
+from killing import Child, assert_exact, read_rows, series_count  # noqa: E402
+from prov4ml.storage import local_view, push, staging_root  # noqa: E402
+
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """moto's S3 server on a fixed loopback port, which can be stopped and started again (its data stays)."""
+
+    def __init__(self):
+        self.port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server = None
+
+    def start(self):
+        self._server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        deadline = time.monotonic() + 20
+        while True:  # serving once a connection is accepted
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self):
+        self._server.stop()
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = Server()
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def s3(server, tmp_path, monkeypatch):
+    """A fresh bucket; yields ``(url prefix, file system)``."""
+    import boto3
+    import fsspec
+
+    env = dict(AWS_ENDPOINT_URL=server.endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_DEFAULT_REGION="us-east-1", PROV4ML_STAGING=str(tmp_path / "staging"))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    bucket = f"b-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/prefix", fsspec.filesystem("s3", skip_instance_cache=True)
+
+
+def bucket_files(fs, url):
+    """{relative path: bytes} of every object under ``url``."""
+    root = url[len("s3://"):].rstrip("/")
+    fs.invalidate_cache()
+    return {key[len(root) + 1:]: fs.cat_file(key) for key in fs.find(root)}
+
+
+def local_files(directory):
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def wait_until(check, timeout=30.0, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except Exception:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.1)
+
+
+def start(url, **kw):
+    kw.setdefault("capture", False)
+    return prov4ml.start_run("www.example.org", "exp", url, **kw)
+
+
+def test_bucket_holds_exactly_the_staged_files_after_end_run(s3, tmp_path):
+    url, fs = s3
+    run = start(url)
+    n = 2500
+    for i in range(n):
+        prov4ml.log_metric("loss", i * 0.5, prov4ml.Context.TRAINING, step=i)
+    prov4ml.log_param("lr", 0.01)
+    (tmp_path / "notes.txt").write_text("hello")
+    prov4ml.log_artifact(str(tmp_path / "notes.txt"), prov4ml.Context.TRAINING)
+    prov4ml.end_run(create_graph=True)
+
+    assert run.run_dir == staging_root() / "s3" / url[len("s3://"):] / "exp" / "run_0"
+    staged = local_files(run.run_dir)
+    remote = bucket_files(fs, f"{url}/exp/run_0")
+    assert remote == staged
+    assert {"prov_rank0.json", "prov_rank0.dot", "metrics/loss_training_rank0.csv", "artifacts/notes.txt"} <= set(remote)
+    assert not any(p.startswith(".prov4ml/") for p in remote)  # the journal of a clean run is gone from both
+    rows = read_rows(run.run_dir / "metrics/loss_training_rank0.csv")
+    assert rows == [(i, i * 0.5) for i in range(n)]
+
+
+def test_the_bucket_holds_a_readable_document_while_the_run_records(s3):
+    from prov.model import ProvDocument
+
+    url, fs = s3
+    start(url, prov_flush_interval=0.1, flush_interval=0.2)
+    for i in range(300):
+        prov4ml.log_metric("loss", float(i), prov4ml.Context.TRAINING, step=i)
+    prov4ml.flush()
+    key = f"{url[len('s3://'):]}/exp/run_0/prov_rank0.json"
+
+    def mirrored():
+        fs.invalidate_cache()
+        data = json.loads(fs.cat_file(key))
+        return data if series_count(data, "loss") == 300 else None
+
+    data = wait_until(mirrored, what="a mirror with every point")
+    run = next(a for k, a in data["activity"].items() if k.endswith("/rank0") and "/context/" not in k)
+    assert run["provml:status"] == "running"
+    ProvDocument.deserialize(content=fs.cat_file(key).decode(), format="json")  # valid PROV, not only JSON
+    csv = fs.cat_file(f"{url[len('s3://'):]}/exp/run_0/metrics/loss_training_rank0.csv").decode()
+    assert csv.endswith("\n") and len(csv.splitlines()) == 301  # the header and every point the document counts
+    prov4ml.end_run()
+
+
+CONCURRENT = """
+import os, sys, time
+import prov4ml
+go = sys.argv[1]
+while not os.path.exists(go):
+    time.sleep(0.001)
+run = prov4ml.start_run("www.example.org", "exp", sys.argv[2], capture=False)
+for i in range(200):
+    prov4ml.log_metric("who", float(sys.argv[3]), "training", step=i)
+prov4ml.end_run()
+print(run.run_id)
+"""
+
+
+def test_two_hosts_starting_at_once_get_different_run_ids(s3, tmp_path):
+    url, fs = s3
+    go = tmp_path / "go"
+    procs = []
+    for k in range(2):  # separate staging directories: two hosts that share only the bucket
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PROV4ML_STAGING": str(tmp_path / f"host{k}")}
+        procs.append(subprocess.Popen([sys.executable, "-c", CONCURRENT, str(go), url, str(k)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    time.sleep(3)  # both are waiting at the line before start_run
+    go.write_text("")
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    ids = [int(o[0].split()[-1]) for o in outs]
+    assert sorted(ids) == [0, 1]
+    for k, run_id in enumerate(ids):
+        remote = bucket_files(fs, f"{url}/exp/run_{run_id}")
+        assert remote == local_files(tmp_path / f"host{k}" / "s3" / url[len("s3://"):] / "exp" / f"run_{run_id}")
+        lines = remote["metrics/who_training_rank0.csv"].decode().splitlines()[1:]
+        assert len(lines) == 200 and {line.split(",")[1] for line in lines} == {f"{k}.0"}
+
+
+KILLED = """
+run = prov4ml.start_run("www.example.org", "crash", {url!r}, capture=False, prov_flush_interval=0.2)
+flag(1)
+for i in range({n}):
+    prov4ml.log_metric("loss", i * 0.5, "training", step=i)
+    tell(i + 1)
+flag(2)
+time.sleep(600)
+"""
+
+
+def test_a_run_killed_with_sigkill_is_completed_in_the_bucket_by_recover(s3, tmp_path):
+    url, fs = s3
+    n = 20000
+    child = Child(tmp_path, KILLED.format(url=url, n=n).replace("{", "{{").replace("}", "}}"))
+    child.wait_flag(2, timeout=120)
+    child.kill(signal.SIGKILL)
+    run_url = f"{url}/crash/run_0"
+    assert prov4ml.recover(run_url)
+    remote = bucket_files(fs, run_url)
+    data = json.loads(remote["prov_rank0.json"])
+    run = next(a for k, a in data["activity"].items() if k.endswith("/rank0") and "/context/" not in k)
+    assert run["provml:status"] == "killed"
+    assert series_count(data, "loss") == n
+    staged = local_view(run_url)
+    assert remote == local_files(staged)  # the journal too: another host could recover it again
+    assert_exact(read_rows(staged / "metrics/loss_training_rank0.csv"), n)
+
+
+def test_load_run_and_load_experiment_read_a_url_on_another_host(s3, tmp_path, monkeypatch):
+    url, fs = s3
+    values = [0.1 * i for i in range(50)]
+    for lr in (0.01, 0.1):
+        start(url)
+        prov4ml.log_param("lr", lr)
+        for i, v in enumerate(values):
+            prov4ml.log_metric("acc", v * lr, prov4ml.Context.VALIDATION, step=i)
+        prov4ml.end_run()
+    monkeypatch.setenv("PROV4ML_STAGING", str(tmp_path / "laptop"))  # nothing of these runs is here
+    data = prov4ml.analysis.load_run(f"{url}/exp/run_1")
+    assert data.params["lr"] == 0.1
+    acc = data.metrics[data.metrics["name"] == "acc"]
+    assert list(acc["step"]) == list(range(50)) and list(acc["value"]) == [v * 0.1 for v in values]
+    assert str(data.run_dir).startswith(str(tmp_path / "laptop"))
+    exp = prov4ml.analysis.load_experiment(f"{url}/exp")
+    assert [r.params["lr"] for r in exp.runs] == [0.01, 0.1]
+
+
+def test_a_reader_sees_what_changed_and_never_overwrites_a_local_run(s3, tmp_path, monkeypatch):
+    url, fs = s3
+    start(url)
+    prov4ml.log_metric("x", 1.0, "training", step=0)
+    prov4ml.end_run()
+    run_url = f"{url}/exp/run_0"
+    here = local_view(run_url)  # the recording host: nothing is downloaded, nothing is changed
+    assert local_files(here) == bucket_files(fs, run_url)
+    monkeypatch.setenv("PROV4ML_STAGING", str(tmp_path / "reader"))
+    there = local_view(run_url)
+    root = run_url[len("s3://"):]
+    fs.pipe_file(f"{root}/extra.txt", b"new")  # the bucket changes: the reader follows
+    assert (local_view(run_url) / "extra.txt").read_bytes() == b"new"
+    fs.pipe_file(f"{root}/extra.txt", b"newer")
+    assert (local_view(run_url) / "extra.txt").read_bytes() == b"newer"
+    fs.rm_file(f"{root}/extra.txt")
+    assert not (local_view(run_url) / "extra.txt").exists()
+    (there / "mine.txt").write_text("local")  # a file only this host has stays
+    local_view(run_url)
+    assert (there / "mine.txt").read_text() == "local"
+
+
+def test_a_stopped_server_mid_run_costs_a_warning_not_a_hang_and_a_later_push_uploads(tmp_path, monkeypatch, caplog):
+    import boto3
+    import fsspec
+
+    srv = Server()
+    srv.start()
+    for key, value in dict(AWS_ENDPOINT_URL=srv.endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                           AWS_DEFAULT_REGION="us-east-1", PROV4ML_STAGING=str(tmp_path / "staging")).items():
+        monkeypatch.setenv(key, value)
+    boto3.client("s3").create_bucket(Bucket="outage")
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    url = "s3://outage/p"
+    try:
+        run = start(url, prov_flush_interval=0.1, flush_interval=0.2, mirror_timeout=3)
+        for i in range(100):
+            prov4ml.log_metric("loss", i * 0.5, "training", step=i)
+        prov4ml.flush()
+        wait_until(lambda: series_count(json.loads(fs.cat_file("outage/p/exp/run_0/prov_rank0.json")), "loss") == 100,
+                   what="the first mirror")
+        srv.stop()
+        began = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="prov4ml"):
+            for i in range(100, 5000):
+                prov4ml.log_metric("loss", i * 0.5, "training", step=i)
+            prov4ml.flush()
+            wait_until(lambda: "could not copy the run" in caplog.text, what="a warning about the copy")
+            assert time.monotonic() - began < 30  # logging and flushing never waited for the storage
+            with pytest.warns(UserWarning, match=r"prov4ml\.storage\.push\('s3://outage/p/exp/run_0'\)"):
+                prov4ml.end_run()
+        assert time.monotonic() - began < 45
+        assert_exact(read_rows(run.run_dir / "metrics/loss_training_rank0.csv"), 5000)  # every point, locally
+        assert prov4ml.analysis.load_run(run.run_dir).info["status"] == "finished"
+
+        srv.start()  # the storage is back: a later mirror sends what changed
+        sent = push(f"{url}/exp/run_0")
+        assert sent >= 2  # at least the metric file and the final document
+        assert bucket_files(fs, f"{url}/exp/run_0") == local_files(run.run_dir)
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                srv.stop()
+            except Exception:
+                pass
+
+
+def test_the_mirror_catches_up_by_itself_when_the_server_comes_back(tmp_path, monkeypatch):
+    import boto3
+    import fsspec
+
+    srv = Server()
+    srv.start()
+    for key, value in dict(AWS_ENDPOINT_URL=srv.endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                           AWS_DEFAULT_REGION="us-east-1", PROV4ML_STAGING=str(tmp_path / "staging")).items():
+        monkeypatch.setenv(key, value)
+    boto3.client("s3").create_bucket(Bucket="blip")
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    key = "blip/p/exp/run_0/prov_rank0.json"
+    try:
+        start("s3://blip/p", prov_flush_interval=0.1, flush_interval=0.2)
+        wait_until(lambda: fs.cat_file(key), what="the first mirror")
+        srv.stop()
+        for i in range(1000):
+            prov4ml.log_metric("loss", i * 0.5, "training", step=i)
+        prov4ml.flush()
+        time.sleep(1)
+        srv.start()
+
+        def caught_up():
+            fs.invalidate_cache()
+            return series_count(json.loads(fs.cat_file(key)), "loss") == 1000
+
+        wait_until(caught_up, timeout=60, what="the retried mirror")
+        prov4ml.end_run()
+    finally:
+        srv.stop()
+
+
+def test_a_url_without_its_driver_names_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("PROV4ML_STAGING", str(tmp_path))
+    if importlib.util.find_spec("gcsfs") is None:  # fsspec knows gs://, its driver is not installed
+        with pytest.raises(prov4ml.MissingDependencyError, match=r"gcsfs"):
+            prov4ml.start_run("www.example.org", "exp", "gs://bucket/p", capture=False)
+    with pytest.raises(prov4ml.InvalidValueError, match=r"not a URL fsspec knows"):
+        prov4ml.start_run("www.example.org", "exp", "nosuchproto-xyz://bucket/p", capture=False)
+    assert not list(tmp_path.iterdir())  # nothing was created
