@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional, TypeVar, Union
 
 from ..exceptions import InvalidValueError
-from .mirror import Mirror
+from .mirror import Mirror, run_dirs
 from .remote import Remote, is_url, staging_root
 
 __all__ = ["local_view", "push", "staging_root", "is_url", "remote_for", "finish", "writes_back", "Mirror", "Remote"]
@@ -43,7 +43,9 @@ def push(path_or_url: PathOrUrl) -> int:
     if not is_url(path_or_url):
         raise InvalidValueError(f"push needs a URL such as s3://bucket/prefix/experiment/run_0, got {path_or_url!r}")
     remote = Remote(path_or_url)
-    return Mirror(remote, remote.local, background=False).sync()
+    if not remote.local.is_dir():
+        raise InvalidValueError(f"{path_or_url}: nothing was recorded on this host under {remote.local}")
+    return sum(Mirror(remote, run_dir, background=False).sync() for run_dir in run_dirs(remote.local))
 
 
 def remote_for(provenance_save_dir: Any, storage_options: Optional[Dict[str, Any]] = None) -> Optional[Remote]:

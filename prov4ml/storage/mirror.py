@@ -17,6 +17,7 @@ with a growing pause; local files are never touched.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -26,9 +27,11 @@ import zlib
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from .remote import Remote
+from .._fs import atomic_write_text
+from .._state import STATE_DIR
+from .remote import CLAIM_FILE, Remote, _locked, staging_root
 
-__all__ = ["Mirror", "owner_rank"]
+__all__ = ["Mirror", "owner_rank", "run_dirs"]
 
 log = logging.getLogger("prov4ml")
 
@@ -81,7 +84,9 @@ class Mirror:
         self.sent = 0  # files uploaded so far
         self.closed: Optional[bool] = None  # after close(): whether the last copy was completed
         self._key = remote.key(self.run_dir)
-        self._sent: Dict[str, tuple] = {}  # relative path -> stamp of the version in the bucket
+        self._record = _Record(remote, self.run_dir)
+        #: relative path -> stamp of the version in the bucket (this host's files of this rank)
+        self._sent: Dict[str, tuple] = {k: v for k, v in self._record.load().items() if self._mine(k)}
         self._cond = threading.Condition()
         self._asked = 0  # passes asked for
         self._done = 0  # the newest ask that a successful pass covered
@@ -158,11 +163,14 @@ class Mirror:
             log.warning("prov4ml: %s", message)
         self.errors.append(message)
 
+    def _mine(self, rel: str) -> bool:
+        return self.rank is None or owner_rank(rel) == self.rank
+
     def _pass(self) -> None:
         seen: Dict[str, tuple] = {}
         todo = []
         for rel, path, mapped in _files(self.run_dir):
-            if self.rank is not None and owner_rank(rel) != self.rank:
+            if not self._mine(rel):
                 continue
             try:
                 seen[rel] = _stamp(path, mapped)
@@ -170,17 +178,58 @@ class Mirror:
                 continue
             if self._sent.get(rel) != seen[rel]:
                 todo.append(rel)
-        # the document last: it describes the metric files, which must be there first
-        for rel in sorted(todo, key=lambda r: (r.startswith("prov_rank") and r.endswith(".json"), r)):
-            try:
-                self.remote.upload(self.run_dir / rel, f"{self._key}/{rel}")
-            except FileNotFoundError:
-                if (self.run_dir / rel).exists():
-                    raise
-                seen.pop(rel, None)
-                continue
-            self._sent[rel] = seen[rel]
-            self.sent += 1
-        for rel in [r for r in self._sent if r not in seen]:
-            self.remote.remove(f"{self._key}/{rel}")
-            del self._sent[rel]
+        gone = [r for r in self._sent if r not in seen]
+        if not todo and not gone:
+            return
+        try:
+            # the document last: it describes the metric files, which must be there first
+            for rel in sorted(todo, key=lambda r: (r.startswith("prov_rank") and r.endswith(".json"), r)):
+                try:
+                    self.remote.upload(self.run_dir / rel, f"{self._key}/{rel}")
+                except FileNotFoundError:
+                    if (self.run_dir / rel).exists():
+                        raise
+                    continue
+                self._sent[rel] = seen[rel]
+                self.sent += 1
+            for rel in gone:
+                self.remote.remove(f"{self._key}/{rel}")
+                del self._sent[rel]
+        finally:
+            self._record.save(self._sent, self._mine)
+
+
+class _Record:
+    """What this host put in the bucket under one run directory, for later mirrors of it.
+
+    ``<staging>/.sent/<protocol>/<bucket>/<prefix>/<experiment>/run_<id>.json``:
+    ``push`` after an outage and ``recover`` after a kill send only what
+    changed, and delete the objects of files that are gone here (the journal)
+    but never objects that another host put there. Ranks sharing a host share
+    the file, each updating its own entries under a lock.
+    """
+
+    def __init__(self, remote: Remote, run_dir: Path) -> None:
+        self.path = staging_root() / ".sent" / remote.protocol / f"{remote.key(run_dir)}.json"
+
+    def load(self) -> Dict[str, tuple]:
+        try:
+            return {k: tuple(v) for k, v in json.loads(self.path.read_text()).items()}
+        except (OSError, ValueError):
+            return {}
+
+    def save(self, sent: Dict[str, tuple], mine) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(self.path.with_suffix(".lock")):
+            entries = {k: v for k, v in self.load().items() if not mine(k)}
+            entries.update(sent)
+            atomic_write_text(self.path, json.dumps(entries))
+
+
+def run_dirs(directory: Path) -> Iterator[Path]:
+    """``directory`` if it is a run directory, else the run directories under it."""
+    if (directory / CLAIM_FILE).exists() or any(directory.glob("prov_rank*.json")) or (directory / STATE_DIR).is_dir():
+        yield directory
+        return
+    for sub in sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        yield from run_dirs(sub)

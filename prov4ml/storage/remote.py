@@ -25,7 +25,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple
 
 from .._fs import atomic_write_text
 from .._optional import require
@@ -197,27 +197,35 @@ def _stat(path: Path) -> Optional[Tuple[int, int]]:
 
 
 @contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path`` between processes of this host."""
+    with open(path, "a") as lock:
+        try:
+            import fcntl
+        except ImportError:  # Windows: one writer at a time is the user's to keep
+            yield
+            return
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def _pulled(remote: Remote):
     """The bucket's download record, locked for the time of one pull (readers may run side by side)."""
     bucket = remote.root.split("/", 1)[0]
     path = staging_root() / ".pulled" / remote.protocol / f"{bucket}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as lock:
-        try:
-            import fcntl
-
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except ImportError:  # Windows: one reader at a time is the user's to keep
-            pass
+    with _locked(path.with_suffix(".lock")):
         try:
             raw: Dict[str, Any] = json.loads(path.read_text())
         except (OSError, ValueError):
             raw = {}
         seen = {k: (v[0], tuple(v[1]) if v[1] else None) for k, v in raw.items()}
-        yield seen
-        atomic_write_text(path, json.dumps({k: [t, list(s) if s else None] for k, (t, s) in seen.items()}))
+        try:
+            yield seen
+        finally:  # what was downloaded before a failure is known too
+            atomic_write_text(path, json.dumps({k: [t, list(s) if s else None] for k, (t, s) in seen.items()}))
 
-
-def local_path(path_or_url: Union[str, "os.PathLike[str]"]) -> Path:
-    """The staging directory of a URL (nothing is downloaded), or the path itself."""
-    return Remote(path_or_url).local if is_url(path_or_url) else Path(path_or_url)
