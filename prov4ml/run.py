@@ -153,6 +153,8 @@ class Run:
             self.run_id, self.run_dir = layout.allocate_run_dir(
                 self.experiment_dir, self.rank, self.options["run_id"], claim=self._remote
             )
+        except StorageError:
+            raise  # the bucket's own message
         except OSError as exc:
             raise StorageError(
                 f"cannot create the run directory under {self.save_dir}: {exc.strerror or exc}; pass a writable "

@@ -352,3 +352,71 @@ def test_a_url_without_its_driver_names_what_to_install(monkeypatch, tmp_path):
     with pytest.raises(prov4ml.InvalidValueError, match=r"not a URL fsspec knows"):
         prov4ml.start_run("www.example.org", "exp", "nosuchproto-xyz://bucket/p", capture=False)
     assert not list(tmp_path.iterdir())  # nothing was created
+
+
+def test_an_unreachable_endpoint_at_start_run_is_one_clear_error(s3, monkeypatch):
+    url, _ = s3
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    began = time.monotonic()
+    with pytest.raises(prov4ml.StorageError, match=r"cannot use s3://.*/exp \(EndpointConnectionError.*AWS_ENDPOINT_URL"):
+        start(url, storage_options={"config_kwargs": {"retries": {"max_attempts": 1}}})
+    assert time.monotonic() - began < 30
+    assert prov4ml.active_run() is None
+
+
+RANK = """
+import json, os, sys, time
+import prov4ml
+rank = int(os.environ["RANK"])
+run_id = None
+if rank:
+    while not os.path.exists(sys.argv[2]):
+        time.sleep(0.01)
+    run_id = int(open(sys.argv[2]).read())
+run = prov4ml.start_run("www.example.org", "exp", sys.argv[1], capture=False, collect_all_processes=True, run_id=run_id)
+if not rank:
+    open(sys.argv[2] + ".tmp", "w").write(str(run.run_id))
+    os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+for i in range(300):
+    prov4ml.log_metric("loss", i + rank / 10, "training", step=i)
+prov4ml.end_run()
+"""
+
+
+def test_ranks_on_two_hosts_fill_one_run_in_the_bucket_without_clobbering(s3, tmp_path):
+    url, fs = s3
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PROV4ML_STAGING": str(tmp_path / f"host{rank}"),
+               "RANK": str(rank), "WORLD_SIZE": "2"}
+        procs.append(subprocess.Popen([sys.executable, "-c", RANK, url, str(tmp_path / "run_id")], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    staged = [local_files(tmp_path / f"host{rank}" / "s3" / url[len("s3://"):] / "exp" / "run_0") for rank in (0, 1)]
+    assert not set(staged[0]) & set(staged[1])  # every file is one host's
+    assert bucket_files(fs, f"{url}/exp/run_0") == {**staged[0], **staged[1]}
+    data = prov4ml.analysis.load_run(f"{url}/exp/run_0")
+    assert data.ranks == [0, 1]
+    for rank in (0, 1):
+        rows = data.metrics[(data.metrics["name"] == "loss") & (data.metrics["rank"] == rank)]
+        assert list(rows["value"]) == [i + rank / 10 for i in range(300)]
+
+
+def test_a_shared_file_system_url_works_the_same(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROV4ML_STAGING", str(tmp_path / "staging"))
+    share = tmp_path / "share"
+    url = f"file://{share}"
+    for _ in range(2):
+        run = start(url)
+        for i in range(100):
+            prov4ml.log_metric("loss", i * 0.5, "training", step=i)
+        prov4ml.end_run()
+    assert run.run_id == 1
+    assert local_files(share / "exp" / "run_1") == local_files(run.run_dir)
+    assert not list(share.rglob("*.uploading"))
+    monkeypatch.setenv("PROV4ML_STAGING", str(tmp_path / "reader"))
+    data = prov4ml.analysis.load_run(f"{url}/exp/run_1")
+    assert list(data.metrics["value"]) == [i * 0.5 for i in range(100)]
+    with pytest.raises(prov4ml.StorageError, match="holds nothing"):
+        local_view(f"{url}/exp/run_7")

@@ -41,6 +41,7 @@ _OWNED = [re.compile(p) for p in (
 )]
 _TEMPORARY = (".tmp", ".recovering", ".uploading")
 _RETRY = (1.0, 30.0)  # first and longest pause before a failed pass is tried again
+_DUTY = 0.2  # the most of the time the mirror spends uploading, on a slow link
 
 
 def owner_rank(rel: str) -> int:
@@ -141,6 +142,7 @@ class Mirror:
                 if self._stop:
                     return
                 target = self._asked
+            began = time.monotonic()
             try:
                 self._pass()
             except Exception as exc:  # an unreachable or refusing store: keep the local files, try again
@@ -155,13 +157,17 @@ class Mirror:
             with self._cond:
                 self._done = max(self._done, target)
                 self._cond.notify_all()
+                # growing metric files are sent whole each time: keep uploads to a share of the time
+                rest = time.monotonic() + (time.monotonic() - began) * (1 / _DUTY - 1)
+                while not self._closing and not self._stop and time.monotonic() < rest:
+                    self._cond.wait(rest - time.monotonic())
 
     def _report(self, exc: BaseException) -> None:
         message = (f"could not copy the run to {self.url} ({type(exc).__name__}: {exc}); the run goes on in "
                    f"{self.run_dir} and the copy is retried")
         if not self.errors or self.errors[-1] != message:
             log.warning("prov4ml: %s", message)
-        self.errors.append(message)
+        self.errors = self.errors[-19:] + [message]
 
     def _mine(self, rel: str) -> bool:
         return self.rank is None or owner_rank(rel) == self.rank

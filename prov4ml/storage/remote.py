@@ -134,10 +134,14 @@ class Remote:
             return False
         except Exception as exc:
             marker.unlink()
-            raise StorageError(
-                f"cannot create {self.url_of(marker)}: {exc}; check the URL, the endpoint "
-                "(AWS_ENDPOINT_URL or FSSPEC_S3_ENDPOINT_URL) and the credentials (docs/storage.md)"
-            ) from None
+            raise self._unreachable(self.url_of(marker), exc) from None
+
+    @staticmethod
+    def _unreachable(url: str, exc: BaseException) -> StorageError:
+        return StorageError(
+            f"cannot use {url} ({type(exc).__name__}: {exc}); check the URL, the storage_options, the endpoint "
+            "(AWS_ENDPOINT_URL or storage_options={'endpoint_url': ...}) and the credentials (docs/storage.md)"
+        )
 
     def first_free(self, exp_dir: Path) -> int:
         """One more than the highest run id the bucket holds under the experiment."""
@@ -145,8 +149,8 @@ class Remote:
             names = self.fs.ls(self.key(exp_dir), detail=False, refresh=True)
         except FileNotFoundError:
             return 0
-        except TypeError:  # a file system whose ls takes no refresh=
-            names = self.fs.ls(self.key(exp_dir), detail=False)
+        except Exception as exc:
+            raise self._unreachable(self.url_of(exp_dir), exc) from None
         ids = [int(m.group(1)) for n in names if (m := re.match(r"^run_(\d+)$", n.rstrip("/").rsplit("/", 1)[-1]))]
         return max(ids, default=-1) + 1
 
