@@ -595,7 +595,7 @@ class Run:
                 experiment_name=self.experiment_name,
                 run_id=self.run_id,
                 rank=self.rank,
-                run_dir=str(self.run_dir),
+                run_dir=str(self.run_dir) if self._remote is None else self._remote.url_of(self.run_dir),
                 start_time=_dt(self.start_time),
                 end_time=_dt(self.end_time),
                 status=self.status,

@@ -135,6 +135,8 @@ def test_bucket_holds_exactly_the_staged_files_after_end_run(s3, tmp_path):
     assert not any(p.startswith(".prov4ml/") for p in remote)  # the journal of a clean run is gone from both
     rows = read_rows(run.run_dir / "metrics/loss_training_rank0.csv")
     assert rows == [(i, i * 0.5) for i in range(n)]
+    activity = next(a for k, a in json.loads(remote["prov_rank0.json"])["activity"].items() if k.endswith("/rank0"))
+    assert activity["prov:location"] == f"{url}/exp/run_0"  # where the run lives for everyone, not a node's cache
 
 
 def test_the_bucket_holds_a_readable_document_while_the_run_records(s3):
@@ -142,22 +144,34 @@ def test_the_bucket_holds_a_readable_document_while_the_run_records(s3):
 
     url, fs = s3
     start(url, prov_flush_interval=0.1, flush_interval=0.2)
-    for i in range(300):
-        prov4ml.log_metric("loss", float(i), prov4ml.Context.TRAINING, step=i)
-    prov4ml.flush()
-    key = f"{url[len('s3://'):]}/exp/run_0/prov_rank0.json"
+    root = f"{url[len('s3://'):]}/exp/run_0"
+    checked = 0
+    for batch in range(20):
+        for i in range(100 * batch, 100 * (batch + 1)):
+            prov4ml.log_metric("loss", float(i), prov4ml.Context.TRAINING, step=i)
+        prov4ml.flush()
+        time.sleep(0.3)  # a training step
+        fs.invalidate_cache()
+        if fs.exists(f"{root}/metrics/loss_training_rank0.csv"):
+            # the document first, then the data: the bucket's data holds at least what its document counts
+            count = series_count(json.loads(fs.cat_file(f"{root}/prov_rank0.json")), "loss")
+            rows = fs.cat_file(f"{root}/metrics/loss_training_rank0.csv").decode().splitlines()[1:]
+            assert len(rows) >= count
+            assert [float(r.split(",")[1]) for r in rows[:count]] == [float(i) for i in range(count)]
+            checked += count > 0
 
     def mirrored():
         fs.invalidate_cache()
-        data = json.loads(fs.cat_file(key))
-        return data if series_count(data, "loss") == 300 else None
+        data = json.loads(fs.cat_file(f"{root}/prov_rank0.json"))
+        return data if series_count(data, "loss") == 2000 else None
 
     data = wait_until(mirrored, what="a mirror with every point")
+    assert checked  # the bucket was looked at while the run recorded, not only at the end
     run = next(a for k, a in data["activity"].items() if k.endswith("/rank0") and "/context/" not in k)
     assert run["provml:status"] == "running"
-    ProvDocument.deserialize(content=fs.cat_file(key).decode(), format="json")  # valid PROV, not only JSON
-    csv = fs.cat_file(f"{url[len('s3://'):]}/exp/run_0/metrics/loss_training_rank0.csv").decode()
-    assert csv.endswith("\n") and len(csv.splitlines()) == 301  # the header and every point the document counts
+    ProvDocument.deserialize(content=fs.cat_file(f"{root}/prov_rank0.json").decode(), format="json")
+    csv = fs.cat_file(f"{root}/metrics/loss_training_rank0.csv").decode()
+    assert csv.endswith("\n") and len(csv.splitlines()) == 2001  # the header and every point the document counts
     prov4ml.end_run()
 
 
@@ -420,3 +434,37 @@ def test_a_shared_file_system_url_works_the_same(tmp_path, monkeypatch):
     assert list(data.metrics["value"]) == [i * 0.5 for i in range(100)]
     with pytest.raises(prov4ml.StorageError, match="holds nothing"):
         local_view(f"{url}/exp/run_7")
+
+
+KILLED_AFTER_A_MIRROR = """
+run = prov4ml.start_run("www.example.org", "crash", {url!r}, capture=False, prov_flush_interval=0.2)
+for i in range({n}):
+    prov4ml.log_metric("loss", i * 0.5, "training", step=i)
+    tell(i + 1)
+prov4ml.flush()
+flag(1)
+time.sleep(600)
+"""
+
+
+def test_another_host_recovers_a_killed_run_from_the_journal_in_the_bucket(s3, tmp_path, monkeypatch):
+    url, fs = s3
+    n = 3000
+    child = Child(tmp_path, KILLED_AFTER_A_MIRROR.format(url=url, n=n).replace("{", "{{").replace("}", "}}"))
+    child.wait_flag(1, timeout=120)
+    key = f"{url[len('s3://'):]}/crash/run_0/prov_rank0.json"
+
+    def mirrored():  # the document goes last in a pass: the journal of every point is there too
+        fs.invalidate_cache()
+        return series_count(json.loads(fs.cat_file(key)), "loss") == n
+
+    wait_until(mirrored, what="a mirror with every point")
+    child.kill(signal.SIGKILL)
+    monkeypatch.setenv("PROV4ML_STAGING", str(tmp_path / "other-host"))  # the node's disk is out of reach
+    assert prov4ml.recover(f"{url}/crash/run_0")
+    remote = bucket_files(fs, f"{url}/crash/run_0")
+    data = json.loads(remote["prov_rank0.json"])
+    assert series_count(data, "loss") == n
+    assert next(a for k, a in data["activity"].items() if k.endswith("/rank0"))["provml:status"] == "killed"
+    (tmp_path / "loss.csv").write_bytes(remote["metrics/loss_training_rank0.csv"])
+    assert_exact(read_rows(tmp_path / "loss.csv"), n)

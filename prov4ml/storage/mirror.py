@@ -4,8 +4,8 @@ One daemon thread per run. ``push()`` (called after every document refresh)
 only wakes it. A pass walks the run directory and uploads the files whose
 size or mtime changed since they were last sent (the newest journal segment
 is also compared by checksum: it is written through a memory mapping, which
-does not reliably move the mtime); the PROV-JSON goes last, so the bucket's
-document never claims a point its metric files lack. Objects of files this
+does not reliably move the mtime); the PROV-JSON is read first and sent
+last, so the bucket's document never claims a point its metric files lack. Objects of files this
 mirror sent that are gone since (the journal, after a clean ``end_run``)
 are deleted. A mirror of one rank sends that rank's files only, so ranks
 sharing a host never overwrite each other's objects.
@@ -173,13 +173,22 @@ class Mirror:
         return self.rank is None or owner_rank(rel) == self.rank
 
     def _pass(self) -> None:
+        # The documents are read before anything else is looked at: a document describes what the metric
+        # files held when it was written, and they only grow, so what this pass sends holds what it claims.
+        documents = {}
+        for path in self.run_dir.glob("prov_rank*.json"):
+            if self._mine(path.name):
+                try:
+                    documents[path.name] = (_stamp(path, False), path.read_bytes())
+                except FileNotFoundError:
+                    pass
         seen: Dict[str, tuple] = {}
         todo = []
         for rel, path, mapped in _files(self.run_dir):
             if not self._mine(rel):
                 continue
             try:
-                seen[rel] = _stamp(path, mapped)
+                seen[rel] = documents[rel][0] if rel in documents else _stamp(path, mapped)
             except FileNotFoundError:  # replaced or removed while we looked
                 continue
             if self._sent.get(rel) != seen[rel]:
@@ -188,10 +197,9 @@ class Mirror:
         if not todo and not gone:
             return
         try:
-            # the document last: it describes the metric files, which must be there first
-            for rel in sorted(todo, key=lambda r: (r.startswith("prov_rank") and r.endswith(".json"), r)):
+            for rel in sorted(todo, key=lambda r: (r in documents, r)):  # the documents last
                 try:
-                    self.remote.upload(self.run_dir / rel, f"{self._key}/{rel}")
+                    self.remote.upload(self.run_dir / rel, f"{self._key}/{rel}", documents.get(rel, (None, None))[1])
                 except FileNotFoundError:
                     if (self.run_dir / rel).exists():
                         raise

@@ -94,19 +94,20 @@ class Remote:
         return self.url if rel == "." else f"{self.url}/{rel}"
 
     # ------------------------------------------------------------ writing
-    def upload(self, path: Path, key: str) -> None:
-        """One file to one object, atomically: readers see the old object or the new one."""
+    def upload(self, path: Path, key: str, data: Optional[bytes] = None) -> None:
+        """One file (or ``data`` read from it earlier) to one object, atomically: readers see the old object or the new one."""
+        target = f"{key}.{os.getpid()}.uploading" if self._atomic_rename else key  # a file copy is not atomic
         if self._atomic_rename:
-            tmp = f"{key}.{os.getpid()}.uploading"
             self.fs.makedirs(self.fs._parent(key), exist_ok=True)
-            self.fs.put_file(str(path), tmp)
-            self.fs.mv(tmp, key)
-        elif path.suffix == ".csv" and path.stat().st_size < 64 << 20:
-            # a metric file grows while the run records: send its complete lines only
+        if data is None and path.suffix == ".csv" and path.stat().st_size < 64 << 20:
             data = path.read_bytes()
-            self.fs.pipe_file(key, data[: data.rfind(b"\n") + 1])
+            data = data[: data.rfind(b"\n") + 1]  # a metric file grows while the run records: its complete lines
+        if data is not None:
+            self.fs.pipe_file(target, data)
         else:
-            self.fs.put_file(str(path), key)
+            self.fs.put_file(str(path), target)
+        if self._atomic_rename:
+            self.fs.mv(target, key)
 
     def remove(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
