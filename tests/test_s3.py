@@ -468,3 +468,16 @@ def test_another_host_recovers_a_killed_run_from_the_journal_in_the_bucket(s3, t
     assert next(a for k, a in data["activity"].items() if k.endswith("/rank0"))["provml:status"] == "killed"
     (tmp_path / "loss.csv").write_bytes(remote["metrics/loss_training_rank0.csv"])
     assert_exact(read_rows(tmp_path / "loss.csv"), n)
+
+
+@pytest.mark.parametrize("missing, named", [("fsspec", "'fsspec' package"), ("s3fs", "s3fs")])
+def test_without_the_s3_extra_the_error_names_it(missing, named, monkeypatch, tmp_path):
+    monkeypatch.setenv("PROV4ML_STAGING", str(tmp_path))
+    monkeypatch.setitem(sys.modules, missing, None)  # as if it were not installed
+    for name in [m for m in sys.modules if m.startswith(f"{missing}.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(prov4ml.MissingDependencyError, match=rf'{named}.*pip install "prov4ml\[s3\]"'):
+        prov4ml.start_run("www.example.org", "exp", "s3://bucket/p", capture=False)
+    with pytest.raises(prov4ml.MissingDependencyError, match=r'pip install "prov4ml\[s3\]"'):
+        prov4ml.analysis.load_run("s3://bucket/p/exp/run_0")
+    assert prov4ml.active_run() is None

@@ -63,14 +63,12 @@ class Remote:
     """One URL, the fsspec file system that reaches it, and its staging directory."""
 
     def __init__(self, url: str, storage_options: Optional[Dict[str, Any]] = None) -> None:
-        fsspec = require("fsspec", "s3", f"recording to {url}")
+        fsspec = require("fsspec", "s3", url)
         options = {"skip_instance_cache": True, **(storage_options or {})}
         try:
             self.fs, root = fsspec.core.url_to_fs(url, **options)
         except ImportError as exc:  # fsspec knows the protocol, its driver (s3fs, gcsfs, ...) is missing
-            raise MissingDependencyError(
-                f"{url}: {exc}. For S3 install it with: pip install \"prov4ml[s3]\""
-            ) from None
+            raise MissingDependencyError(f'{url}: {exc} (for s3:// URLs: pip install "prov4ml[s3]")') from None
         except ValueError as exc:
             raise InvalidValueError(f"provenance_save_dir {url!r} is not a URL fsspec knows: {exc}") from None
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
