@@ -481,3 +481,27 @@ def test_without_the_s3_extra_the_error_names_it(missing, named, monkeypatch, tm
     with pytest.raises(prov4ml.MissingDependencyError, match=r'pip install "prov4ml\[s3\]"'):
         prov4ml.analysis.load_run("s3://bucket/p/exp/run_0")
     assert prov4ml.active_run() is None
+
+
+NO_END_RUN = """
+import prov4ml
+prov4ml.start_run("www.example.org", "exp", {url!r}, capture=False)
+for i in range(3000):
+    prov4ml.log_metric("loss", i * 0.5, "training", step=i)
+"""
+
+
+def test_a_script_that_never_calls_end_run_still_reaches_the_bucket(s3, tmp_path):
+    url, fs = s3
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    began = time.monotonic()
+    child = subprocess.run([sys.executable, "-c", NO_END_RUN.format(url=url)], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert child.returncode == 0 and "could not copy" not in child.stderr, child.stderr[-2000:]
+    assert time.monotonic() - began < 60
+    run_dir = staging_root() / "s3" / url[len("s3://"):] / "exp" / "run_0"
+    remote = bucket_files(fs, f"{url}/exp/run_0")
+    assert remote == local_files(run_dir)  # the atexit end, copied by a fresh interpreter
+    data = json.loads(remote["prov_rank0.json"])
+    assert series_count(data, "loss") == 3000
+    assert next(a for k, a in data["activity"].items() if k.endswith("/rank0"))["provml:status"] == "finished"

@@ -34,7 +34,7 @@ def local_view(path_or_url: PathOrUrl) -> Path:
     return Remote(path_or_url).pull() if is_url(path_or_url) else Path(path_or_url)
 
 
-def push(path_or_url: PathOrUrl) -> int:
+def push(path_or_url: PathOrUrl, storage_options: Optional[Dict[str, Any]] = None) -> int:
     """Upload the staging copy of ``path_or_url`` (a run or experiment URL) to it; the number of files sent.
 
     For a run whose last copy failed (the storage was unreachable at
@@ -42,7 +42,7 @@ def push(path_or_url: PathOrUrl) -> int:
     """
     if not is_url(path_or_url):
         raise InvalidValueError(f"push needs a URL such as s3://bucket/prefix/experiment/run_0, got {path_or_url!r}")
-    remote = Remote(path_or_url)
+    remote = Remote(path_or_url, storage_options)
     if not remote.local.is_dir():
         raise InvalidValueError(f"{path_or_url}: nothing was recorded on this host under {remote.local}")
     return sum(Mirror(remote, run_dir, background=False).sync() for run_dir in run_dirs(remote.local))

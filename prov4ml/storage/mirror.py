@@ -21,6 +21,8 @@ import json
 import logging
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -41,7 +43,22 @@ _OWNED = [re.compile(p) for p in (
 )]
 _TEMPORARY = (".tmp", ".recovering", ".uploading")
 _RETRY = (1.0, 30.0)  # first and longest pause before a failed pass is tried again
+#: set when the interpreter starts to exit, before its thread pools stop (which the stores' drivers need)
+_EXITING = threading.Event()
+#: the last copy of a run ended at exit (atexit): made by a fresh interpreter, whose drivers work
+_CHILD = ("import json, sys; a = json.loads(sys.argv[1]); sys.path[:0] = a['path']; "
+          "from prov4ml.storage import push; push(a['url'], a['options'])")
 _DUTY = 0.2  # the most of the time the mirror spends uploading, on a slow link
+
+
+def _watch_exit() -> None:
+    if getattr(_watch_exit, "done", False):
+        return
+    _watch_exit.done = True  # type: ignore[attr-defined]
+    try:
+        threading._register_atexit(_EXITING.set)  # runs before concurrent.futures stops its pools
+    except (AttributeError, RuntimeError):  # already exiting, or an interpreter without the hook
+        _EXITING.set()
 
 
 def owner_rank(rel: str) -> int:
@@ -96,6 +113,7 @@ class Mirror:
         self._pid = os.getpid()
         self._thread: Optional[threading.Thread] = None
         if background:
+            _watch_exit()
             self._thread = threading.Thread(target=self._loop, name="prov4ml-mirror", daemon=True)
             self._thread.start()
             self.push()
@@ -113,6 +131,8 @@ class Mirror:
             return True
         if self.closed is not None:
             return self.closed
+        if _EXITING.is_set():
+            return self._close_in_child(timeout)
         deadline = time.monotonic() + timeout
         with self._cond:
             self._closing = True
@@ -125,6 +145,26 @@ class Mirror:
             self._cond.notify_all()
             self.closed = self._done >= target
             return self.closed
+
+    def _close_in_child(self, timeout: float) -> bool:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout / 4)  # a pass in flight could send an older file after the child's
+        try:
+            arg = json.dumps({"url": self.url, "path": sys.path, "options": self.remote.storage_options})
+        except TypeError:  # storage_options a child cannot be given: try here
+            self.closed = False
+            return self.closed
+        try:
+            child = subprocess.run([sys.executable, "-c", _CHILD, arg], capture_output=True, text=True, timeout=timeout)
+            ok, why = child.returncode == 0, (child.stderr.strip().splitlines() or ["no message"])[-1]
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            ok, why = False, str(exc)
+        if not ok:
+            self.errors.append(f"could not copy the run to {self.url} at exit ({why})")
+        self.closed = ok
+        return ok
 
     def sync(self) -> int:
         """One pass in the calling thread; raises the first upload error. Returns the files uploaded."""
@@ -146,6 +186,8 @@ class Mirror:
             try:
                 self._pass()
             except Exception as exc:  # an unreachable or refusing store: keep the local files, try again
+                if _EXITING.is_set():
+                    return  # the drivers stop with the interpreter: the last copy is made by a child (close)
                 self._report(exc)
                 with self._cond:
                     wake = time.monotonic() + (_RETRY[0] if self._closing else pause)

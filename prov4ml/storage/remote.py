@@ -64,6 +64,7 @@ class Remote:
 
     def __init__(self, url: str, storage_options: Optional[Dict[str, Any]] = None) -> None:
         fsspec = require("fsspec", "s3", url)
+        self.storage_options = storage_options
         options = {"skip_instance_cache": True, **(storage_options or {})}
         try:
             self.fs, root = fsspec.core.url_to_fs(url, **options)
@@ -161,34 +162,51 @@ class Remote:
             listing = self.fs.find(self.root, detail=True)
         except FileNotFoundError:
             listing = {}
+        except Exception as exc:
+            raise self._unreachable(self.url, exc) from None
         if not listing and not self.local.exists():
             raise StorageError(f"{self.url} holds nothing; check the URL (a run is <prefix>/<experiment>/run_<id>)")
         with _pulled(self) as seen:
-            for key, info in sorted(listing.items()):
+            wanted = {}  # key -> (local path, fingerprint)
+            for key, info in listing.items():
                 if info.get("type") == "directory" or key.endswith(".uploading"):
                     continue
-                local = self.local / key[len(self.root):].lstrip("/") if key != self.root else self.local
-                tag, stamp = fingerprint(info), _stat(local)
-                known = seen.get(key)
-                if stamp is not None and (known is None or known[1] != stamp or known[0] == tag):
-                    continue  # up to date, or written on this host
-                local.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{local.name}.", suffix=".tmp", dir=local.parent)
-                os.close(fd)
-                try:
-                    self.fs.get_file(key, tmp)
-                    os.replace(tmp, local)
-                finally:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
-                seen[key] = (tag, _stat(local))
+                local = self._local_of(key)
+                tag, stamp, known = fingerprint(info), _stat(local), seen.get(key)
+                if stamp is None or (known is not None and known[1] == stamp and known[0] != tag):
+                    wanted[key] = (local, tag)  # missing here, or changed there and not here
+            self._download(wanted, seen)
             prefix = self.root + "/"
-            for key in [k for k in seen if (k == self.root or k.startswith(prefix)) and k not in listing]:
-                local = self.local / key[len(self.root):].lstrip("/")
-                if _stat(local) == tuple(seen[key][1] or ()):
+            for key in [k for k in seen if k.startswith(prefix) and k not in listing]:
+                local = self._local_of(key)
+                if _stat(local) == seen[key][1]:
                     local.unlink()  # gone from the bucket, and this host never changed its copy
                 del seen[key]
         return self.local
+
+    def _local_of(self, key: str) -> Path:
+        return self.local / key[len(self.root):].lstrip("/")
+
+    def _download(self, wanted: Dict[str, Tuple[Path, str]], seen: Dict[str, Any]) -> None:
+        """Every wanted object in one batch (the store's driver fetches them side by side), each file atomically."""
+        temps = []
+        for key, (local, _) in wanted.items():
+            local.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{local.name}.", suffix=".tmp", dir=local.parent)
+            os.close(fd)
+            temps.append(tmp)
+        try:
+            if wanted:
+                self.fs.get(list(wanted), temps)
+            for tmp, (key, (local, tag)) in zip(temps, wanted.items()):
+                os.replace(tmp, local)
+                seen[key] = (tag, _stat(local))
+        except Exception as exc:
+            raise self._unreachable(self.url, exc) from None
+        finally:
+            for tmp in temps:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
 
 
 def _stat(path: Path) -> Optional[Tuple[int, int]]:
