@@ -238,6 +238,9 @@ class Mirror:
         gone = [r for r in self._sent if r not in seen]
         if not todo and not gone:
             return
+        for rel in todo:  # written ahead: a pass cut short (an exit, a kill) leaves these marked as maybe sent
+            self._sent.setdefault(rel, ())
+        self._record.save(self._sent, self._mine)
         try:
             for rel in sorted(todo, key=lambda r: (r in documents, r)):  # the documents last
                 try:
