@@ -307,8 +307,9 @@ def test_a_stopped_server_mid_run_costs_a_warning_not_a_hang_and_a_later_push_up
             prov4ml.flush()
             wait_until(lambda: "could not copy the run" in caplog.text, what="a warning about the copy")
             assert time.monotonic() - began < 30  # logging and flushing never waited for the storage
-            with pytest.warns(UserWarning, match=r"prov4ml\.storage\.push\('s3://outage/p/exp/run_0'\)"):
+            with pytest.warns(UserWarning, match=r"prov4ml\.storage\.push\('s3://outage/p/exp/run_0'\)") as caught:
                 prov4ml.end_run()
+            assert caught[0].filename == __file__  # it points at the user's end_run
         assert time.monotonic() - began < 45
         assert_exact(read_rows(run.run_dir / "metrics/loss_training_rank0.csv"), 5000)  # every point, locally
         assert prov4ml.analysis.load_run(run.run_dir).info["status"] == "finished"
