@@ -314,6 +314,8 @@ def test_a_stopped_server_mid_run_costs_a_warning_not_a_hang_and_a_later_push_up
         assert_exact(read_rows(run.run_dir / "metrics/loss_training_rank0.csv"), 5000)  # every point, locally
         assert prov4ml.analysis.load_run(run.run_dir).info["status"] == "finished"
 
+        with pytest.raises(prov4ml.StorageError, match="cannot use s3://outage/p/exp/run_0"):
+            push(f"{url}/exp/run_0", {"config_kwargs": {"retries": {"max_attempts": 1}}})  # still down: one clear error
         srv.start()  # the storage is back: a later mirror sends what changed
         sent = push(f"{url}/exp/run_0")
         assert sent >= 2  # at least the metric file and the final document

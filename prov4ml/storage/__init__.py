@@ -38,14 +38,18 @@ def push(path_or_url: PathOrUrl, storage_options: Optional[Dict[str, Any]] = Non
     """Upload the staging copy of ``path_or_url`` (a run or experiment URL) to it; the number of files sent.
 
     For a run whose last copy failed (the storage was unreachable at
-    ``end_run``), or one completed by ``recover``. Raises the storage's error.
+    ``end_run``), or one completed by ``recover``. Raises ``StorageError``
+    when the store fails.
     """
     if not is_url(path_or_url):
         raise InvalidValueError(f"push needs a URL such as s3://bucket/prefix/experiment/run_0, got {path_or_url!r}")
     remote = Remote(path_or_url, storage_options)
     if not remote.local.is_dir():
         raise InvalidValueError(f"{path_or_url}: nothing was recorded on this host under {remote.local}")
-    return sum(Mirror(remote, run_dir, background=False).sync() for run_dir in run_dirs(remote.local))
+    try:
+        return sum(Mirror(remote, run_dir, background=False).sync() for run_dir in run_dirs(remote.local))
+    except Exception as exc:  # what was sent before the failure is remembered: the next push goes on from there
+        raise remote.storage_error(str(path_or_url), exc) from None
 
 
 def remote_for(provenance_save_dir: Any, storage_options: Optional[Dict[str, Any]] = None) -> Optional[Remote]:

@@ -134,10 +134,11 @@ class Remote:
             return False
         except Exception as exc:
             marker.unlink()
-            raise self._unreachable(self.url_of(marker), exc) from None
+            raise self.storage_error(self.url_of(marker), exc) from None
 
     @staticmethod
-    def _unreachable(url: str, exc: BaseException) -> StorageError:
+    def storage_error(url: str, exc: BaseException) -> StorageError:
+        """The error for a store that cannot be reached or used, naming what to check."""
         return StorageError(
             f"cannot use {url} ({type(exc).__name__}: {exc}); check the URL, the storage_options, the endpoint "
             "(AWS_ENDPOINT_URL or storage_options={'endpoint_url': ...}) and the credentials (docs/storage.md)"
@@ -150,7 +151,7 @@ class Remote:
         except FileNotFoundError:
             return 0
         except Exception as exc:
-            raise self._unreachable(self.url_of(exp_dir), exc) from None
+            raise self.storage_error(self.url_of(exp_dir), exc) from None
         ids = [int(m.group(1)) for n in names if (m := re.match(r"^run_(\d+)$", n.rstrip("/").rsplit("/", 1)[-1]))]
         return max(ids, default=-1) + 1
 
@@ -163,7 +164,7 @@ class Remote:
         except FileNotFoundError:
             listing = {}
         except Exception as exc:
-            raise self._unreachable(self.url, exc) from None
+            raise self.storage_error(self.url, exc) from None
         if not listing and not self.local.exists():
             raise StorageError(f"{self.url} holds nothing; check the URL (a run is <prefix>/<experiment>/run_<id>)")
         with _pulled(self) as seen:
@@ -202,7 +203,7 @@ class Remote:
                 os.replace(tmp, local)
                 seen[key] = (tag, _stat(local))
         except Exception as exc:
-            raise self._unreachable(self.url, exc) from None
+            raise self.storage_error(self.url, exc) from None
         finally:
             for tmp in temps:
                 with contextlib.suppress(FileNotFoundError):
