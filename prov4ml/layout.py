@@ -5,7 +5,9 @@ Ranks of one distributed launch share one run directory: with
 under a launcher that only sets ``RANK``/``WORLD_SIZE`` (torchrun before
 ``init_process_group``), the ranks agree through a marker file written under
 a file lock, keyed by the launch (rendezvous id, master address and port,
-parent process) and by how many runs this process has started.
+parent process) and by how many runs this process has started. A run
+recorded to a bucket also claims its id there (docs/storage.md), so hosts
+that share the bucket but not a disk never get the same id.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional, Protocol, Tuple
 
 from .exceptions import InvalidValueError
 
@@ -77,14 +79,29 @@ def _existing_ids(exp_dir: Path) -> Iterator[int]:
             yield int(m.group(1))
 
 
-def _claim_next(exp_dir: Path) -> int:
+class RunClaim(Protocol):
+    """Run ids shared beyond this host (a bucket: ``prov4ml.storage.remote.Remote``)."""
+
+    def first_free(self, exp_dir: Path) -> int: ...
+
+    def claim(self, run_dir: Path, run_id: int) -> bool: ...
+
+
+def _claim_next(exp_dir: Path, claim: Optional[RunClaim] = None) -> int:
     run_id = max(_existing_ids(exp_dir), default=-1) + 1
+    if claim is not None:
+        run_id = max(run_id, claim.first_free(exp_dir))
     while True:  # another process may take the same id between scan and mkdir
+        run_dir = exp_dir / f"{RUN_PREFIX}{run_id}"
         try:
-            (exp_dir / f"{RUN_PREFIX}{run_id}").mkdir()
-            return run_id
+            run_dir.mkdir()
         except FileExistsError:
             run_id += 1
+            continue
+        if claim is None or claim.claim(run_dir, run_id):
+            return run_id
+        run_dir.rmdir()  # another host's run: only a reader's copy of it belongs here
+        run_id += 1
 
 
 @contextlib.contextmanager
@@ -108,14 +125,20 @@ def _launch_key(ordinal: int) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
-def allocate_run_dir(exp_dir: Path, rank: int, run_id: Optional[int] = None) -> Tuple[int, Path]:
-    """Create (or join, for ranks > 0 of one launch) the directory of a new run."""
+def allocate_run_dir(
+    exp_dir: Path, rank: int, run_id: Optional[int] = None, claim: Optional[RunClaim] = None
+) -> Tuple[int, Path]:
+    """Create (or join, for ranks > 0 of one launch) the directory of a new run.
+
+    With ``claim``, a new id is also claimed there (a run directory in a bucket
+    shared by several hosts): an id taken there is skipped.
+    """
     exp_dir.mkdir(parents=True, exist_ok=True)
     ordinal = next(_process_runs)
     if run_id is None:
         dist = distributed()
         if dist is not None and dist.get_world_size() > 1:
-            box = [_claim_next(exp_dir) if dist.get_rank() == 0 else None]
+            box = [_claim_next(exp_dir, claim) if dist.get_rank() == 0 else None]
             dist.broadcast_object_list(box, src=0)
             run_id = int(box[0])
         elif world_size() > 1:
@@ -124,10 +147,10 @@ def allocate_run_dir(exp_dir: Path, rank: int, run_id: Optional[int] = None) -> 
                 if marker.exists():
                     run_id = int(marker.read_text())
                 else:
-                    run_id = _claim_next(exp_dir)
+                    run_id = _claim_next(exp_dir, claim)
                     marker.write_text(str(run_id))
         else:
-            run_id = _claim_next(exp_dir)
+            run_id = _claim_next(exp_dir, claim)
     elif not isinstance(run_id, int) or isinstance(run_id, bool) or run_id < 0:
         raise InvalidValueError(f"run_id must be a non-negative integer, got {run_id!r}")
     run_dir = exp_dir / f"{RUN_PREFIX}{run_id}"

@@ -13,6 +13,7 @@ docs/prov-mapping.md lists the questions a researcher asks, as queries.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import os
@@ -168,18 +169,24 @@ def _csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = _cli.parser("prov4ml.query", "Answer a SPARQL query over an experiment's provenance.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``prov4ml query`` (also ``python -m prov4ml.query``)."""
     p.add_argument("experiment_dir", help="the experiment directory (<provenance_save_dir>/<experiment_name>) or a run directory")
     p.add_argument("sparql", help="the query; prefixes prov, mls, provml, xsd, rdf, rdfs, dcterms are declared for you")
     p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+
+
+def answer(args: argparse.Namespace) -> None:
+    """Print the answer to ``args.sparql`` over ``args.experiment_dir``."""
+    columns, rows = query(Path(args.experiment_dir), args.sparql)
+    print((_csv if args.csv else format_table)(columns, rows), end="")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = _cli.parser("prov4ml.query", "Answer a SPARQL query over an experiment's provenance.")
+    add_arguments(p)
     args = p.parse_args(argv)
-
-    def answer() -> None:
-        columns, rows = query(Path(args.experiment_dir), args.sparql)
-        print((_csv if args.csv else format_table)(columns, rows), end="")
-
-    return _cli.run("prov4ml.query", answer)
+    return _cli.run("prov4ml.query", lambda: answer(args))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from .metrics.formats import get_format, remove_temporaries
 from .metrics.journal import read_series
 from .metrics.document import with_summaries
 from .metrics.series import utc
+from .storage import writes_back
 
 __all__ = ["recover", "needs_recovery"]
 
@@ -45,6 +46,7 @@ def _status(rank_dir: Path) -> Optional[str]:
         return "running" if (rank_dir / "series.jsonl").exists() else None
 
 
+@writes_back  # a URL: recovered in its staging directory, then uploaded
 def recover(run_dir: Union[str, Path], force: bool = False) -> List[Path]:
     """Complete every rank of ``run_dir`` left ``running``; returns the documents rewritten.
 

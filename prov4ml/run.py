@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import _compat, _lifecycle, _signatures, _state, _validate, layout
+from . import _compat, _lifecycle, _signatures, _state, _validate, layout, storage
 from ._fs import atomic_write_text, slug
 from ._items import ItemRecording
 from ._version import __version__
@@ -63,6 +63,8 @@ OPTIONS: Dict[str, Any] = {
     "keep_journal": False,  # keep the point journal after a clean end_run
     "strict": False,  # end_run raises StorageError when something could not be written
     "user": None,  # the user agent's name; default: the login name
+    "storage_options": None,  # for a provenance_save_dir URL: passed to fsspec (docs/storage.md)
+    "mirror_timeout": 60.0,  # seconds end_run waits for the last copy to a provenance_save_dir URL
     "default_context": None,
     # accepted for code written for the reference library; see docs/api.md
     "use_run_id": True,
@@ -124,15 +126,19 @@ class Run(ItemRecording):
 
         if provenance_save_dir is not None and not isinstance(provenance_save_dir, (str, os.PathLike)):
             raise InvalidValueError(f"provenance_save_dir must be a path, got {provenance_save_dir!r}")
+        self._mirror_timeout = _interval(self.options, "mirror_timeout")
+        self._remote = storage.remote_for(provenance_save_dir, self.options["storage_options"])  # None: a local path
         try:
-            self.save_dir = Path(provenance_save_dir or "prov").expanduser().resolve()
+            self.save_dir = self._remote.local if self._remote else Path(provenance_save_dir or "prov").expanduser().resolve()
         except RuntimeError:
             raise InvalidValueError(f"provenance_save_dir {provenance_save_dir!r}: its ~user has no home directory") from None
         self.experiment_dir = self.save_dir / slug(self.experiment_name)
         try:
             self.run_id, self.run_dir = layout.allocate_run_dir(
-                self.experiment_dir, self.rank, self.options["run_id"]
+                self.experiment_dir, self.rank, self.options["run_id"], claim=self._remote
             )
+        except StorageError:
+            raise  # the bucket's own message
         except OSError as exc:
             raise StorageError(
                 f"cannot create the run directory under {self.save_dir}: {exc.strerror or exc}; pass a writable "
@@ -177,6 +183,7 @@ class Run(ItemRecording):
         self._capture_thread: Optional[threading.Thread] = None
         self._capture_now = threading.Event()
         self._refresher: Optional[Refresher] = None
+        self._mirror: Optional[storage.Mirror] = None
         self.metrics = MetricRecorder(
             str(self.journal_dir), self._format, self.rank, save_after_n_logs, samplers,
             self.options["default_sampler"], self.default_context, self._poke,
@@ -192,6 +199,8 @@ class Run(ItemRecording):
             _state.write_owner(self.journal_dir, self.pid, self.start_time, separator, self._format.suffix.lstrip("."),
                                self._format.compressor)
             self._write_snapshot()  # a readable document exists when start_run returns
+            if self._remote is not None:
+                self._mirror = storage.Mirror(self._remote, self.run_dir, self.rank)
         except OSError as exc:
             self.metrics.close()
             raise StorageError(
@@ -507,7 +516,7 @@ class Run(ItemRecording):
                 experiment_name=self.experiment_name,
                 run_id=self.run_id,
                 rank=self.rank,
-                run_dir=str(self.run_dir),
+                run_dir=str(self.run_dir) if self._remote is None else self._remote.url_of(self.run_dir),
                 start_time=utc(self.start_time),
                 end_time=utc(self.end_time),
                 status=self.status,
@@ -560,6 +569,8 @@ class Run(ItemRecording):
         if state != self._last_written:
             self._write_snapshot()
             self._last_written = state
+        if self._mirror is not None:
+            self._mirror.push()  # returns at once: the copy is made by the mirror's thread
 
     def _save_records(self, report: Optional[Dict[str, Any]]) -> None:
         """The refresher's work when the sink writes the document: save the records if they changed."""
@@ -568,6 +579,8 @@ class Run(ItemRecording):
         if state != self._last_saved:
             _state.save_snapshot(self.journal_dir, self.snapshot())
             self._last_saved = state
+        if self._mirror is not None:
+            self._mirror.push()  # returns at once; it copies the files (and the sink's last document) in its thread
 
     def _records_state(self) -> tuple:
         """Changes whenever something the document says, other than the series summaries, changes."""
@@ -607,8 +620,11 @@ class Run(ItemRecording):
         """
         with _lifecycle.holding_signals(self):
             self._run_at_end()
-            return self._end(create_graph, create_svg, status, error, create_provenance_collection, timeout,
-                             crate_ro_crate, create_card)
+            try:
+                return self._end(create_graph, create_svg, status, error, create_provenance_collection, timeout,
+                                 crate_ro_crate, create_card)
+            finally:
+                storage.finish(self._mirror, self._mirror_timeout)
 
     def _run_at_end(self) -> None:
         with self._lock:

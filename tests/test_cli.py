@@ -591,3 +591,14 @@ def test_ui_serves_the_runs_and_refuses_a_missing_directory(recorded, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# ------------------------------------------------------------------ query
+def test_query_answers_sparql_over_an_experiment(recorded):
+    cwd, _ = recorded
+    out = ok("query", "prov/exp", "SELECT ?status WHERE { ?run a mls:Run ; provml:status ?status } ORDER BY ?status",
+             "--csv", cwd=cwd)
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows == [["status"], ["failed"], ["finished"], ["finished"], ["finished"]]
+    err = fails(1, "query", "prov/exp", "SELECT nonsense", cwd=cwd)
+    assert "Traceback" not in err

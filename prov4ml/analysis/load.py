@@ -20,6 +20,7 @@ from .._optional import require
 from ..exceptions import InvalidValueError, ProvFileError
 from ..metrics import formats
 from ..provenance.names import RUNDIR, location_path
+from ..storage import local_view
 from ._progress import Progress, steps
 
 __all__ = [
@@ -163,7 +164,7 @@ def load_run(run_dir: PathLike, progress: Progress = False) -> RunData:
     file, ``True`` for a rich bar, ``None`` for one on a terminal only.
     """
     pd = _pandas("prov4ml.analysis.load_run")
-    run_dir = Path(run_dir)
+    run_dir = local_view(run_dir)  # a URL: its copy in the staging directory
     files = _rank_files(run_dir)
     ranks = [_read_rank(path, rank) for rank, path in files.items()]
     series = [row for r in ranks for row in r["summary"]]
@@ -203,6 +204,7 @@ def load_experiment(experiment_dir: PathLike) -> ExperimentData:
     A run directory is accepted too (an experiment of one run).
     """
     _pandas("prov4ml.analysis.load_experiment")
+    experiment_dir = local_view(experiment_dir)  # a URL: its copy in the staging directory
     return experiment_data(Path(experiment_dir), [load_run(d) for d in run_dirs(Path(experiment_dir))])
 
 

@@ -30,6 +30,7 @@ COMMANDS: Sequence[Tuple[str, str, str]] = (
     ("convert", "convert", "a PROV-JSON document as PROV-N, PROV-XML, Turtle or TriG"),
     ("collect", "collect", "one PROV document linking every run and rank of an experiment"),
     ("recover", "recover", "complete a run killed before end_run, from its journal"),
+    ("query", "query", "answer a SPARQL query over an experiment's provenance (a table, or --csv)"),
     ("ui", "ui", "a local web UI: runs, live plots of running runs, comparisons, the provenance graph"),
 )
 

@@ -70,7 +70,9 @@ def is_ncname(text: str) -> bool:
 
 
 def dir_iri(path: str) -> str:
-    """The ``file:`` IRI of a directory, ending in '/'."""
+    """The IRI of a directory, ending in '/': ``file:`` for a local path, the URL itself for a remote one."""
+    if "://" in path:  # a run on object storage (s3://bucket/prefix/...): where it lives for everyone
+        return path.rstrip("/") + "/"
     return Path(path).resolve().as_uri().rstrip("/") + "/"
 
 
