@@ -254,6 +254,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="one short size, 3 repeats")
     parser.add_argument("--tools", nargs="+", default=list(TOOLS.values()), help=f"subset of {list(TOOLS.values())}")
+    parser.add_argument("--slow-steps", type=int, nargs="+", default=[2000],
+                        help="the sizes for MLflow, whose repeats take minutes at 8,000 steps (default 2000)")
     args = parser.parse_args()
     if args.quick:
         args.steps, args.repeats = [1000], 3
@@ -265,7 +267,7 @@ def main() -> int:
     for label, name in TOOLS.items():
         if name not in args.tools:
             continue
-        for steps in args.steps:
+        for steps in (args.slow_steps if name.startswith("mlflow") and not args.quick else args.steps):
             r, err = _run_child(name, steps, args.repeats)
             if r is None:
                 print(f"{label:<26}{steps:>7}   not measured: {err[:80]}")

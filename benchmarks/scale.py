@@ -59,7 +59,7 @@ def case(label, series, per_series, save_dir):
     names = [f"m{k}" for k in range(series)]
     lm, ctx = prov4ml.log_metric, prov4ml.Context.TRAINING
     t = time.perf_counter()
-    chunk = 10_000
+    chunk = max(1, 100_000 // series)  # steps between updates of the count the lag sampler reads
     for start in range(0, per_series, chunk):
         for i in range(start, min(start + chunk, per_series)):
             v = i * 1e-3
