@@ -106,3 +106,44 @@ def test_without_the_sink_process_the_run_writes_its_documents(tmp_path, builds)
     prov4ml.flush()
     assert series_count(prov_json(run.run_dir), "loss") == 300
     prov4ml.end_run()
+
+
+def test_a_flush_catches_up_with_a_sink_that_is_behind(tmp_path):
+    run = start(tmp_path)
+    n = 1_500_000  # logged faster than the sink writes rows: it is seconds behind at the flush
+    for i in range(n):
+        prov4ml.log_metric("loss", i * 0.5, "training", step=i)
+    prov4ml.flush()
+    csv = run.run_dir / "metrics" / "loss_training_rank0.csv"
+    assert series_count(prov_json(run.run_dir), "loss") == n
+    assert len(read_rows(csv)) == n
+    prov4ml.end_run()
+
+
+def test_when_the_sink_dies_its_rows_are_kept_and_never_over_claimed(tmp_path):
+    import os
+    import signal
+
+    run = start(tmp_path)
+    csv = run.run_dir / "metrics" / "loss_training_rank0.csv"
+    for i in range(200_000):
+        prov4ml.log_metric("loss", i * 0.5, "training", step=i)
+    prov4ml.flush()
+    assert len(read_rows(csv)) == 200_000
+    pid = int((run.journal_dir / "sink.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    sizes = [csv.stat().st_size]
+    for i in range(200_000, 400_000):
+        prov4ml.log_metric("loss", i * 0.5, "training", step=i)
+        if i % 20_000 == 0:
+            sizes.append(csv.stat().st_size)
+            data = prov_json(run.run_dir)
+            assert series_count(data, "loss") <= len(read_rows(csv))  # the document never claims a missing row
+    prov4ml.flush()
+    sizes.append(csv.stat().st_size)
+    assert sizes == sorted(sizes)  # the run's own thread continued the file: it never shrank
+    assert read_rows(csv) == [(i, i * 0.5) for i in range(400_000)]
+    assert series_count(prov_json(run.run_dir), "loss") == 400_000
+    assert any("sink process failed" in e for e in run._refresher.errors)
+    prov4ml.end_run()
+    assert series_count(prov_json(run.run_dir), "loss") == 400_000

@@ -13,7 +13,7 @@ the journal files. The pipe only carries requests, parent to child::
 
     b"S" <8-char token>   catch up, then reply the token and one JSON report line
     b"D" <8-char token>   catch up, rewrite the PROV-JSON if anything changed, reply a short report
-    b"F" <8-char token>   the same, replying the whole report (a flush)
+    b"F" <8-char token>   a flush: catch up with everything committed, rewrite the document, reply the whole report
     b"X"                  read everything to the end, close the files, reply a report, exit
 
 In document mode (a fourth argument: the training process's import path, as
@@ -46,7 +46,8 @@ else:  # run as a script by the sink process (-I leaves the script's folder off 
 
 COLUMNS = ("step", "value", "time")
 POLL = 0.1  # seconds between journal polls in the sink process
-BUDGET = 0.5  # seconds of work per poll at most while the run lives (a reply never waits longer)
+BUDGET = 0.1  # seconds of work per poll at most while the run lives: a request never waits longer
+FLUSH_BUDGET = 30.0  # a flush catches up with everything committed before it (a loop faster than the sink: bounded)
 LOAD_AFTER = 1.5  # seconds after start before the sink imports the document builder unasked
 STATS = ("count", "nan_count", "min", "max", "last", "total", "first_step", "last_step", "first_time", "last_time")
 
@@ -112,6 +113,20 @@ def _whole_rows(path, size):
     return 0
 
 
+def _rows_in(path):
+    """The whole rows of a metric file, its header aside (0 when there is no file)."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return 0
+    end = _whole_rows(path, size)
+    lines = 0
+    with open(path, "rb") as fh:
+        while fh.tell() < end:
+            lines += fh.read(min(1 << 20, end - fh.tell())).count(b"\n")
+    return max(lines - 1, 0)
+
+
 def summarise(stats, flat):
     """Fold a chunk (flat step, value, time, ...) into ``stats`` (a list in STATS order)."""
     values = flat[1::3]
@@ -163,7 +178,7 @@ def _by_series(sids, steps, values, times):
 class Consumer:
     """Journal -> metric files and summaries. ``suffix`` writes to side files (for recovery)."""
 
-    def __init__(self, journal_dir, run_dir, separator=",", suffix="", write=True, truncate=False):
+    def __init__(self, journal_dir, run_dir, separator=",", suffix="", write=True, truncate=False, resume=False):
         self.reader = JournalReader(journal_dir)
         self.journal_dir = journal_dir
         self.run_dir = run_dir
@@ -171,6 +186,10 @@ class Consumer:
         self.suffix = suffix
         self.write = write
         self.truncate = truncate  # start the files afresh (a rebuild from the journal)
+        # Take over from a consumer that died: each file holds the first rows of its series, whole,
+        # so those points are only summarised and the rest appended (a file never shrinks).
+        self.resume = resume
+        self.skip = {}  # sid -> rows its file held when this consumer took over, not yet passed
         self.series = {}
         self.files = {}
         self.stats = {}
@@ -178,6 +197,7 @@ class Consumer:
         self.orphans = {}  # sid -> [flat rows] whose series line is not readable yet
         self.errors = []
         self._reported = set()
+        self.behind = False  # the last poll stopped at its budget, not at the end of the journal
 
     def _error(self, key, message):
         if key not in self._reported:
@@ -192,7 +212,11 @@ class Consumer:
         """
         total = 0
         deadline = None if budget is None or final else time.monotonic() + budget
-        while deadline is None or time.monotonic() < deadline:
+        self.behind = False
+        while True:
+            if deadline is not None and time.monotonic() >= deadline:
+                self.behind = True  # more may be committed: the sink polls again without waiting
+                break
             sids, steps, values, times = self.reader.read_columns(final, now=time.monotonic(), limit=1 << 16)
             if not sids:
                 break
@@ -215,10 +239,23 @@ class Consumer:
                 return
         if sid in self.orphans:
             flat = self.orphans.pop(sid) + flat
+        if self.resume:
+            flat = self._pass_rows_on_disk(sid, flat)
+            if not flat:
+                return
         if self.write:
             self.backlog.setdefault(sid, []).append(flat)
         else:
             summarise(self.stats.setdefault(sid, new_stats()), flat)
+
+    def _pass_rows_on_disk(self, sid, flat):
+        if sid not in self.skip:
+            self.skip[sid] = _rows_in(os.path.join(self.run_dir, self.series[sid]["file"] + self.suffix))
+        k = min(self.skip[sid], len(flat) // 3)
+        if k:
+            summarise(self.stats.setdefault(sid, new_stats()), flat[:3 * k])
+            self.skip[sid] -= k
+        return flat[3 * k:]
 
     def _flush_backlog(self, sid):
         chunks = self.backlog[sid]
@@ -344,7 +381,7 @@ def serve(journal_dir, run_dir, separator, import_path=None, inp_fd=0, out=None)
     pipe = _Pipe(inp_fd)
     try:
         while True:
-            ready, _, _ = select.select([inp_fd], [], [], POLL)
+            ready, _, _ = select.select([inp_fd], [], [], 0 if consumer.behind else POLL)
             if not ready:
                 _guarded(consumer, False)
                 if documents is not None and time.monotonic() > documents.load_after:
@@ -357,7 +394,7 @@ def serve(journal_dir, run_dir, separator, import_path=None, inp_fd=0, out=None)
                 _reply(out, token, consumer.report())
             elif tag in (b"D", b"F"):
                 token = pipe.read(8)
-                _guarded(consumer, False)
+                _guarded(consumer, False, FLUSH_BUDGET if tag == b"F" else BUDGET)
                 written = documents is not None and documents.update(consumer)
                 report = consumer.report() if tag == b"F" else consumer.short_report()
                 report["document"] = written
@@ -376,9 +413,9 @@ def serve(journal_dir, run_dir, separator, import_path=None, inp_fd=0, out=None)
         consumer.close()
 
 
-def _guarded(consumer, final):
+def _guarded(consumer, final, budget=BUDGET):
     try:
-        consumer.poll(final, budget=BUDGET)
+        consumer.poll(final, budget=budget)
     except Exception as exc:  # one bad poll must not end the sink
         consumer._error(("poll", repr(exc)), f"the metric sink failed reading the journal: {exc!r}")
 

@@ -22,11 +22,12 @@ class SinkError(OSError):
 class ThreadOutput:
     """Runs the consumer in the calling (refresher) thread."""
 
-    def __init__(self, journal_dir: str, run_dir: str, separator: str, rebuild: bool = False) -> None:
-        self._consumer = _sink.Consumer(journal_dir, run_dir, separator, truncate=rebuild)
+    def __init__(self, journal_dir: str, run_dir: str, separator: str, take_over: bool = False) -> None:
+        # take_over: the sink process died; its files are kept and continued, never cut back
+        self._consumer = _sink.Consumer(journal_dir, run_dir, separator, resume=take_over)
 
-    def sync(self, timeout: Optional[float] = None) -> dict:
-        self._consumer.poll(budget=_sink.BUDGET)
+    def sync(self, timeout: Optional[float] = None, full: bool = False) -> dict:
+        self._consumer.poll(budget=_sink.FLUSH_BUDGET if full else _sink.BUDGET)
         return self._consumer.report()
 
     def close(self, timeout: Optional[float] = None) -> dict:
@@ -102,9 +103,9 @@ class ProcessOutput:
         line, self._buf = self._buf.split(b"\n", 1)
         return line
 
-    def sync(self, timeout: Optional[float] = 30.0) -> dict:
-        """The sink's report once it has consumed everything committed before this call."""
-        return self._ask(b"S", timeout)
+    def sync(self, timeout: Optional[float] = 30.0, full: bool = False) -> dict:
+        """The sink's report after a poll; ``full`` (a flush): once it has consumed everything committed before this call."""
+        return self._ask(b"F" if full else b"S", timeout)
 
     def document(self, full: bool = False, timeout: Optional[float] = 30.0) -> dict:
         """Catch up and rewrite the PROV-JSON if anything changed; the whole report when ``full``.

@@ -20,7 +20,7 @@ process's GIL is then held for a fraction of a millisecond per refresh, not
 for the milliseconds a document takes to build and serialise.
 
 Every wait is bounded; a sink that dies or stops answering is replaced by a
-consumer in this thread, which rebuilds the metric files from the journal.
+consumer in this thread, which continues the metric files from the journal.
 Nothing that fails here stops the thread: each failure is reported once.
 """
 
@@ -183,7 +183,7 @@ class Refresher:
                 if report is not None:  # the sink cannot write documents: the run writes them from now on
                     self._note(report)
                     self._out.documents = False
-                report = self._sync()
+                report = self._sync(full)
                 self._note(report)
                 self._refresh(report)
         except Exception as exc:  # never let one refresh end the thread
@@ -191,17 +191,17 @@ class Refresher:
         self._last = time.monotonic()
         self._cost = time.thread_time() - began
 
-    def _sync(self) -> dict:
+    def _sync(self, full: bool = False) -> dict:
         try:
-            return self._out.sync(timeout=30.0)
+            return self._out.sync(timeout=60.0 if full else 30.0, full=full)
         except (SinkError, OSError, ValueError) as exc:
             self._fall_back(exc)
-            return self._out.sync()
+            return self._out.sync(full=full)
 
     def _document(self, full: bool) -> Optional[dict]:
         """The sink's reply to a document request; None when the sink failed (now replaced)."""
         try:
-            return self._out.document(full, timeout=30.0)
+            return self._out.document(full, timeout=60.0 if full else 30.0)
         except (SinkError, OSError, ValueError) as exc:
             self._fall_back(exc)
             return None
@@ -212,11 +212,11 @@ class Refresher:
             self.report(message, message)
 
     def _fall_back(self, exc: BaseException) -> None:
-        """The sink process failed: stop it, rebuild the metric files from the journal in this thread."""
+        """The sink process failed: stop it, continue the metric files from the journal in this thread."""
         if not isinstance(self._out, ProcessOutput):
             raise exc
-        self.report("sink", f"the metric sink process failed ({exc}); the metric files are rebuilt from the "
-                    "journal by the run's own thread")
+        self.report("sink", f"the metric sink process failed ({exc}); the run's own thread continues the "
+                    "metric files from the journal")
         proc = self._out._proc
         self._out.abandon()
         try:
@@ -224,4 +224,4 @@ class Refresher:
             proc.wait(5)
         except (OSError, Exception):
             pass
-        self._out = ThreadOutput(self._journal_dir, self._run_dir, self._separator, rebuild=True)
+        self._out = ThreadOutput(self._journal_dir, self._run_dir, self._separator, take_over=True)
