@@ -6,6 +6,7 @@ import getpass
 import os
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -168,7 +169,7 @@ class Run(ItemRecording):
         self._contexts: Dict[Context, List[Optional[float]]] = {}
         self._epochs: List[Tuple[Context, int, float]] = []  # (context, epoch, start) marks
         self._notes: Dict[str, Any] = {}
-        self._environment: Dict[str, Any] = {}
+        self._environment: Dict[str, Any] = {"host": socket.gethostname()}  # known at once; the capture adds the rest
         self._source_code: Optional[str] = None
         self._command = _state.redacted_command(sys.argv)
         self._collectors: Dict[str, Any] = {}

@@ -602,3 +602,18 @@ def test_query_answers_sparql_over_an_experiment(recorded):
     assert rows == [["status"], ["failed"], ["finished"], ["finished"], ["finished"]]
     err = fails(1, "query", "prov/exp", "SELECT nonsense", cwd=cwd)
     assert "Traceback" not in err
+
+
+def test_a_run_is_named_as_ls_prints_it_even_when_its_folder_is_a_slug(tmp_path):
+    script = ("import prov4ml\n"
+              "with prov4ml.run('www.example.org', 'exp ü', 'prov', capture=False):\n"
+              "    prov4ml.log_metric('loss', 0.5, prov4ml.Context.TRAINING, step=0)\n")
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    listed = json.loads(ok("ls", "--json", cwd=tmp_path))
+    (row,) = listed if isinstance(listed, list) else listed["runs"]
+    name = f"{row['experiment']}/run_{row['run_id']}"
+    assert name == "exp ü/run_0"
+    assert "exp ü" in ok("show", name, cwd=tmp_path)
+    assert "loss" in ok("compare", "exp ü", cwd=tmp_path)
+    assert ok("report", "exp ü", "-o", tmp_path / "r.html", cwd=tmp_path).strip() == str(tmp_path / "r.html")

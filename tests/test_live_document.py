@@ -147,3 +147,12 @@ def test_when_the_sink_dies_its_rows_are_kept_and_never_over_claimed(tmp_path):
     assert any("sink process failed" in e for e in run._refresher.errors)
     prov4ml.end_run()
     assert series_count(prov_json(run.run_dir), "loss") == 400_000
+
+
+def test_the_host_is_known_from_the_start_without_the_capture(tmp_path):
+    import socket
+
+    run = start(tmp_path)  # capture=False: only what start_run knows
+    hosts = [a["prov:label"] for a in prov_json(run.run_dir)["agent"].values() if "provml:Host" in str(a.get("prov:type"))]
+    assert hosts == [socket.gethostname()]
+    prov4ml.end_run()

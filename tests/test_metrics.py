@@ -281,3 +281,21 @@ def test_a_lazy_value_that_raises_is_a_clear_error_and_log_metrics_records_none(
     files = sorted(p.name for p in (run.run_dir / "metrics").iterdir())
     assert files == ["a2_training_rank0.csv", "acc_training_rank0.csv", "lazy_training_rank0.csv"]
     assert (run.run_dir / "metrics" / "lazy_training_rank0.csv").read_text().splitlines()[1].startswith("7,4.0,")
+
+
+@pytest.mark.parametrize("values, mean", [
+    ([1.0, math.nan, 3.0], 2.0),  # NaN points are counted apart, the mean is of the others
+    ([1.0, math.inf], math.inf),
+    ([1.0, math.nan, math.inf, -math.inf, 0.5], math.nan),  # inf - inf: no mean
+])
+def test_the_mean_of_a_series_follows_ieee_over_the_points_that_are_numbers(tmp_path, values, mean):
+    prov4ml.start_run("www.example.org", "means", str(tmp_path), capture=False)
+    for v in values:
+        prov4ml.log_metric("x", v, "training")
+    path = prov4ml.end_run()
+    import json
+
+    (series,) = [e for e in json.loads(path.read_text())["entity"].values() if e.get("provml:name") == "x"]
+    got = float(series["provml:mean"]["$"].replace("INF", "inf"))
+    assert (math.isnan(got) and math.isnan(mean)) or got == mean
+    assert int(series["provml:nan_count"]["$"]) == sum(1 for v in values if v != v)

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
+from .._fs import slug
 from ..provenance.names import json_location
 from ..exceptions import ProvFileError
 
@@ -186,14 +187,22 @@ def _subdirs(path: Path) -> List[Path]:
     return sorted(dirs, key=key)
 
 
+def experiment_candidates(spec: PathLike, base: PathLike = DEFAULT_DIR) -> List[Path]:
+    """Where an experiment named ``spec`` may be: a directory, a folder under ``base``, or its name made safe (slug)."""
+    return [Path(spec), Path(base) / spec, Path(base) / slug(str(spec))]
+
+
 def resolve_run(spec: PathLike, base: PathLike = DEFAULT_DIR) -> Path:
     """The run directory ``spec`` names: a run directory, or ``EXPERIMENT/run_N`` (or ``EXPERIMENT/N``) under ``base``."""
     spec_text = str(spec)
     tried = []
     candidates = [Path(spec_text), Path(base) / spec_text]
     parts = Path(spec_text).parts
-    if len(parts) == 2 and parts[1].isdigit():  # "exp/3" means exp/run_3
-        candidates.append(Path(base) / parts[0] / f"run_{parts[1]}")
+    if len(parts) == 2:  # "exp ü/run_1" as ls prints it: the experiment's folder is its name made safe (slug)
+        folder = slug(parts[0])
+        candidates.append(Path(base) / folder / parts[1])
+        if parts[1].isdigit():  # "exp/3" means exp/run_3
+            candidates += [Path(base) / parts[0] / f"run_{parts[1]}", Path(base) / folder / f"run_{parts[1]}"]
     for cand in candidates:
         if cand in tried:
             continue

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 from ._output import fmt, print_json, print_table
-from ._runs import DEFAULT_DIR, RunRecord, find_run_dirs, higher_is_better, is_run_dir, read_run, resolve_run
+from ._runs import DEFAULT_DIR, RunRecord, experiment_candidates, find_run_dirs, higher_is_better, is_run_dir, read_run, resolve_run
 
 _NOT_CONFIG = ("seed",)          # parameters that tell repetitions apart, not configurations
 _BOOKKEEPING = "sweep."
@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
 def target_runs(targets: Sequence[str]) -> List[Path]:
     """The run directories of ``targets``: runs, or the runs of one experiment."""
-    if len(targets) == 1 and not is_run_dir(Path(targets[0])) and not is_run_dir(Path(DEFAULT_DIR) / targets[0]):
-        for cand in (Path(targets[0]), Path(DEFAULT_DIR) / targets[0]):
+    if len(targets) == 1 and not any(is_run_dir(c) for c in experiment_candidates(targets[0])):
+        for cand in experiment_candidates(targets[0]):
             if cand.is_dir():
                 return find_run_dirs(cand)
     return [resolve_run(t) for t in targets]

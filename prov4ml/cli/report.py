@@ -6,9 +6,8 @@ Needs the analysis extra (pandas). The path written is printed; a progress bar s
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ._runs import DEFAULT_DIR, find_run_dirs, is_run_dir, resolve_run
+from ._runs import DEFAULT_DIR, experiment_candidates, find_run_dirs, is_run_dir, resolve_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _target(spec: str):
     """``(directory, is_run)``: a run, else an experiment (a directory, or a name under ./prov, holding runs)."""
-    for cand in (Path(spec), Path(DEFAULT_DIR) / spec):
+    for cand in experiment_candidates(spec):
         if is_run_dir(cand):
             return cand, True
         if cand.is_dir():

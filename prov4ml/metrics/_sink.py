@@ -33,7 +33,6 @@ at the next poll, and the summary counts only rows on disk.
 """
 
 import json
-import math
 import os
 import sys
 import time
@@ -132,11 +131,11 @@ def summarise(stats, flat):
     values = flat[1::3]
     lo, hi, total = min(values), max(values), sum(values)
     nan = 0
-    if total != total:  # a NaN somewhere (or inf - inf): summarise the finite part
+    if total != total:  # a NaN somewhere (or inf - inf): summarise the points that are numbers
         finite = [v for v in values if v == v]
         nan = len(values) - len(finite)
         lo, hi = (min(finite), max(finite)) if finite else (None, None)
-        total = sum(v for v in finite if not math.isinf(v)) if finite else 0.0  # may overflow to inf: never raises
+        total = sum(finite)  # IEEE: the mean is inf with +inf alone, NaN with both infinities
     if stats[0] == 0:
         stats[6], stats[8] = flat[0], flat[2]
     stats[0] += len(values)
