@@ -74,12 +74,12 @@ def _loop(steps, log, torch, model, opt, xs, ys):
     return clock() - start
 
 
-def _tool(name, out_dir):
-    """(log function, close function, data folder) for one tool."""
+def _tool(name, out_dir, **prov4ml_options):
+    """(log function, close function) for one tool; ``prov4ml_options`` go to ``start_run``."""
     if name.startswith("prov4ml"):
         import prov4ml
 
-        prov4ml.start_run("www.example.org", "bench", str(out_dir), capture=True)
+        prov4ml.start_run("www.example.org", "bench", str(out_dir), **{"capture": True, **prov4ml_options})
         lm, ctx = prov4ml.log_metric, prov4ml.Context.TRAINING
         if name == "prov4ml_floats":
             def log(i, loss, acc, lr, gn, dt):

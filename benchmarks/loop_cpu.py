@@ -30,31 +30,21 @@ VARIANTS = ("none", "one", "one_thread", "five", "five_capture")
 def child(variant: str, repeats: int) -> dict:
     sys.path.insert(0, str(Path(__file__).parent))
     import compare
-    import prov4ml
 
     torch, model, opt, xs, ys = compare._setup()
     args = (torch, model, opt, xs, ys)
     compare._loop(300, None, *args)
     options = {"capture": variant == "five_capture", "writer_process": variant != "one_thread"}
+    tool_name = "prov4ml_floats" if variant.startswith("five") else "prov4ml_one"
     out = {"wall": [], "cpu": []}
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
-            if variant != "none":
-                prov4ml.start_run("www.example.org", "loop_cpu", tmp, **options)
-            lm, ctx = prov4ml.log_metric, prov4ml.Context.TRAINING
             if variant == "none":
                 def log(i, loss, acc, lr, gn, dt):
                     loss.item()
-            elif variant.startswith("one"):
-                def log(i, loss, acc, lr, gn, dt):
-                    lm("loss", loss.item(), ctx, i)
-            else:
-                def log(i, loss, acc, lr, gn, dt):
-                    lm("loss", loss.item(), ctx, i)
-                    lm("accuracy", acc.item(), ctx, i)
-                    lm("lr", lr, ctx, i)
-                    lm("grad_norm", gn.item(), ctx, i)
-                    lm("step_time", dt, ctx, i)
+                close = None
+            else:  # the very loops compare.py measures
+                log, close = compare._tool(tool_name, Path(tmp), **options)
             for _ in range(16):
                 c = time.thread_time()
                 bare = compare._loop(250, None, *args)
@@ -64,8 +54,8 @@ def child(variant: str, repeats: int) -> dict:
                 tool_cpu = time.thread_time() - c
                 out["wall"].append(tool / bare)
                 out["cpu"].append(tool_cpu / bare_cpu)
-            if variant != "none":
-                prov4ml.end_run()
+            if close is not None:
+                close()
     return out
 
 
