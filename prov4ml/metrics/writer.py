@@ -167,22 +167,7 @@ class Refresher:
         """One refresh; ``full`` also brings the run's own series summaries up to date (a flush)."""
         began = time.thread_time()  # what a refresh takes from training is this thread's CPU, not waits on the sink
         try:
-            if self.documents_in_sink:
-                try:
-                    self._save_records(None)
-                except OSError as exc:  # e.g. a full disk: the metric files still catch up
-                    self.report(f"save {type(exc).__name__}", f"could not save the run's records: {exc!r}")
-                report = self._document(full)
-            else:
-                report = None
-            if report is not None and report.get("document"):
-                self._note(report)
-                if full:
-                    self._save_records(report)
-            else:
-                if report is not None:  # the sink cannot write documents: the run writes them from now on
-                    self._note(report)
-                    self._out.documents = False
+            if not (self.documents_in_sink and self._refresh_in_sink(full)):
                 report = self._sync(full)
                 self._note(report)
                 self._refresh(report)
@@ -190,6 +175,23 @@ class Refresher:
             self.report(f"refresh {type(exc).__name__}", f"could not refresh the PROV-JSON: {exc!r}")
         self._last = time.monotonic()
         self._cost = time.thread_time() - began
+
+    def _refresh_in_sink(self, full: bool) -> bool:
+        """Save the records, have the sink rewrite the document; False when the run must write it itself."""
+        try:
+            self._save_records(None)
+        except OSError as exc:  # e.g. a full disk: the metric files still catch up
+            self.report(f"save {type(exc).__name__}", f"could not save the run's records: {exc!r}")
+        report = self._document(full)
+        if report is None:  # the sink failed and was replaced by a consumer in this thread
+            return False
+        self._note(report)
+        if not report.get("document"):  # the sink cannot write documents: the run writes them from now on
+            self._out.documents = False
+            return False
+        if full:
+            self._save_records(report)
+        return True
 
     def _sync(self, full: bool = False) -> dict:
         try:
