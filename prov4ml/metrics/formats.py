@@ -141,7 +141,8 @@ class MetricFormat:
         return read_csv(data_path, separator)
 
     def write(self, path: Path, columns: Dict[str, Any], meta: Dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Write ``columns`` as ``path``: every format with a side file (``side``) overrides it; CSV never calls it."""
+        raise NotImplementedError(f"{type(self).__name__} has a side file but no write()")
 
     @staticmethod
     def read(path: Path) -> Dict[str, Any]:
