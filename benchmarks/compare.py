@@ -6,9 +6,11 @@ the tools users would pick instead (TensorBoard, MLflow), and per call.
 The loop: an MLP 784-256-10, batch 64, SGD, on CPU with torch.set_num_threads(1),
 logging 5 metrics per step (loss, accuracy, lr, grad norm, step time), or 1.
 Each tool runs in its own fresh process; inside it, each repeat starts the
-tool, then alternates blocks of 250 bare steps and 250 logged steps, so each
-logged block is compared with the bare block just before it on a machine whose
-speed drifts. The table gives the median ratio over repeats and its range.
+tool, then alternates blocks of 100 bare steps and 100 logged steps (in turn
+bare first and logged first), so each logged block is compared with the bare
+block beside it on a machine whose speed drifts. "loop" is the median of those
+paired ratios over all repeats, with their interquartile range; "total" is the
+median over repeats of logged time / bare time.
 "end to end" adds the tool's start and final drain (start_run and end_run,
 SummaryWriter and close, the MLflow run). "first 100 steps" compares the 100
 steps right after the tool starts with 100 bare steps. Peers are optional:
@@ -31,6 +33,7 @@ from pathlib import Path
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # the "local file store" of the comparison
 
 TOOLS = {
+    "no tool, 3 .item() a step": "items",  # the floor: what converting loss, accuracy, grad norm costs any tool
     "prov4ml, floats": "prov4ml_floats",
     "prov4ml, tensors": "prov4ml_tensors",
     "prov4ml, 1 metric/step": "prov4ml_one",
@@ -76,6 +79,12 @@ def _loop(steps, log, torch, model, opt, xs, ys):
 
 def _tool(name, out_dir, **prov4ml_options):
     """(log function, close function) for one tool; ``prov4ml_options`` go to ``start_run``."""
+    if name == "items":
+        def log(i, loss, acc, lr, gn, dt):
+            loss.item()
+            acc.item()
+            gn.item()
+        return log, lambda: None
     if name.startswith("prov4ml"):
         import prov4ml
 
@@ -130,7 +139,7 @@ def _disk(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def child(name: str, steps: int, repeats: int, block: int = 250) -> dict:
+def child(name: str, steps: int, repeats: int, block: int = 100) -> dict:
     """Bare and logged blocks of ``block`` steps, alternating, ``steps`` logged steps in all, per repeat.
 
     Every logged block is paired with the bare block just before it, so the
@@ -140,7 +149,7 @@ def child(name: str, steps: int, repeats: int, block: int = 250) -> dict:
     torch, model, opt, xs, ys = _setup()
     args = (torch, model, opt, xs, ys)
     _loop(300, None, *args)  # warm up the kernels and the allocator
-    results = {"bare": [], "tool": [], "end": [], "start": [], "first100_bare": [], "first100_tool": [],
+    results = {"bare": [], "tool": [], "pairs": [], "end": [], "start": [], "first100_bare": [], "first100_tool": [],
                "disk": 0, "points": 0}
     per_step = 1 if name == "prov4ml_one" else 5
     for _ in range(repeats):
@@ -151,9 +160,16 @@ def child(name: str, steps: int, repeats: int, block: int = 250) -> dict:
             results["start"].append(time.perf_counter() - t)
             results["first100_tool"].append(_loop(100, log, *args))  # start-up work must not stall these
             bare = tool = 0.0
-            for _ in range(max(steps // block, 1)):
-                bare += _loop(block, None, *args)
-                tool += _loop(block, log, *args)
+            for k in range(max(steps // block, 1)):
+                if k % 2:
+                    t = _loop(block, log, *args)
+                    b = _loop(block, None, *args)
+                else:
+                    b = _loop(block, None, *args)
+                    t = _loop(block, log, *args)
+                bare += b
+                tool += t
+                results["pairs"].append(t / b)
             results["bare"].append(bare)
             results["tool"].append(tool)
             t = time.perf_counter()
@@ -260,8 +276,10 @@ def main() -> int:
     if args.quick:
         args.steps, args.repeats = [1000], 3
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}")
-    print("\nTraining loop (MLP 784-256-10, batch 64, CPU, 1 thread): time with the tool / time without, median [min-max]")
-    header = f"{'tool':<26}{'steps':>7}{'loop':>24}{'end to end':>24}{'first 100 steps':>24}{'B/point':>9}{'peak RSS':>10}"
+    print("\nTraining loop (MLP 784-256-10, batch 64, CPU, 1 thread): time with the tool / time without;\n"
+          "loop: median of paired 100-step blocks [interquartile range]; the others: median over repeats [min-max]")
+    header = (f"{'tool':<26}{'steps':>7}{'loop':>24}{'total':>24}{'end to end':>24}{'first 100 steps':>24}"
+              f"{'B/point':>9}{'peak RSS':>10}")
     print(header)
     print("-" * len(header))
     for label, name in TOOLS.items():
@@ -272,11 +290,13 @@ def main() -> int:
             if r is None:
                 print(f"{label:<26}{steps:>7}   not measured: {err[:80]}")
                 continue
-            loop = _ratios(r, "tool")
+            total = _ratios(r, "tool")
             e2e = [(t + e + s) / b for t, e, s, b in zip(r["tool"], r["end"], r["start"], r["bare"])]
             first = _ratios(r, "first100_tool")
             cell = lambda xs: f"{(statistics.median(xs) - 1) * 100:+6.2f}% [{(min(xs) - 1) * 100:+.1f},{(max(xs) - 1) * 100:+.1f}]"
-            print(f"{label:<26}{steps:>7}{cell(loop):>24}{cell(e2e):>24}{cell(first):>24}"
+            q = statistics.quantiles(r["pairs"], n=4)
+            loop = f"{(statistics.median(r['pairs']) - 1) * 100:+6.2f}% [{(q[0] - 1) * 100:+.1f},{(q[2] - 1) * 100:+.1f}]"
+            print(f"{label:<26}{steps:>7}{loop:>24}{cell(total):>24}{cell(e2e):>24}{cell(first):>24}"
                   f"{r['disk'] / max(r['points'], 1):>9.1f}{r['rss_mib']:>8.0f}Mi")
         sys.stdout.flush()
     print("\nPer call (µs), one process:")

@@ -6,10 +6,15 @@ durable against a kill. Nothing else happens on the training thread, apart
 from a countdown that pokes the refresher every ``save_after_n_logs`` calls.
 Tensors on an accelerator are the exception: they are kept, un-synchronised,
 until the next hand-over converts them in one batch per device.
+
+Where the C hot path is built (``hotpath.py``), a recorder's ``log_metric``
+is a ``HotPath``: it records a float or a CPU tensor of a known series
+itself and hands every other call to the Python ``log_metric`` below.
 """
 
 from __future__ import annotations
 
+import inspect
 import sys
 import threading
 import time
@@ -24,6 +29,7 @@ from ..context import Context, LoggingItemKind, as_source, resolve_context
 from ..exceptions import InvalidValueError, RunStateError
 from .folds import FinalMetric
 from .formats import MetricFormat
+from .hotpath import Cursor, HotPath
 from .journal import SEGMENT_SLOTS, SLOT, Journal, JournalReader, pack_record
 from .samplers import Sampler, make_sampler
 from .series import MetricSeries, materialize
@@ -103,16 +109,38 @@ class MetricRecorder:
         self.by_sid: List[MetricSeries] = []
         self._deferred: List[MetricSeries] = []  # series holding accelerator tensors
         self._countdown = save_after_n_logs
+        self._hot: Any = None  # the C HotPath, once open() made it
         self.folds: Dict[str, FinalMetric] = {}
         self._fold_readers: List[Tuple[JournalReader, List[FinalMetric]]] = []
         self.fold_errors: List[str] = []
-        self.recording = True
+        self._recording = True
         self.closed = False
         self.ending = False  # end_run has begun: a call from another thread raises instead of vanishing
         self.forked_warning: Optional[str] = None  # set in a forked child: warned at its first call
 
     def open(self) -> None:
-        self.journal = Journal(self.journal_dir)
+        if HotPath is None:
+            self.journal = Journal(self.journal_dir)
+            return
+        hot = HotPath(self._by_context, MetricRecorder.log_metric.__get__(self), self.hand_over, MetricSeries,
+                      self._countdown)
+        hot.__signature__ = inspect.signature(MetricRecorder.log_metric.__get__(self))
+        hot.recording = self._recording
+        if _TENSOR[0] is not None:
+            hot.tensor_type = _TENSOR[0]
+        self.journal = Journal(self.journal_dir, Cursor, hot.use)
+        self._hot = self.log_metric = hot  # shadows the method: the Python path is the fallback
+
+    @property
+    def recording(self) -> bool:
+        """False: log calls refuse (an ended run) or pass (another rank, a forked child)."""
+        return self._recording
+
+    @recording.setter
+    def recording(self, flag: bool) -> None:
+        self._recording = flag
+        if self._hot is not None:
+            self._hot.recording = flag
 
     # ------------------------------------------------------------------ hot path
     def log_metric(
@@ -125,7 +153,7 @@ class MetricRecorder:
         timestamp: Any = None,
     ) -> None:
         """Record one point; durable when this returns (for numbers)."""
-        if not self.recording:
+        if not self._recording:
             return self.refuse()
         try:
             s = self._by_context[context][key]
@@ -148,9 +176,7 @@ class MetricRecorder:
             pack_record(mm, i * SLOT, step, value, t, s.sid, i + 1)
         else:
             self.journal.append(s.sid, step, value, t)
-        self._countdown -= 1
-        if self._countdown <= 0:
-            self.hand_over()
+        self.count_log()
 
     def refuse(self) -> None:
         """A call while not recording: an ending or ended run raises, a forked child warns once, other ranks pass."""
@@ -202,6 +228,8 @@ class MetricRecorder:
                 return value
         elif _TENSOR[0] is None and "torch" in sys.modules:
             _TENSOR[0] = sys.modules["torch"].Tensor
+            if self._hot is not None:
+                self._hot.tensor_type = _TENSOR[0]
         if callable(value) and not _compat.is_tensor(value):
             compute = value
             if sampler is None:
@@ -230,9 +258,7 @@ class MetricRecorder:
             if not s.deferred:
                 self._deferred.append(s)
             s.deferred.append((step, value, t))
-        self._countdown -= 1
-        if self._countdown <= 0:
-            self.hand_over()
+        self.count_log()
         return None
 
     def has_sampler(self, key: str) -> bool:
@@ -248,14 +274,20 @@ class MetricRecorder:
         self.log_metric(key, value, ctx, step, kind, timestamp)
 
     def count_log(self) -> None:
-        """A recording call that is not a point still counts towards the next hand-over."""
+        """A recording call (not made by the C path) counts towards the next hand-over."""
+        if self._hot is not None:
+            self._hot.tick()
+            return
         self._countdown -= 1
         if self._countdown <= 0:
             self.hand_over()
 
     def hand_over(self) -> None:
         """Every save_after_n_logs calls: journal deferred tensors, poke the refresher."""
-        self._countdown = self.save_after_n_logs
+        if self._hot is not None:
+            self._hot.countdown = self.save_after_n_logs
+        else:
+            self._countdown = self.save_after_n_logs
         if self._deferred:
             self.journal_deferred()
         self._on_hand_over()

@@ -1,0 +1,151 @@
+"""The C hot path of log_metric (prov4ml/metrics/_hot.c) against the Python one: the same points, the same errors."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+import pytest
+import torch
+
+import prov4ml
+from conftest import ROOT
+from killing import read_rows
+from prov4ml.metrics import hotpath
+from prov4ml.metrics.journal import SEGMENT_SLOTS
+
+needs_c = pytest.mark.skipif(hotpath.HotPath is None, reason=hotpath.WHY)
+
+# Every kind of call the C path takes or hands to Python, with what a user gets back.
+SCRIPT = r"""
+import json, sys, glob, os, math
+import numpy as np, torch, prov4ml
+from prov4ml import Context
+out = {"errors": [], "kind": type(prov4ml.log_metric).__name__}
+prov4ml.start_run("www.example.org", "parity", sys.argv[1], capture=False, save_after_n_logs=7,
+                  metric_samplers={"sampled": prov4ml.Subsample(3)})
+out["kind"] = type(prov4ml.log_metric).__name__
+lm = prov4ml.log_metric
+calls = [
+    ("loss", 0.5, Context.TRAINING, 0), ("loss", 0.25, Context.TRAINING), ("loss", -0.0, "training", 7),
+    ("loss", float("nan"), Context.TRAINING, 8), ("loss", float("inf"), Context.TRAINING, 9),
+    ("acc", torch.tensor(0.75)), ("acc", torch.tensor(3)), ("acc", torch.tensor(True)),
+    ("acc", torch.tensor([0.5])), ("acc", torch.tensor(0.5, dtype=torch.float64), None, 2**63 - 1),
+    ("int", 3), ("int", True), ("np", np.float32(1.5)), ("np", np.int64(2), Context.VALIDATION, np.int64(4)),
+    ("big", 1.0, Context.TESTING, -2**63), ("big", 2.0, Context.TESTING, 2**63), ("big", 3.0, Context.TESTING, 2.5),
+    ("bad", "x"), ("bad", torch.ones(2)), ("bad", [1.0]), ([1], 1.0), ("", 1.0), ("bad", 1.0, "no-such-context"),
+    ("lazy", lambda: 4.0), ("sampled", 1.0), ("sampled", 2.0), ("sampled", 3.0), ("sampled", 4.0),
+    ("grad", torch.tensor(1.5, requires_grad=True) * 2),
+]
+for c in calls:
+    try:
+        lm(*c)
+    except Exception as exc:
+        out["errors"].append(f"{type(exc).__name__}: {exc}")
+for kw in ({"context": Context.VALIDATION}, {"step": 11}, {"context": Context.VALIDATION, "step": 12},
+           {"timestamp": 1700000000000}, {"source": "custom"}, {"stepp": 1}, {"context": Context.TRAINING, "x": 1}):
+    try:
+        lm("kw", 1.0, **kw)
+    except Exception as exc:
+        out["errors"].append(f"{type(exc).__name__}: {exc}")
+try:
+    lm("loss", 1.0, Context.TRAINING, 1, context=Context.TRAINING)
+except TypeError as exc:
+    out["errors"].append("TypeError: duplicate")
+try:
+    lm("loss")
+except TypeError as exc:
+    out["errors"].append("TypeError: missing")
+run = prov4ml.active_run()
+pokes = []
+real = run._refresher.poke
+run._refresher.poke = lambda: (pokes.append(1), real())
+for i in range(70):
+    lm("count", float(i), Context.TRAINING, i)
+out["pokes"] = len(pokes)
+prov4ml.end_run()
+try:
+    lm("loss", 1.0)
+except Exception as exc:
+    out["errors"].append(f"{type(exc).__name__}: {exc}")
+rows = {}
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "**", "metrics", "*.csv"), recursive=True)):
+    lines = open(path).read().splitlines()[1:]
+    rows[os.path.basename(path)] = [line.rsplit(",", 1)[0] for line in lines]  # step,value (not the time)
+out["rows"] = rows
+print(json.dumps(out))
+"""
+
+
+def _record(tmp_path, pure):
+    env = dict(os.environ, PROV4ML_PURE_PYTHON="1" if pure else "0")
+    out = tmp_path / ("pure" if pure else "c")
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], capture_output=True, text=True, env=env,
+                          cwd=str(ROOT), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@needs_c
+def test_the_c_path_records_exactly_what_the_python_path_records(tmp_path):
+    c, pure = _record(tmp_path, pure=False), _record(tmp_path, pure=True)
+    assert c["kind"] == "HotPath" and pure["kind"] == "method"
+    assert c["rows"] == pure["rows"]
+    assert c["errors"] == pure["errors"]
+    assert c["pokes"] == pure["pokes"] == 10  # every save_after_n_logs=7 calls, whichever path made them
+    assert c["rows"]["loss_training_rank0.csv"] == ["0,0.5", "1,0.25", "7,-0.0", "8,nan", "9,inf"]
+    assert c["rows"]["acc_training_rank0.csv"] == ["0,0.75", "1,3.0", "2,1.0", "3,0.5", "9223372036854775807,0.5"]
+    assert c["rows"]["big_testing_rank0.csv"] == ["-9223372036854775808,1.0"]
+    assert [e.split(":")[0] for e in c["errors"]] == ["InvalidValueError"] * 7 + ["TypeError"] * 4 + ["RunStateError"]
+
+
+def test_the_c_path_is_built_where_a_compiler_is():
+    """A broken build must not quietly fall back to the slower path on a machine that can build it."""
+    if os.environ.get("PROV4ML_PURE_PYTHON", "") not in ("", "0"):
+        pytest.skip("PROV4ML_PURE_PYTHON is set")
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler here: the Python path is the one in use")
+    assert hotpath.HotPath is not None, hotpath.WHY
+
+
+@needs_c
+def test_threads_share_the_slot_counter_across_a_segment_roll(start):
+    """Threads and the C path claim slots from one counter: more points than a segment holds, none lost or doubled."""
+    run = start()
+    n, threads = 45_000, 3  # 135,000 points + the main thread's: the journal rolls to a second segment
+
+    def work(k):
+        for i in range(n):
+            prov4ml.log_metric(f"t{k}", float(i), "training", i)
+
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for w in workers:
+        w.start()
+    for i in range(n):
+        prov4ml.log_metric("main", torch.tensor(float(i)), "training", i)
+    for w in workers:
+        w.join()
+    assert n * (threads + 1) > SEGMENT_SLOTS
+    prov4ml.end_run()
+    for name in [f"t{k}" for k in range(threads)] + ["main"]:
+        assert read_rows(run.run_dir / "metrics" / f"{name}_training_rank0.csv") == [(i, float(i)) for i in range(n)]
+
+
+@needs_c
+def test_the_c_path_reports_the_python_signature_and_stops_with_the_run(start):
+    import inspect
+
+    run = start()
+    assert type(prov4ml.log_metric).__name__ == "HotPath"
+    assert list(inspect.signature(prov4ml.log_metric).parameters) == [
+        "key", "value", "context", "step", "source", "timestamp"]
+    assert "durable" in prov4ml.log_metric.__doc__
+    hot = prov4ml.log_metric
+    prov4ml.log_metric("loss", 1.0, "training", 0)
+    prov4ml.end_run()
+    assert hot.cursor is None and not hot.recording
+    with pytest.raises(prov4ml.RunStateError):
+        hot("loss", 2.0, "training", 1)  # an ended run's C path still refuses, as the Python one does
+    assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(0, 1.0)]
