@@ -25,7 +25,7 @@ import prov4ml
 class Sampler(threading.Thread):
     """RSS of this process and of the sink, and the consumer's lag, every ``every`` seconds."""
 
-    def __init__(self, run, logged, every=0.25):
+    def __init__(self, run, logged, every=0.05):
         super().__init__(daemon=True)
         self.prov_run, self.logged, self.every = run, logged, every
         self.rss, self.sink_rss, self.lag_points, self.lag_s = [], [], [], []
