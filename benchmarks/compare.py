@@ -77,6 +77,28 @@ def _loop(steps, log, torch, model, opt, xs, ys):
     return clock() - start
 
 
+def prov4ml_calls(name, lm, ctx):
+    """The log function of a prov4ml variant (5 floats, 5 with tensors, or 1 metric a step), calling ``lm``."""
+    if name == "prov4ml_floats":
+        def log(i, loss, acc, lr, gn, dt):
+            lm("loss", loss.item(), ctx, i)
+            lm("accuracy", acc.item(), ctx, i)
+            lm("lr", lr, ctx, i)
+            lm("grad_norm", gn.item(), ctx, i)
+            lm("step_time", dt, ctx, i)
+    elif name == "prov4ml_tensors":
+        def log(i, loss, acc, lr, gn, dt):
+            lm("loss", loss.detach(), ctx, i)
+            lm("accuracy", acc, ctx, i)
+            lm("lr", lr, ctx, i)
+            lm("grad_norm", gn, ctx, i)
+            lm("step_time", dt, ctx, i)
+    else:
+        def log(i, loss, acc, lr, gn, dt):
+            lm("loss", loss.item(), ctx, i)
+    return log
+
+
 def _tool(name, out_dir, **prov4ml_options):
     """(log function, close function) for one tool; ``prov4ml_options`` go to ``start_run``."""
     if name == "items":
@@ -89,25 +111,7 @@ def _tool(name, out_dir, **prov4ml_options):
         import prov4ml
 
         prov4ml.start_run("www.example.org", "bench", str(out_dir), **{"capture": True, **prov4ml_options})
-        lm, ctx = prov4ml.log_metric, prov4ml.Context.TRAINING
-        if name == "prov4ml_floats":
-            def log(i, loss, acc, lr, gn, dt):
-                lm("loss", loss.item(), ctx, i)
-                lm("accuracy", acc.item(), ctx, i)
-                lm("lr", lr, ctx, i)
-                lm("grad_norm", gn.item(), ctx, i)
-                lm("step_time", dt, ctx, i)
-        elif name == "prov4ml_tensors":
-            def log(i, loss, acc, lr, gn, dt):
-                lm("loss", loss.detach(), ctx, i)
-                lm("accuracy", acc, ctx, i)
-                lm("lr", lr, ctx, i)
-                lm("grad_norm", gn, ctx, i)
-                lm("step_time", dt, ctx, i)
-        else:
-            def log(i, loss, acc, lr, gn, dt):
-                lm("loss", loss.item(), ctx, i)
-        return log, prov4ml.end_run
+        return prov4ml_calls(name, prov4ml.log_metric, prov4ml.Context.TRAINING), prov4ml.end_run
     if name == "tensorboard":
         from torch.utils.tensorboard import SummaryWriter
 
