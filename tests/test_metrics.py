@@ -287,15 +287,33 @@ def test_a_lazy_value_that_raises_is_a_clear_error_and_log_metrics_records_none(
     ([1.0, math.nan, 3.0], 2.0),  # NaN points are counted apart, the mean is of the others
     ([1.0, math.inf], math.inf),
     ([1.0, math.nan, math.inf, -math.inf, 0.5], math.nan),  # inf - inf: no mean
+    ([1e308, 1e308], 1e308),  # the sum overflows, the mean does not
+    ([-0.0], -0.0),
+    ([-0.0, 0.0], 0.0),
 ])
-def test_the_mean_of_a_series_follows_ieee_over_the_points_that_are_numbers(tmp_path, values, mean):
+@pytest.mark.parametrize("flush_each", [False, True], ids=["one chunk", "a chunk per point"])
+def test_the_mean_of_a_series_follows_ieee_over_the_points_that_are_numbers(tmp_path, values, mean, flush_each):
+    _check_mean(tmp_path, values, mean, flush_each)
+
+
+def test_the_mean_within_a_chunk_is_exact(tmp_path):
+    """A chunk's points are summed exactly (fsum), where a running sum loses the 1.0; chunks fold as a running mean."""
+    _check_mean(tmp_path, [1e16, 1.0, -1e16], 1 / 3, flush_each=False)
+
+
+def _check_mean(tmp_path, values, mean, flush_each):
     prov4ml.start_run("www.example.org", "means", str(tmp_path), capture=False)
     for v in values:
         prov4ml.log_metric("x", v, "training")
+        if flush_each:
+            prov4ml.flush()  # the summary is folded across chunks
     path = prov4ml.end_run()
     import json
 
     (series,) = [e for e in json.loads(path.read_text())["entity"].values() if e.get("provml:name") == "x"]
     got = float(series["provml:mean"]["$"].replace("INF", "inf"))
-    assert (math.isnan(got) and math.isnan(mean)) or got == mean
+    assert (math.isnan(got) and math.isnan(mean)) or (got == mean and math.copysign(1, got) == math.copysign(1, mean))
     assert int(series["provml:nan_count"]["$"]) == sum(1 for v in values if v != v)
+    numbers = [v for v in values if v == v]
+    if numbers == [-0.0, 0.0]:  # IEEE minimum and maximum: -0.0 is below +0.0
+        assert str(series["provml:min"]["$"]) in ("-0.0", "-0") and str(series["provml:max"]["$"]) in ("0.0", "0")

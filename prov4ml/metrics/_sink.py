@@ -33,6 +33,7 @@ at the next poll, and the summary counts only rows on disk.
 """
 
 import json
+import math
 import os
 import sys
 import time
@@ -48,7 +49,7 @@ POLL = 0.1  # seconds between journal polls in the sink process
 BUDGET = 0.1  # seconds of work per poll at most while the run lives: a request never waits longer
 FLUSH_BUDGET = 30.0  # a flush catches up with everything committed before it (a loop faster than the sink: bounded)
 LOAD_AFTER = 1.5  # seconds after start before the sink imports the document builder unasked
-STATS = ("count", "nan_count", "min", "max", "last", "total", "first_step", "last_step", "first_time", "last_time")
+STATS = ("count", "nan_count", "min", "max", "last", "mean", "first_step", "last_step", "first_time", "last_time")
 
 
 def row_format(separator):
@@ -127,29 +128,60 @@ def _rows_in(path):
 
 
 def summarise(stats, flat):
-    """Fold a chunk (flat step, value, time, ...) into ``stats`` (a list in STATS order)."""
+    """Fold a chunk (flat step, value, time, ...) into ``stats`` (a list in STATS order).
+
+    The mean is kept as a running mean of exact chunk means (``fsum`` of the
+    values divided by the chunk's size), so it neither overflows (two points
+    of 1e308 have the mean 1e308) nor drifts with millions of points.
+    """
     values = flat[1::3]
-    lo, hi, total = min(values), max(values), sum(values)
-    nan = 0
-    if total != total:  # a NaN somewhere (or inf - inf): summarise the points that are numbers
-        finite = [v for v in values if v == v]
-        nan = len(values) - len(finite)
-        lo, hi = (min(finite), max(finite)) if finite else (None, None)
-        total = sum(finite)  # IEEE: the mean is inf with +inf alone, NaN with both infinities
+    lo, hi = min(values), max(values)
+    numbers = values
+    if lo != lo or hi != hi or any(v != v for v in values):  # a NaN somewhere: summarise the points that are numbers
+        numbers = [v for v in values if v == v]
+        lo, hi = (min(numbers), max(numbers)) if numbers else (None, None)
+    nan = len(values) - len(numbers)
+    if lo == 0.0:  # IEEE: -0.0 is below +0.0 (min and max keep whichever zero came first)
+        lo = -0.0 if any(v == 0.0 and math.copysign(1.0, v) < 0 for v in numbers) else 0.0
+    if hi == 0.0:
+        hi = 0.0 if any(v == 0.0 and math.copysign(1.0, v) > 0 for v in numbers) else -0.0
     if stats[0] == 0:
         stats[6], stats[8] = flat[0], flat[2]
+    before = stats[0] - stats[1]  # numbers summarised so far
     stats[0] += len(values)
     stats[1] += nan
     if lo is not None:
-        stats[2] = lo if stats[2] is None else min(stats[2], lo)
-        stats[3] = hi if stats[3] is None else max(stats[3], hi)
+        stats[2] = lo if stats[2] is None else _lesser(stats[2], lo)
+        stats[3] = hi if stats[3] is None else -_lesser(-stats[3], -hi)
+        k = len(numbers)
+        try:
+            chunk = math.fsum(numbers) / k
+        except OverflowError:  # the sum is beyond a float, the mean is not
+            chunk = math.fsum(v / k for v in numbers)
+        except ValueError:  # +inf and -inf: NaN, as IEEE
+            chunk = math.nan
+        if chunk == 0.0 and lo == hi == 0.0:
+            chunk = lo + hi  # all zeros: -0.0 only if every one is -0.0, as their IEEE sum
+        mean = stats[5]
+        if before == 0:
+            stats[5] = chunk
+        elif math.isinf(mean) or math.isinf(chunk) or mean != mean or mean == chunk == 0.0:
+            stats[5] = mean + chunk  # IEEE: inf stays inf, inf - inf is NaN, -0.0 + -0.0 is -0.0
+        else:
+            stats[5] = mean + (chunk - mean) * (k / (before + k))
     stats[4] = values[-1]
-    stats[5] += total
     stats[7], stats[9] = flat[-3], flat[-1]
 
 
+def _lesser(a: float, b: float) -> float:
+    """IEEE minimum of two numbers: -0.0 below +0.0."""
+    if a == b == 0.0:
+        return a if math.copysign(1.0, a) < 0 else b
+    return a if a < b else b
+
+
 def new_stats():
-    return [0, 0, None, None, None, 0.0, None, None, None, None]
+    return [0, 0, None, None, None, None, None, None, None, None]
 
 
 def _interleave(steps, values, times):

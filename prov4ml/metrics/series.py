@@ -30,7 +30,7 @@ class MetricSeries:
 
     __slots__ = (
         "name", "context", "kind", "unit", "sampler", "file_name", "sid", "data_file", "location",
-        "n", "deferred", "count", "nan_count", "min", "max", "last", "total",
+        "n", "deferred", "count", "nan_count", "min", "max", "last", "mean_value",
         "first_step", "last_step", "first_time", "last_time",
     )
 
@@ -61,7 +61,7 @@ class MetricSeries:
         self.min: Optional[float] = None
         self.max: Optional[float] = None
         self.last: Optional[float] = None
-        self.total = 0.0
+        self.mean_value: Optional[float] = None  # of the points that are numbers
         self.first_step: Optional[int] = None
         self.last_step: Optional[int] = None
         self.first_time: Optional[float] = None
@@ -69,15 +69,14 @@ class MetricSeries:
 
     def update(self, stats: Sequence[Any]) -> None:
         """Take the consumer's summary (``_sink.STATS`` order) of the rows on disk."""
-        (self.count, self.nan_count, self.min, self.max, self.last, self.total,
+        (self.count, self.nan_count, self.min, self.max, self.last, self.mean_value,
          self.first_step, self.last_step, self.first_time, self.last_time) = stats
         if self.count and self.location is None:
             self.location = self.data_file
 
     @property
     def mean(self) -> Optional[float]:
-        finite = self.count - self.nan_count
-        return self.total / finite if finite else None
+        return self.mean_value if self.count > self.nan_count else None
 
     def summary(self) -> SeriesSummary:
         """What the document says of this series."""
