@@ -12,18 +12,21 @@ from typing import Callable, IO, Tuple, Union
 __all__ = ["slug", "atomic_write", "atomic_write_text", "hash_path"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_HASHED = re.compile(r"-[0-9a-f]{6}$")
 
 
 def slug(text: str) -> str:
     """A file-name-safe form of ``text``.
 
     Characters outside ``[A-Za-z0-9._-]`` become ``_``; when anything was
-    replaced, or the name is longer than 80 characters, it is cut and a short
-    hash of the original is appended, so ``"a/b"`` and ``"a_b"`` never share
-    a file and no name exceeds what a file system holds.
+    replaced, or the name is longer than 80 characters, or it ends like a hashed
+    name, it is cut and a short hash of the original is appended, so ``"a/b"``
+    and ``"a_b"`` never share a file and no name exceeds what a file system holds.
     """
     safe = _UNSAFE.sub("_", text).strip("._") or "_"
-    if safe != text or len(safe) > 80:  # also keeps names well under the 255-byte limit of file systems
+    # A name that already ends like a hashed one is hashed too, so "100%" (100-fae31e) and a
+    # literal "100-fae31e" never share a folder.
+    if safe != text or len(safe) > 80 or _HASHED.search(safe):  # also well under the 255-byte limit of file systems
         safe = f"{safe[:80]}-{hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:6]}"
     return safe
 

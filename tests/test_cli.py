@@ -617,3 +617,19 @@ def test_a_run_is_named_as_ls_prints_it_even_when_its_folder_is_a_slug(tmp_path)
     assert "exp ü" in ok("show", name, cwd=tmp_path)
     assert "loss" in ok("compare", "exp ü", cwd=tmp_path)
     assert ok("report", "exp ü", "-o", tmp_path / "r.html", cwd=tmp_path).strip() == str(tmp_path / "r.html")
+
+
+def test_an_experiment_named_like_another_ones_slug_keeps_its_own_folder(tmp_path):
+    """ "100%" is stored as 100-fae31e; an experiment literally named "100-fae31e" must not join it."""
+    script = ("import prov4ml\n"
+              "for name, loss in (('100%', 0.5), ('100-fae31e', 0.25)):\n"
+              "    with prov4ml.run('www.example.org', name, 'prov', capture=False):\n"
+              "        prov4ml.log_metric('loss', loss, prov4ml.Context.TRAINING, step=0)\n")
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    folders = sorted(p.name for p in (tmp_path / "prov").iterdir() if p.is_dir())
+    assert len(folders) == 2 and "100-fae31e" in folders
+    listed = json.loads(ok("ls", "--json", cwd=tmp_path))
+    rows = listed if isinstance(listed, list) else listed["runs"]
+    assert sorted((r["experiment"], r["run_id"]) for r in rows) == [("100%", 0), ("100-fae31e", 0)]
+    assert "0.5" in ok("compare", "100%", cwd=tmp_path) and "0.25" not in ok("compare", "100%", cwd=tmp_path)
