@@ -149,3 +149,19 @@ def test_the_c_path_reports_the_python_signature_and_stops_with_the_run(start):
     with pytest.raises(prov4ml.RunStateError):
         hot("loss", 2.0, "training", 1)  # an ended run's C path still refuses, as the Python one does
     assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(0, 1.0)]
+
+
+@needs_c
+def test_an_uninitialised_hot_path_raises_instead_of_crashing():
+    """HotPath.__new__ without __init__ (or after a failed one) has no Python path to hand calls to."""
+    from prov4ml.metrics._hot import HotPath
+
+    hot = HotPath.__new__(HotPath)
+    with pytest.raises(TypeError):
+        hot("loss", 1.0)
+    with pytest.raises(TypeError):
+        hot.tick()
+    with pytest.raises(AttributeError):
+        HotPath.__init__(hot, {}, print, print, object, 5)  # no 'n' slot
+    with pytest.raises(TypeError):
+        hot("loss", 1.0)

@@ -164,10 +164,14 @@ HotPath_init(HotPath *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOO!L", kwlist, &PyDict_Type, &by_context, &slow,
                                      &on_zero, &PyType_Type, &series_type, &countdown))
         return -1;
-    if ((self->off_n = slot_offset(series_type, "n")) < 0 ||
-        (self->off_sid = slot_offset(series_type, "sid")) < 0 ||
-        (self->off_sampler = slot_offset(series_type, "sampler")) < 0)
+    /* Into locals first: a failed (re-)__init__ must not leave offsets of another type behind. */
+    Py_ssize_t off_n, off_sid, off_sampler;
+    if ((off_n = slot_offset(series_type, "n")) < 0 || (off_sid = slot_offset(series_type, "sid")) < 0 ||
+        (off_sampler = slot_offset(series_type, "sampler")) < 0)
         return -1;
+    self->off_n = off_n;
+    self->off_sid = off_sid;
+    self->off_sampler = off_sampler;
     Py_INCREF(by_context); Py_XSETREF(self->by_context, by_context);
     Py_INCREF(slow); Py_XSETREF(self->slow, slow);
     Py_INCREF(on_zero); Py_XSETREF(self->on_zero, on_zero);
@@ -264,6 +268,10 @@ HotPath_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
     HotPath *self = (HotPath *)op;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *context = Py_None, *step_arg = Py_None, *value = NULL;
+    if (self->slow == NULL) {  /* made by HotPath.__new__ without a (successful) __init__ */
+        PyErr_SetString(PyExc_TypeError, "this HotPath was not initialised");
+        return NULL;
+    }
     if (!self->recording || self->cursor == NULL || nargs < 2 || nargs > 4)
         goto slow;
     if (nargs > 2)
@@ -374,6 +382,10 @@ HotPath_use(HotPath *self, PyObject *cursor)
 static PyObject *
 HotPath_tick(HotPath *self, PyObject *Py_UNUSED(ignored))
 {
+    if (self->on_zero == NULL) {
+        PyErr_SetString(PyExc_TypeError, "this HotPath was not initialised");
+        return NULL;
+    }
     if (--self->countdown <= 0)
         return PyObject_CallNoArgs(self->on_zero);
     Py_RETURN_NONE;
