@@ -165,3 +165,56 @@ def test_an_uninitialised_hot_path_raises_instead_of_crashing():
         HotPath.__init__(hot, {}, print, print, object, 5)  # no 'n' slot
     with pytest.raises(TypeError):
         hot("loss", 1.0)
+
+
+def test_a_tensor_whose_item_logs_to_its_own_series(start):
+    """item() under a TorchFunctionMode may log to the very series (both paths: the step is taken before item(),
+    the count goes on from where item() left it, and item() is called once)."""
+    from torch.overrides import TorchFunctionMode
+
+    calls = []
+
+    class LogInItem(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.Tensor.item:
+                calls.append(1)
+                prov4ml.log_metric("loss", -1.0, "training")
+                prov4ml.log_metric("loss", -2.0, "training")
+            return func(*args, **(kwargs or {}))
+
+    run = start()
+    for i in range(1000):  # past the small-int cache: the series' count is a fresh int object
+        prov4ml.log_metric("loss", float(i), "training")
+    t = torch.tensor(5.0)
+    prov4ml.log_metric("loss", t, "training")
+    with LogInItem():
+        prov4ml.log_metric("loss", t, "training")
+    prov4ml.log_metric("loss", 7.0, "training")
+    prov4ml.end_run()
+    assert len(calls) == 1
+    assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv")[1000:] == [
+        (1000, 5.0), (1001, -1.0), (1002, -2.0), (1001, 5.0), (1004, 7.0)]
+
+
+def test_a_tensor_at_a_full_segment_is_read_once(start):
+    from torch.overrides import TorchFunctionMode
+    from prov4ml.metrics.journal import FIRST_SLOT
+
+    calls = []
+
+    class CountItems(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.Tensor.item:
+                calls.append(1)
+            return func(*args, **(kwargs or {}))
+
+    run = start()
+    t = torch.tensor(5.0)
+    prov4ml.log_metric("loss", t, "training")
+    for i in range(SEGMENT_SLOTS - FIRST_SLOT - 1):  # the first segment is full
+        prov4ml.log_metric("fill", float(i), "training")
+    with CountItems():
+        prov4ml.log_metric("loss", t, "training", 9)
+    prov4ml.end_run()
+    assert len(calls) == 1
+    assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(0, 5.0), (9, 5.0)]

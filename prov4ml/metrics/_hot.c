@@ -267,7 +267,7 @@ HotPath_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
 {
     HotPath *self = (HotPath *)op;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *context = Py_None, *step_arg = Py_None, *value = NULL;
+    PyObject *context = Py_None, *step_arg = Py_None, *value = NULL, *held = NULL;
     if (self->slow == NULL) {  /* made by HotPath.__new__ without a (successful) __init__ */
         PyErr_SetString(PyExc_TypeError, "this HotPath was not initialised");
         return NULL;
@@ -331,24 +331,50 @@ HotPath_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
         v = PyFloat_AS_DOUBLE(value);
     }
     else if ((PyObject *)Py_TYPE(value) == self->tensor_type) {
-        /* item() may run Python code (another thread's log calls): hold what we use. */
-        Py_INCREF(series);
+        /* item() may run Python code (a TorchFunctionMode, another thread while it waits) that logs to
+         * this very series: hold the series until its count is stored, and count on from where the
+         * count is after item(), as the Python path does (the step was taken before, as there).
+         * Going to the Python path here would call item() a second time. */
+        held = Py_NewRef(series);
         int ok = tensor_value(value, &v);
-        int alive = self->recording && self->cursor != NULL;
-        Py_DECREF(series);
-        if (!ok || !alive || SERIES_SLOT(series, self->off_n) != n_obj)
-            goto slow;  /* the Python path converts it again (rare): the same point, once */
+        if (!ok || !self->recording || self->cursor == NULL)
+            goto slow_held;  /* not a number (the Python path explains), or the run ended meanwhile */
+        n_obj = SERIES_SLOT(series, self->off_n);
+        if (n_obj == NULL || !PyLong_CheckExact(n_obj) || SERIES_SLOT(series, self->off_sampler) != Py_None)
+            goto slow_held;
+        n = PyLong_AsLongLong(n_obj);
+        if (n == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            goto slow_held;
+        }
     }
     else {
         goto slow;
     }
     Cursor *cursor = self->cursor;
     Py_ssize_t i = cursor->next;
-    if (i >= cursor->limit || cursor->view.obj == NULL)
-        goto slow;  /* Journal.append rolls to the next segment */
+    if (i >= cursor->limit || cursor->view.obj == NULL) {
+        if (held == NULL)
+            goto slow;  /* Journal.append rolls to the next segment */
+        /* A tensor already converted: hand the Python path its number and step, not the tensor,
+         * so that item() is not called twice. */
+        Py_DECREF(held);
+        PyObject *number = PyFloat_FromDouble(v);
+        PyObject *step_obj = number ? PyLong_FromLongLong(step) : NULL;
+        PyObject *r = NULL;
+        if (step_obj != NULL) {
+            PyObject *call_args[4] = {args[0], number, context, step_obj};
+            r = PyObject_Vectorcall(self->slow, call_args, 4, NULL);
+        }
+        Py_XDECREF(number);
+        Py_XDECREF(step_obj);
+        return r;
+    }
     PyObject *n_next = PyLong_FromLongLong(n + 1);
-    if (n_next == NULL)
+    if (n_next == NULL) {
+        Py_XDECREF(held);
         return NULL;
+    }
     cursor->next = i + 1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -357,6 +383,7 @@ HotPath_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
     PyObject *old = SERIES_SLOT(series, self->off_n);
     SERIES_SLOT(series, self->off_n) = n_next;
     Py_XDECREF(old);
+    Py_XDECREF(held);
     if (--self->countdown <= 0) {
         PyObject *r = PyObject_CallNoArgs(self->on_zero);
         if (r == NULL)
@@ -364,6 +391,8 @@ HotPath_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
         Py_DECREF(r);
     }
     Py_RETURN_NONE;
+slow_held:
+    Py_XDECREF(held);
 slow:
     return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
 }
