@@ -218,3 +218,17 @@ def test_a_tensor_at_a_full_segment_is_read_once(start):
     prov4ml.end_run()
     assert len(calls) == 1
     assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(0, 5.0), (9, 5.0)]
+
+
+def test_a_str_subclass_key_is_recorded_as_a_plain_string(start):
+    """The series' name is pickled with the run's state: a local str subclass must not break end_run."""
+
+    class Name(str):
+        pass
+
+    run = start()
+    prov4ml.log_metric(Name("loss"), 1.0, "training", 0)
+    prov4ml.log_metric(Name("loss"), 2.0, "training", 1)
+    prov4ml.end_run()
+    assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(0, 1.0), (1, 2.0)]
+    assert all(type(s.name) is str for s in run.metrics.series.values())
