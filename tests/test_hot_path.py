@@ -232,3 +232,26 @@ def test_a_str_subclass_key_is_recorded_as_a_plain_string(start):
     prov4ml.end_run()
     assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(0, 1.0), (1, 2.0)]
     assert all(type(s.name) is str for s in run.metrics.series.values())
+
+
+def test_a_key_whose_hash_ends_the_run(start):
+    """Python code in the dict lookups (a key's __hash__) may end the run: the call raises, it does not crash."""
+    armed = []
+
+    class Key(str):
+        def __hash__(self):
+            if armed:
+                armed.clear()
+                prov4ml.end_run()
+            return str.__hash__(self)
+
+        __eq__ = str.__eq__
+
+    run = start()
+    k = Key("loss")
+    prov4ml.log_metric(k, 1.0, "training", 0)
+    lm = prov4ml.log_metric
+    armed.append(1)
+    with pytest.raises((prov4ml.RunStateError, AttributeError)):  # the Python path: the journal is gone
+        lm(k, 2.0, "training", 1)
+    assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(0, 1.0)]

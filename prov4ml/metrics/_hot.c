@@ -302,6 +302,9 @@ HotPath_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
         PyErr_Clear();
         goto slow;
     }
+    /* A key's or context's __hash__/__eq__ may have run any Python code in the lookups, end_run included. */
+    if (!self->recording || self->cursor == NULL)
+        goto slow;
     PyObject *n_obj = SERIES_SLOT(series, self->off_n);
     PyObject *sid_obj = SERIES_SLOT(series, self->off_sid);
     if (SERIES_SLOT(series, self->off_sampler) != Py_None || n_obj == NULL || sid_obj == NULL ||
