@@ -255,3 +255,29 @@ def test_a_key_whose_hash_ends_the_run(start):
     with pytest.raises((prov4ml.RunStateError, AttributeError)):  # the Python path: the journal is gone
         lm(k, 2.0, "training", 1)
     assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(0, 1.0)]
+
+
+def test_a_key_with_a_python_hash_is_hashed_as_often_as_on_the_python_path(start):
+    """A __hash__ with side effects (here: it logs) must not run more often than the Python path runs it."""
+    import numpy as np
+
+    hashes = []
+
+    class Key(str):
+        def __hash__(self):
+            hashes.append(1)
+            prov4ml.log_metric("from_hash", 1.0, "training")
+            return str.__hash__(self)
+
+        __eq__ = str.__eq__
+
+    run = start(metric_samplers={"sampled": prov4ml.Subsample(2)})
+    prov4ml.log_metric("other", 1.0, "training")
+    k, s = Key("loss"), Key("sampled")
+    for value in (1.0, 2.0, 3, np.float32(4.0), torch.tensor(5.0)):
+        prov4ml.log_metric(k, value, "training")
+    for value in (1.0, 2.0, 3.0):
+        prov4ml.log_metric(s, value, "training")
+    prov4ml.end_run()
+    assert len(hashes) == 5 + 3 + 2  # as the Python path: one lookup per call, and setdefault for a new series
+    assert len(read_rows(run.run_dir / "metrics" / "from_hash_training_rank0.csv")) == 10

@@ -215,6 +215,15 @@ HotPath_dealloc(HotPath *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* A str (or a str subclass that keeps str's hash and comparison): looking it up runs no Python code. */
+static inline int
+plain_str(PyObject *o)
+{
+    PyTypeObject *t = Py_TYPE(o);
+    return PyUnicode_CheckExact(o) || (PyUnicode_Check(o) && t->tp_hash == PyUnicode_Type.tp_hash &&
+                                      t->tp_richcompare == PyUnicode_Type.tp_richcompare);
+}
+
 static inline int
 same_name(PyObject *a, PyObject *b)
 {
@@ -290,6 +299,13 @@ HotPath_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
                 goto slow;  /* source=, timestamp=, or a mistake the Python path explains */
         }
     }
+    /* Only a float or a torch.Tensor value and a None or int step stay here: check that before the
+     * lookups, so that a call made by the Python path runs a key's __hash__ once, as there. A key
+     * whose hash or comparison is Python code goes there at once, for the same reason (a new series,
+     * a sampler's series would run it twice). */
+    if ((!PyFloat_CheckExact(args[1]) && (PyObject *)Py_TYPE(args[1]) != self->tensor_type) ||
+        (step_arg != Py_None && !PyLong_CheckExact(step_arg)) || !plain_str(args[0]))
+        goto slow;
     /* Borrowed: a str key's hash is cached, and nothing below runs Python code before the
      * series is held (a custom key's __hash__ may, but it runs inside the lookups). */
     PyObject *by_key = PyDict_GetItemWithError(self->by_context, context);
