@@ -149,3 +149,135 @@ def test_the_c_path_reports_the_python_signature_and_stops_with_the_run(start):
     with pytest.raises(prov4ml.RunStateError):
         hot("loss", 2.0, "training", 1)  # an ended run's C path still refuses, as the Python one does
     assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(0, 1.0)]
+
+
+@needs_c
+def test_an_uninitialised_hot_path_raises_instead_of_crashing():
+    """HotPath.__new__ without __init__ (or after a failed one) has no Python path to hand calls to."""
+    from prov4ml.metrics._hot import HotPath
+
+    hot = HotPath.__new__(HotPath)
+    with pytest.raises(TypeError):
+        hot("loss", 1.0)
+    with pytest.raises(TypeError):
+        hot.tick()
+    with pytest.raises(AttributeError):
+        HotPath.__init__(hot, {}, print, print, object, 5)  # no 'n' slot
+    with pytest.raises(TypeError):
+        hot("loss", 1.0)
+
+
+def test_a_tensor_whose_item_logs_to_its_own_series(start):
+    """item() under a TorchFunctionMode may log to the very series (both paths: the step is taken before item(),
+    the count goes on from where item() left it, and item() is called once)."""
+    from torch.overrides import TorchFunctionMode
+
+    calls = []
+
+    class LogInItem(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.Tensor.item:
+                calls.append(1)
+                prov4ml.log_metric("loss", -1.0, "training")
+                prov4ml.log_metric("loss", -2.0, "training")
+            return func(*args, **(kwargs or {}))
+
+    run = start()
+    for i in range(1000):  # past the small-int cache: the series' count is a fresh int object
+        prov4ml.log_metric("loss", float(i), "training")
+    t = torch.tensor(5.0)
+    prov4ml.log_metric("loss", t, "training")
+    with LogInItem():
+        prov4ml.log_metric("loss", t, "training")
+    prov4ml.log_metric("loss", 7.0, "training")
+    prov4ml.end_run()
+    assert len(calls) == 1
+    assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv")[1000:] == [
+        (1000, 5.0), (1001, -1.0), (1002, -2.0), (1001, 5.0), (1004, 7.0)]
+
+
+def test_a_tensor_at_a_full_segment_is_read_once(start):
+    from torch.overrides import TorchFunctionMode
+    from prov4ml.metrics.journal import FIRST_SLOT
+
+    calls = []
+
+    class CountItems(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.Tensor.item:
+                calls.append(1)
+            return func(*args, **(kwargs or {}))
+
+    run = start()
+    t = torch.tensor(5.0)
+    prov4ml.log_metric("loss", t, "training")
+    for i in range(SEGMENT_SLOTS - FIRST_SLOT - 1):  # the first segment is full
+        prov4ml.log_metric("fill", float(i), "training")
+    with CountItems():
+        prov4ml.log_metric("loss", t, "training", 9)
+    prov4ml.end_run()
+    assert len(calls) == 1
+    assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(0, 5.0), (9, 5.0)]
+
+
+def test_a_str_subclass_key_is_recorded_as_a_plain_string(start):
+    """The series' name is pickled with the run's state: a local str subclass must not break end_run."""
+
+    class Name(str):
+        pass
+
+    run = start()
+    prov4ml.log_metric(Name("loss"), 1.0, "training", 0)
+    prov4ml.log_metric(Name("loss"), 2.0, "training", 1)
+    prov4ml.end_run()
+    assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(0, 1.0), (1, 2.0)]
+    assert all(type(s.name) is str for s in run.metrics.series.values())
+
+
+def test_a_key_whose_hash_ends_the_run(start):
+    """Python code in the dict lookups (a key's __hash__) may end the run: the call raises, it does not crash."""
+    armed = []
+
+    class Key(str):
+        def __hash__(self):
+            if armed:
+                armed.clear()
+                prov4ml.end_run()
+            return str.__hash__(self)
+
+        __eq__ = str.__eq__
+
+    run = start()
+    k = Key("loss")
+    prov4ml.log_metric(k, 1.0, "training", 0)
+    lm = prov4ml.log_metric
+    armed.append(1)
+    with pytest.raises((prov4ml.RunStateError, AttributeError)):  # the Python path: the journal is gone
+        lm(k, 2.0, "training", 1)
+    assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(0, 1.0)]
+
+
+def test_a_key_with_a_python_hash_is_hashed_as_often_as_on_the_python_path(start):
+    """A __hash__ with side effects (here: it logs) must not run more often than the Python path runs it."""
+    import numpy as np
+
+    hashes = []
+
+    class Key(str):
+        def __hash__(self):
+            hashes.append(1)
+            prov4ml.log_metric("from_hash", 1.0, "training")
+            return str.__hash__(self)
+
+        __eq__ = str.__eq__
+
+    run = start(metric_samplers={"sampled": prov4ml.Subsample(2)})
+    prov4ml.log_metric("other", 1.0, "training")
+    k, s = Key("loss"), Key("sampled")
+    for value in (1.0, 2.0, 3, np.float32(4.0), torch.tensor(5.0)):
+        prov4ml.log_metric(k, value, "training")
+    for value in (1.0, 2.0, 3.0):
+        prov4ml.log_metric(s, value, "training")
+    prov4ml.end_run()
+    assert len(hashes) == 5 + 3 + 2  # as the Python path: one lookup per call, and setdefault for a new series
+    assert len(read_rows(run.run_dir / "metrics" / "from_hash_training_rank0.csv")) == 10

@@ -164,10 +164,14 @@ HotPath_init(HotPath *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOO!L", kwlist, &PyDict_Type, &by_context, &slow,
                                      &on_zero, &PyType_Type, &series_type, &countdown))
         return -1;
-    if ((self->off_n = slot_offset(series_type, "n")) < 0 ||
-        (self->off_sid = slot_offset(series_type, "sid")) < 0 ||
-        (self->off_sampler = slot_offset(series_type, "sampler")) < 0)
+    /* Into locals first: a failed (re-)__init__ must not leave offsets of another type behind. */
+    Py_ssize_t off_n, off_sid, off_sampler;
+    if ((off_n = slot_offset(series_type, "n")) < 0 || (off_sid = slot_offset(series_type, "sid")) < 0 ||
+        (off_sampler = slot_offset(series_type, "sampler")) < 0)
         return -1;
+    self->off_n = off_n;
+    self->off_sid = off_sid;
+    self->off_sampler = off_sampler;
     Py_INCREF(by_context); Py_XSETREF(self->by_context, by_context);
     Py_INCREF(slow); Py_XSETREF(self->slow, slow);
     Py_INCREF(on_zero); Py_XSETREF(self->on_zero, on_zero);
@@ -209,6 +213,15 @@ HotPath_dealloc(HotPath *self)
     PyObject_GC_UnTrack(self);
     HotPath_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A str (or a str subclass that keeps str's hash and comparison): looking it up runs no Python code. */
+static inline int
+plain_str(PyObject *o)
+{
+    PyTypeObject *t = Py_TYPE(o);
+    return PyUnicode_CheckExact(o) || (PyUnicode_Check(o) && t->tp_hash == PyUnicode_Type.tp_hash &&
+                                      t->tp_richcompare == PyUnicode_Type.tp_richcompare);
 }
 
 static inline int
@@ -263,7 +276,11 @@ HotPath_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
 {
     HotPath *self = (HotPath *)op;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *context = Py_None, *step_arg = Py_None, *value = NULL;
+    PyObject *context = Py_None, *step_arg = Py_None, *value = NULL, *held = NULL;
+    if (self->slow == NULL) {  /* made by HotPath.__new__ without a (successful) __init__ */
+        PyErr_SetString(PyExc_TypeError, "this HotPath was not initialised");
+        return NULL;
+    }
     if (!self->recording || self->cursor == NULL || nargs < 2 || nargs > 4)
         goto slow;
     if (nargs > 2)
@@ -282,6 +299,13 @@ HotPath_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
                 goto slow;  /* source=, timestamp=, or a mistake the Python path explains */
         }
     }
+    /* Only a float or a torch.Tensor value and a None or int step stay here: check that before the
+     * lookups, so that a call made by the Python path runs a key's __hash__ once, as there. A key
+     * whose hash or comparison is Python code goes there at once, for the same reason (a new series,
+     * a sampler's series would run it twice). */
+    if ((!PyFloat_CheckExact(args[1]) && (PyObject *)Py_TYPE(args[1]) != self->tensor_type) ||
+        (step_arg != Py_None && !PyLong_CheckExact(step_arg)) || !plain_str(args[0]))
+        goto slow;
     /* Borrowed: a str key's hash is cached, and nothing below runs Python code before the
      * series is held (a custom key's __hash__ may, but it runs inside the lookups). */
     PyObject *by_key = PyDict_GetItemWithError(self->by_context, context);
@@ -294,6 +318,9 @@ HotPath_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
         PyErr_Clear();
         goto slow;
     }
+    /* A key's or context's __hash__/__eq__ may have run any Python code in the lookups, end_run included. */
+    if (!self->recording || self->cursor == NULL)
+        goto slow;
     PyObject *n_obj = SERIES_SLOT(series, self->off_n);
     PyObject *sid_obj = SERIES_SLOT(series, self->off_sid);
     if (SERIES_SLOT(series, self->off_sampler) != Py_None || n_obj == NULL || sid_obj == NULL ||
@@ -323,24 +350,50 @@ HotPath_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
         v = PyFloat_AS_DOUBLE(value);
     }
     else if ((PyObject *)Py_TYPE(value) == self->tensor_type) {
-        /* item() may run Python code (another thread's log calls): hold what we use. */
-        Py_INCREF(series);
+        /* item() may run Python code (a TorchFunctionMode, another thread while it waits) that logs to
+         * this very series: hold the series until its count is stored, and count on from where the
+         * count is after item(), as the Python path does (the step was taken before, as there).
+         * Going to the Python path here would call item() a second time. */
+        held = Py_NewRef(series);
         int ok = tensor_value(value, &v);
-        int alive = self->recording && self->cursor != NULL;
-        Py_DECREF(series);
-        if (!ok || !alive || SERIES_SLOT(series, self->off_n) != n_obj)
-            goto slow;  /* the Python path converts it again (rare): the same point, once */
+        if (!ok || !self->recording || self->cursor == NULL)
+            goto slow_held;  /* not a number (the Python path explains), or the run ended meanwhile */
+        n_obj = SERIES_SLOT(series, self->off_n);
+        if (n_obj == NULL || !PyLong_CheckExact(n_obj) || SERIES_SLOT(series, self->off_sampler) != Py_None)
+            goto slow_held;
+        n = PyLong_AsLongLong(n_obj);
+        if (n == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            goto slow_held;
+        }
     }
     else {
         goto slow;
     }
     Cursor *cursor = self->cursor;
     Py_ssize_t i = cursor->next;
-    if (i >= cursor->limit || cursor->view.obj == NULL)
-        goto slow;  /* Journal.append rolls to the next segment */
+    if (i >= cursor->limit || cursor->view.obj == NULL) {
+        if (held == NULL)
+            goto slow;  /* Journal.append rolls to the next segment */
+        /* A tensor already converted: hand the Python path its number and step, not the tensor,
+         * so that item() is not called twice. */
+        Py_DECREF(held);
+        PyObject *number = PyFloat_FromDouble(v);
+        PyObject *step_obj = number ? PyLong_FromLongLong(step) : NULL;
+        PyObject *r = NULL;
+        if (step_obj != NULL) {
+            PyObject *call_args[4] = {args[0], number, context, step_obj};
+            r = PyObject_Vectorcall(self->slow, call_args, 4, NULL);
+        }
+        Py_XDECREF(number);
+        Py_XDECREF(step_obj);
+        return r;
+    }
     PyObject *n_next = PyLong_FromLongLong(n + 1);
-    if (n_next == NULL)
+    if (n_next == NULL) {
+        Py_XDECREF(held);
         return NULL;
+    }
     cursor->next = i + 1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -349,6 +402,7 @@ HotPath_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
     PyObject *old = SERIES_SLOT(series, self->off_n);
     SERIES_SLOT(series, self->off_n) = n_next;
     Py_XDECREF(old);
+    Py_XDECREF(held);
     if (--self->countdown <= 0) {
         PyObject *r = PyObject_CallNoArgs(self->on_zero);
         if (r == NULL)
@@ -356,6 +410,8 @@ HotPath_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
         Py_DECREF(r);
     }
     Py_RETURN_NONE;
+slow_held:
+    Py_XDECREF(held);
 slow:
     return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
 }
@@ -374,6 +430,10 @@ HotPath_use(HotPath *self, PyObject *cursor)
 static PyObject *
 HotPath_tick(HotPath *self, PyObject *Py_UNUSED(ignored))
 {
+    if (self->on_zero == NULL) {
+        PyErr_SetString(PyExc_TypeError, "this HotPath was not initialised");
+        return NULL;
+    }
     if (--self->countdown <= 0)
         return PyObject_CallNoArgs(self->on_zero);
     Py_RETURN_NONE;

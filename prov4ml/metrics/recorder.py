@@ -187,25 +187,27 @@ class MetricRecorder:
             warnings.warn(message, stacklevel=3)
 
     def _new_series(self, key: Any, context: Any, source: Optional[LoggingItemKind], unit: Optional[str] = None) -> MetricSeries:
-        check_name(key, "metric key")
+        # A str subclass is recorded as the plain string it equals: the series' name goes into the run's
+        # pickled state, which a class pickle cannot import (a local class) would break at every refresh.
+        name = str.__str__(check_name(key, "metric key"))
         source = as_source(source)  # a LoggingItemKind, or the string the caller named
         ctx = self.default_context if context is None else resolve_context(context)
         with self._lock:
-            s = self.series.get((ctx, key))
+            s = self.series.get((ctx, name))
             if s is None:
-                spec = self._samplers.get(key, self._default_sampler)
-                file_name = f"{slug(key)}_{slug(str(ctx))}_rank{self._rank}"
+                spec = self._samplers.get(name, self._default_sampler)
+                file_name = f"{slug(name)}_{slug(str(ctx))}_rank{self._rank}"
                 target = f"metrics/{file_name}{self._format.suffix}"
                 s = MetricSeries(
-                    key, ctx, source or LoggingItemKind.METRIC, make_sampler(spec), file_name, unit,
+                    name, ctx, source or LoggingItemKind.METRIC, make_sampler(spec), file_name, unit,
                     sid=len(self.by_sid), data_file=self._format.data_name(target),
                 )
                 self.journal.add_series({
-                    "sid": s.sid, "name": key, "context": str(ctx), "kind": s.kind.value,
+                    "sid": s.sid, "name": name, "context": str(ctx), "kind": s.kind.value,
                     "unit": unit, "file": s.data_file,
                 })
                 self.by_sid.append(s)
-                self.series[(ctx, key)] = s
+                self.series[(ctx, name)] = s
             elif unit is not None and s.unit is None:
                 s.unit = unit
             # Also index by what the caller passed ("Training", an Enum, ...) so the next call hits.
