@@ -505,7 +505,15 @@ static PyMemberDef HotPath_members[] = {
     {NULL}
 };
 
+static PyObject *
+HotPath_get_name(HotPath *self, void *closure)
+{
+    return PyUnicode_FromString((const char *)closure);  /* as the Python path's bound method */
+}
+
 static PyGetSetDef HotPath_getset[] = {
+    {"__name__", (getter)HotPath_get_name, NULL, NULL, "log_metric"},
+    {"__qualname__", (getter)HotPath_get_name, NULL, NULL, "MetricRecorder.log_metric"},
     {"cursor", (getter)HotPath_get_cursor, NULL, "the Cursor slots are claimed from", NULL},
     {"recording", (getter)HotPath_get_recording, (setter)HotPath_set_recording,
      "False: every call takes the Python path (which refuses or warns)", NULL},

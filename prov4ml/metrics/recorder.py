@@ -170,12 +170,15 @@ class MetricRecorder:
         else:
             s.n += 1
         t = _time() if timestamp is None else check_timestamp(timestamp)
-        mm, slots = self.journal.current
+        journal = self.journal
+        if journal is None:  # ended meanwhile (a key's __hash__ or a tensor's item() may run any code)
+            return self.refuse()
+        mm, slots = journal.current
         i = next(slots)
         if i < SEGMENT_SLOTS:
             pack_record(mm, i * SLOT, step, value, t, s.sid, i + 1)
         else:
-            self.journal.append(s.sid, step, value, t)
+            journal.append(s.sid, step, value, t)
         self.count_log()
 
     def refuse(self) -> None:
