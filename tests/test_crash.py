@@ -43,8 +43,8 @@ while True:
 """
 
 
-def kill_and_check(tmp_path, body, delay, group, extra_series=()):
-    child = Child(tmp_path, body, group=group)
+def kill_and_check(tmp_path, body, delay, group, extra_series=(), env=None):
+    child = Child(tmp_path, body, group=group, env=env)
     child.wait_flag(1)
     d = child.run_dir()
     prov_json(d)  # a readable document exists once start_run has returned
@@ -80,6 +80,13 @@ def test_sigkill_of_a_tight_loop(tmp_path, delay, group):
 def test_sigkill_of_the_group_in_a_realistic_loop(tmp_path, delay):
     kill_and_check(tmp_path, REALISTIC, delay, True,
                    extra_series=[("acc", float), ("lr", lambda i: 0.25)])
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["process", "group"])
+def test_sigkill_on_the_python_path(tmp_path, group):
+    """Where the C hot path is not built, the Python one keeps every point through a kill too."""
+    kill_and_check(tmp_path, REALISTIC, 0.3, group, extra_series=[("acc", float), ("lr", lambda i: 0.25)],
+                   env={"PROV4ML_PURE_PYTHON": "1"})
 
 
 def test_recover_is_idempotent_and_refuses_a_live_run(tmp_path):
