@@ -701,7 +701,8 @@ class Run(ItemRecording):
                 self._notes["carbon_error"] = repr(exc)
         self.metrics.ending = True
         self.metrics.recording = False  # from here on a log call raises RunStateError
-        time.sleep(4 * sys.getswitchinterval())  # a call another thread is in the middle of completes first
+        if any(t is not threading.current_thread() and not t.name.startswith("prov4ml-") for t in threading.enumerate()):
+            time.sleep(4 * sys.getswitchinterval())  # a call another thread is in the middle of completes first
         self.metrics.journal_deferred()
         self.metrics.end_samplers()
         report = self._refresher.close(timeout)
