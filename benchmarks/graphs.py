@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,16 +21,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest_graphs import synthetic_run, write_experiment  # noqa: E402
 
+from _timing import best_of  # noqa: E402
 from prov4ml import prov2dot, prov_collection  # noqa: E402
-
-
-def best_of(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def nodes_in(dot: Path) -> int:

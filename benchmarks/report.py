@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import prov4ml
+from _timing import best_of
 from prov4ml import analysis
 
 
@@ -35,15 +36,6 @@ def record(base: Path, n_series: int, n_points: int) -> Path:
             prov4ml.log_metric(name, math.sin(step / 50 + s) + s, ctx, step=step)
     prov4ml.end_run()
     return Path(run_dir)
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:

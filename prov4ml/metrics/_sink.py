@@ -137,7 +137,8 @@ def summarise(stats, flat):
     values = flat[1::3]
     lo, hi = min(values), max(values)
     numbers = values
-    if lo != lo or hi != hi or any(v != v for v in values):  # a NaN somewhere: summarise the points that are numbers
+    total = sum(values)  # NaN iff a NaN is there (or inf - inf): one pass in C, where a scan in Python is 4x dearer
+    if total != total:  # summarise the points that are numbers
         numbers = [v for v in values if v == v]
         lo, hi = (min(numbers), max(numbers)) if numbers else (None, None)
     nan = len(values) - len(numbers)

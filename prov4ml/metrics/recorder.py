@@ -122,9 +122,9 @@ class MetricRecorder:
         if HotPath is None:
             self.journal = Journal(self.journal_dir)
             return
-        hot = HotPath(self._by_context, MetricRecorder.log_metric.__get__(self), self.hand_over, MetricSeries,
-                      self._countdown)
-        hot.__signature__ = inspect.signature(MetricRecorder.log_metric.__get__(self))
+        python_path = MetricRecorder.log_metric.__get__(self)  # the method, which the instance attribute shadows
+        hot = HotPath(self._by_context, python_path, self.hand_over, MetricSeries, self._countdown)
+        hot.__signature__ = inspect.signature(python_path)
         hot.recording = self._recording
         if _TENSOR[0] is not None:
             hot.tensor_type = _TENSOR[0]
