@@ -2,6 +2,7 @@
 
 import csv
 import math
+import sys
 import threading
 
 import numpy as np
@@ -288,6 +289,8 @@ def test_a_lazy_value_that_raises_is_a_clear_error_and_log_metrics_records_none(
     ([1.0, math.inf], math.inf),
     ([1.0, math.nan, math.inf, -math.inf, 0.5], math.nan),  # inf - inf: no mean
     ([1e308, 1e308], 1e308),  # the sum overflows, the mean does not
+    ([sys.float_info.max] * 3, sys.float_info.max),  # a "best so far" start value: even the scaled sum rounds over
+    ([1e308, 1e308, math.inf, -math.inf], math.nan),  # overflow and both infinities in one chunk
     ([-0.0], -0.0),
     ([-0.0, 0.0], 0.0),
 ])
@@ -296,9 +299,13 @@ def test_the_mean_of_a_series_follows_ieee_over_the_points_that_are_numbers(tmp_
     _check_mean(tmp_path, values, mean, flush_each)
 
 
-def test_the_mean_within_a_chunk_is_exact(tmp_path):
-    """A chunk's points are summed exactly (fsum), where a running sum loses the 1.0; chunks fold as a running mean."""
-    _check_mean(tmp_path, [1e16, 1.0, -1e16], 1 / 3, flush_each=False)
+@pytest.mark.parametrize("values, mean", [
+    ([1e16, 1.0, -1e16], 1 / 3),  # a running sum loses the 1.0
+    ([sys.float_info.max] * 1000 + [-sys.float_info.max] * 999, sys.float_info.max / 1999),  # the sum overflows
+])
+def test_the_mean_within_a_chunk_is_exact(tmp_path, values, mean):
+    """A chunk's points are summed exactly (fsum); chunks fold as a running mean, which cancellation defeats."""
+    _check_mean(tmp_path, values, mean, flush_each=False)
 
 
 def _check_mean(tmp_path, values, mean, flush_each):

@@ -155,23 +155,34 @@ def summarise(stats, flat):
         stats[2] = lo if stats[2] is None else _lesser(stats[2], lo)
         stats[3] = hi if stats[3] is None else -_lesser(-stats[3], -hi)
         k = len(numbers)
-        try:
-            chunk = math.fsum(numbers) / k
-        except OverflowError:  # the sum is beyond a float, the mean is not
-            chunk = math.fsum(v / k for v in numbers)
-        except ValueError:  # +inf and -inf: NaN, as IEEE
-            chunk = math.nan
-        if chunk == 0.0 and lo == hi == 0.0:
-            chunk = lo + hi  # all zeros: -0.0 only if every one is -0.0, as their IEEE sum
+        chunk = _mean(numbers, lo, hi)
         mean = stats[5]
         if before == 0:
             stats[5] = chunk
         elif math.isinf(mean) or math.isinf(chunk) or mean != mean or mean == chunk == 0.0:
             stats[5] = mean + chunk  # IEEE: inf stays inf, inf - inf is NaN, -0.0 + -0.0 is -0.0
         else:
-            stats[5] = mean + (chunk - mean) * (k / (before + k))
+            w = k / (before + k)
+            d = chunk - mean
+            # between the two means, so it cannot overflow; their difference can (-1e308 and 1e308),
+            # and then the weighted sum of two opposite signs cannot
+            stats[5] = mean + d * w if not math.isinf(d) else mean * (1.0 - w) + chunk * w
     stats[4] = values[-1]
     stats[7], stats[9] = flat[-3], flat[-1]
+
+
+def _mean(numbers, lo: float, hi: float) -> float:
+    """The exact mean of ``numbers`` (no NaN among them), correctly rounded; never raises."""
+    k = len(numbers)
+    if math.isinf(lo) or math.isinf(hi):  # IEEE: inf with +inf alone, -inf with -inf alone, NaN with both
+        return lo + hi if lo == -hi else (hi if math.isinf(hi) else lo)
+    if lo == hi == 0.0:
+        return lo + hi  # all zeros: -0.0 only if every one is -0.0, as their IEEE sum
+    try:
+        return math.fsum(numbers) / k
+    except OverflowError:  # the sum is beyond a float, the mean is not: sum the values scaled by 2**-e (exact)
+        e = k.bit_length() + 1
+        return math.fsum(math.ldexp(v, -e) for v in numbers) / k * 2.0 ** e
 
 
 def _lesser(a: float, b: float) -> float:
