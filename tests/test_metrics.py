@@ -324,3 +324,17 @@ def _check_mean(tmp_path, values, mean, flush_each):
     numbers = [v for v in values if v == v]
     if numbers == [-0.0, 0.0]:  # IEEE minimum and maximum: -0.0 is below +0.0
         assert str(series["provml:min"]["$"]) in ("-0.0", "-0") and str(series["provml:max"]["$"]) in ("0.0", "0")
+
+
+@pytest.mark.parametrize("bad", ["yesterday", float("nan"), 1e300])
+def test_a_rejected_timestamp_does_not_count_as_a_call(start, bad):
+    """The default step counts calls; a call refused for its timestamp is not one."""
+    run = start()
+    prov4ml.log_metric("loss", 1.0, Context.TRAINING)
+    with pytest.raises(prov4ml.InvalidValueError, match="timestamp"):
+        prov4ml.log_metric("loss", 2.0, Context.TRAINING, timestamp=bad)
+    prov4ml.log_metric("loss", 3.0, Context.TRAINING)
+    prov4ml.end_run()
+    with open(run.run_dir / "metrics" / "loss_training_rank0.csv") as fh:
+        rows = [line.split(",")[:2] for line in fh.read().splitlines()[1:]]
+    assert rows == [["0", "1.0"], ["1", "3.0"]]

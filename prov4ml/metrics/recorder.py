@@ -159,6 +159,8 @@ class MetricRecorder:
             s = self._by_context[context][key]
         except (KeyError, TypeError):
             s = self._new_series(key, context, source)
+        if timestamp is not None:
+            timestamp = check_timestamp(timestamp)  # Unix seconds from here on; checked before the call counts
         if step is None:
             step = s.n
         elif type(step) is not int or not -9223372036854775808 <= step <= 9223372036854775807:  # int64, as literals
@@ -169,7 +171,7 @@ class MetricRecorder:
                 return
         else:
             s.n += 1
-        t = _time() if timestamp is None else check_timestamp(timestamp)
+        t = _time() if timestamp is None else timestamp
         journal = self.journal
         if journal is None:  # ended meanwhile (a key's __hash__ or a tensor's item() may run any code)
             return self.refuse()
@@ -258,7 +260,7 @@ class MetricRecorder:
         if isinstance(value, (int, float)):
             return float(value)
         # an accelerator tensor: no host-device synchronisation now
-        t = _time() if timestamp is None else check_timestamp(timestamp)
+        t = _time() if timestamp is None else timestamp
         with self._lock:
             if not s.deferred:
                 self._deferred.append(s)
