@@ -62,8 +62,8 @@ from .exceptions import (
 from .metrics.folds import FoldOperation
 from .metrics.formats import CompressorType, MetricsType
 from .metrics.samplers import Identity, Ignore, MovingAverage, Pipe, Sampler, Subsample, Window
-from .recovery import needs_recovery, recover
-from .run import Run
+from .run.recovery import needs_recovery, recover
+from .run.run import Run
 
 __all__ = [
     "__version__",

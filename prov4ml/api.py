@@ -8,8 +8,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Union
 
-from . import _lifecycle, _signatures
-from . import run as _run
+from .run import lifecycle as _lifecycle; from . import calls
+from .run import run as _run
 from .context import Context, LoggingItemKind, create_context
 from .exceptions import ArgumentError
 
@@ -35,7 +35,7 @@ def start_run(*args: Any, **kwargs: Any) -> "_run.Run":
     namespace (an IRI or a dotted host name, ``www.example.org``) is the
     namespace. Without one, the namespace is ``www.example.org``.
     """
-    return _lifecycle.start(**_signatures.start_run_arguments(args, kwargs))
+    return _lifecycle.start(_run.Run, **calls.start_run_arguments(args, kwargs))
 
 
 def _start_run_signature(
@@ -69,7 +69,7 @@ def end_run(
     ended = _lifecycle.last_ended()
     if r is None and ended is not None:
         warnings.warn(f"end_run(): {ended!r} has already ended; this call does nothing",
-                      stacklevel=_signatures.user_stacklevel())
+                      stacklevel=calls.user_stacklevel())
         return ended.prov_path
     r = _lifecycle.require_run("end_run")
     return r.end(create_graph, create_svg, create_provenance_collection=create_provenance_collection,
@@ -149,7 +149,7 @@ def log_artifact(
     ``is_input=True`` records it as used by the run or context (an input), not generated;
     ``other_attrs`` become attributes of its entity. A name without a suffix keeps the file's.
     """
-    call = _signatures.artifact_call(
+    call = calls.artifact_call(
         artifact_name, artifact_path, context, source, step, timestamp, log_copy_in_prov_directory,
         log_copy_subdirectory, is_model, is_input, other_attrs,
     )
@@ -176,7 +176,7 @@ def log_model(
     ``log_copy_in_prov_directory=False`` (or ``log_as_artifact=False``) stores no weights in the run:
     a checkpoint file is recorded where it is. ``is_input=True``: a model the run used (a pre-trained one).
     """
-    call = _signatures.model_call(
+    call = calls.model_call(
         model_name, model, context, source, log_model_info, log_model_layers, log_copy_in_prov_directory,
         log_as_artifact, is_input, other_attrs,
     )
@@ -198,7 +198,7 @@ def save_model_version(
     derived from the previous one (``incremental``). ``("name", model)`` (3.2.x) and
     ``(model, "name", context, step)`` (the seed form) both work; ``model`` may be a checkpoint file's path.
     """
-    call = _signatures.version_call(model_name, model, context, source, step, timestamp, incremental, is_input, other_attrs)
+    call = calls.version_call(model_name, model, context, source, step, timestamp, incremental, is_input, other_attrs)
     _lifecycle.require_run("save_model_version").save_model_version(call)
 
 
@@ -220,7 +220,7 @@ def log_dataset(
         if dataset is not None:
             raise ArgumentError("log_dataset(): give the label once, as dataset_label= or label=")
         dataset_label, dataset = label, dataset_label
-    call = _signatures.dataset_call(dataset_label, dataset, context, source, log_dataset_info, other_attrs)
+    call = calls.dataset_call(dataset_label, dataset, context, source, log_dataset_info, other_attrs)
     _lifecycle.require_run("log_dataset").log_dataset(call)
 
 

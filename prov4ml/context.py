@@ -13,6 +13,7 @@ import re
 import threading
 from typing import Dict, Iterator, Optional, Union
 
+from ._values import check_name
 from .exceptions import InvalidValueError
 
 __all__ = [
@@ -142,8 +143,6 @@ def create_context(
         raise InvalidValueError(f"create_context({name!r}): give the parent once, as is_subcontext_of= or parent=")
     ctx = Context(name, is_subcontext_of if is_subcontext_of is not None else parent)
     if source_of_data is not None:
-        from ._compat import check_name
-
         ctx.source_of_data = check_name(getattr(source_of_data, "value", source_of_data), "source_of_data", limit=4096)
     attr = re.sub(r"\W", "_", ctx.name)
     if not hasattr(Context, attr):
@@ -158,8 +157,6 @@ def resolve_context(context: object) -> Context:
     if isinstance(context, Context):
         return context
     if isinstance(context, str):
-        from ._compat import check_name
-
         return Context(check_name(context, "context name", limit=500))
     if isinstance(context, enum.Enum):
         value = context.value if isinstance(context.value, str) else context.name
@@ -208,7 +205,5 @@ def as_source(source: object) -> "Optional[Union[LoggingItemKind, ItemSource]]":
         try:
             return LoggingItemKind(source.lower())
         except ValueError:
-            from ._compat import check_name
-
-            return ItemSource(check_name(source, "source", limit=500))
+                return ItemSource(check_name(source, "source", limit=500))
     raise InvalidValueError(f"source must be a prov4ml.LoggingItemKind or a string such as 'torchmetrics', got {source!r}")

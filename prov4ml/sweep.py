@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
-from . import _compat, api, layout
+from . import _values, api
+from .run import layout
 from ._optional import require
 from .context import Context
 from .exceptions import InvalidValueError, RunStateError, TrialTimeoutError
@@ -249,7 +250,7 @@ def _is_number(value: Any) -> bool:
         return False
     if isinstance(value, numbers.Real):
         return True
-    return _compat.is_tensor(value) and value.numel() == 1
+    return _values.is_tensor(value) and value.numel() == 1
 
 
 def _log_result(result: Any) -> None:

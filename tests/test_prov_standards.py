@@ -477,7 +477,7 @@ def test_a_record_marked_is_input_is_used_not_generated(tmp_path):
     from dataclasses import dataclass
 
     from prov4ml.provenance import build_document
-    from prov4ml.records import ArtifactRecord, RunSnapshot
+    from prov4ml.records.model import ArtifactRecord, RunSnapshot
 
     @dataclass(frozen=True)
     class InputArtifact(ArtifactRecord):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .. import _cli
+from .. import _commands
+from ..provenance import files
 from .compare import compare_runs
 from .report import experiment_report, html_report
 
@@ -17,11 +18,11 @@ def _compare(experiment_path: str, output: Optional[str], metrics: Optional[Sequ
     if output is None:
         print(text, end="")
         return None
-    return _cli.write_output(output, text)
+    return files.write_output(output, text)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = _cli.parser("prov4ml.analysis", "Reports and comparisons of recorded runs.")
+    p = _commands.parser("prov4ml.analysis", "Reports and comparisons of recorded runs.")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("report", help="a self-contained HTML report of one run, or of every run of an experiment")
     which = r.add_mutually_exclusive_group(required=True)
@@ -37,6 +38,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     if args.command == "report":
         if args.run_dir is not None:
-            return _cli.run("prov4ml.analysis", lambda: html_report(args.run_dir, args.output, metrics=args.metrics))
-        return _cli.run("prov4ml.analysis", lambda: experiment_report(args.experiment_path, args.output, metrics=args.metrics))
-    return _cli.run("prov4ml.analysis", lambda: _compare(args.experiment_path, args.output, args.metrics))
+            return _commands.run("prov4ml.analysis", lambda: html_report(args.run_dir, args.output, metrics=args.metrics))
+        return _commands.run("prov4ml.analysis", lambda: experiment_report(args.experiment_path, args.output, metrics=args.metrics))
+    return _commands.run("prov4ml.analysis", lambda: _compare(args.experiment_path, args.output, args.metrics))

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .. import _cli
+from ..provenance import files
 from .._optional import require
 from ..exceptions import InvalidValueError, ProvFileError
 from ..metrics import formats
@@ -304,7 +304,7 @@ def _types(record: Any) -> set:
 def _read_rank(path: Path, rank: int) -> Dict[str, Any]:
     from prov.model import ProvActivity, ProvAgent, ProvEntity
 
-    doc = _cli.read_prov(path)
+    doc = files.read_prov(path)
     run_dir = path.parent
     out: Dict[str, Any] = {"params": {}, "summary": [], "artifacts": [], "finals": {}}
     info: Optional[Dict[str, Any]] = None
@@ -424,7 +424,7 @@ def _run_info(rank_info: Dict[int, Dict[str, Any]], run_dir: Path) -> Dict[str, 
         m = _RUN_DIR.match(run_dir.name)
         info["run_id"] = int(m.group(1)) if m else run_dir.name
     info["ranks"] = list(rank_info)
-    from ..recovery import needs_recovery
+    from ..run.recovery import needs_recovery
 
     info["needs_recovery"] = needs_recovery(run_dir)  # ranks killed before end_run: `prov4ml recover` completes them
     info["status"] = max((r.get("status") or "running" for r in ranks), key=lambda s: STATUS_SEVERITY.get(s, 1))

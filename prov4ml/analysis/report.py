@@ -18,8 +18,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .. import _cli
-from ..dot2svg import INSTALL_HINT
+from ..provenance import files
+from ..provenance.svg import INSTALL_HINT
 from ._html import Raw, Sorted, fmt, format_duration, href, native, page, status_badge, table
 from ._progress import Progress, steps
 from .compare import Metrics, compare_runs, select_series, sweep_summary
@@ -55,9 +55,9 @@ def graph_svg(prov_file: PathLike, max_per_kind: int = GRAPH_MAX_PER_KIND) -> Tu
     exe = shutil.which("dot")
     if exe is None:
         return None, f"The graph is not drawn: Graphviz's dot program is not on PATH; {INSTALL_HINT}, then write the report again."
-    from ..prov2dot import SUMMARY_STYLE, prov_to_dot
+    from ..provenance.dot import SUMMARY_STYLE, prov_to_dot
 
-    dot = prov_to_dot(_cli.read_prov(prov_file), max_per_kind=max_per_kind).to_string()
+    dot = prov_to_dot(files.read_prov(prov_file), max_per_kind=max_per_kind).to_string()
     try:
         proc = subprocess.run([exe, "-Tsvg"], input=dot, capture_output=True, text=True, timeout=GRAPH_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -106,7 +106,7 @@ def html_report(run_dir: Union[PathLike, RunData], output: Optional[PathLike] = 
     keys = sorted(select_series(zip(run.summary["name"], run.summary["context"]), metrics), key=_series_order)
     with steps(progress, len(keys) + 2, "report") as step:
         text = _render_run(run, out.parent, keys, metrics, step)
-        written = _cli.write_output(out, text)
+        written = files.write_output(out, text)
         step("written")
     return written
 
@@ -303,7 +303,7 @@ def experiment_report(experiment_dir: PathLike, output: Optional[PathLike] = Non
     keys = sorted(select_series(all_keys, metrics), key=_series_order)
     with steps(progress, len(keys) + 1, "experiment report") as step:
         text = _render_experiment(experiment_dir, runs, out.parent, keys, step)
-        written = _cli.write_output(out, text)
+        written = files.write_output(out, text)
         step("written")
     return written
 

@@ -249,7 +249,7 @@ def read_run(run_dir: PathLike, details: bool = True) -> RunRecord:
     status = max(statuses, key=lambda s: _SEVERITY.get(s, 1))
     needs: List[int] = []
     if "running" in statuses:
-        from ..recovery import needs_recovery  # reads the journal's state: only for runs not ended
+        from ..run.recovery import needs_recovery  # reads the journal's state: only for runs not ended
 
         needs = needs_recovery(run_dir)
         if needs and _SEVERITY.get(status, 1) < _SEVERITY["killed"]:

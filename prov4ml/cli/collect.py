@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..prov_collection import create_collection
+    from ..provenance.collection import create_collection
 
     root = Path(args.dir)
     if not root.exists() and (Path(DEFAULT_DIR) / args.dir).is_dir():

@@ -15,7 +15,7 @@ from ._runs import DEFAULT_DIR
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..convert import _known
+    from ..provenance.convert import _known
 
     parser.add_argument("source", metavar="SOURCE", help=f"a PROV-JSON file, a run directory or EXPERIMENT/run_N under ./{DEFAULT_DIR}")
     parser.add_argument("output", metavar="OUTPUT", help="the file to write; its suffix gives the format")
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..convert import convert, format_for
+    from ..provenance.convert import convert, format_for
 
     format_for(args.output, args.format)  # a bad format costs nothing
     source = one_document(args.source, args.rank, "convert converts")

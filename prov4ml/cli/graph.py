@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import dot2svg, prov2dot
+    from ..provenance import svg as dot2svg, dot as prov2dot
 
     svg = args.svg or (args.output is not None and args.output.lower().endswith(".svg"))
     if args.output is not None:

@@ -3,7 +3,7 @@
 A subcommand is a module of this package with ``add_arguments(parser)`` and
 ``run(args) -> int``, registered by one line of ``COMMANDS``. Errors that
 prov4ml raises on purpose become one line on stderr and an exit status
-(those of every prov4ml CLI, :mod:`prov4ml._cli`), never a traceback.
+(those of every prov4ml CLI, :mod:`prov4ml._commands`), never a traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import sys
 from typing import List, Optional, Sequence, Tuple
 
-from .. import _cli
+from .. import _commands
 from .._version import __version__
 
 __all__ = ["main", "COMMANDS", "build_parser"]
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run ``prov4ml`` with ``argv`` (default: the process's arguments); returns the exit status."""
     args = build_parser().parse_args(argv)
-    code = _cli.EXIT_OK
+    code = _commands.EXIT_OK
     reader_left = False
 
     def action() -> None:
@@ -77,10 +77,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         except BrokenPipeError:  # `prov4ml ls | head`: the reader left, which is no error
             reader_left = True
 
-    status = _cli.run(f"prov4ml {args.command}", action)
+    status = _commands.run(f"prov4ml {args.command}", action)
     if reader_left:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
-    return status if status != _cli.EXIT_OK else code
+    return status if status != _commands.EXIT_OK else code
 
 
 if __name__ == "__main__":

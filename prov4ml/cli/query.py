@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..query import add_arguments, answer
+from ..provenance.query import add_arguments, answer
 
 __all__ = ["add_arguments", "run"]
 

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..recovery import recover
+    from ..run.recovery import recover
 
     run_dir = resolve_run(args.run)
     done = recover(run_dir, force=args.force)

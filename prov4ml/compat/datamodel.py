@@ -28,7 +28,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
-from .. import _lifecycle
+from ..run import lifecycle as _lifecycle
 from .._fs import slug
 from ..exceptions import InvalidValueError, RunStateError
 from ..metrics.formats import MetricsType, get_format

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import List
 
-from .. import _lifecycle
+from ..run import lifecycle as _lifecycle
 
 __all__ = ["log_provenance_documents", "get_run_dir", "get_artifacts_dir"]
 
@@ -22,13 +22,13 @@ def log_provenance_documents(create_graph: bool = False, create_svg: bool = Fals
         return []
     files = [str(run.prov_path)]
     if create_graph or create_svg:
-        from .. import prov2dot
+        from ..provenance import dot as prov2dot
 
         dot = run.prov_path.with_suffix(".dot")
         prov2dot.convert(run.prov_path, dot)
         files.append(str(dot))
         if create_svg:
-            from .. import dot2svg
+            from ..provenance import svg as dot2svg
 
             svg = run.prov_path.with_suffix(".svg")
             dot2svg.convert(dot, svg)

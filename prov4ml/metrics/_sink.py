@@ -16,11 +16,12 @@ the journal files. The pipe only carries requests, parent to child::
     b"F" <8-char token>   a flush: catch up with everything committed, rewrite the document, reply the whole report
     b"X"                  read everything to the end, close the files, reply a report, exit
 
-In document mode (a fourth argument: the training process's import path, as
-JSON) the child also writes the run's PROV-JSON during the run, from the
-records the training process saves in ``state.pickle`` and its own
-summaries of the rows on disk (see ``document.py``); the training process
-then does no periodic document work at all.
+In document mode (a fourth argument, JSON: the training process's import path
+and the ``module:function`` that writes a document, given by the run) the
+child also writes the run's PROV-JSON during the run, from the records the
+training process saves in ``state.pickle`` and its own summaries of the rows
+on disk (``prov4ml.provenance.live``); the training process then does no
+periodic document work at all.
 
 and on EOF (the parent died) the child reads the journal to the end, closes
 its files and exits, so a killed training process still gets complete metric
@@ -369,10 +370,11 @@ class _Pipe:
 class Documents:
     """Writes the running run's PROV-JSON when its records or the rows on disk changed."""
 
-    def __init__(self, journal_dir, run_dir, import_path):
+    def __init__(self, journal_dir, run_dir, import_path, writer):
         self.journal_dir = journal_dir
         self.run_dir = run_dir
         self.import_path = import_path
+        self.writer = writer  # "module:function", called as function(journal_dir, run_dir, stats)
         self.written = None  # what the last document was made of
         self.failed = None
         self._write = None
@@ -386,9 +388,10 @@ class Documents:
                 for entry in reversed(self.import_path):
                     if entry not in sys.path:
                         sys.path.insert(1, entry)
-                from prov4ml.metrics.document import write_live
+                import importlib
 
-                self._write = write_live
+                module, _, function = self.writer.partition(":")
+                self._write = getattr(importlib.import_module(module), function)
             except Exception as exc:
                 self._fail(consumer, exc)
 
@@ -414,13 +417,15 @@ class Documents:
         consumer._error(("document",), self.failed)
 
 
-def serve(journal_dir, run_dir, separator, import_path=None, inp_fd=0, out=None):
+def serve(journal_dir, run_dir, separator, documents=None, inp_fd=0, out=None):
     """The sink process's loop."""
     import select
 
     out = out or sys.stdout.buffer
     consumer = Consumer(journal_dir, run_dir, separator)
-    documents = None if import_path is None else Documents(journal_dir, run_dir, json.loads(import_path))
+    if documents is not None:
+        spec = json.loads(documents)
+        documents = Documents(journal_dir, run_dir, spec["path"], spec["writer"])
     pipe = _Pipe(inp_fd)
     try:
         while True:

@@ -58,16 +58,18 @@ if hasattr(os, "register_at_fork"):
 class ProcessOutput:
     """Asks ``python _sink.py`` (another core) to consume the journal, and reads its reports.
 
-    With ``documents=True`` the child also keeps the run's PROV-JSON up to date
-    (see ``_sink.Documents``); it is given this process's import path for that.
+    With ``documents="module:function"`` (the run's document writer) the child also
+    keeps the run's PROV-JSON up to date (see ``_sink.Documents``); it is given this
+    process's import path for that.
     """
 
-    def __init__(self, journal_dir: str, run_dir: str, separator: str, documents: bool = False) -> None:
+    def __init__(self, journal_dir: str, run_dir: str, separator: str, documents: Optional[str] = None) -> None:
         command = [sys.executable, "-I", "-S", _sink.__file__, journal_dir, run_dir, separator]
         if documents:  # the package's own folder first: the child must import this very prov4ml
             package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_sink.__file__))))
-            command.append(json.dumps([package_root] + [p for p in sys.path if p and os.path.isdir(p)]))
-        self.documents = documents
+            path = [package_root] + [p for p in sys.path if p and os.path.isdir(p)]
+            command.append(json.dumps({"path": path, "writer": documents}))
+        self.documents = documents is not None
         self._proc = subprocess.Popen(
             command,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0,
@@ -155,7 +157,7 @@ class ProcessOutput:
         _live.discard(self)
 
 
-def open_output(use_process: bool, journal_dir: str, run_dir: str, separator: str, documents: bool = False):
+def open_output(use_process: bool, journal_dir: str, run_dir: str, separator: str, documents: Optional[str] = None):
     """A ProcessOutput when asked and possible, else a ThreadOutput."""
     if use_process:
         try:

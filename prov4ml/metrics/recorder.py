@@ -22,8 +22,8 @@ import warnings
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .. import _compat
-from .._compat import check_name
+from .. import _values
+from .._values import INT64, check_name, check_step, check_timestamp
 from .._fs import slug
 from ..context import Context, LoggingItemKind, as_source, resolve_context
 from ..exceptions import InvalidValueError, RunStateError
@@ -38,46 +38,8 @@ __all__ = ["MetricRecorder", "check_name", "check_step", "check_timestamp", "INT
 
 _time = time.time
 _TENSOR: list = [None]  # torch.Tensor, once torch is imported (prov4ml never imports it itself)
-INT64 = 1 << 63
-_TIME_RANGE = (-62135596800.0, 253402300799.0)  # years 1 to 9999: what a datetime holds
 
 
-def check_step(step: Any) -> int:
-    """An int64 step from an int, a NumPy integer or a 0-d integer tensor."""
-    if not (isinstance(step, int) and not isinstance(step, bool)):
-        item = getattr(step, "item", None)
-        value = None
-        if callable(item) and getattr(step, "dtype", None) is not None:
-            try:
-                value = item()
-            except (TypeError, ValueError, RuntimeError):
-                value = None
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise InvalidValueError(f"step must be an integer, got {_compat._short(step)} ({type(step).__name__})")
-        step = value
-    if not -INT64 <= step < INT64:
-        raise InvalidValueError(f"step {step} does not fit in 64 bits; use a step between -2**63 and 2**63 - 1")
-    return step
-
-
-def check_timestamp(value: Any) -> float:
-    """Unix seconds from a user timestamp: milliseconds (as the reference), seconds or a datetime."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.astimezone()
-        return value.timestamp()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        try:
-            seconds = value / 1000.0 if value > 1e11 or value < -1e11 else float(value)
-        except OverflowError:
-            seconds = float("inf")
-        if _TIME_RANGE[0] <= seconds <= _TIME_RANGE[1]:  # also refuses NaN
-            return seconds
-        raise InvalidValueError(
-            f"timestamp {value!r} is not a time between the years 1 and 9999; pass Unix time "
-            "in milliseconds (int), in seconds (float) or a datetime"
-        )
-    raise InvalidValueError(f"timestamp must be Unix time in milliseconds (int) or a datetime, got {_compat._short(value)}")
 
 
 class MetricRecorder:
@@ -237,16 +199,16 @@ class MetricRecorder:
             _TENSOR[0] = sys.modules["torch"].Tensor
             if self._hot is not None:
                 self._hot.tensor_type = _TENSOR[0]
-        if callable(value) and not _compat.is_tensor(value):
+        if callable(value) and not _values.is_tensor(value):
             compute = value
             if sampler is None:
-                value = _compat.metric_value(_compat.evaluate(compute, s.name), s.name)
+                value = _values.metric_value(_values.evaluate(compute, s.name), s.name)
             else:
                 s.n += 1
-                value = sampler.next_eval(lambda: _compat.metric_value(_compat.evaluate(compute, s.name), s.name))
+                value = sampler.next_eval(lambda: _values.metric_value(_values.evaluate(compute, s.name), s.name))
                 return self._defer_or_pass(s, value, step, timestamp)
         else:
-            value = _compat.metric_value(value, s.name)
+            value = _values.metric_value(value, s.name)
             if sampler is not None:
                 s.n += 1
                 value = sampler.next(value)
@@ -326,7 +288,7 @@ class MetricRecorder:
                     continue
                 if tail is not None:
                     try:
-                        value = float(_compat.metric_value(tail, s.name))
+                        value = float(_values.metric_value(tail, s.name))
                     except InvalidValueError:
                         continue
                     self.journal.append(s.sid, max(s.n - 1, 0), value, _time())

@@ -7,15 +7,13 @@ from datetime import datetime, timezone
 from typing import Any, List, Optional, Sequence
 
 from ..context import Context, LoggingItemKind
-from ..records import SeriesSummary
+from ..records.model import SeriesSummary, utc
 from .samplers import Sampler
 
-__all__ = ["MetricSeries", "materialize", "utc"]
+__all__ = ["MetricSeries", "materialize", "NO_ROWS"]
 
-
-def utc(seconds: Optional[float]) -> Optional[datetime]:
-    """A journal time (seconds since the epoch) as an aware datetime."""
-    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
+#: the summary of a series with no rows on disk, in ``_sink.STATS`` order (``_sink.new_stats``)
+NO_ROWS = (0, 0, None, None, None, None, None, None, None, None)
 
 
 

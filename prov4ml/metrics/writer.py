@@ -12,7 +12,7 @@ Each time it:
 2. calls ``refresh(report)``: the run folds, updates its series and rewrites
    the PROV-JSON, so the document never claims a point the files lack.
 
-When the run gives ``save_records`` too, the sink process writes the
+When the run gives ``save_records`` and ``document_writer`` too, the sink process writes the
 document instead (from the records the run saves and its own summaries):
 each refresh then only calls ``save_records(None)``, which saves the records
 if they changed, and asks the sink to rewrite the document. The training
@@ -56,6 +56,7 @@ class Refresher:
         max_interval: float,
         use_process: bool = True,
         save_records: Optional[Callable[[Optional[dict]], None]] = None,
+        document_writer: Optional[str] = None,
     ) -> None:
         self._journal_dir = journal_dir
         self._run_dir = run_dir
@@ -64,7 +65,8 @@ class Refresher:
         self._save_records = save_records
         self._min = min_interval
         self._max = max_interval
-        self._out = open_output(use_process, journal_dir, run_dir, separator, documents=save_records is not None)
+        documents = document_writer if save_records is not None else None
+        self._out = open_output(use_process, journal_dir, run_dir, separator, documents=documents)
         self._wake = threading.Event()  # poked: refresh once the pause is over
         self._urgent = threading.Event()  # a flush or close: refresh now
         self._lock = threading.Lock()

@@ -42,7 +42,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ..context import Context
 from ..metrics.formats import media_type
-from ..records import ArtifactRecord, RunSnapshot
+from ..records.model import ArtifactRecord, RunSnapshot
 from . import vocabulary
 from .names import FILES, NAMESPACES, RUNDIR, dir_iri, file_local, local_name, user_namespace_iri
 

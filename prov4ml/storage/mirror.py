@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from .._fs import atomic_write_text
-from .._state import STATE_DIR
+from ..records.state import STATE_DIR
 from .remote import CLAIM_FILE, Remote, _locked, staging_root
 
 __all__ = ["Mirror", "owner_rank", "run_dirs"]

@@ -13,10 +13,10 @@ import threading
 from pathlib import Path
 from typing import Dict, Tuple
 
-from .. import _cli
-from ..dot2svg import TIMEOUT_S, dot_executable
+from ..provenance import files
+from ..provenance.svg import TIMEOUT_S, dot_executable
 from ..exceptions import Prov4MLError
-from ..prov2dot import prov_to_dot
+from ..provenance.dot import prov_to_dot
 
 __all__ = ["render_svg", "PER_KIND", "ATTRIBUTES_UP_TO"]
 
@@ -36,7 +36,7 @@ def render_svg(prov_json: Path, per_kind: int = PER_KIND, attributes: bool = Tru
     with _lock:
         if key in _cache:
             return _cache[key]
-    document = _cli.read_prov(prov_json)
+    document = files.read_prov(prov_json)
     dot = prov_to_dot(document, show_attributes=attributes, max_per_kind=per_kind, attribute_node_limit=ATTRIBUTES_UP_TO)
     try:
         proc = subprocess.run([dot_executable(), "-Tsvg"], input=dot.to_string(), capture_output=True, text=True,

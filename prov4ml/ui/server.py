@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .. import _cli
+from .. import _commands
 from .._optional import require
 from ..exceptions import InvalidValueError, MissingDependencyError, Prov4MLError
 from . import pages
@@ -288,14 +288,14 @@ def run(args: "argparse.Namespace") -> int:
         server = UIServer(Path(args.dir), args.host, args.port, args.verbose)
     except InvalidValueError as exc:
         print(f"prov4ml ui: {exc}", file=sys.stderr)
-        return _cli.EXIT_INPUT
+        return _commands.EXIT_INPUT
     except MissingDependencyError as exc:
         print(f"prov4ml ui: {exc}", file=sys.stderr)
-        return _cli.EXIT_DEPENDENCY
+        return _commands.EXIT_DEPENDENCY
     except OSError as exc:
         print(f"prov4ml ui: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
               "choose another port with --port", file=sys.stderr)
-        return _cli.EXIT_INPUT
+        return _commands.EXIT_INPUT
     print(f"prov4ml ui: serving {server.store.root} at {server.url} (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
@@ -303,11 +303,11 @@ def run(args: "argparse.Namespace") -> int:
         pass
     finally:
         server.server_close()
-    return _cli.EXIT_OK
+    return _commands.EXIT_OK
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m prov4ml.ui [DIR] [--port N] [--host H]``: serve until Ctrl-C; returns the exit status."""
-    p = _cli.parser("prov4ml ui", "A local web UI over recorded runs, with live plots of running ones.")
+    p = _commands.parser("prov4ml ui", "A local web UI over recorded runs, with live plots of running ones.")
     add_arguments(p)
     return run(p.parse_args(argv))

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from ..provenance.names import json_location
 from .. import analysis
 from ..exceptions import InvalidValueError, Prov4MLError
-from ..recovery import needs_recovery
+from ..run.recovery import needs_recovery
 
 __all__ = ["Store", "RunHead", "configuration", "sweep_groups", "metric_files", "environment", "duration_s",
            "native", "SWEEP_EXCLUDED", "STATUS_ORDER", "SERIES_FIELDS"]

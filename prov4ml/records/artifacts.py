@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePath
 from typing import Any, Optional
 
-from ._fs import atomic_write, hash_path
-from .context import Context
-from .exceptions import ArtifactError, InvalidValueError
-from .records import ArtifactRecord
+from .._fs import atomic_write, hash_path
+from ..context import Context
+from ..exceptions import ArtifactError, InvalidValueError
+from .model import ArtifactRecord
 
 __all__ = ["ArtifactStore", "check_artifact_name"]
 

@@ -18,19 +18,21 @@ import signal
 import sys
 import threading
 import warnings
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from . import run as _run
-from .exceptions import RunStateError
+from ..exceptions import RunStateError
+
+if TYPE_CHECKING:
+    from .run import Run
 
 __all__ = ["active_run", "last_ended", "require_run", "start", "deactivate", "holding_signals"]
 
 log = logging.getLogger("prov4ml")
 
-_active: Optional["_run.Run"] = None
+_active: Optional["Run"] = None
 _active_lock = threading.Lock()
 _starter: tuple = (None, None)  # (thread, dask task key) that started the active run
-_last_ended: Optional["_run.Run"] = None
+_last_ended: Optional["Run"] = None
 
 
 def _no_run(*args: Any, **kwargs: Any) -> None:
@@ -41,19 +43,19 @@ def _no_run(*args: Any, **kwargs: Any) -> None:
 log_metric = _no_run
 
 
-def active_run() -> Optional["_run.Run"]:
+def active_run() -> Optional["Run"]:
     """The run started by ``start_run`` and not yet ended, or ``None``."""
     return _active
 
 
-def require_run(call: str) -> "_run.Run":
+def require_run(call: str) -> "Run":
     run = _active
     if run is None:
         raise RunStateError(f"{call}() needs an active run: call prov4ml.start_run(...) first")
     return run
 
 
-def last_ended() -> Optional["_run.Run"]:
+def last_ended() -> Optional["Run"]:
     """The run this process ended last (``end_run`` twice warns instead of raising)."""
     return _last_ended
 
@@ -78,11 +80,12 @@ def _stale(end_stale_run: bool) -> Optional[str]:
     return None
 
 
-def start(*args: Any, end_stale_run: bool = False, **kwargs: Any) -> "_run.Run":
+def start(factory: Callable[..., "Run"], *args: Any, end_stale_run: bool = False, **kwargs: Any) -> "Run":
+    """Make ``factory(*args, **kwargs)`` (the :class:`Run` class) the active run of the process."""
     global _active, _starter
     reason = _stale(end_stale_run)
     if reason is not None:
-        from ._signatures import user_stacklevel
+        from ..calls import user_stacklevel
 
         stale = _active
         warnings.warn(f"prov4ml: {stale!r} was still active, but {reason}: it is ended as failed and the new run "
@@ -98,7 +101,7 @@ def start(*args: Any, end_stale_run: bool = False, **kwargs: Any) -> "_run.Run":
                 "start_run(..., end_stale_run=True) to end it as failed (a task that died without end_run)"
             )
         _install_hooks()
-        _active = _run.Run(*args, **kwargs)
+        _active = factory(*args, **kwargs)
         _starter = (threading.current_thread(), _task_key())
         _set_log(_active.log_metric)
         return _active
@@ -123,7 +126,7 @@ def _set_log(fn) -> None:
 _bound: Any = None  # what _set_log last bound ``prov4ml.log_metric`` to
 
 
-def deactivate(run: "_run.Run") -> None:
+def deactivate(run: "Run") -> None:
     """Called by ``Run.end``: the process has no active run any more."""
     global _active, _last_ended
     with _active_lock:
@@ -196,7 +199,7 @@ def _die_of(signum: int) -> None:
 
 
 @contextlib.contextmanager
-def holding_signals(run: "_run.Run"):
+def holding_signals(run: "Run"):
     """SIGTERM and SIGINT that arrive while ``run`` is written are noted, then acted on."""
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -16,20 +16,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import _compat, _lifecycle, _signatures, _state, _validate, layout, storage
-from ._fs import atomic_write_text, slug
-from ._items import ItemRecording
-from ._version import __version__
-from .artifacts import ArtifactStore
-from .context import Context, LoggingItemKind, resolve_context
-from .exceptions import ArgumentError, InvalidValueError, RunStateError, StorageError
-from .metrics.folds import FinalMetric
-from .metrics.formats import archives_run, get_format
-from .metrics.recorder import MetricRecorder, check_name, check_step, check_timestamp
-from .metrics.samplers import make_sampler
-from .metrics.series import utc
-from .metrics.writer import Refresher
-from .records import (
+from .. import _values, calls, storage
+from ..records import state as _state
+from . import layout, lifecycle as _lifecycle
+from .._fs import atomic_write_text, slug
+from ..records.recorder import ItemRecording
+from .._version import __version__
+from ..records.artifacts import ArtifactStore
+from ..context import Context, LoggingItemKind, resolve_context
+from ..exceptions import ArgumentError, InvalidValueError, RunStateError, StorageError
+from ..metrics.folds import FinalMetric
+from ..metrics.formats import archives_run, get_format
+from .._values import check_name, check_step, check_timestamp
+from ..metrics.recorder import MetricRecorder
+from ..metrics.samplers import make_sampler
+from ..metrics.writer import Refresher
+from ..records.model import (
+    utc,
     ArtifactRecord,
     DatasetRecord,
     EpochRecord,
@@ -44,6 +47,8 @@ __all__ = ["Run", "OPTIONS"]
 
 _time = time.time
 _CAPTURE_DELAY = 1.0  # seconds between start_run and the environment capture
+# What the sink process calls to write the running run's document (named, so the sink imports it only there).
+LIVE_DOCUMENT_WRITER = "prov4ml.provenance.live:write_live"
 
 #: start_run keywords beyond the named parameters, with their defaults.
 OPTIONS: Dict[str, Any] = {
@@ -100,13 +105,13 @@ class Run(ItemRecording):
         rank: Optional[int] = None,
         **options: Any,
     ) -> None:
-        check_name(_validate.check_namespace(prov_user_namespace), "prov_user_namespace")
+        check_name(_values.check_namespace(prov_user_namespace), "prov_user_namespace")
         if not isinstance(save_after_n_logs, int) or isinstance(save_after_n_logs, bool) or save_after_n_logs < 1:
             raise InvalidValueError(f"save_after_n_logs must be an integer >= 1, got {save_after_n_logs!r}")
-        _signatures.warn_unknown_options(set(options) - set(OPTIONS), OPTIONS)
+        calls.warn_unknown_options(set(options) - set(OPTIONS), OPTIONS)
         self.options = {**OPTIONS, **{k: v for k, v in options.items() if k in OPTIONS}}
         if not self.options["disable_codecarbon"]:
-            self.options["carbon_country"] = _validate.check_country(self.options["carbon_country"])
+            self.options["carbon_country"] = _values.check_country(self.options["carbon_country"])
         self.user_namespace = prov_user_namespace
         self.experiment_name = experiment_name or _default_experiment_name()
         check_name(self.experiment_name, "experiment_name")
@@ -212,7 +217,7 @@ class Run(ItemRecording):
         self._refresher = Refresher(
             str(self.journal_dir), str(self.run_dir), separator, self._refresh,
             min_interval, max_interval, use_process=bool(self.options["writer_process"]),
-            save_records=self._save_records,
+            save_records=self._save_records, document_writer=LIVE_DOCUMENT_WRITER,
         )
         self._start_capture()
 
@@ -243,10 +248,10 @@ class Run(ItemRecording):
         checked = {}
         for key, value in metrics.items():  # check everything before anything is recorded
             check_name(key, "metric key")
-            if callable(value) and not _compat.is_tensor(value) and self.metrics.has_sampler(key):
+            if callable(value) and not _values.is_tensor(value) and self.metrics.has_sampler(key):
                 checked[key] = value  # stays lazy: its sampler decides whether it runs
             else:
-                checked[key] = _compat.metric_value(_compat.evaluate(value, key), key)
+                checked[key] = _values.metric_value(_values.evaluate(value, key), key)
         for key, value in checked.items():
             self.log_metric(key, value, context, step, **kw)
 
@@ -318,8 +323,8 @@ class Run(ItemRecording):
         if not self.recording:
             return
         ctx = resolve_context(context) if context is not None else None
-        value = _compat.param_value(value)
-        source = _signatures.source_name(source, "log_param")
+        value = _values.param_value(value)
+        source = calls.source_name(source, "log_param")
         with self._lock:
             previous = self._param_values.get(key, _MISSING)
             if previous is not _MISSING and previous == value:
@@ -394,7 +399,7 @@ class Run(ItemRecording):
         self._check_open("log_system_metrics")
         if not self.recording:
             return
-        from .collectors.system import SystemSampler
+        from ..collectors.system import SystemSampler
 
         sampler = self.collector("system", SystemSampler)
         if timestamp is None:
@@ -416,7 +421,7 @@ class Run(ItemRecording):
         if self.options["disable_codecarbon"]:
             self._notes.setdefault("carbon", "not recorded: disable_codecarbon=True")
             return
-        from .collectors.carbon import CarbonMeter
+        from ..collectors.carbon import CarbonMeter
 
         meter = self.collector(
             "carbon", lambda: CarbonMeter(country_iso_code=self.options["carbon_country"], output_dir=str(self.run_dir))
@@ -429,7 +434,7 @@ class Run(ItemRecording):
         self._check_open("log_flops_per_batch")
         if not self.recording:
             return
-        from .collectors.flops import count_batch_flops
+        from ..collectors.flops import count_batch_flops
 
         self._flops(label, count_batch_flops(model, batch), context, step, LoggingItemKind.FLOPS_PER_BATCH)
 
@@ -437,7 +442,7 @@ class Run(ItemRecording):
         self._check_open("log_flops_per_epoch")
         if not self.recording:
             return
-        from .collectors.flops import count_epoch_flops
+        from ..collectors.flops import count_epoch_flops
 
         self._flops(label, count_epoch_flops(model, dataset), context, step, LoggingItemKind.FLOPS_PER_EPOCH)
 
@@ -468,7 +473,7 @@ class Run(ItemRecording):
                 self._notes["capture_error"] = repr(exc)
 
     def _capture_into(self, parts: Dict[str, bool]) -> None:
-        from .collectors import capture, environment
+        from . import capture; from ..collectors import environment
 
         main = environment.main_source()
         if main and self._source_code == str(Path(main).resolve()):
@@ -594,7 +599,7 @@ class Run(ItemRecording):
             )
 
     def _write_snapshot(self, final: bool = False) -> None:
-        from .provenance import build_document, to_json
+        from ..provenance import build_document, to_json
 
         snap = self.snapshot()
         text = to_json(build_document(snap), indent=1 if final else None)  # the final one is for people to read
@@ -664,7 +669,7 @@ class Run(ItemRecording):
         if create_provenance_collection:
             self._collection()
         if crate and self.rank == 0:  # one crate per run directory
-            from .crate import write_crate
+            from ..provenance.crate import write_crate
 
             self._extra_output("RO-Crate", lambda: write_crate(self.snapshot(), self.run_dir))
         if archives_run(self.options["use_compressor"]):
@@ -713,7 +718,7 @@ class Run(ItemRecording):
             self._capture_thread.join(timeout=30)
         self._finalize_files()
         if card:  # before the end time: the run generates its card
-            from .card import write_card
+            from ..provenance.card import write_card
 
             record = self._extra_output("model card", lambda: write_card(self.snapshot(), self.run_dir, crate and self.rank == 0))
             if record is not None:
@@ -757,11 +762,11 @@ class Run(ItemRecording):
     def _graphs(self, svg: bool) -> None:
         dot = self.prov_path.with_suffix(".dot")
         try:
-            from . import prov2dot
+            from ..provenance import dot as prov2dot
 
             prov2dot.convert(self.prov_path, dot)
             if svg:
-                from . import dot2svg
+                from ..provenance import svg as dot2svg
 
                 dot2svg.convert(dot, self.prov_path.with_suffix(".svg"))
         except Exception as exc:  # the run is saved; a graph is a bonus
@@ -775,7 +780,7 @@ class Run(ItemRecording):
         if self.rank != 0:
             return
         try:
-            from . import prov_collection
+            from ..provenance import collection as prov_collection
 
             prov_collection.create_collection(self.experiment_dir, self.experiment_dir)
         except Exception as exc:
@@ -802,7 +807,7 @@ def _login_name() -> str:
 
 
 def _default_experiment_name() -> str:
-    from .collectors.environment import main_source
+    from ..collectors.environment import main_source
 
     main = main_source()
     return Path(main).stem if main else "experiment"

@@ -14,15 +14,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, Optional, Union
 
-from . import _state
-from ._fs import atomic_write_text
-from .exceptions import RecoveryError
-from .metrics import _sink
-from .metrics.formats import get_format, remove_temporaries
-from .metrics.journal import read_series
-from .metrics.document import with_summaries
-from .metrics.series import utc
-from .storage import writes_back
+from ..records import state as _state
+from ..records.model import utc
+from .._fs import atomic_write_text
+from ..exceptions import RecoveryError
+from ..metrics import _sink
+from ..metrics.formats import get_format, remove_temporaries
+from ..metrics.journal import read_series
+from ..provenance.live import with_summaries
+from ..storage import writes_back
 
 __all__ = ["recover", "needs_recovery"]
 
@@ -111,7 +111,7 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
         f"completed from the journal by prov4ml recover at {datetime.now(timezone.utc).isoformat(timespec='seconds')}; "
         f"the process (pid {owner.get('pid', '?')}) ended without end_run"
     )}
-    from .provenance import build_document, to_json
+    from ..provenance import build_document, to_json
 
     path = run_dir / f"prov_rank{snap.rank}.json"
     atomic_write_text(path, to_json(build_document(snap)), fsync=True)

@@ -18,8 +18,8 @@ import socket
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from ._fs import atomic_write, atomic_write_text
-from .redact import redact_command
+from .._fs import atomic_write, atomic_write_text
+from ..redact import redact_command
 
 __all__ = ["journal_dir", "write_owner", "read_owner", "save_snapshot", "load_snapshot", "remove", "redacted_command", "STATE_DIR"]
 
@@ -77,7 +77,7 @@ def save_snapshot(directory: Path, snapshot: Any) -> None:
 class _RecordsOnly(pickle.Unpickler):
     """Loads the run's own records and nothing else (a pickle can name any callable)."""
 
-    _ALLOWED_MODULES = ("prov4ml.records", "prov4ml.context")
+    _ALLOWED_MODULES = ("prov4ml.records.model", "prov4ml.context")
     _ALLOWED = {("datetime", "datetime"), ("datetime", "timezone"), ("datetime", "timedelta"),
                 ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex")}
 

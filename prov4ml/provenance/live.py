@@ -12,13 +12,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence
 
-from .. import _state
+from ..records import state as _state
 from .._fs import atomic_write_text
 from ..context import Context, as_source
-from ..records import RunSnapshot
-from ._sink import new_stats
-from .journal import read_series
-from .series import MetricSeries
+from ..records.model import RunSnapshot
+from ..metrics.journal import read_series
+from ..metrics.series import NO_ROWS, MetricSeries
 
 __all__ = ["with_summaries", "write_live"]
 
@@ -32,7 +31,7 @@ def with_summaries(snap: RunSnapshot, metas: Dict[int, Dict[str, Any]], stats: D
     known = {(s.name, str(s.context)): s for s in snap.series}
     series = []
     for sid, meta in sorted(metas.items()):
-        numbers = stats.get(sid) or new_stats()
+        numbers = stats.get(sid) or NO_ROWS
         old = known.get((meta["name"], meta["context"]))
         restored = MetricSeries(meta["name"], old.context if old else Context(meta["context"]),
                                 as_source(meta["kind"]), None, "", (old.unit if old else None) or meta.get("unit"))
@@ -53,7 +52,7 @@ def _on_disk(sid: int, meta: Dict[str, Any], numbers: Sequence[Any]) -> Optional
 
 def write_live(journal_dir: str, run_dir: str, stats: Dict[int, Sequence[Any]]) -> Path:
     """Rewrite the running run's document from its records and ``stats``; returns its path."""
-    from ..provenance import build_document, to_json
+    from . import build_document, to_json
 
     snap = _state.load_snapshot(Path(journal_dir))
     snap = with_summaries(snap, read_series(journal_dir), stats, _on_disk)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
-from .context import Context
+from ..context import Context
 
 __all__ = [
+    "utc",
     "ParamRecord",
     "ArtifactRecord",
     "ModelRecord",
@@ -19,6 +20,12 @@ __all__ = [
     "EpochRecord",
     "RunSnapshot",
 ]
+
+
+def utc(seconds: Optional[float]) -> Optional[datetime]:
+    """A journal time (seconds since the epoch) as an aware datetime."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
+
 
 Scalar = Any  # int | float | bool | str | datetime
 

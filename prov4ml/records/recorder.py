@@ -1,7 +1,7 @@
 """The Run's recording of files and objects: artifacts, models, model versions, datasets, source code.
 
 Mixed into :class:`prov4ml.run.Run`: the methods use its lock, its record
-lists and its artifact store, and take the calls ``_signatures`` normalised.
+lists and its artifact store, and take the calls ``run.calls`` normalised.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional, Tuple
 
-from . import _signatures
-from ._fs import slug
-from .context import resolve_context
-from .exceptions import ArtifactError, InvalidValueError
-from .metrics.recorder import check_step, check_timestamp
-from .metrics.series import utc
-from .records import ArtifactRecord, DatasetRecord, ModelRecord, ModelVersionRecord
+from .. import calls
+from .._fs import slug
+from ..context import resolve_context
+from ..exceptions import ArtifactError, InvalidValueError
+from .._values import check_step, check_timestamp
+from .model import ArtifactRecord, DatasetRecord, ModelRecord, ModelVersionRecord, utc
 
 __all__ = ["ItemRecording"]
 
@@ -53,7 +52,7 @@ class ItemRecording:
         with self._lock:
             self._at_end.append(callback)
 
-    def log_artifact(self, a: "_signatures.ArtifactCall") -> Optional[ArtifactRecord]:
+    def log_artifact(self, a: "calls.ArtifactCall") -> Optional[ArtifactRecord]:
         """Copy (or, with ``copy=False``, reference) a file or folder; see ``prov4ml.log_artifact``."""
         self._check_open("log_artifact")
         if not self.recording:
@@ -74,15 +73,15 @@ class ItemRecording:
             record, name=a.name or path.name, is_input=a.is_input, source=a.source, attributes=a.attributes
         ))
 
-    def log_model(self, m: "_signatures.ModelCall") -> None:
+    def log_model(self, m: "calls.ModelCall") -> None:
         """The model's entity: its info, weights, architecture and (``log_layers``) layer table."""
         self._check_open("log_model")
         if not self.recording:
             return
-        from .collectors.model import layer_table, model_info, state_of
+        from ..collectors.model import layer_table, model_info, state_of
 
         ctx = resolve_context(m.context) if m.context is not None else None
-        checkpoint = _signatures.checkpoint_path(m.model)
+        checkpoint = calls.checkpoint_path(m.model)
         info = model_info(m.model) if m.log_info and checkpoint is None else {}
         weights = architecture = layers = None
         if checkpoint is not None:
@@ -100,16 +99,16 @@ class ItemRecording:
                 self._touch(ctx)
         self._count_log()
 
-    def save_model_version(self, v: "_signatures.VersionCall") -> None:
+    def save_model_version(self, v: "calls.VersionCall") -> None:
         """A numbered version of the model ``v.name`` (0, 1, ... per name), derived from the previous one."""
         self._check_open("save_model_version")
         if not self.recording:
             return
-        from .collectors.model import state_of
+        from ..collectors.model import state_of
 
         ctx = resolve_context(v.context)
         step, when = _step_and_time(v.step, v.timestamp)
-        checkpoint = _signatures.checkpoint_path(v.model)
+        checkpoint = calls.checkpoint_path(v.model)
         if checkpoint is not None:  # a file already written (a Lightning checkpoint): copy it in
             record = self.artifacts.copy(checkpoint, f"models/{slug(v.name)}/{checkpoint.name}", ctx, step, when, role="model_version")
         else:
@@ -130,11 +129,11 @@ class ItemRecording:
             self._touch(ctx, record.time.timestamp())
         self._count_log()
 
-    def log_dataset(self, d: "_signatures.DatasetCall") -> None:
+    def log_dataset(self, d: "calls.DatasetCall") -> None:
         self._check_open("log_dataset")
         if not self.recording:
             return
-        from .collectors.dataset import dataset_stats
+        from ..collectors.dataset import dataset_stats
 
         ctx = resolve_context(d.context) if d.context is not None else None
         record = DatasetRecord(d.label, dataset_stats(d.dataset) if d.log_info else {}, ctx, d.source, d.attributes)
@@ -150,21 +149,21 @@ class ItemRecording:
         self._check_open("log_source_code")
         if not self.recording:
             return
-        from .collectors.environment import main_source
+        from ..collectors.environment import main_source
 
         main = main_source()
         source = Path(path) if path is not None else Path(main) if main else None
         if source is None:
             raise InvalidValueError("log_source_code() found no __main__ file; pass the path of your code")
         if use_git:
-            git = _signatures.git_source(source)
+            git = calls.git_source(source)
             if git.get("source_code.git_commit"):
                 with self._lock:
                     self._source_code = str(source.resolve())
                 self.log_params(git)
                 return
             warnings.warn(f"log_source_code(use_git=True): {source} is not in a git repository with a commit; "
-                          "its files are copied instead", stacklevel=_signatures.user_stacklevel())
+                          "its files are copied instead", stacklevel=calls.user_stacklevel())
         with self._lock:  # held while copying, so that the environment capture never copies it a second time
             self._source_code = str(source.resolve())
             if not any(a.role == "source" and a.original == self._source_code for a in self._artifacts):

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
-from ._compat import _short, check_name, param_value
-from ._validate import DEFAULT_NAMESPACE, check_namespace, looks_like_namespace
+from ._values import DEFAULT_NAMESPACE, _short, check_name, check_namespace, looks_like_namespace, param_value
 from .context import Context
 from .exceptions import ArgumentError, InvalidValueError
 

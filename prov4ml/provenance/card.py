@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from ._fs import atomic_write_text, hash_path
-from .metrics import formats
-from .records import ArtifactRecord, RunSnapshot, SeriesSummary
+from .._fs import atomic_write_text, hash_path
+from ..metrics import formats
+from ..records.model import ArtifactRecord, RunSnapshot, SeriesSummary
 
 __all__ = ["write_card", "card_name"]
 

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 from urllib.parse import quote
 
-from ._fs import atomic_write_text
-from ._optional import require
-from .metrics.formats import media_type
-from .provenance import user_iri
-from .records import ArtifactRecord, RunSnapshot
+from .._fs import atomic_write_text
+from .._optional import require
+from ..metrics.formats import media_type
+from . import user_iri
+from ..records.model import ArtifactRecord, RunSnapshot
 
 __all__ = ["write_crate", "PROFILE", "PROV_JSON_SPEC", "METADATA"]
 

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Iterator, Optional, Protocol, Tuple
 
-from .exceptions import InvalidValueError
+from ..exceptions import InvalidValueError
 
 __all__ = ["detect_rank", "world_size", "allocate_run_dir", "distributed", "RUN_PREFIX"]
 

@@ -3,7 +3,7 @@
 Listing the installed packages, running git and hashing the copied script
 take a few hundred milliseconds of Python work; in a thread of the training
 process that work would hold the GIL during the first steps of training. So
-``start_run`` hands it to ``python -m prov4ml.collectors.capture`` (a JSON
+``start_run`` hands it to ``python -m prov4ml.run.capture`` (a JSON
 request on stdin, a JSON answer on stdout), which writes the environment
 files into the run's artifacts and describes them; the run only reads the
 answer. When the child cannot run, the same function runs in a thread.
@@ -26,8 +26,8 @@ __all__ = ["capture_into", "capture_in_child", "records_of"]
 def capture_into(run_dir: str, rank: int, parts: Dict[str, bool], env_vars: bool, argv: List[str],
                  main: Optional[str], cwd: str) -> Dict[str, Any]:
     """Capture, write the environment files under the run's artifacts, describe both (JSON-able)."""
-    from ..artifacts import ArtifactStore
-    from . import environment
+    from ..records.artifacts import ArtifactStore
+    from ..collectors import environment
 
     cap = environment.capture(env_vars=env_vars, argv=argv, main=main or "", cwd=cwd, **parts)
     store = ArtifactStore(Path(run_dir), rank)
@@ -58,7 +58,7 @@ def capture_into(run_dir: str, rank: int, parts: Dict[str, bool], env_vars: bool
 
 
 def records_of(answer: Dict[str, Any]) -> list:
-    from ..records import ArtifactRecord
+    from ..records.model import ArtifactRecord
 
     return [ArtifactRecord(**{**r, "time": datetime.fromisoformat(r["time"])}) for r in answer["records"]]
 
@@ -68,7 +68,7 @@ def capture_in_child(request: Dict[str, Any], timeout: float = 120.0) -> Dict[st
     package_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
     out = subprocess.run(
-        [sys.executable, "-m", "prov4ml.collectors.capture"], input=json.dumps(request).encode(),
+        [sys.executable, "-m", "prov4ml.run.capture"], input=json.dumps(request).encode(),
         capture_output=True, timeout=timeout, env=env, cwd=request["cwd"],
     )
     if out.returncode != 0:
