@@ -181,12 +181,12 @@ def test_journal_records_are_32_bytes():
 
 def test_accelerator_tensors_wait_for_one_batch_per_hand_over(start, monkeypatch):
     """No GPU here: CPU tensors stand in for accelerator ones by taking the path a CUDA tensor takes."""
-    from prov4ml import _compat
+    from prov4ml import _values
     from prov4ml.metrics import recorder
 
     monkeypatch.setattr(recorder, "_TENSOR", [type(None)])  # off the CPU fast path
-    real = _compat._tensor_value
-    monkeypatch.setattr(_compat, "_tensor_value", lambda value, name: value.detach() if value.dim() == 0 else real(value, name))
+    real = _values._tensor_value
+    monkeypatch.setattr(_values, "_tensor_value", lambda value, name: value.detach() if value.dim() == 0 else real(value, name))
     run = start(save_after_n_logs=100)
     for i in range(250):
         prov4ml.log_metric("loss", torch.tensor(i * 0.5), "training", step=i)
