@@ -306,7 +306,7 @@ def test_a_killed_run_shows_as_needing_recovery(tmp_path, save_dir, ui):
     row = _wait(lambda: next((r for r in _get(ui.url + "api/runs") if r["status"] != "running"), None), what="the kill")
     assert row["status"] == "killed (needs recover)" and row["needs_recovery"] == [0]
     assert "prov4ml recover" in _get(ui.url + "run/k/run_0", raw=True).decode()
-    prov4ml.run.recovery.recover(save_dir / "k" / "run_0")
+    prov4ml.recover(save_dir / "k" / "run_0")
     (row,) = _get(ui.url + "api/runs")
     assert row["status"] == "killed" and row["needs_recovery"] == []
 
