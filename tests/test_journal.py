@@ -151,6 +151,7 @@ def test_the_consumer_cuts_a_torn_row_and_keeps_whole_rows(tmp_path):
     path = tmp_path / "m.csv"
     path.write_bytes(b"step,value,time\n0,0.5,1.000\n1,0.2")  # torn by a kill mid-write
     fh = _sink.CsvFile(str(path), ",")
+    fh.open()
     fh.write(b"1,0.25,2.000\n")
     fh.close()
     assert path.read_bytes() == b"step,value,time\n0,0.5,1.000\n1,0.25,2.000\n"

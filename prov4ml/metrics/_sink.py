@@ -33,6 +33,8 @@ disk) is cut back to the last whole row, the rows are kept and written again
 at the next poll, and the summary counts only rows on disk.
 """
 
+import collections
+import errno
 import json
 import math
 import os
@@ -59,17 +61,25 @@ def row_format(separator):
 
 
 class CsvFile:
-    """One metric file, appended with whole rows only."""
+    """One metric file, appended with whole rows only; its descriptor is open only while in the pool."""
 
     def __init__(self, path, separator, truncate=False):
         self.path = path
         self.header = (separator.join(COLUMNS) + "\n").encode()
         self.row = row_format(separator)
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if truncate else 0), 0o644)
-        size = os.fstat(self.fd).st_size
-        self.size = _whole_rows(path, size)
-        if self.size != size:
-            os.ftruncate(self.fd, self.size)
+        self.truncate = truncate
+        self.fd = None
+        self.size = None  # bytes of whole rows, known from the first open
+        self.dirty = False  # written since the last fsync
+
+    def open(self):
+        first = self.size is None
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if first and self.truncate else 0), 0o644)
+        if first:
+            size = os.fstat(self.fd).st_size
+            self.size = _whole_rows(self.path, size)
+            if self.size != size:
+                os.ftruncate(self.fd, self.size)
 
     def write(self, data):
         """Append ``data`` (whole rows) or nothing: a partial write is cut back."""
@@ -89,12 +99,30 @@ class CsvFile:
                 pass
             raise
         self.size += len(data)
+        self.dirty = True
 
     def fsync(self):
-        os.fsync(self.fd)
+        if self.fd is not None and self.dirty:
+            os.fsync(self.fd)
+            self.dirty = False
 
     def close(self):
-        os.close(self.fd)
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
+
+
+def open_file_budget():
+    """How many metric files the sink keeps open at once: a quarter of the descriptor limit, 8 to 512."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 256
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return 512
+    return max(8, min(512, soft // 4))
 
 
 def _whole_rows(path, size):
@@ -235,7 +263,9 @@ class Consumer:
         self.resume = resume
         self.skip = {}  # sid -> rows its file held when this consumer took over, not yet passed
         self.series = {}
-        self.files = {}
+        self.files = {}  # sid -> CsvFile, open or not
+        self.open_files = collections.OrderedDict()  # sid -> CsvFile with a descriptor, least recently used first
+        self.max_open = open_file_budget()
         self.stats = {}
         self.backlog = {}  # sid -> [flat rows] that a failed write left for later
         self.orphans = {}  # sid -> [flat rows] whose series line is not readable yet
@@ -305,10 +335,7 @@ class Consumer:
         chunks = self.backlog[sid]
         meta = self.series[sid]
         try:
-            fh = self.files.get(sid)
-            if fh is None:
-                path = os.path.join(self.run_dir, meta["file"] + self.suffix)
-                fh = self.files[sid] = CsvFile(path, self.separator, self.truncate)
+            fh = self._open(sid)
             while chunks:
                 flat = chunks[0]
                 fh.write(((fh.row * (len(flat) // 3)) % tuple(flat)).encode())
@@ -321,6 +348,34 @@ class Consumer:
         except (TypeError, ValueError, OverflowError) as exc:
             chunks.pop(0)
             self._error(("format", sid), f"could not format points of {meta['file']!r}: {exc!r}")
+
+    def _open(self, sid):
+        """The series' file, open: one of at most ``max_open`` (any number of series, a bounded pool)."""
+        fh = self.files.get(sid)
+        if fh is None:
+            path = os.path.join(self.run_dir, self.series[sid]["file"] + self.suffix)
+            fh = self.files[sid] = CsvFile(path, self.separator, self.truncate)
+        if fh.fd is not None:
+            self.open_files.move_to_end(sid)
+            return fh
+        while len(self.open_files) >= self.max_open:
+            self._evict()
+        try:
+            fh.open()
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE) or not self.open_files:
+                raise
+            # the process holds more descriptors than the budget assumed: halve the pool and try again
+            self.max_open = max(1, len(self.open_files) // 2)
+            while len(self.open_files) > self.max_open:
+                self._evict()
+            fh.open()
+        self.open_files[sid] = fh
+        return fh
+
+    def _evict(self):
+        _, fh = self.open_files.popitem(last=False)
+        fh.close()  # a dirty file stays dirty: fsync() pushes it to the disk
 
     def report(self):
         """The summaries of every series and the errors since the last report."""
@@ -335,18 +390,28 @@ class Consumer:
                 "points": sum(stats[0] for stats in self.stats.values())}
 
     def fsync(self):
+        closed_dirty = False
         for fh in self.files.values():
+            if fh.fd is None:
+                closed_dirty = closed_dirty or fh.dirty
+                continue
             try:
                 fh.fsync()
             except OSError:
                 pass
+        if closed_dirty:  # files written, then closed by the pool: one sync of everything, not one open per file
+            os.sync()
+            for fh in self.files.values():
+                if fh.fd is None:
+                    fh.dirty = False
 
     def close(self):
-        for fh in self.files.values():
+        for fh in self.open_files.values():
             try:
                 fh.close()
             except OSError:
                 pass
+        self.open_files.clear()
         self.files.clear()
         self.reader.close()
 
