@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from .exceptions import InvalidValueError
+from .redact import redact_value
 
 __all__ = ["check_name", "is_tensor", "metric_value", "param_value", "check_step", "check_timestamp", "INT64",
            "DEFAULT_NAMESPACE", "looks_like_namespace", "check_namespace", "check_country"]
@@ -98,7 +99,12 @@ def _tensor_value(value: Any, name: str) -> Any:
 
 
 def param_value(value: Any) -> Any:
-    """Parameters stay typed when scalar; containers are recorded as JSON text."""
+    """Parameters stay typed when scalar; containers are recorded as JSON text; secrets in text are redacted."""
+    value = _typed_param(value)
+    return redact_value(value) if isinstance(value, str) else value
+
+
+def _typed_param(value: Any) -> Any:
     if is_tensor(value):
         if not value.is_nested and value.layout is sys.modules["torch"].strided and not value.is_meta and value.numel() == 1:
             value = value.item()

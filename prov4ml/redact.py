@@ -3,11 +3,13 @@
 A value is redacted when its *name* looks secret (``SECRET_NAMES``, matched
 as parts of the name, any case: ``DB_PASS``, ``GITHUB_PAT``, ``MYSQL_PWD``),
 or when the *value* looks secret whatever its name: credentials in a URL
-(``https://user:pass@host``), ``password=``/``pwd=``/``token=``/
+(``https://user:pass@host``, and ``https://TOKEN@host``), ``password=``/``pwd=``/``token=``/
 ``AccountKey=``-style pairs (connection strings, ``--password=x`` inside
 another variable), bearer tokens, JWT-shaped values, private-key blocks and
-well-known token prefixes (``sk-``, ``ghp_``, ``xox?-``, ``AKIA``), and
-Slack/Discord webhook URLs. Command lines get the same treatment per option:
+well-known token prefixes (``sk-``, ``ghp_``/``github_pat_``, ``glpat-``,
+``hf_``, ``npm_``, ``pypi-``, ``sk_live_``, ``xox?-``, ``AKIA``), and
+Slack/Discord webhook URLs. Never by entropy or by a hex shape: sha256
+digests, git commits and run ids stay intact. Command lines get the same treatment per option:
 ``--api-key sk-…`` and ``--password=hunter2`` keep the option name only.
 """
 
@@ -30,6 +32,8 @@ _SECRET_SUFFIXES = ("key", "token", "secret", "password", "passwd", "pwd", "pass
 _NAME_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])")
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@")
+# a bare user part of a web URL is a token (https://ghp_…@github.com); ssh's git@ is a user name and stays
+_URL_TOKEN = re.compile(r"(?P<scheme>(?i:https?|ftps?|wss?)://)[^/@\s:]+@")
 _PAIRS = re.compile(
     r"(?i)(?P<key>\b(?:[\w-]*(?:password|passwd|pwd|pass|secret|token|apikey|api[_-]?key|accountkey|sharedaccesskey"
     r"|access[_-]?key|auth|credentials?|sig|signature|client[_-]?secret)[\w-]*)\s*[=:]\s*)(?P<q>['\"]?)(?P<val>[^;&\s'\",]+)"
@@ -40,6 +44,11 @@ _PATTERNS = (
     re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),  # a JWT
     re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"),
     re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{16,}"),
+    re.compile(r"\bglpat-[A-Za-z0-9_-]{16,}"),  # GitLab
+    re.compile(r"\bhf_[A-Za-z0-9]{20,}"),  # Hugging Face
+    re.compile(r"\bnpm_[A-Za-z0-9]{30,}"),
+    re.compile(r"\bpypi-[A-Za-z0-9_-]{40,}"),
+    re.compile(r"\b(?:sk|rk)_live_[A-Za-z0-9]{16,}"),  # Stripe
     re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
     re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
     re.compile(r"https://(?:hooks\.slack\.com/services|discord(?:app)?\.com/api/webhooks)/\S+"),
@@ -59,6 +68,7 @@ def is_secret_name(name: str) -> bool:
 def redact_value(value: str) -> str:
     """``value`` with every secret-looking part replaced by ``<redacted>``."""
     value = _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)
+    value = _URL_TOKEN.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)
     value = _PAIRS.sub(lambda m: f"{m.group('key')}{m.group('q')}{REDACTED}", value)
     for pattern in _PATTERNS:
         value = pattern.sub(REDACTED, value)

@@ -1,0 +1,65 @@
+"""One redactor for every string that enters the record: each secret shape is kept out of every file."""
+
+import pytest
+
+import prov4ml
+from prov4ml.redact import REDACTED, redact_value
+
+#: (a value as a user would pass it, the secret part that must reach no file)
+SECRETS = [
+    ("postgres://admin:PASSWORD1@db:5432/x", "PASSWORD1"),
+    ("https://user:hunter22@example.org/data", "hunter22"),
+    ("https://ghp_TOKENONLY1234567890abcd@github.com/a/b.git", "ghp_TOKENONLY1234567890abcd"),
+    ("https://plaintoken0123@example.org/repo", "plaintoken0123"),
+    ("ghp_" + "a1B2" * 9, "ghp_" + "a1B2" * 9),
+    ("github_pat_" + "Z9y8" * 10, "github_pat_" + "Z9y8" * 10),
+    ("glpat-" + "x1Y2" * 5, "glpat-" + "x1Y2" * 5),
+    ("hf_" + "AbCd" * 8, "hf_" + "AbCd" * 8),
+    ("sk-" + "proj" * 6, "sk-" + "proj" * 6),
+    ("AKIA" + "ABCDEFGHIJKLMNOP", "AKIA" + "ABCDEFGHIJKLMNOP"),
+    ("xoxb-" + "1234567890-abcdef", "xoxb-" + "1234567890-abcdef"),
+    ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlX3BhcnQ", "eyJzdWIiOiIxMjM0In0"),
+    ("Bearer abcdefghij0123456789", "abcdefghij0123456789"),
+    ("password=s3cr3tvalue", "s3cr3tvalue"),
+]
+
+#: text that looks random but is not a secret: digests, commits, run ids survive intact
+KEPT = [
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "1f0c3e5a9b7d2c4e6f8a0b1c2d3e4f5a6b7c8d9e",
+    "git@github.com:org/repo.git",
+    "https://example.org/path/a@b",
+    "adam",
+    "max_tokens",
+]
+
+
+@pytest.mark.parametrize("value,secret", SECRETS, ids=[s[:12] for _, s in SECRETS])
+def test_each_secret_shape_is_redacted(value, secret):
+    out = redact_value(value)
+    assert secret not in out and REDACTED in out
+
+
+@pytest.mark.parametrize("value", KEPT)
+def test_digests_commits_and_plain_text_survive(value):
+    assert redact_value(value) == value
+
+
+def _every_file_text(folder):
+    return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in folder.rglob("*") if p.is_file())
+
+
+def test_secrets_in_parameters_reach_no_file(start, save_dir):
+    run = start()
+    for i, (value, _) in enumerate(SECRETS):
+        prov4ml.log_param(f"p{i}", value)
+    prov4ml.log_param("nested", {"url": SECRETS[0][0], "tokens": [SECRETS[4][0]]})
+    for i, value in enumerate(KEPT):
+        prov4ml.log_param(f"kept{i}", value)
+    run_dir = run.run_dir
+    prov4ml.end_run()
+    text = _every_file_text(run_dir)
+    leaked = [secret for _, secret in SECRETS if secret in text]
+    assert leaked == []
+    assert all(value in text for value in KEPT)
