@@ -1,8 +1,9 @@
 """A full disk, a read-only or missing directory: training goes on, nothing is torn or over-claimed.
 
 The full disk is a real small tmpfs when the tests run as root (they can
-mount one), else the tests are skipped: RLIMIT_FSIZE would also limit the
-test process itself.
+mount one), else those tests are skipped: RLIMIT_FSIZE would also limit the
+test process itself. The kill-while-full test always runs: its child's disk
+fills at the system call (every fallocate fails with ENOSPC after start_run).
 """
 
 import errno
@@ -14,7 +15,7 @@ import pytest
 
 import prov4ml
 from killing import prov_json, read_rows, series_count
-from prov4ml.metrics.journal import SEGMENT_SLOTS
+from prov4ml.metrics.journal import FIRST_SLOT, SEGMENT_SLOTS
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def small_fs(tmp_path):
         pytest.skip("mounting a small tmpfs needs root")
     mnt = tmp_path / "fs"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mnt)], capture_output=True).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mnt)], capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here")
     yield mnt
     run = prov4ml.active_run()
@@ -85,21 +86,22 @@ def test_a_full_disk_stops_nothing_tears_nothing_and_writing_resumes(small_fs):
     assert series_count(prov_json(run.run_dir), "loss") == 60_000
 
 
-def test_the_journal_waits_in_memory_when_it_cannot_grow(small_fs):
+def test_a_full_disk_keeps_the_spare_segment_then_counts_what_it_drops(small_fs):
     run = start(small_fs)
     filler = fill(small_fs)
-    n = SEGMENT_SLOTS + 5000  # more than the first segment holds: the second cannot be made
+    n = 2 * (SEGMENT_SLOTS - FIRST_SLOT) + 5000  # the first segment, then the spare made ahead; then no room
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i in range(n):
-            prov4ml.log_metric("loss", float(i), "training", step=i)
-        assert run.metrics.journal.pending and "could not grow" in run.metrics.journal.error
+            prov4ml.log_metric("loss", float(i), "training", step=i)  # never raises, never waits in memory
+    journal = run.metrics.journal
+    dropped = journal.dropped
+    assert 5000 <= dropped < 5100 and "could not grow" in journal.error  # a few slots go to refresh marks
     os.unlink(filler)
-    prov4ml.flush()
-    prov4ml.flush()
     prov4ml.end_run()
-    assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(i, float(i)) for i in range(n)]
-    assert series_count(prov_json(run.run_dir), "loss") == n
+    kept = n - dropped
+    assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(i, float(i)) for i in range(kept)]
+    assert series_count(prov_json(run.run_dir), "loss") == kept
 
 
 def test_a_full_disk_at_end_run_warns_and_strict_raises(small_fs):
@@ -139,3 +141,31 @@ def test_a_read_only_save_directory_is_a_clear_error(tmp_path):
     with pytest.raises(prov4ml.StorageError, match="provenance_save_dir"):
         prov4ml.start_run("www.example.org", "x", target, capture=False)
     assert prov4ml.active_run() is None
+
+
+def test_a_kill_while_the_disk_is_full_loses_no_accepted_point_and_counts_the_rest(tmp_path):
+    from killing import Child, wait_for_sinks
+
+    n = 2 * (SEGMENT_SLOTS - FIRST_SLOT) + 5000
+    body = (
+        "import errno, struct\n"
+        "run = prov4ml.start_run('www.example.org', 'full', {save_dir!r}, capture=False)\n"
+        "def no_room(*a):\n    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "os.posix_fallocate = no_room  # the disk is full from here on: the spare segment is all the room left\n"
+        f"for i in range({n}):\n"
+        "    prov4ml.log_metric('loss', float(i), 'training', step=i)\n"
+        "    tell(i + 1)\n"
+        "struct.pack_into('<q', _mm, 16, run.metrics.journal.dropped)\n"
+        "flag(1)\ntime.sleep(600)\n"
+    )
+    child = Child(tmp_path, body)
+    child.wait_flag(1, timeout=120)
+    dropped = child._read(2)
+    assert child.logged == n and 5000 <= dropped < 5100
+    child.kill()
+    d = child.run_dir("full")
+    wait_for_sinks(d)
+    prov4ml.recover(d)
+    kept = n - dropped
+    assert read_rows(d / "metrics" / "loss_training_rank0.csv") == [(i, float(i)) for i in range(kept)]
+    assert series_count(prov_json(d), "loss") == kept

@@ -14,6 +14,9 @@ Layout of ``<run_dir>/.prov4ml/rank<k>/``::
     series.jsonl      one JSON object per series, written before its first point:
                       {"sid", "name", "context", "kind", "unit", "file"}
     seg.000000 ...    segments of SEGMENT_SLOTS slots of 32 bytes each
+    spare.tmp         the next segment, reserved ahead: when the disk fills, one more
+                      segment of points is still kept, and later points are counted
+                      (``Journal.dropped``), never held in memory
     state.pickle      the run's records at the last refresh (for ``recover``)
     owner.json        pid and host of the recording process
 
@@ -52,7 +55,7 @@ SEGMENT_SLOTS = 1 << 17  # 4 MiB per segment: bounds the mapped (resident) pages
 FIRST_SLOT = 2  # slots 0 and 1 hold the header
 VOID = 0xFFFFFFFF
 SERIES_RESERVE = 1 << 16
-MAX_PENDING = 10_000_000  # points held in memory while no segment can be made (~1 GB)
+SPARE = "spare.tmp"  # the next segment, made ahead (.tmp: never mirrored, never read)
 HEADER = struct.Struct("<8sIII")
 RECORD = struct.Struct("<qddII")
 pack_record = RECORD.pack_into
@@ -76,7 +79,7 @@ class Journal:
     assignment, so a thread that read it packs into the mapping its slot came
     from. ``next(counter)`` is atomic under the GIL, so threads never share a
     slot. When a segment fills (or cannot be made), points go to ``append``,
-    which opens the next segment or keeps them in memory until it can.
+    which opens the next segment (the spare made ahead) or counts the point as dropped.
     """
 
     def __init__(self, directory: str, cursor: Optional[type] = None,
@@ -95,8 +98,8 @@ class Journal:
         self._series_room = 0
         self._series_waiting: list = []
         self._reserve_series(SERIES_RESERVE)
-        self.pending: list = []  # (sid, step, value, time) that no segment could take yet
-        self.dropped = 0  # points beyond MAX_PENDING while the disk stayed full
+        self.dropped = 0  # points no segment could take (the disk stayed full past the spare)
+        self._spare_ready = False
         self.error: str = ""
         self._retry_at = 0.0
         self.current = (_Full(), itertools.repeat(SEGMENT_SLOTS))
@@ -110,32 +113,27 @@ class Journal:
     # -- segments ---------------------------------------------------------
     def _open_segment(self, raise_errors: bool = False) -> bool:
         path = segment_path(self.directory, self._next_index)
-        tmp = path + ".new"
         try:
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            if self._spare_ready:  # the reserved spare becomes the segment: a rename needs no new blocks
+                os.rename(os.path.join(self.directory, SPARE), path)
+                self._spare_ready = False
+            else:
+                _make_segment_file(path + ".new")
+                os.rename(path + ".new", path)  # readers only ever see a segment with its header
+            fd = os.open(path, os.O_RDWR)
             try:
-                size = SEGMENT_SLOTS * SLOT
-                if hasattr(os, "posix_fallocate"):
-                    os.posix_fallocate(fd, 0, size)  # reserve the blocks: a full disk must not SIGBUS the loop
-                else:  # pragma: no cover
-                    os.ftruncate(fd, size)
-                mm = mmap.mmap(fd, size)
+                mm = mmap.mmap(fd, SEGMENT_SLOTS * SLOT)
             finally:
                 os.close(fd)
-            _populate(mm)
-            HEADER.pack_into(mm, 0, MAGIC, VERSION, SLOT, SEGMENT_SLOTS)
-            os.rename(tmp, path)  # readers only ever see a segment with its header
         except OSError as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            _unlink(path + ".new")
             if raise_errors:
                 raise
-            self.error = (f"the metric journal could not grow ({exc.strerror or exc}); points are kept in memory "
-                          f"(up to {MAX_PENDING:,}) until it can")
+            self.error = (f"the metric journal could not grow ({exc.strerror or exc}); points logged until it can "
+                          "are not kept, and are counted")
             self._use(_Full(), itertools.repeat(SEGMENT_SLOTS))
             return False
+        _populate(mm)
         self._next_index += 1
         counter = itertools.count(FIRST_SLOT) if self._cursor is None else self._cursor(mm, FIRST_SLOT, SEGMENT_SLOTS)
         self._segments.append((mm, counter))
@@ -144,10 +142,20 @@ class Journal:
         del self._segments[:-2]
         self._use(mm, counter)
         self.error = ""
+        self._reserve_spare()
         return True
 
+    def _reserve_spare(self) -> None:
+        """Make the next segment ahead, so a disk that fills finds one segment of room already reserved."""
+        spare = os.path.join(self.directory, SPARE)
+        try:
+            _make_segment_file(spare)
+            self._spare_ready = True
+        except OSError:
+            _unlink(spare)  # no spare: the next roll tries to make its segment then
+
     def append(self, sid: int, step: int, value: float, time: float) -> None:
-        """The slow path: a full segment, or points that waited for room."""
+        """The slow path: a full segment; a point that no segment can take is counted in ``dropped``."""
         while True:
             mm, slots = self.current
             i = next(slots)
@@ -156,44 +164,27 @@ class Journal:
                 return
             with self._lock:
                 if self.current[0] is mm and not self._roll_now():
-                    if len(self.pending) < MAX_PENDING:
-                        self.pending.append((sid, step, value, time))
-                    else:
-                        self.dropped += 1
+                    self.dropped += 1
                     return
 
     def _roll_now(self) -> bool:
         """Roll, but while the disk is full try at most once a second (a failed fallocate is a syscall)."""
         if isinstance(self.current[0], _Full) and _monotonic() < self._retry_at:
             return False
-        if self._roll():
+        if self._open_segment():
             return True
         self._retry_at = _monotonic() + 1.0
         return False
 
-    def _roll(self) -> bool:
-        """Open the next segment and write the points that waited (under the lock)."""
-        if not self._open_segment():
-            return False
-        waiting, self.pending = self.pending, []
-        mm, slots = self.current
-        for n, (sid, step, value, time) in enumerate(waiting):
-            i = next(slots)
-            if i >= SEGMENT_SLOTS:
-                self.pending = waiting[n:]  # the rest waits for the next roll
-                return True
-            pack_record(mm, i * SLOT, step, value, time, sid, i + 1)
-        return True
-
     def retry(self) -> None:
-        """Try again to make room for what waits in memory (the refresher calls it)."""
+        """Try again to write the series that wait in memory, and to make room (the refresher calls it)."""
         if self._series_waiting:
             with self._lock:
                 self._write_series()
-        if self.pending:
+        if isinstance(self.current[0], _Full):
             with self._lock:
-                if self.pending and isinstance(self.current[0], _Full):
-                    self._roll()
+                if isinstance(self.current[0], _Full):
+                    self._open_segment()
 
     def void(self, mm, i: int) -> None:
         """Give up a claimed slot (its value was rejected), so readers do not wait for it."""
@@ -260,6 +251,27 @@ class Journal:
             _close(mm, counter)
         self._segments.clear()
         os.close(self._series_fd)
+
+
+def _make_segment_file(path: str) -> None:
+    """A segment's file at ``path``: its blocks reserved and its header written, its slots zero."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        size = SEGMENT_SLOTS * SLOT
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fd, 0, size)  # reserve the blocks: a full disk must not SIGBUS the loop
+        else:  # pragma: no cover
+            os.ftruncate(fd, size)
+        os.pwrite(fd, HEADER.pack(MAGIC, VERSION, SLOT, SEGMENT_SLOTS), 0)
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _close(mm: mmap.mmap, counter: Any) -> None:

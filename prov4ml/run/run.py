@@ -549,7 +549,7 @@ class Run(ItemRecording):
         if journal is not None and journal.error:
             problems.append(journal.error)
         if journal is not None and journal.dropped:
-            problems.append(f"{journal.dropped:,} points were lost: the disk stayed full for longer than memory could hold them")
+            problems.append(f"{journal.dropped:,} points were not kept: the disk stayed full past the spare journal segment")
         if self._refresher is not None:
             problems += self._refresher.errors
         return problems
@@ -726,7 +726,7 @@ class Run(ItemRecording):
         self.end_time = max(_time(), self.start_time)
         if self._deferred_signal is not None:
             self.set_outcome(self.status, signum=self._deferred_signal)
-        complete = not report.get("backlog") and not self.metrics.journal.pending
+        complete = not report.get("backlog")
         try:
             self._write_snapshot(final=True)
         except OSError as exc:
