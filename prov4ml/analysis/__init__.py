@@ -32,8 +32,10 @@ matplotlib, SVG charts), ``report`` (the HTML pages), ``cli``.
 
 pandas and matplotlib are the ``analysis`` extra (``pip install
 "prov4ml[analysis]"``): they are imported inside the functions, and a missing
-one raises :class:`~prov4ml.exceptions.MissingDependencyError`; the reports
-need pandas only. A missing directory, a directory without
+one raises :class:`~prov4ml.exceptions.MissingDependencyError`. The HTML
+reports (:func:`html_report`, :func:`experiment_report`), :func:`line_data`
+and :func:`spread_data` need neither: runs are read with :mod:`prov4ml.runs`,
+the one reader of recorded runs, and the charts are inline SVG. A missing directory, a directory without
 ``prov_rank<k>.json``, a corrupt document or a missing metric file raises
 :class:`~prov4ml.exceptions.ProvFileError` naming it. Plots draw on a
 ``matplotlib.figure.Figure`` with the Agg canvas: pyplot and the global

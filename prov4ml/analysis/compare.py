@@ -8,9 +8,9 @@ from fnmatch import fnmatchcase
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from ..exceptions import InvalidValueError
-from .load import RunsLike, _pandas, runs_of
+from .load import RunData, RunsLike, _pandas, runs_of
 
-__all__ = ["compare_runs", "sweep_summary", "select_series", "configuration", "COMPARE_STATS", "STATS"]
+__all__ = ["compare_runs", "compare_rows", "sweep_summary", "sweep_rows", "select_series", "configuration", "COMPARE_STATS", "STATS"]
 
 COMPARE_STATS = ("last", "min", "max")
 STATS = ("count", "last", "max", "mean", "min")
@@ -62,11 +62,16 @@ def compare_runs(runs: RunsLike, metrics: Metrics = None, stats: Sequence[str] =
     becomes ``param/<name>``.
     """
     pd = _pandas("prov4ml.analysis.compare_runs")
-    loaded = runs_of(runs)
+    return pd.DataFrame(compare_rows(runs_of(runs), metrics, stats))
+
+
+def compare_rows(loaded: Sequence[RunData], metrics: Metrics = None,
+                 stats: Sequence[str] = COMPARE_STATS) -> List[Dict[str, Any]]:
+    """:func:`compare_runs`' rows as dicts, without pandas (a series a run lacks is absent from its row)."""
     bad = [s for s in stats if s not in STATS]
     if bad:
         raise InvalidValueError(f"unknown statistic(s) {bad}; known: {', '.join(STATS)}")
-    wanted = select_series((k for r in loaded for k in zip(r.summary["name"], r.summary["context"])), metrics)
+    wanted = select_series(((s.name, s.context) for r in loaded for s in _series(r)), metrics)
     fixed = ("run_id", "experiment", "status")
     rows = []
     for r in loaded:
@@ -75,16 +80,27 @@ def compare_runs(runs: RunsLike, metrics: Metrics = None, stats: Sequence[str] =
             row[f"param/{key}" if key in fixed else key] = value
         for key, value in (r.info.get("final_metrics") or {}).items():
             row[f"final/{key}"] = value
-        for (name, context), group in r.summary.groupby(["name", "context"], sort=True, dropna=False):
+        groups: Dict[Tuple[str, str], List[Any]] = {}
+        for s in _series(r):
+            groups.setdefault((s.name, s.context), []).append(s)
+        for (name, context), group in sorted(groups.items()):
             if (name, context) not in wanted:
                 continue
-            lead = group.sort_values("rank").iloc[0]
+            lead = min(group, key=lambda s: s.rank)
             for stat in stats:
-                col = group[stat]
-                value = col.min() if stat == "min" else col.max() if stat == "max" else lead[stat]
+                if stat in ("min", "max"):
+                    values = [v for v in (getattr(s, stat) for s in group) if _number(v)]
+                    value = (min(values) if stat == "min" else max(values)) if values else math.nan
+                else:
+                    value = getattr(lead, stat)
                 row[f"{name}/{context}/{stat}"] = value
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
+
+
+def _series(run: RunData) -> List[Any]:
+    """The series summaries of a run (:class:`prov4ml.runs.Series`), read from its documents."""
+    return run.record.series if run.record is not None else []
 
 
 def configuration(params: Dict[str, Any]) -> Dict[str, Any]:
@@ -105,9 +121,13 @@ def sweep_summary(runs: RunsLike, metrics: Metrics = None, stat: str = "last"):
     the order of each configuration's first run.
     """
     pd = _pandas("prov4ml.analysis.sweep_summary")
-    loaded = runs_of(runs)
-    table = compare_runs(loaded, metrics, stats=(stat,))
-    value_cols = [c for c in table.columns if c.startswith("final/") or c.endswith(f"/{stat}")]
+    return pd.DataFrame(sweep_rows(runs_of(runs), metrics, stat))
+
+
+def sweep_rows(loaded: Sequence[RunData], metrics: Metrics = None, stat: str = "last") -> List[Dict[str, Any]]:
+    """:func:`sweep_summary`'s rows as dicts, without pandas."""
+    table = compare_rows(loaded, metrics, stats=(stat,))
+    value_cols = list(dict.fromkeys(c for row in table for c in row if c.startswith("final/") or c.endswith(f"/{stat}")))
     groups: Dict[Tuple[Tuple[str, str], ...], List[int]] = {}
     configs: Dict[Tuple[Tuple[str, str], ...], Dict[str, Any]] = {}
     for i, run in enumerate(loaded):
@@ -121,12 +141,12 @@ def sweep_summary(runs: RunsLike, metrics: Metrics = None, stat: str = "last"):
         row["runs"] = len(members)
         row["run_ids"] = [loaded[i].run_id for i in members]
         for col in value_cols:
-            values = [float(v) for v in table.loc[members, col].tolist() if _number(v)]
+            values = [float(table[i][col]) for i in members if _number(table[i].get(col))]
             base = col[: -len(f"/{stat}")] if col.endswith(f"/{stat}") and not col.startswith("final/") else col
             row[f"{base}/mean"] = statistics.mean(values) if values else math.nan
             row[f"{base}/std"] = statistics.stdev(values) if len(values) > 1 else math.nan
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def _number(value: Any) -> bool:

@@ -70,7 +70,8 @@ class LineData:
 
 
 def line_data(points: Any, label: str = "", same_step: str = "aggregate") -> LineData:
-    """The line of ``points`` (a frame with ``step`` and ``value`` columns, in logged order).
+    """The line of ``points`` (a frame, or :class:`prov4ml.runs.Points`, with ``step`` and ``value``
+    columns, in logged order).
 
     Steps that repeat are aggregated per step (``same_step="aggregate"``:
     mean, min and max of the values logged at that step, NaN left out) or the
@@ -79,30 +80,51 @@ def line_data(points: Any, label: str = "", same_step: str = "aggregate") -> Lin
     """
     if same_step not in SAME_STEP:
         raise InvalidValueError(f"same_step={same_step!r}; known: {', '.join(SAME_STEP)}")
-    steps = points["step"].to_numpy()
-    values = points["value"].to_numpy(dtype="float64")
+    steps = np.asarray(points["step"])
+    values = np.asarray(points["value"], dtype="float64")
     if same_step == "order":
         return LineData(label, np.arange(len(values), dtype="float64"), values, "order", len(values))
-    if not points["step"].duplicated().any():
-        order = np.argsort(steps, kind="stable")
+    order = np.argsort(steps, kind="stable")
+    x, starts, _counts = np.unique(steps[order], return_index=True, return_counts=True)
+    if len(x) == len(steps):
         return LineData(label, steps[order].astype("float64"), values[order], "step", len(values))
-    grouped = points.groupby("step", sort=True)["value"].agg(["mean", "min", "max", "count"])
-    return LineData(
-        label, grouped.index.to_numpy(dtype="float64"), grouped["mean"].to_numpy("float64"), "step mean", len(values),
-        low=grouped["min"].to_numpy("float64"), high=grouped["max"].to_numpy("float64"),
-        count=grouped["count"].to_numpy("int64"),
-    )
+    mean, low, high, count = _per_group(values[order], starts)
+    return LineData(label, x.astype("float64"), mean, "step mean", len(values), low=low, high=high, count=count)
+
+
+def _per_group(values: np.ndarray, starts: np.ndarray):
+    """Mean, min, max and count of the non-NaN ``values`` of each group (groups start at ``starts``)."""
+    valid = ~np.isnan(values)
+    count = np.add.reduceat(valid.astype("int64"), starts)
+    total = np.add.reduceat(np.where(valid, values, 0.0), starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    with np.errstate(invalid="ignore"):
+        low = np.fmin.reduceat(values, starts)
+        high = np.fmax.reduceat(values, starts)
+    return mean, low, high, count
 
 
 def spread_data(lines: Sequence[LineData], label: str = "") -> LineData:
     """The mean of ``lines`` (the runs of one configuration) at each x, with a band of ± their sample
     standard deviation (``statistics.stdev``; no band where only one run has a value)."""
-    pd = _pandas("prov4ml.analysis.spread_data")
-    frame = pd.DataFrame({"x": np.concatenate([line.x for line in lines]), "y": np.concatenate([line.y for line in lines])})
-    grouped = frame.groupby("x", sort=True)["y"].agg(["mean", "std", "count"])
-    mean, std = grouped["mean"].to_numpy("float64"), np.nan_to_num(grouped["std"].to_numpy("float64"))
-    return LineData(label, grouped.index.to_numpy("float64"), mean, "runs mean", sum(line.points for line in lines),
-                    low=mean - std, high=mean + std, count=grouped["count"].to_numpy("int64"))
+    xs = np.concatenate([line.x for line in lines]) if lines else np.empty(0)
+    ys = np.concatenate([line.y for line in lines]) if lines else np.empty(0)
+    order = np.argsort(xs, kind="stable")
+    xs, ys = xs[order], ys[order]
+    x, starts = np.unique(xs, return_index=True)
+    if not len(x):
+        empty = np.empty(0)
+        return LineData(label, empty, empty, "runs mean", 0, low=empty, high=empty, count=np.empty(0, "int64"))
+    mean, _low, _high, count = _per_group(ys, starts)
+    valid = ~np.isnan(ys)
+    group = np.repeat(np.arange(len(x)), np.diff(np.r_[starts, len(ys)]))
+    squares = np.where(valid, (ys - mean[group]) ** 2, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        std = np.where(count > 1, np.sqrt(np.add.reduceat(squares, starts) / np.maximum(count - 1, 1)), 0.0)
+    std = np.nan_to_num(std)
+    return LineData(label, x.astype("float64"), mean, "runs mean", sum(line.points for line in lines),
+                    low=mean - std, high=mean + std, count=count)
 
 
 def axis_label(name: Any, unit: Any = None) -> str:
@@ -134,9 +156,9 @@ def series_units(runs: Sequence[RunData]) -> Dict[Tuple[Any, Any], str]:
     """``(name, context) -> unit`` of the series that recorded one (the first run's, where runs differ)."""
     units: Dict[Tuple[Any, Any], str] = {}
     for run in runs:
-        for name, context, unit in zip(run.summary["name"], run.summary["context"], run.summary["unit"]):
-            if isinstance(unit, str) and unit:
-                units.setdefault((name, context), unit)
+        for s in (run.record.series if run.record is not None else ()):
+            if isinstance(s.unit, str) and s.unit:
+                units.setdefault((s.name, s.context), s.unit)
     return units
 
 

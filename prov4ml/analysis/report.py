@@ -1,5 +1,7 @@
 """Self-contained HTML reports: one run (:func:`html_report`) and a whole experiment (:func:`experiment_report`).
 
+Neither pandas nor matplotlib is needed: the runs are read with
+:mod:`prov4ml.runs` (NumPy columns) and the charts are drawn by hand.
 A report is one file that needs nothing else to display: inline CSS, charts as
 inline SVG drawn by :func:`~prov4ml.analysis.plots.svg_chart`, the provenance
 graph as inline SVG (Graphviz), and a small inline script that sorts tables.
@@ -9,6 +11,7 @@ Nothing is fetched. Links to the run's files are relative to the report.
 from __future__ import annotations
 
 import html
+import math
 import re
 import shutil
 import subprocess
@@ -22,8 +25,8 @@ from ..provenance import files
 from ..provenance.svg import INSTALL_HINT
 from ._html import Raw, Sorted, fmt, format_duration, href, native, page, status_badge, table
 from ._progress import Progress, steps
-from .compare import Metrics, compare_runs, select_series, sweep_summary
-from .load import PathLike, RunData, _pandas, load_run, run_dirs
+from .compare import Metrics, compare_rows, select_series, sweep_rows
+from .load import PathLike, RunData, artifact_rows, read, run_dirs
 from .plots import PALETTE, LineData, axis_label, line_data, series_units, spread_data, svg_chart
 
 __all__ = ["html_report", "experiment_report", "graph_svg", "format_duration", "GRAPH_MAX_PER_KIND", "GRAPH_TIMEOUT_S"]
@@ -101,9 +104,10 @@ def html_report(run_dir: Union[PathLike, RunData], output: Optional[PathLike] = 
     for none, ``True`` or ``None`` for a rich bar (``None``: only on a
     terminal).
     """
-    run = run_dir if isinstance(run_dir, RunData) else load_run(run_dir, progress=progress)
+    run = run_dir if isinstance(run_dir, RunData) and run_dir.record is not None else read(
+        run_dir.run_dir if isinstance(run_dir, RunData) else run_dir, progress=progress, frames=False)
     out = Path(output) if output is not None else run.run_dir / "report.html"
-    keys = sorted(select_series(zip(run.summary["name"], run.summary["context"]), metrics), key=_series_order)
+    keys = sorted(select_series(_keys(run), metrics), key=_series_order)
     with steps(progress, len(keys) + 2, "report") as step:
         text = _render_run(run, out.parent, keys, metrics, step)
         written = files.write_output(out, text)
@@ -113,6 +117,25 @@ def html_report(run_dir: Union[PathLike, RunData], output: Optional[PathLike] = 
 
 def _series_order(key: Tuple[Any, Any]) -> Tuple[str, str]:
     return str(key[0]), str(key[1])
+
+
+def _keys(run: RunData) -> List[Tuple[Any, Any]]:
+    """``(name, context)`` of every series of ``run`` (one per rank)."""
+    return [(s.name, s.context) for s in run.record.series]
+
+
+def _points(run: RunData) -> Dict[Tuple[Any, Any], List[Any]]:
+    """``(name, context)`` -> the points of each of its ranks, in rank order (series without points left out)."""
+    out: Dict[Tuple[Any, Any], List[Any]] = {}
+    for p in sorted(run.points or (), key=lambda p: p.series.rank):
+        if len(p):
+            out.setdefault((p.series.name, p.series.context), []).append(p)
+    return out
+
+
+def _blank(value: Any) -> Any:
+    """NaN as None: a blank cell, not "nan"."""
+    return None if isinstance(value, float) and value != value else value
 
 
 def _render_run(run: RunData, output_dir: Path, keys: List[Tuple[Any, Any]], metrics: Metrics, step) -> str:
@@ -222,27 +245,27 @@ def _environment(run: RunData) -> str:
 
 
 def _metrics(run: RunData, keys: List[Tuple[Any, Any]], metrics: Metrics, multi: bool, step) -> List[str]:
-    if not len(run.summary):
+    if not run.record.series:
         return ['<p class="muted">no metric recorded</p>']
-    total = len(set(zip(run.summary["name"], run.summary["context"])))
+    total = len(set(_keys(run)))
     out = []
     if metrics is not None:
         chosen = ", ".join(html.escape(str(m)) for m in ([metrics] if isinstance(metrics, str) else metrics))
         out.append(f'<p class="muted">{len(keys)} of {total} series (metrics: {chosen}).</p>')
     wanted = set(keys)
-    summary = run.summary[[k in wanted for k in zip(run.summary["name"], run.summary["context"])]]
+    summary = sorted((s for s in run.record.series if (s.name, s.context) in wanted),
+                     key=lambda s: (str(s.name), str(s.context), s.rank))
     cols = ["name", "context", "rank", "unit", "count", "min", "max", "last", "mean", "nan_count", "first_step", "last_step"]
     if not multi:
         cols.remove("rank")
-    shown = summary[cols].astype(object).where(summary[cols].notna(), None)  # no unit recorded: a blank, not "nan"
-    out.append(table(cols, shown.itertuples(index=False, name=None), sortable=True))
+    out.append(table(cols, ([_blank(getattr(s, c)) for c in cols] for s in summary), sortable=True))
     figures = []
-    groups = dict(iter(run.metrics.groupby(["name", "context"], sort=False, dropna=False))) if len(run.metrics) else {}
+    groups = _points(run)
     units = series_units([run])
     for name, context in keys:
         points = groups.get((name, context))
         if points is not None:
-            lines = [line_data(p, f"rank {rank}") for rank, p in points.groupby("rank", sort=True)]
+            lines = [line_data(p, f"rank {p.series.rank}") for p in points]
             figures.append(_figure(lines, f"{name} ({context})", axis_label(name, units.get((name, context)))))
         step(f"{name} ({context})")
     out.append(f'<div class="plots">{"".join(figures)}</div>')
@@ -265,14 +288,16 @@ def _figure(lines: Sequence[LineData], title: str, ylabel: str) -> str:
 
 
 def _artifacts(run: RunData, output_dir: Path, multi: bool) -> str:
-    if not len(run.artifacts):
+    found = artifact_rows(run.record)
+    if not found:
         return '<p class="muted">none recorded</p>'
     rows = []
-    for a in run.artifacts.astype(object).where(run.artifacts.notna(), None).itertuples(index=False):
-        loc = a.location
+    for a in found:
+        loc, sha256 = a["location"], a["sha256"]
         link = Raw(f'<a href="{href(run.run_dir / loc, output_dir)}">{html.escape(str(loc))}</a>') if isinstance(loc, str) and loc else ""
-        sha = Raw(f"<code>{html.escape(a.sha256[:12])}</code>") if isinstance(a.sha256, str) else ""
-        rows.append(((a.rank,) if multi else ()) + (a.kind, a.name, link, a.model_name, a.version, a.step, a.context, a.size_bytes, sha))
+        sha = Raw(f"<code>{html.escape(sha256[:12])}</code>") if isinstance(sha256, str) else ""
+        rows.append(((a["rank"],) if multi else ()) + (a["kind"], a["name"], link, a["model_name"], a["version"], a["step"],
+                                                       a["context"], a["size_bytes"], sha))
     cols = ["kind", "name", "location", "model", "version", "step", "context", "bytes", "sha256"]
     return table((["rank"] if multi else []) + cols, rows, sortable=True)
 
@@ -290,16 +315,15 @@ def experiment_report(experiment_dir: PathLike, output: Optional[PathLike] = Non
     configuration, and a chart per series with a line per run. ``metrics`` and
     ``progress`` as for :func:`html_report`.
     """
-    _pandas("prov4ml.analysis.experiment_report")
     experiment_dir = Path(experiment_dir)
     dirs = run_dirs(experiment_dir)
     runs = []
     with steps(progress, len(dirs), "loading runs") as step:
         for d in dirs:
-            runs.append(load_run(d))
+            runs.append(read(d, frames=False))
             step(d.name)
     out = Path(output) if output is not None else experiment_dir / "report.html"
-    all_keys = {k for r in runs for k in zip(r.summary["name"], r.summary["context"])}
+    all_keys = {k for r in runs for k in _keys(r)}
     keys = sorted(select_series(all_keys, metrics), key=_series_order)
     with steps(progress, len(keys) + 1, "experiment report") as step:
         text = _render_experiment(experiment_dir, runs, out.parent, keys, step)
@@ -322,17 +346,17 @@ def _render_experiment(experiment_dir: Path, runs: List[RunData], output_dir: Pa
     units = series_units(runs)
     grouped: Dict[Tuple[Any, Any], List[Tuple[RunData, Any]]] = {}
     for r in runs:
-        if len(r.metrics):
-            for key, points in r.metrics.groupby(["name", "context"], sort=False, dropna=False):
-                grouped.setdefault(key, []).append((r, points))
-    sweep = sweep_summary(runs, [f"{n}/{c}" for n, c in keys])
-    configs = _configurations(sweep) if len(sweep) and (sweep["runs"] > 1).any() else {}
+        for key, points in _points(r).items():
+            grouped.setdefault(key, []).append((r, points))
+    sweep = sweep_rows(runs, [f"{n}/{c}" for n, c in keys])
+    configs = _configurations(sweep) if any(row["runs"] > 1 for row in sweep) else {}
     overlays, spreads = [], []
     for key in keys:
         title, ylabel = f"{key[0]} ({key[1]})", axis_label(key[0], units.get(key))
         lines, per_config = [], {}
         for r, points in grouped.get(key, []):
-            for rank, p in points.groupby("rank", sort=True):
+            for p in points:
+                rank = p.series.rank
                 lines.append(line_data(p, f"run {r.run_id}" + (f" rank {rank}" if multi else "")))
                 if rank == r.ranks[0] and r.run_id in configs:
                     per_config.setdefault(configs[r.run_id], []).append(lines[-1])
@@ -353,14 +377,15 @@ def _render_experiment(experiment_dir: Path, runs: List[RunData], output_dir: Pa
 
 
 def _runs_table(runs: List[RunData], output_dir: Path, keys: List[Tuple[Any, Any]]) -> str:
-    cmp = compare_runs(runs, [f"{n}/{c}" for n, c in keys], stats=("last",))
+    cmp = compare_rows(runs, [f"{n}/{c}" for n, c in keys], stats=("last",))
+    present = {c for row in cmp for c in row}
     params = list(dict.fromkeys(k for r in runs for k in r.params))
     finals = list(dict.fromkeys(k for r in runs for k in (r.info.get("final_metrics") or {})))
-    series = [c for c in (f"{n}/{c}/last" for n, c in keys) if c in cmp.columns]
+    series = [c for c in (f"{n}/{c}/last" for n, c in keys) if c in present]
     columns = ["run", "status", "start", "duration", "ranks", *params, *[f"final {k}" for k in finals],
                *[c[: -len("/last")] for c in series]]
     rows = []
-    for r, (_, row) in zip(runs, cmp.iterrows()):
+    for r, row in zip(runs, cmp):
         report = r.run_dir / "report.html"
         target = report if report.is_file() else r.prov_files[r.ranks[0]]
         link = Raw(f'<a href="{href(target, output_dir)}">{html.escape(str(r.run_id))}</a>')
@@ -368,29 +393,37 @@ def _runs_table(runs: List[RunData], output_dir: Path, keys: List[Tuple[Any, Any
         rows.append((Sorted(link, r.run_id), r.info.get("status"), r.info.get("start_time"),
                      Sorted(format_duration(seconds), seconds), len(r.ranks),
                      *[r.params.get(k) for k in params], *[(r.info.get("final_metrics") or {}).get(k) for k in finals],
-                     *[row[c] for c in series]))
+                     *[row.get(c, math.nan) for c in series]))
     return table(columns, rows, sortable=True)
 
 
-def _configurations(sweep) -> Dict[Any, str]:
+def _columns(sweep: List[Dict[str, Any]]) -> List[str]:
+    return list(dict.fromkeys(c for row in sweep for c in row))
+
+
+def _params(sweep: List[Dict[str, Any]]) -> List[str]:
+    return [c for c in _columns(sweep) if c not in ("runs", "run_ids") and not c.endswith(("/mean", "/std"))]
+
+
+def _configurations(sweep: List[Dict[str, Any]]) -> Dict[Any, str]:
     """Run id -> the label of its configuration: the parameters that differ between configurations."""
-    params = [c for c in sweep.columns if c not in ("runs", "run_ids") and not c.endswith(("/mean", "/std"))]
-    varying = [c for c in params if sweep[c].astype(str).nunique() > 1]
+    params = _params(sweep)
+    varying = [c for c in params if len({str(row.get(c, math.nan)) for row in sweep}) > 1]
     labels = {}
-    for _, row in sweep.iterrows():
-        label = ", ".join(f"{c}={fmt(row[c])}" for c in varying) or "all runs"
+    for row in sweep:
+        label = ", ".join(f"{c}={fmt(row.get(c))}" for c in varying) or "all runs"
         labels.update((run_id, label) for run_id in row["run_ids"])
     return labels
 
 
-def _sweep_table(sweep, keys: List[Tuple[Any, Any]]) -> str:
-    value_cols = [c[: -len("/mean")] for c in sweep.columns if c.endswith("/mean")]
-    params = [c for c in sweep.columns if c not in ("runs", "run_ids") and not c.endswith(("/mean", "/std"))]
+def _sweep_table(sweep: List[Dict[str, Any]], keys: List[Tuple[Any, Any]]) -> str:
+    value_cols = [c[: -len("/mean")] for c in _columns(sweep) if c.endswith("/mean")]
+    params = _params(sweep)
     rows = []
-    for _, row in sweep.iterrows():
-        cells: List[Any] = [row[c] for c in params] + [row["runs"], ", ".join(map(str, row["run_ids"]))]
+    for row in sweep:
+        cells: List[Any] = [row.get(c) for c in params] + [row["runs"], ", ".join(map(str, row["run_ids"]))]
         for col in value_cols:
-            mean, std = native(row[f"{col}/mean"]), native(row[f"{col}/std"])
+            mean, std = native(row.get(f"{col}/mean", math.nan)), native(row.get(f"{col}/std", math.nan))
             text = fmt(mean) + ("" if std is None or std != std else f" ± {fmt(std)}")
             cells.append(Sorted(html.escape(text), mean if mean == mean else None))
         rows.append(cells)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from ..exceptions import InvalidValueError
-from ._runs import rank_files, resolve_run
+from ..runs import rank_files, resolve_run
 
 
 def documents(spec: str, rank: Optional[int] = None) -> Dict[Optional[int], Path]:

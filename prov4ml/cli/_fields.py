@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..exceptions import InvalidValueError
-from ._runs import RunRecord
+from ..runs import RunRecord
 
 __all__ = ["Fields", "Condition", "sort_runs", "context_rank", "FIXED", "STATS", "CONTEXT_PREFERENCE", "MISSING"]
 

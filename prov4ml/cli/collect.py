@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from ._output import progress
-from ._runs import DEFAULT_DIR
+from ..runs import DEFAULT_DIR
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ Give several runs, or one experiment (its directory, or its name under ./prov).
 When runs share a configuration (the same parameters, leaving out `seed` and
 the sweep's own `sweep.*` bookkeeping), they are repetitions: each
 configuration gets one column with the mean ± sample standard deviation over
-its repetitions. Needs the analysis extra (pandas).
+its repetitions. Needs neither pandas nor matplotlib.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
+from ..analysis.compare import compare_rows
+from ..analysis.load import of_record
 from ._output import fmt, print_json, print_table
-from ._runs import DEFAULT_DIR, RunRecord, experiment_candidates, find_run_dirs, higher_is_better, is_run_dir, read_run, resolve_run
+from ..runs import DEFAULT_DIR, RunRecord, experiment_candidates, find_run_dirs, higher_is_better, is_run_dir, read_run, resolve_run
 
 _NOT_CONFIG = ("seed",)          # parameters that tell repetitions apart, not configurations
 _BOOKKEEPING = "sweep."
@@ -31,12 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import analysis
-
     run_dirs = target_runs(args.targets)
     records = [read_run(d, details=False) for d in run_dirs]
-    frame = analysis.compare_runs([str(d) for d in run_dirs], metrics=args.metrics)
-    rows = [_row(record, line) for record, line in zip(records, frame.to_dict("records"))]
+    lines = compare_rows([of_record(r) for r in records], metrics=args.metrics)
+    columns = list(dict.fromkeys(k for line in lines for k in line))  # every run has every column, as in a table
+    rows = [_row(record, {k: line.get(k) for k in columns}) for record, line in zip(records, lines)]
     groups = _configurations(records)
     sweep = any(len(members) > 1 for members in groups.values())
     if args.json:

@@ -11,7 +11,7 @@ import argparse
 
 from ._documents import one_document
 from ._output import busy
-from ._runs import DEFAULT_DIR
+from ..runs import DEFAULT_DIR
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

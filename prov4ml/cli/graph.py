@@ -13,7 +13,7 @@ from pathlib import Path
 from ..exceptions import InvalidValueError
 from ._documents import documents, one_document
 from ._output import busy
-from ._runs import DEFAULT_DIR
+from ..runs import DEFAULT_DIR
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 from ..exceptions import InvalidValueError
 from ._fields import MISSING, Condition, Fields, context_rank, sort_runs
 from ._output import duration, print_csv, print_json, print_table, progress, status_style
-from ._runs import DEFAULT_DIR, RunRecord, find_run_dirs, metric_figures, read_run
+from ..runs import DEFAULT_DIR, RunRecord, find_run_dirs, metric_figures, read_run
 
 MAIN_METRICS = 3   # metrics shown by default
 KEY_PARAMS = 6     # parameters shown by default

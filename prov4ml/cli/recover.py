@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._runs import DEFAULT_DIR, resolve_run
+from ..runs import DEFAULT_DIR, resolve_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

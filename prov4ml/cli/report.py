@@ -1,13 +1,14 @@
 """A self-contained HTML report: of a run (parameters, metrics with plots, artifacts), or of an experiment (all its runs).
 
-Needs the analysis extra (pandas). The path written is printed; a progress bar shows on a terminal.
+Needs neither pandas nor matplotlib (the charts are inline SVG). The path written is printed; a progress bar shows on a terminal.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ._runs import DEFAULT_DIR, experiment_candidates, find_run_dirs, is_run_dir, resolve_run
+from ..analysis.report import experiment_report, html_report
+from ..runs import DEFAULT_DIR, experiment_candidates, find_run_dirs, is_run_dir, resolve_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,10 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import analysis
-
     target, is_run = _target(args.target)
-    write = analysis.html_report if is_run else analysis.experiment_report
+    write = html_report if is_run else experiment_report
     print(write(target, args.output, metrics=args.metrics))  # a progress bar on a terminal, from analysis
     return 0
 

@@ -10,7 +10,7 @@ import dataclasses
 from typing import Any, Dict, List
 
 from ._output import duration, fmt, print_json, print_table, status_style
-from ._runs import DEFAULT_DIR, RunRecord, read_run, resolve_run
+from ..runs import DEFAULT_DIR, RunRecord, read_run, resolve_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -22,7 +22,7 @@ from typing import Deque, Dict, List, Optional, Tuple
 
 from ..exceptions import InvalidValueError
 from ._output import duration, fmt, print_table, status_style
-from ._runs import DEFAULT_DIR, RunRecord, read_run, resolve_run
+from ..runs import DEFAULT_DIR, RunRecord, read_run, resolve_run
 
 SPARK_POINTS = 40
 _BARS = "▁▂▃▄▅▆▇█"

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
 from ..run import lifecycle as _lifecycle
 from .._fs import slug
-from ..exceptions import InvalidValueError, RunStateError
+from ..exceptions import InvalidValueError, ProvFileError, RunStateError
 from ..metrics.formats import MetricsType, get_format
+from ..runs import csv_rows
 
 __all__ = ["MetricsType", "get_file_type", "MetricInfo", "PROV4ML_DATA", "Prov4MLDataView"]
 
@@ -87,12 +87,10 @@ class MetricInfo:
 
 
 def _read_points(path: Path):
-    with open(path, encoding="utf-8", newline="") as fh:
-        header = fh.readline().rstrip("\r\n")
-        m = re.fullmatch(r"step(.)value\1time", header)
-        if m is None:
-            raise InvalidValueError(f"{path} is not a metric file of this run (header {header!r})")
-        return list(csv.reader(fh, delimiter=m.group(1)))
+    try:
+        return csv_rows(path)  # the rows as the file holds them (prov4ml.runs reads every metric file)
+    except ProvFileError as exc:
+        raise InvalidValueError(f"{exc}: not a metric file of this run") from None
 
 
 def _run(attribute: str):

@@ -17,7 +17,6 @@ carry ``provml:context`` and ``provml:source`` and point to their file with
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Dict, List, Optional, Union
 from ..provenance.names import RUNDIR, json_location, location_path
 from .._optional import require
 from ..exceptions import InvalidValueError, ProvFileError
+from ..runs import read_json, read_points
 
 __all__ = [
     "list_activities", "list_entities", "get_parameter", "list_parameters",
@@ -45,12 +45,11 @@ def _load(source: Source) -> Dict[str, Any]:
         return source
     path = Path(source)
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except OSError as exc:
-        raise ProvFileError(f"{path}: cannot be read ({exc.strerror or exc}); give the path of a prov_rank<k>.json") from None
-    except ValueError as exc:
-        raise ProvFileError(f"{path} is not JSON ({exc}); give a PROV-JSON written by prov4ml") from None
+        return read_json(path)  # prov4ml.runs reads every run document
+    except ProvFileError as exc:
+        if path.is_file():
+            raise ProvFileError(f"{exc} (not JSON a PROV-JSON reader can use; give a PROV-JSON written by prov4ml)") from None
+        raise ProvFileError(f"{exc}; give the path of a prov_rank<k>.json") from None
 
 
 def _unwrap(value: Any) -> Any:
@@ -209,8 +208,6 @@ def get_metric(data: Source, name: Optional[str] = None, context: Optional[str] 
     ``context`` when the name is logged in several). ``time`` is in Unix seconds.
     """
     pd = require("pandas", "analysis", "get_metric()")
-    from ..analysis import METRIC_READERS
-
     doc = _load(data)
     found = _metrics(doc, context, source)
     if name is not None:
@@ -223,12 +220,7 @@ def get_metric(data: Source, name: Optional[str] = None, context: Optional[str] 
     path = _path(data, doc, json_location(attrs.get("prov:location")))
     if path is None:
         return pd.DataFrame({"step": [], "value": [], "time": []})
-    reader = METRIC_READERS.get(Path(path).suffix)
-    if reader is None:
-        raise ProvFileError(f"{path}: unknown metric file format; known: {', '.join(sorted(METRIC_READERS))}")
-    if not Path(path).exists():
-        raise ProvFileError(f"{path}: metric file missing; keep the run's metrics/ folder beside its PROV-JSON")
-    return pd.DataFrame(reader(Path(path)))
+    return pd.DataFrame(read_points(Path(path).parent, Path(path).name))
 
 
 def list_runs_in_proj(path: Union[str, "os.PathLike[str]"]) -> List[Path]:

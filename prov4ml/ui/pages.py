@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import quote
 
-from .. import analysis
+from .. import runs
 from ..exceptions import Prov4MLError
 from .graph import PER_KIND
 from .store import SERIES_FIELDS, RunHead, Store, duration_s, environment, native, sweep_groups
@@ -208,7 +208,7 @@ def run_page(store: Store, entry: RunHead) -> str:
     if run is None:
         return page(entry.key, f"<h1>{html.escape(entry.key)}</h1>{_status('unreadable')}"
                                f'<p class="error">{html.escape(error or "")}</p>', store)
-    info, status = run.info, entry.label
+    status = entry.label
     title = f"{run.experiment or entry.run_dir.parent.name} · run {run.run_id}"
     exp_key = entry.experiment
     parts = [f'<h1>{html.escape(title)}</h1><p>{_status(status, "run-status")} '
@@ -219,21 +219,21 @@ def run_page(store: Store, entry: RunHead) -> str:
         parts.append(f'<p class="warning">The process of rank(s) {", ".join(map(str, entry.needs_recovery))} was '
                      "killed before end_run; what is shown is its last refresh. Complete it with "
                      f"<code>prov4ml recover {html.escape(str(entry.run_dir))}</code>.</p>")
-    if info.get("error_type"):
-        parts.append(f'<p class="error"><b>{html.escape(str(info["error_type"]))}</b>: '
-                     f'{html.escape(str(info.get("error_message") or ""))}</p>')
+    if run.error_type:
+        parts.append(f'<p class="error"><b>{html.escape(str(run.error_type))}</b>: '
+                     f'{html.escape(str(run.error_message or ""))}</p>')
     parts.append("<h2>Metrics</h2>" + _live([(entry.key, title)], run_page=True)
                  + f'<div id="summary">{summary_table(entry)}</div>')
     dur = duration_s(entry)
-    fields = [("status", status), ("start", info.get("start_time")), ("end", info.get("end_time")),
-              ("duration", duration(dur)), ("ranks", info.get("ranks")), ("user", info.get("user")),
-              ("host", info.get("host")), ("command", info.get("command"))]
-    fields += [(f"final {k}", v) for k, v in (info.get("final_metrics") or {}).items()]
+    fields = [("status", status), ("start", run.start), ("end", run.end),
+              ("duration", duration(dur)), ("ranks", run.ranks), ("user", run.user),
+              ("host", run.host), ("command", run.command)]
+    fields += [(f"final {k}", v) for k, v in run.final_metrics.items()]
     parts.append("<h2>Run</h2>" + _kv((k, v) for k, v in fields if v not in (None, "", [])))
     parts.append("<h2>Parameters</h2>" + (_kv((k, repr(v) if isinstance(v, float) else v) for k, v in run.params.items())
                                          if run.params else '<p class="muted">none recorded</p>'))
     parts.append("<h2>Artifacts and model versions</h2>" + _artifacts(entry, run))
-    env = environment(entry)
+    env = environment(run)
     parts.append("<h2>Environment</h2>" + (_kv(env.items()) if env else '<p class="muted">not recorded</p>'))
     parts.append("<h2>Provenance graph</h2>" + _graph_box(entry, min(run.ranks), PER_KIND, True))
     return page(title, "".join(parts), store)
@@ -253,14 +253,13 @@ def summary_table(entry: RunHead) -> str:
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _artifacts(entry: RunHead, run: analysis.RunData) -> str:
-    frame = run.artifacts
-    if not len(frame):
+def _artifacts(entry: RunHead, run: runs.RunRecord) -> str:
+    if not run.artifacts:
         return '<p class="muted">none recorded</p>'
     cols = ["kind", "name", "location", "model_name", "version", "step", "context", "size_bytes", "sha256"]
     rows = []
-    for rec in frame[cols].itertuples(index=False, name=None):
-        rec = [native(v) for v in rec]
+    for artifact in run.artifacts:
+        rec = [native(artifact.get(c)) for c in cols]
         loc = rec[2]
         cells = [_cell(v) for v in rec]
         if isinstance(loc, str) and loc:

@@ -40,12 +40,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .. import _commands
-from .._optional import require
 from ..exceptions import InvalidValueError, MissingDependencyError, Prov4MLError
 from . import pages
 from .graph import PER_KIND, render_svg
 from .store import RunHead, Store, duration_s, metric_files
-from .tail import read_new
+from ..runs import read_new, read_points
 
 __all__ = ["UIServer", "serve", "points", "runs_json", "main", "DEFAULT_PORT"]
 
@@ -76,7 +75,7 @@ def points(store: Store, key: str, offsets: Dict[str, Any], limit: Optional[int]
     entry = store.head(key)
     limit = MAX_BYTES if limit is None else limit
     out: List[Dict[str, Any]] = []
-    for series in metric_files(entry.run_dir):
+    for series in metric_files(entry.record) if entry.record is not None else ():
         location = series["location"]
         seen_location, seen = _seen(offsets.get(series["key"]))
         moved = seen_location is not None and seen_location != location
@@ -85,7 +84,7 @@ def points(store: Store, key: str, offsets: Dict[str, Any], limit: Optional[int]
             chunk = read_new(entry.run_dir / location, offset, limit)
             steps, values, new_offset, reset, more = chunk.step, chunk.value, chunk.offset, chunk.reset or moved, chunk.more
         elif moved or seen_location is None:
-            steps, values = _whole_series(store, entry, series)
+            steps, values = _whole_series(entry, series)
             new_offset, reset, more = -1, moved, False
         else:
             continue  # a columnar file already sent
@@ -101,10 +100,11 @@ def _seen(value: Any) -> Tuple[Optional[str], int]:
     return None, 0
 
 
-def _whole_series(store: Store, entry: RunHead, series: Dict[str, Any]) -> Tuple[List[Any], List[Any]]:
-    m = store.full(entry).metrics
-    sel = m[(m["name"] == series["name"]) & (m["context"] == series["context"]) & (m["rank"] == series["rank"])]
-    return [int(s) for s in sel["step"]], [float(v) for v in sel["value"]]
+def _whole_series(entry: RunHead, series: Dict[str, Any]) -> Tuple[List[Any], List[Any]]:
+    cols = read_points(entry.run_dir, series["location"])
+    if cols is None:
+        return [], []
+    return [int(s) for s in cols["step"]], [float(v) for v in cols["value"]]
 
 
 def runs_json(store: Store) -> List[Dict[str, Any]]:
@@ -250,7 +250,6 @@ class UIServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, root: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, verbose: bool = False) -> None:
-        require("pandas", "analysis", "prov4ml ui")  # the runs are read with prov4ml.analysis
         self.store = Store(root)
         self.verbose = verbose
         super().__init__((host, port), _Handler)

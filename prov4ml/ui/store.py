@@ -1,12 +1,12 @@
-"""The runs under the UI's directory, read from their PROV-JSON and kept while unchanged.
+"""The runs under the UI's directory, read with :mod:`prov4ml.runs` and kept while unchanged.
 
 Lists and comparisons need only what each ``prov_rank<k>.json`` says (status,
-times, parameters, each series' summary), so they are read from the documents
-as JSON, without the ``prov`` package or the metric files: a running run's
-document is rewritten every few seconds, and reading its points again each
-time would cost as much as the run's whole history. A run's page reads the
-run in full with :func:`prov4ml.analysis.load_run`. Both are read again only
-when a document changed.
+times, parameters, each series' summary), so they read the documents alone
+(:func:`prov4ml.runs.read_run` with ``details=False``), never the metric
+files: a running run's document is rewritten every few seconds, and reading
+its points again each time would cost as much as the run's whole history. A
+run's page reads the run in full (``details=True``). Both are read again only
+when a document changed. Neither pandas nor matplotlib is needed.
 """
 
 from __future__ import annotations
@@ -14,37 +14,25 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import statistics
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..provenance.names import json_location
-from .. import analysis
+from .. import runs
 from ..exceptions import InvalidValueError, Prov4MLError
-from ..run.recovery import needs_recovery
+from ..runs.document import local_attrs
 
 __all__ = ["Store", "RunHead", "configuration", "sweep_groups", "metric_files", "environment", "duration_s",
            "native", "SWEEP_EXCLUDED", "STATUS_ORDER", "SERIES_FIELDS"]
 
-_DOC = re.compile(r"^prov_rank(\d+)\.json$")
-_RUN_DIR = re.compile(r"^run_(\d+)$")
-_REPEAT = re.compile(r"^(.*)#(\d+)$")  # a parameter logged again with another value: "lr#2"
 # Parameters that tell repetitions of one configuration apart rather than configurations.
 SWEEP_EXCLUDED = ("sweep.", "seed")
 # The status of a run of several ranks is its ranks' most severe.
 STATUS_ORDER = ("finished", "running", "interrupted", "terminated", "killed", "failed")
 SERIES_FIELDS = ("name", "context", "rank", "count", "min", "max", "last", "mean", "first_step", "last_step", "unit")
-_ENVIRONMENT_TYPES = {"provml:Environment", "prov:Plan"}
-_LITERALS: Dict[str, Callable[[str], Any]] = {
-    "xsd:double": float, "xsd:float": float, "xsd:decimal": float,  # float() reads prov's INF, -INF and NaN
-    "xsd:int": int, "xsd:long": int, "xsd:integer": int, "xsd:short": int,
-    "xsd:boolean": lambda s: s.strip().lower() in ("true", "1"),
-    "xsd:dateTime": lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")),
-}
 
 
 def native(value: Any) -> Any:
@@ -53,61 +41,6 @@ def native(value: Any) -> Any:
         return None
     item = getattr(value, "item", None)
     return item() if callable(item) and not isinstance(value, str) else value
-
-
-def _literal(value: Any) -> Any:
-    """The Python value of a PROV-JSON attribute value (``{"$": "0.1", "type": "xsd:double"}`` -> 0.1)."""
-    if isinstance(value, list):
-        return [_literal(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    raw, kind = value.get("$"), value.get("type")
-    try:
-        return _LITERALS[kind](raw) if kind in _LITERALS else raw
-    except (TypeError, ValueError):
-        return raw
-
-
-def _time(value: Any) -> Optional[datetime]:
-    """prov:startTime / prov:endTime: plain ISO strings in PROV-JSON."""
-    if isinstance(value, datetime) or value is None:
-        return value
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _records(doc: Dict[str, Any], kind: str) -> List[Tuple[set, Dict[str, Any]]]:
-    """(prov:types, plain attributes) of each ``kind`` record ("entity", "activity") of a PROV-JSON dict."""
-    out = []
-    for record in (doc.get(kind) or {}).values():
-        for rec in record if isinstance(record, list) else [record]:  # an identifier used twice is a list
-            types = rec.get("prov:type", [])
-            types = {t.get("$") if isinstance(t, dict) else t for t in (types if isinstance(types, list) else [types])}
-            out.append((types, {k: _literal(v) for k, v in rec.items() if k != "prov:type"}))
-    return out
-
-
-def _documents(run_dir: Path) -> Dict[int, Path]:
-    found = {}
-    try:
-        names = os.listdir(run_dir)
-    except OSError:
-        return found
-    for name in names:
-        m = _DOC.match(name)
-        if m:
-            found[int(m.group(1))] = run_dir / name
-    return dict(sorted(found.items()))
-
-
-def _load(path: Path) -> Dict[str, Any]:
-    with open(path, encoding="utf-8") as fh:
-        doc = json.load(fh)
-    if not isinstance(doc, dict):
-        raise ValueError("not a PROV-JSON object")
-    return doc
 
 
 @dataclass
@@ -134,6 +67,7 @@ class RunHead:
     last: Dict[str, Any] = field(default_factory=dict)
     needs_recovery: List[int] = field(default_factory=list)
     error: Optional[str] = None
+    record: Optional[runs.RunRecord] = field(default=None, repr=False)  # what the documents say (no details)
 
     @property
     def label(self) -> str:
@@ -148,41 +82,19 @@ class RunHead:
         return self.error is None
 
 
-def _read_head(head: RunHead, docs: Dict[int, Path]) -> RunHead:
-    statuses, starts, ends = [], [], []
-    for rank, path in docs.items():  # lowest rank first: its parameter values and last values win
-        doc = _load(path)
-        run = next((attrs for types, attrs in _records(doc, "activity") if "mls:Run" in types), None)
-        if run is None:
-            raise ValueError(f"{path.name} has no mls:Run activity: not a prov4ml run document")
-        statuses.append(str(run.get("provml:status") or "running"))
-        starts.append(_time(run.get("prov:startTime")))
-        ends.append(_time(run.get("prov:endTime")))
-        if head.run_id is None:
-            head.run_id, head.experiment_name = run.get("provml:run_id"), run.get("provml:experiment")
-        repeats: Dict[str, Tuple[int, Any]] = {}
-        for types, attrs in _records(doc, "entity"):
-            if "mls:HyperParameterSetting" in types:
-                m = _REPEAT.match(str(attrs.get("prov:label", "")))
-                key, n = (m.group(1), int(m.group(2))) if m else (str(attrs.get("prov:label")), 1)
-                if n >= repeats.get(key, (0, None))[0]:
-                    repeats[key] = (n, attrs.get("prov:value"))
-            elif "provml:Metric" in types:
-                row = {f: attrs.get(f"provml:{f}") for f in SERIES_FIELDS}
-                row["rank"] = rank
-                head.series.append(row)
-                head.last.setdefault(f"{row['name']}/{row['context']}", row["last"])
-        for key, (_n, value) in repeats.items():
-            head.params.setdefault(key, value)
-    if head.run_id is None:
-        m = _RUN_DIR.match(head.run_dir.name)
-        head.run_id = int(m.group(1)) if m else head.run_dir.name
-    head.ranks = list(docs)
+def _read_head(head: RunHead, record: runs.RunRecord) -> RunHead:
+    head.record = record
+    head.run_id, head.experiment_name = record.run_id, record.experiment
+    head.params = dict(record.params)
+    for s in sorted(record.series, key=lambda s: s.rank):  # lowest rank first: its last values win
+        row = {f: getattr(s, f) for f in SERIES_FIELDS}
+        head.series.append(row)
+        head.last.setdefault(f"{s.name}/{s.context}", s.last)
+    head.ranks = list(record.ranks)
     head.series.sort(key=lambda r: (str(r["name"]), str(r["context"]), r["rank"]))
+    statuses = [doc.info.get("status") or "running" for doc in record.documents.values()]
     head.status = max(statuses, key=lambda s: STATUS_ORDER.index(s) if s in STATUS_ORDER else 1)
-    dated = [s for s in starts if isinstance(s, datetime)]
-    head.start = min(dated) if dated else None
-    head.end = max(ends) if ends and all(isinstance(e, datetime) for e in ends) else None
+    head.start, head.end = record.start, record.end
     return head
 
 
@@ -229,43 +141,26 @@ def sweep_groups(runs: Sequence[RunHead]) -> List[Dict[str, Any]]:
             name: {"n": len(v), "mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else None}
             for name, v in sorted(values.items())
         }
-        out.append({"params": {k: json.loads(v) for k, v in config}, "runs": [r.key for r in members], "metrics": metrics})
+        params = {k: v for k, v in members[0].params.items() if k in dict(config)}
+        out.append({"params": dict(sorted(params.items())), "runs": [r.key for r in members], "metrics": metrics})
     return out
 
 
-def metric_files(run_dir: Path) -> List[Dict[str, Any]]:
-    """Every metric series of every rank of ``run_dir``: ``key`` (``name/context/rank``), ``name``,
-    ``context``, ``rank``, ``location`` (relative to ``run_dir``). A document being replaced is skipped."""
-    out = []
-    for rank, path in _documents(run_dir).items():
-        try:
-            doc = _load(path)
-        except (OSError, ValueError):
-            continue  # cut short: the next poll reads it
-        for types, attrs in _records(doc, "entity"):
-            if "provml:Metric" in types and attrs.get("prov:location"):
-                name, context = attrs.get("provml:name"), attrs.get("provml:context")
-                out.append({"key": f"{name}/{context}/{rank}", "name": name, "context": context, "rank": rank,
-                            "location": json_location(attrs["prov:location"])})
-    return out
+def metric_files(record: runs.RunRecord) -> List[Dict[str, Any]]:
+    """Every metric series of every rank of a run: ``key`` (``name/context/rank``), ``name``,
+    ``context``, ``rank``, ``location`` (relative to the run directory)."""
+    return [{"key": f"{s.name}/{s.context}/{s.rank}", "name": s.name, "context": s.context, "rank": s.rank,
+             "location": s.location} for s in record.series if s.location]
 
 
-def environment(head: RunHead) -> Dict[str, Any]:
+def environment(record: runs.RunRecord) -> Dict[str, Any]:
     """The environment and source-code attributes (git, host, Python...) of the run's lowest rank."""
-    try:
-        doc = _load(head.run_dir / f"prov_rank{min(head.ranks)}.json")
-    except (OSError, ValueError):
+    if not record.documents:
         return {}
-    out: Dict[str, Any] = {}
-    for types, attrs in _records(doc, "entity"):
-        if not types & _ENVIRONMENT_TYPES:
-            continue
-        plan = "prov:Plan" in types
-        for key, value in attrs.items():
-            label = key.split(":", 1)[-1]
-            if plan:
-                label = {"label": "source", "location": "source_location"}.get(label, label)
-            out.setdefault(label, value)
+    doc = record.documents[min(record.documents)]
+    out: Dict[str, Any] = dict(local_attrs(doc.environment, drop=("prov:type",)))
+    for label, value in local_attrs(doc.source, drop=("prov:type",)).items():
+        out.setdefault({"label": "source", "location": "source_location"}.get(label, label), value)
     return out
 
 
@@ -277,26 +172,13 @@ class Store:
         if not self.root.is_dir():
             raise InvalidValueError(f"{root}: no such directory; give the provenance_save_dir of your runs (e.g. prov)")
         self._heads: Dict[Path, Tuple[Tuple, RunHead]] = {}
-        self._full: Dict[Path, Tuple[Tuple, analysis.RunData]] = {}
+        self._full: Dict[Path, Tuple[Tuple, runs.RunRecord]] = {}
         self._lock = threading.Lock()
 
     # -- finding runs
     def run_dirs(self) -> List[Path]:
         """Directories holding a ``prov_rank<k>.json``: the root, its children and grandchildren."""
-        found, level = [], [self.root]
-        for _depth in range(3):
-            deeper = []
-            for d in level:
-                try:
-                    children = sorted(os.scandir(d), key=lambda e: e.name)
-                except OSError:
-                    continue
-                if any(_DOC.match(e.name) for e in children):
-                    found.append(Path(d))
-                else:
-                    deeper += [Path(e.path) for e in children if e.is_dir() and not e.name.startswith(".")]
-            level = deeper
-        return found
+        return runs.walk(self.root)
 
     def key(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() if path != self.root else "."
@@ -311,7 +193,7 @@ class Store:
     # -- reading
     def head(self, key: str) -> RunHead:
         run_dir = self.resolve(key)
-        if not _documents(run_dir):
+        if not runs.rank_files(run_dir):
             raise InvalidValueError(f"no run {key!r} under {self.root}")
         return self._head(run_dir)
 
@@ -333,14 +215,14 @@ class Store:
             raise InvalidValueError(f"no experiment {key!r} under {self.root}")
         return runs
 
-    def full(self, head: RunHead) -> analysis.RunData:
-        """The run in full (:func:`prov4ml.analysis.load_run`), read again when a document changed."""
+    def full(self, head: RunHead) -> runs.RunRecord:
+        """The run in full (:func:`prov4ml.runs.read_run`), read again when a document changed."""
         sig = _signature(head.run_dir)
         with self._lock:
             cached = self._full.get(head.run_dir)
         if cached is not None and cached[0] == sig:
             return cached[1]
-        data = analysis.load_run(head.run_dir)
+        data = runs.read_run(head.run_dir, details=True)
         with self._lock:
             self._full[head.run_dir] = (sig, data)
         return data
@@ -355,23 +237,20 @@ class Store:
             parent = run_dir.parent if run_dir != self.root else run_dir
             head = RunHead(self.key(run_dir), self.key(parent) if parent != run_dir else ".", run_dir)
             try:
-                _read_head(head, _documents(run_dir))
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # cut short or not ours
+                _read_head(head, runs.read_run(run_dir, details=False))
+            except (Prov4MLError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # cut short or not ours
                 head = RunHead(head.key, head.experiment, run_dir, error=f"{type(exc).__name__}: {exc}")
             with self._lock:
                 self._heads[run_dir] = (sig, head)
         if head.status == "running":
             # a kill leaves the document as it was: the journal says whether the process is gone
-            try:
-                head.needs_recovery = needs_recovery(run_dir)
-            except (OSError, Prov4MLError):
-                head.needs_recovery = []
+            head.needs_recovery = runs.needs_recovery(run_dir, quiet=True)
         return head
 
 
 def _signature(run_dir: Path) -> Tuple:
     out = []
-    for name, path in _documents(run_dir).items():
+    for name, path in runs.rank_files(run_dir).items():
         try:
             st = os.stat(path)
         except OSError:

@@ -1,0 +1,35 @@
+"""The status of a run: its ranks' most severe, and whether a killed process left it to ``prov4ml recover``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, List, Optional
+
+from ..exceptions import Prov4MLError
+
+__all__ = ["SEVERITY", "KILLED", "merge", "needs_recovery"]
+
+#: The status of a run of several ranks is its ranks' most severe.
+SEVERITY = {"finished": 0, "running": 1, "interrupted": 2, "terminated": 2, "killed": 3, "failed": 4}
+#: How ``status`` reads for a run whose process died before ``end_run``.
+KILLED = "killed (needs prov4ml recover)"
+
+
+def merge(statuses: Iterable[Optional[str]]) -> str:
+    """The most severe of the ranks' statuses (a rank that recorded none is ``running``)."""
+    return max((s or "running" for s in statuses), key=lambda s: SEVERITY.get(s, 1), default="running")
+
+
+def needs_recovery(run_dir: Path, quiet: bool = False) -> List[int]:
+    """The ranks of ``run_dir`` whose process died before ``end_run`` (their journal says so).
+
+    ``quiet``: an unreadable journal reads as none instead of raising.
+    """
+    from ..run.recovery import needs_recovery as journal_says  # the journal's state: only for runs not ended
+
+    try:
+        return journal_says(Path(run_dir))
+    except (OSError, Prov4MLError):
+        if quiet:
+            return []
+        raise
