@@ -20,7 +20,7 @@ import prov4ml
 import prov4ml.run.recovery
 import prov4ml.ui
 from prov4ml.ui import serve
-from prov4ml.ui.tail import read_new
+from prov4ml.runs.tail import read_new
 
 from conftest import ROOT, run_python
 
