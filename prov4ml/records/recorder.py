@@ -1,26 +1,38 @@
-"""The Run's recording of files and objects: artifacts, models, model versions, datasets, source code.
+"""The Run's records other than metric points: parameters, artifacts, models, model versions,
+datasets, source code, notes, and the contexts and epochs they fall in.
 
-Mixed into :class:`prov4ml.run.Run`: the methods use its lock, its record
-lists and its artifact store, and take the calls ``run.calls`` normalised.
+:class:`prov4ml.run.Run` holds one :class:`RecordsRecorder` as ``run.records``. The Run passes
+in what it decides: its lock, ``check_open`` (raises on an ended run; says whether this process
+records) and ``count_log`` (what a new record counts for), so nothing here reaches up to it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import socket
+import sys
+import time
 import warnings
 import weakref
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .. import calls
+from .. import _values, calls
 from .._fs import slug
-from ..context import resolve_context
+from ..context import Context, resolve_context
 from ..exceptions import ArtifactError, InvalidValueError
 from .._values import check_step, check_timestamp
-from .model import ArtifactRecord, DatasetRecord, ModelRecord, ModelVersionRecord, utc
+from . import state as _state
+from .artifacts import ArtifactStore
+from .model import (
+    ArtifactRecord, DatasetRecord, EpochRecord, ModelRecord, ModelVersionRecord, ParamRecord, utc,
+)
 
-__all__ = ["ItemRecording"]
+__all__ = ["RecordsRecorder"]
+
+_time = time.time
+_MISSING = object()
 
 
 def _step_and_time(step: Any, timestamp: Any) -> Tuple[Optional[int], Optional[datetime]]:
@@ -28,34 +40,151 @@ def _step_and_time(step: Any, timestamp: Any) -> Tuple[Optional[int], Optional[d
     return (None if step is None else check_step(step)), (None if timestamp is None else utc(check_timestamp(timestamp)))
 
 
-class ItemRecording:
-    """``log_artifact``, ``log_model``, ``save_model_version``, ``log_dataset``, ``log_source_code`` of a Run."""
+class RecordsRecorder:
+    """``log_param``, ``log_artifact``, ``log_model``, ``save_model_version``, ``log_dataset``,
+    ``log_source_code``, ``mark_epoch`` and the notes of one Run.
 
+    Warnings name the user's line through one more frame than the calls had when they were Run
+    methods: the Run's own delegating method.
+    """
+
+    def __init__(self, store: ArtifactStore, lock: Any, check_open: Callable[[str], bool],
+                 count_log: Callable[[], None], default_context: Context) -> None:
+        self.store = store  # the run's ArtifactStore (``run.artifacts``)
+        self.lock = lock  # the Run's lock: its snapshot reads these lists under it
+        self._check_open = check_open
+        self._count_log = count_log
+        self.default_context = default_context
+        self.params: List[ParamRecord] = []
+        self.param_values: Dict[str, Any] = {}
+        self.artifacts: List[ArtifactRecord] = []
+        self.models: List[ModelRecord] = []
+        self.versions: List[ModelVersionRecord] = []
+        self._last_version: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+        self._last_version_by_name: Dict[str, int] = {}
+        self.datasets: List[DatasetRecord] = []
+        self.contexts: Dict[Context, List[Optional[float]]] = {}
+        self.epochs: List[Tuple[Context, int, float]] = []  # (context, epoch, start) marks
+        self.notes: Dict[str, Any] = {}
+        self.environment: Dict[str, Any] = {"host": socket.gethostname()}  # known at once; the capture adds the rest
+        self.source_code: Optional[str] = None
+        self.command = _state.redacted_command(sys.argv)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def touch(self, ctx: Optional[Context], when: Optional[float] = None) -> None:
+        """Widen the time span of ``ctx`` (and of its parents) to ``when`` (default: now)."""
+        while ctx is not None:
+            when_ = when if when is not None else _time()
+            span = self.contexts.setdefault(ctx, [when_, when_])
+            span[0] = min(span[0], when_)
+            span[1] = max(span[1], when_)
+            ctx = ctx.parent
+
+    def note(self, key: str, value: Any) -> None:
+        """A note on the run (execution times, the command, a collector's remark)."""
+        if self._check_open("log"):
+            with self.lock:
+                self.notes[key] = value
+            self._count_log()
+
+    def epoch_records(self) -> List[EpochRecord]:
+        """Each mark ends at the next mark of its context, the last at the context's last record."""
+        out: List[EpochRecord] = []
+        next_start: Dict[Context, float] = {}
+        for ctx, epoch, start in reversed(self.epochs):
+            end = next_start.get(ctx, max(start, self.contexts[ctx][1]))  # a mark touched its context
+            out.append(EpochRecord(ctx, epoch, utc(start), utc(end)))
+            next_start[ctx] = start
+        return out[::-1]
+
+    def snapshot_fields(self) -> Dict[str, Any]:
+        """Copies of the records for a RunSnapshot (the caller holds the lock; notes apart)."""
+        return dict(
+            params=list(self.params),
+            artifacts=list(self.artifacts),
+            models=list(self.models),
+            versions=list(self.versions),
+            datasets=list(self.datasets),
+            contexts={c: (utc(a), utc(b)) for c, (a, b) in self.contexts.items()},
+            environment=dict(self.environment),
+            source_code=self.source_code,
+            command=self.command,
+            epochs=self.epoch_records(),
+        )
+
+    # ------------------------------------------------------------------ parameters and epochs
+    def log_param(self, key: str, value: Any, context: Any = None, source: Any = None, is_input: bool = True) -> None:
+        recording = self._check_open("log_param")
+        if not isinstance(key, str) or not key:
+            raise InvalidValueError(f"parameter key must be a non-empty string, got {key!r}")
+        if not recording:
+            return
+        ctx = resolve_context(context) if context is not None else None
+        value = _values.param_value(value)
+        source = calls.source_name(source, "log_param")
+        with self.lock:
+            previous = self.param_values.get(key, _MISSING)
+            if previous is not _MISSING and previous == value:
+                return
+            if previous is not _MISSING:
+                warnings.warn(f"parameter {key!r} changed from {previous!r} to {value!r}; both are kept", stacklevel=4)
+                key_id = f"{key}#{sum(1 for p in self.params if p.key.split('#')[0] == key) + 1}"
+            else:
+                key_id = key
+            self.param_values[key] = value
+            self.params.append(ParamRecord(key_id, value, ctx, source, bool(is_input)))
+            if ctx is not None:
+                self.touch(ctx)
+        self._count_log()
+
+    def log_params(self, params: Dict[str, Any], context: Any = None) -> None:
+        if not isinstance(params, dict):
+            raise InvalidValueError(f"log_params takes a dict of name -> value, got {type(params).__name__}")
+        for key, value in params.items():
+            self.log_param(key, value, context)
+
+    def log_optimizer(self, optimizer: Any) -> None:
+        """The optimizer's class and hyper-parameters (of its first parameter group) as parameters."""
+        groups = getattr(optimizer, "param_groups", None) or [getattr(optimizer, "defaults", None)]
+        if not isinstance(groups, (list, tuple)) or not isinstance(groups[0], dict):
+            raise InvalidValueError(f"log_optimizer() needs a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        self.log_param("optimizer", type(optimizer).__name__)
+        for key, value in groups[0].items():
+            if key != "params" and isinstance(value, (int, float, bool, str)):
+                self.log_param(f"optimizer.{key}", value)
+
+    def mark_epoch(self, epoch: int, context: Any = None) -> None:
+        """Epoch ``epoch`` of ``context`` starts now; it lasts until the next mark of that context."""
+        recording = self._check_open("mark_epoch")
+        epoch = check_step(epoch)
+        if not recording:
+            return
+        ctx = resolve_context(context) if context is not None else self.default_context
+        with self.lock:
+            when = _time()
+            self.epochs.append((ctx, epoch, when))
+            self.touch(ctx, when)
+        self._count_log()
+
+    # ------------------------------------------------------------------ files and objects
     def _add_artifact(self, record: ArtifactRecord) -> ArtifactRecord:
-        with self._lock:
-            self._artifacts.append(record)
+        with self.lock:
+            self.artifacts.append(record)
             if record.context is not None:
-                self._touch(record.context, record.time.timestamp())
+                self.touch(record.context, record.time.timestamp())
         self._count_log()
         return record
 
     def log_written_artifact(self, path: Path, context: Any = None, step: Optional[int] = None, role: str = "artifact") -> Optional[ArtifactRecord]:
-        """Record a file or folder written at ``self.artifacts.new_path(name)`` (no copy is made)."""
-        self._check_open("log_artifact")
-        if not self.recording:
+        """Record a file or folder written at ``run.artifacts.new_path(name)`` (no copy is made)."""
+        if not self._check_open("log_artifact"):
             return None
         ctx = resolve_context(context) if context is not None else None
-        return self._add_artifact(self.artifacts.record_written(Path(path), ctx, _step_and_time(step, None)[0], role))
-
-    def at_end(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` when the run ends, before it stops recording (a wrapper writes its last data)."""
-        with self._lock:
-            self._at_end.append(callback)
+        return self._add_artifact(self.store.record_written(Path(path), ctx, _step_and_time(step, None)[0], role))
 
     def log_artifact(self, a: "calls.ArtifactCall") -> Optional[ArtifactRecord]:
         """Copy (or, with ``copy=False``, reference) a file or folder; see ``prov4ml.log_artifact``."""
-        self._check_open("log_artifact")
-        if not self.recording:
+        if not self._check_open("log_artifact"):
             return None
         ctx = resolve_context(a.context) if a.context is not None else None
         step, when = _step_and_time(a.step, a.timestamp)
@@ -66,17 +195,16 @@ class ItemRecording:
         role = "model" if a.is_model else "artifact"
         if a.copy:
             name = a.name or path.name
-            record = self.artifacts.copy(path, f"{a.subdirectory}/{name}" if a.subdirectory else name, ctx, step, when, role)
+            record = self.store.copy(path, f"{a.subdirectory}/{name}" if a.subdirectory else name, ctx, step, when, role)
         else:
-            record = self.artifacts.reference(path, a.name, ctx, step, when, role)
+            record = self.store.reference(path, a.name, ctx, step, when, role)
         return self._add_artifact(dataclasses.replace(
             record, name=a.name or path.name, is_input=a.is_input, source=a.source, attributes=a.attributes
         ))
 
     def log_model(self, m: "calls.ModelCall") -> None:
         """The model's entity: its info, weights, architecture and (``log_layers``) layer table."""
-        self._check_open("log_model")
-        if not self.recording:
+        if not self._check_open("log_model"):
             return
         from ..collectors.model import layer_table, model_info, state_of
 
@@ -85,24 +213,23 @@ class ItemRecording:
         info = model_info(m.model) if m.log_info and checkpoint is None else {}
         weights = architecture = layers = None
         if checkpoint is not None:
-            weights = (self.artifacts.copy(checkpoint, f"models/{slug(m.name)}/{checkpoint.name}", role="model") if m.store
-                       else self.artifacts.reference(checkpoint, role="model"))
+            weights = (self.store.copy(checkpoint, f"models/{slug(m.name)}/{checkpoint.name}", role="model") if m.store
+                       else self.store.reference(checkpoint, role="model"))
         elif m.store:
-            weights = self.artifacts.save_state(state_of(m.model), f"models/{slug(m.name)}.pt", role="model")
+            weights = self.store.save_state(state_of(m.model), f"models/{slug(m.name)}.pt", role="model")
         if info:
-            architecture = self.artifacts.write_text(f"models/{slug(m.name)}_architecture.txt", repr(m.model), role="architecture")
+            architecture = self.store.write_text(f"models/{slug(m.name)}_architecture.txt", repr(m.model), role="architecture")
         if m.log_layers and checkpoint is None:
-            layers = self.artifacts.write_text(f"models/{slug(m.name)}_layers.csv", layer_table(m.model), role="layers")
-        with self._lock:
-            self._models.append(ModelRecord(m.name, info, weights, architecture, layers, ctx, m.source, m.is_input, m.attributes))
+            layers = self.store.write_text(f"models/{slug(m.name)}_layers.csv", layer_table(m.model), role="layers")
+        with self.lock:
+            self.models.append(ModelRecord(m.name, info, weights, architecture, layers, ctx, m.source, m.is_input, m.attributes))
             if ctx is not None:
-                self._touch(ctx)
+                self.touch(ctx)
         self._count_log()
 
     def save_model_version(self, v: "calls.VersionCall") -> None:
         """A numbered version of the model ``v.name`` (0, 1, ... per name), derived from the previous one."""
-        self._check_open("save_model_version")
-        if not self.recording:
+        if not self._check_open("save_model_version"):
             return
         from ..collectors.model import state_of
 
@@ -110,44 +237,42 @@ class ItemRecording:
         step, when = _step_and_time(v.step, v.timestamp)
         checkpoint = calls.checkpoint_path(v.model)
         if checkpoint is not None:  # a file already written (a Lightning checkpoint): copy it in
-            record = self.artifacts.copy(checkpoint, f"models/{slug(v.name)}/{checkpoint.name}", ctx, step, when, role="model_version")
+            record = self.store.copy(checkpoint, f"models/{slug(v.name)}/{checkpoint.name}", ctx, step, when, role="model_version")
         else:
             file_name = f"models/{slug(v.name)}/{slug(v.name)}{'' if step is None else f'_step{step}'}.pt"
-            record = self.artifacts.save_state(state_of(v.model), file_name, ctx, step, when)
+            record = self.store.save_state(state_of(v.model), file_name, ctx, step, when)
         record = dataclasses.replace(record, is_input=v.is_input, source=v.source, attributes=v.attributes)
-        with self._lock:
+        with self.lock:
             previous = None
             if v.incremental:
                 previous = _last_version_of(self._last_version, v.model)
                 if previous is None:
                     previous = self._last_version_by_name.get(v.name)
-            index = len(self._versions)
-            number = sum(1 for other in self._versions if other.model_name == v.name)
-            self._versions.append(ModelVersionRecord(v.name, number, record, previous))
+            index = len(self.versions)
+            number = sum(1 for other in self.versions if other.model_name == v.name)
+            self.versions.append(ModelVersionRecord(v.name, number, record, previous))
             _remember_version(self._last_version, v.model, index)
             self._last_version_by_name[v.name] = index
-            self._touch(ctx, record.time.timestamp())
+            self.touch(ctx, record.time.timestamp())
         self._count_log()
 
     def log_dataset(self, d: "calls.DatasetCall") -> None:
-        self._check_open("log_dataset")
-        if not self.recording:
+        if not self._check_open("log_dataset"):
             return
         from ..collectors.dataset import dataset_stats
 
         ctx = resolve_context(d.context) if d.context is not None else None
         record = DatasetRecord(d.label, dataset_stats(d.dataset) if d.log_info else {}, ctx, d.source, d.attributes)
-        with self._lock:
-            self._datasets.append(record)
+        with self.lock:
+            self.datasets.append(record)
             if ctx is not None:
-                self._touch(ctx)
+                self.touch(ctx)
         self._count_log()
 
     def log_source_code(self, path: Optional[str] = None, use_git: bool = False) -> None:
         """Copy the source file or folder (default: the ``__main__`` script) into the run, once;
         ``use_git=True`` records its repository's commit, branch, remote and dirty flag instead."""
-        self._check_open("log_source_code")
-        if not self.recording:
+        if not self._check_open("log_source_code"):
             return
         from ..collectors.environment import main_source
 
@@ -158,16 +283,16 @@ class ItemRecording:
         if use_git:
             git = calls.git_source(source)
             if git.get("source_code.git_commit"):
-                with self._lock:
-                    self._source_code = str(source.resolve())
+                with self.lock:
+                    self.source_code = str(source.resolve())
                 self.log_params(git)
                 return
             warnings.warn(f"log_source_code(use_git=True): {source} is not in a git repository with a commit; "
                           "its files are copied instead", stacklevel=calls.user_stacklevel())
-        with self._lock:  # held while copying, so that the environment capture never copies it a second time
-            self._source_code = str(source.resolve())
-            if not any(a.role == "source" and a.original == self._source_code for a in self._artifacts):
-                self._artifacts.append(self.artifacts.copy(source, f"source/{source.name}", role="source"))
+        with self.lock:  # held while copying, so that the environment capture never copies it a second time
+            self.source_code = str(source.resolve())
+            if not any(a.role == "source" and a.original == self.source_code for a in self.artifacts):
+                self.artifacts.append(self.store.copy(source, f"source/{source.name}", role="source"))
         self._count_log()
 
 

@@ -1,0 +1,174 @@
+"""The end of a Run: the callbacks, the last points, the final document, then graphs, card, crate,
+collection and zip.
+
+Functions of a :class:`prov4ml.run.Run`, called by ``Run.end`` in the order below. Each one sits
+as many frames below the user's ``end_run`` as it did as a Run method, so warnings still name
+the user's line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ..exceptions import StorageError
+from ..metrics.formats import archives_run
+from ..records import state as _state
+from . import layout, lifecycle as _lifecycle, outputs
+
+if TYPE_CHECKING:
+    from .run import Run
+
+__all__ = ["run_at_end", "end"]
+
+_time = time.time
+
+
+def run_at_end(run: "Run") -> None:
+    """Call the callbacks given to ``Run.at_end``, once; a failing one is warned about and noted."""
+    with run._lock:
+        if run._ended or run.pid != os.getpid():
+            return
+        callbacks, run._at_end = run._at_end, []
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception as exc:  # the run is saved without that data; say so
+            warnings.warn(f"end_run: {callback!r} failed: {type(exc).__name__}: {exc}", stacklevel=4)
+            notes = run.records.notes
+            notes[f"at_end_error_{len(notes)}"] = f"{type(exc).__name__}: {exc}"
+
+
+def end(run: "Run", create_graph: bool, create_svg: bool, status: str, error: Optional[BaseException],
+        create_provenance_collection: bool, timeout: float, crate: bool = False, card: bool = False) -> Path:
+    """What ``Run.end`` does once: finish the run, then write what was asked for beside its document."""
+    with run._lock:
+        if run._ended:
+            return run.prov_path
+        run._ended = True
+    _lifecycle.deactivate(run)
+    if run.pid != os.getpid():  # a forked child never finalises its parent's run
+        run.metrics.recording = False
+        return run.prov_path
+    if not run.recording:
+        run.metrics.close()
+        if create_provenance_collection:
+            _collection(run)
+        return run.prov_path
+    _finish(run, status, error, timeout, card, crate)
+    if run.options["strict"]:
+        problems = outputs.problems(run)
+        if problems:
+            raise StorageError(f"end_run: the run is saved, but not everything could be written: {problems[-1]}")
+    if create_graph or create_svg:
+        _graphs(run, create_svg)
+    if create_provenance_collection:
+        _collection(run)
+    if crate and run.rank == 0:  # one crate per run directory
+        from ..provenance.crate import write_crate
+
+        _extra_output("RO-Crate", lambda: write_crate(run.snapshot(), run.run_dir))
+    if archives_run(run.options["use_compressor"]):
+        try:
+            shutil.make_archive(str(run.run_dir), "zip", root_dir=run.run_dir)
+        except OSError as exc:
+            warnings.warn(f"end_run: the run is saved, but the zip could not be written: {exc}", stacklevel=3)
+    return run.prov_path
+
+
+def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: float, card: bool = False,
+            crate: bool = False) -> None:
+    signum = {"interrupted": signal.SIGINT, "terminated": signal.SIGTERM}.get(status) if error is None else None
+    run.set_outcome(status, error, signum)
+    run.collectors.stop_meters()
+    run.metrics.ending = True
+    run.metrics.recording = False  # from here on a log call raises RunStateError
+    if any(t is not threading.current_thread() and not t.name.startswith("prov4ml-") for t in threading.enumerate()):
+        time.sleep(4 * sys.getswitchinterval())  # a call another thread is in the middle of completes first
+    run.metrics.journal_deferred()
+    run.metrics.end_samplers()
+    report = run._refresher.close(timeout)
+    outputs.apply_report(run, report)
+    run.metrics.apply_folds(final=True)
+    run.collectors.finish_capture()
+    run._finalize_files()
+    if card:  # before the end time: the run generates its card
+        from ..provenance.card import write_card
+
+        record = _extra_output("model card", lambda: write_card(run.snapshot(), run.run_dir, crate and run.rank == 0))
+        if record is not None:
+            run.records.artifacts.append(record)
+    run.end_time = max(_time(), run.start_time)
+    if run._deferred_signal is not None:
+        run.set_outcome(run.status, signum=run._deferred_signal)
+    complete = not report.get("backlog")
+    try:
+        outputs.write_snapshot(run, final=True)
+    except OSError as exc:
+        complete = False
+        run._refresher.report("final", f"could not write the final PROV-JSON ({exc}); `prov4ml recover "
+                              f"{run.run_dir}` completes it from the journal when the disk has room")
+    run.metrics.close()
+    if complete and not run.options["keep_journal"]:
+        _state.remove(run.journal_dir)
+
+
+def finalize_files(run: "Run") -> None:
+    """Convert the appended files to the chosen format (Parquet, netCDF, Zarr), keeping the CSV on failure."""
+    fmt = run._format
+    for s in list(run.metrics.series.values()):
+        if not s.count:
+            continue
+        target = run.run_dir / f"metrics/{s.file_name}{fmt.suffix}"
+        data = run.run_dir / s.data_file
+        if data == target:
+            continue
+        try:
+            meta = {"name": s.name, "context": str(s.context), "kind": s.kind.value, "unit": s.unit}
+            s.location = fmt.finalize(data, target, run._separator, meta).relative_to(run.run_dir).as_posix()
+        except Exception as exc:  # keep the other series' files
+            run._refresher.report(f"finalize {s.sid}", f"could not convert {data.name}: {exc}")
+
+
+def _extra_output(what: str, make: Callable[[], Any]) -> Any:
+    try:
+        return make()
+    except Exception as exc:  # the run is saved; a card or a crate is a bonus
+        warnings.warn(f"end_run: the run is saved, but the {what} could not be written: {exc}", stacklevel=5)
+        return None
+
+
+def _graphs(run: "Run", svg: bool) -> None:
+    dot = run.prov_path.with_suffix(".dot")
+    try:
+        from ..provenance import dot as prov2dot
+
+        prov2dot.convert(run.prov_path, dot)
+        if svg:
+            from ..provenance import svg as dot2svg
+
+            dot2svg.convert(dot, run.prov_path.with_suffix(".svg"))
+    except Exception as exc:  # the run is saved; a graph is a bonus
+        warnings.warn(f"end_run: the PROV-JSON is saved, but the graph could not be made: {exc}", stacklevel=4)
+
+
+def _collection(run: "Run") -> None:
+    """Rank 0 links every document of the experiment, once every rank has written its own."""
+    dist = layout.distributed()
+    if dist is not None and dist.get_world_size() > 1:
+        dist.barrier()  # every rank calls end_run(create_provenance_collection=True)
+    if run.rank != 0:
+        return
+    try:
+        from ..provenance import collection as prov_collection
+
+        prov_collection.create_collection(run.experiment_dir, run.experiment_dir)
+    except Exception as exc:
+        warnings.warn(f"end_run: the collection could not be made: {exc}", stacklevel=4)

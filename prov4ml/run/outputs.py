@@ -1,0 +1,124 @@
+"""The Run's document while it runs: its snapshot, and the refresher's upkeep that writes it.
+
+Functions of a :class:`prov4ml.run.Run`: the refresher thread calls :func:`refresh` (this process
+writes the PROV-JSON) or :func:`save_records` (the sink process writes it from the saved records).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+from .._fs import atomic_write_text
+from .._version import __version__
+from ..records import state as _state
+from ..records.model import FinalValue, RunSnapshot, utc
+
+if TYPE_CHECKING:
+    from .run import Run
+
+__all__ = ["snapshot", "problems", "apply_report", "refresh", "save_records", "write_snapshot"]
+
+
+def snapshot(run: "Run") -> RunSnapshot:
+    """A copy of everything recorded so far, for the provenance builder."""
+    records = run.records
+    with run._lock:
+        series = [s.summary() for s in list(run.metrics.series.values())]
+        for s in series:  # a context spans the points logged in it
+            if s.first_time is not None:
+                records.touch(s.context, s.first_time.timestamp())
+                records.touch(s.context, s.last_time.timestamp())
+        notes = dict(records.notes)
+        found = problems(run)
+        if found:
+            notes["writer_errors"] = " | ".join(found[-5:])
+        return RunSnapshot(
+            user_namespace=run.user_namespace,
+            user=run.user,
+            experiment_name=run.experiment_name,
+            run_id=run.run_id,
+            rank=run.rank,
+            run_dir=str(run.run_dir) if run._remote is None else run._remote.url_of(run.run_dir),
+            start_time=utc(run.start_time),
+            end_time=utc(run.end_time),
+            status=run.status,
+            error=run.error,
+            library_version=__version__,
+            series=series,
+            final_metrics=[FinalValue(f.name, f.value, f.operation_name, f.failed) for f in list(run.metrics.folds.values())],
+            notes=notes,
+            **records.snapshot_fields(),
+        )
+
+
+def problems(run: "Run") -> List[str]:
+    """What could not be written so far: folds that failed, the journal's and the refresher's errors."""
+    found = list(run.metrics.fold_errors)
+    journal = run.metrics.journal
+    if journal is not None and journal.error:
+        found.append(journal.error)
+    if journal is not None and journal.dropped:
+        found.append(f"{journal.dropped:,} points were not kept: the disk stayed full past the spare journal segment")
+    if run._refresher is not None:
+        found += run._refresher.errors
+    return found
+
+
+def apply_report(run: "Run", report: Dict[str, Any]) -> None:
+    """Take the consumer's summaries: the document describes what the files hold."""
+    by_sid = run.metrics.by_sid
+    for sid, stats in report.get("series", {}).items():
+        by_sid[int(sid)].update(stats)
+
+
+def _upkeep(run: "Run", report: Optional[Dict[str, Any]]) -> None:
+    if report is not None:
+        apply_report(run, report)
+    run.metrics.apply_folds()
+    run.metrics.journal.retry()
+    if run.options["fsync"]:
+        run.metrics.journal.sync()
+
+
+def refresh(run: "Run", report: Dict[str, Any]) -> None:
+    """The refresher's work when this process writes the document: summaries, folds, the document if changed."""
+    _upkeep(run, report)
+    state = (tuple(sorted((k, v[0]) for k, v in report.get("series", {}).items())), _records_state(run))
+    if state != run._last_written:
+        write_snapshot(run)
+        run._last_written = state
+    if run._mirror is not None:
+        run._mirror.push()  # returns at once: the copy is made by the mirror's thread
+
+
+def save_records(run: "Run", report: Optional[Dict[str, Any]]) -> None:
+    """The refresher's work when the sink writes the document: save the records if they changed."""
+    _upkeep(run, report)
+    state = _records_state(run)
+    if state != run._last_saved:
+        _state.save_snapshot(run.journal_dir, snapshot(run))
+        run._last_saved = state
+    if run._mirror is not None:
+        run._mirror.push()  # returns at once; it copies the files (and the sink's last document) in its thread
+
+
+def _records_state(run: "Run") -> tuple:
+    """Changes whenever something the document says, other than the series summaries, changes."""
+    r = run.records
+    with run._lock:
+        return (
+            len(run.metrics.series), len(r.params), len(r.artifacts), len(r.models),
+            len(r.versions), len(r.datasets), len(r.environment), repr(sorted(r.notes.items(), key=str)), len(r.epochs),
+            tuple((f.name, f.count, f.failed) for f in list(run.metrics.folds.values())),
+            len(problems(run)), r.source_code, r.command, tuple(r.contexts.items()),
+        )
+
+
+def write_snapshot(run: "Run", final: bool = False) -> None:
+    """Write the PROV-JSON (``final``: indented and synced) and save the records beside the journal."""
+    from ..provenance import build_document, to_json
+
+    snap = snapshot(run)
+    text = to_json(build_document(snap), indent=1 if final else None)  # the final one is for people to read
+    atomic_write_text(run.prov_path, text, fsync=final)
+    _state.save_snapshot(run.journal_dir, snap)
