@@ -8,7 +8,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Union
 
-from .run import lifecycle as _lifecycle; from . import calls
+from . import calls
+from .run import lifecycle as _lifecycle
 from .run import run as _run
 from .context import Context, LoggingItemKind, create_context
 from .exceptions import ArgumentError

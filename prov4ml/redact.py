@@ -16,9 +16,11 @@ digests, git commits and run ids stay intact. Command lines get the same treatme
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Dict, List, Mapping
 
-__all__ = ["REDACTED", "SECRET_NAMES", "is_secret_name", "redact_value", "redact_env", "redact_command"]
+__all__ = ["REDACTED", "SECRET_NAMES", "is_secret_name", "redact_value", "redact_env", "redact_command",
+           "redact_command_line"]
 
 REDACTED = "<redacted>"
 
@@ -101,3 +103,13 @@ def redact_command(argv: List[str]) -> List[str]:
                 continue
         out.append(redact_value(arg))
     return out
+
+
+def redact_command_line(text: str) -> str:
+    """A command line given as one string, redacted as :func:`redact_command` does its words."""
+    try:
+        words = shlex.split(text)
+    except ValueError:  # unbalanced quotes: not a shell line, redact it as text
+        return redact_value(text)
+    redacted = redact_command(words)
+    return text if redacted == words else shlex.join(redacted)  # the user's own quoting when nothing is secret

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import sys
+import threading
 import time
 import warnings
 import weakref
@@ -25,11 +26,12 @@ from ..exceptions import ArtifactError, InvalidValueError
 from .._values import check_step, check_timestamp
 from . import state as _state
 from .artifacts import ArtifactStore
+from .journal import RecordJournal
 from .model import (
     ArtifactRecord, DatasetRecord, EpochRecord, ModelRecord, ModelVersionRecord, ParamRecord, utc,
 )
 
-__all__ = ["RecordsRecorder"]
+__all__ = ["RecordsRecorder", "replay"]
 
 _time = time.time
 _MISSING = object()
@@ -69,6 +71,32 @@ class RecordsRecorder:
         self.environment: Dict[str, Any] = {"host": socket.gethostname()}  # known at once; the capture adds the rest
         self.source_code: Optional[str] = None
         self.command = _state.redacted_command(sys.argv)
+        self.journal: Optional[RecordJournal] = None  # set by the Run once its journal folder exists
+
+    # ------------------------------------------------------------------ keeping a record
+    def keep(self, kind: str, data: Any, ctx: Optional[Context] = None, when: Optional[float] = None) -> None:
+        """Add a record (the caller holds the lock) and journal it: durable before the call returns."""
+        when = _time() if when is None and ctx is not None else when
+        _apply(self, kind, data, ctx, when)
+        if self.journal is not None:
+            self.journal.append(kind, (data, ctx, when))
+
+    def start_journal(self, journal: RecordJournal) -> None:
+        """From now on every record is journaled; what was recorded before goes in first."""
+        with self.lock:
+            self.journal = journal
+            self.keep("capture", ({"host": self.environment.get("host")}, self.command, None, []))
+
+    def close_journal(self) -> None:
+        with self.lock:
+            journal, self.journal = self.journal, None
+        if journal is not None:
+            journal.close()
+
+    def keep_capture(self, env: Dict[str, Any], command: Optional[str], source: Optional[str],
+                     artifacts: List[ArtifactRecord]) -> None:
+        """What the environment capture found (the caller holds the lock)."""
+        self.keep("capture", (env, command, source, artifacts))
 
     # ------------------------------------------------------------------ bookkeeping
     def touch(self, ctx: Optional[Context], when: Optional[float] = None) -> None:
@@ -84,7 +112,7 @@ class RecordsRecorder:
         """A note on the run (execution times, the command, a collector's remark)."""
         if self._check_open("log"):
             with self.lock:
-                self.notes[key] = value
+                self.keep("note", (key, value))
             self._count_log()
 
     def epoch_records(self) -> List[EpochRecord]:
@@ -131,10 +159,7 @@ class RecordsRecorder:
                 key_id = f"{key}#{sum(1 for p in self.params if p.key.split('#')[0] == key) + 1}"
             else:
                 key_id = key
-            self.param_values[key] = value
-            self.params.append(ParamRecord(key_id, value, ctx, source, bool(is_input)))
-            if ctx is not None:
-                self.touch(ctx)
+            self.keep("param", (key, ParamRecord(key_id, value, ctx, source, bool(is_input))), ctx)
         self._count_log()
 
     def log_params(self, params: Dict[str, Any], context: Any = None) -> None:
@@ -162,16 +187,13 @@ class RecordsRecorder:
         ctx = resolve_context(context) if context is not None else self.default_context
         with self.lock:
             when = _time()
-            self.epochs.append((ctx, epoch, when))
-            self.touch(ctx, when)
+            self.keep("epoch", (ctx, epoch, when), ctx, when)
         self._count_log()
 
     # ------------------------------------------------------------------ files and objects
     def _add_artifact(self, record: ArtifactRecord) -> ArtifactRecord:
         with self.lock:
-            self.artifacts.append(record)
-            if record.context is not None:
-                self.touch(record.context, record.time.timestamp())
+            self.keep("artifact", record, record.context, record.time.timestamp())
         self._count_log()
         return record
 
@@ -222,9 +244,8 @@ class RecordsRecorder:
         if m.log_layers and checkpoint is None:
             layers = self.store.write_text(f"models/{slug(m.name)}_layers.csv", layer_table(m.model), role="layers")
         with self.lock:
-            self.models.append(ModelRecord(m.name, info, weights, architecture, layers, ctx, m.source, m.is_input, m.attributes))
-            if ctx is not None:
-                self.touch(ctx)
+            self.keep("model", ModelRecord(m.name, info, weights, architecture, layers, ctx, m.source, m.is_input,
+                                            m.attributes), ctx)
         self._count_log()
 
     def save_model_version(self, v: "calls.VersionCall") -> None:
@@ -250,10 +271,9 @@ class RecordsRecorder:
                     previous = self._last_version_by_name.get(v.name)
             index = len(self.versions)
             number = sum(1 for other in self.versions if other.model_name == v.name)
-            self.versions.append(ModelVersionRecord(v.name, number, record, previous))
+            self.keep("version", ModelVersionRecord(v.name, number, record, previous), ctx, record.time.timestamp())
             _remember_version(self._last_version, v.model, index)
             self._last_version_by_name[v.name] = index
-            self.touch(ctx, record.time.timestamp())
         self._count_log()
 
     def log_dataset(self, d: "calls.DatasetCall") -> None:
@@ -264,9 +284,7 @@ class RecordsRecorder:
         ctx = resolve_context(d.context) if d.context is not None else None
         record = DatasetRecord(d.label, dataset_stats(d.dataset) if d.log_info else {}, ctx, d.source, d.attributes)
         with self.lock:
-            self.datasets.append(record)
-            if ctx is not None:
-                self.touch(ctx)
+            self.keep("dataset", record, ctx)
         self._count_log()
 
     def log_source_code(self, path: Optional[str] = None, use_git: bool = False) -> None:
@@ -284,15 +302,15 @@ class RecordsRecorder:
             git = calls.git_source(source)
             if git.get("source_code.git_commit"):
                 with self.lock:
-                    self.source_code = str(source.resolve())
+                    self.keep("source", str(source.resolve()))
                 self.log_params(git)
                 return
             warnings.warn(f"log_source_code(use_git=True): {source} is not in a git repository with a commit; "
                           "its files are copied instead", stacklevel=calls.user_stacklevel())
         with self.lock:  # held while copying, so that the environment capture never copies it a second time
-            self.source_code = str(source.resolve())
+            self.keep("source", str(source.resolve()))
             if not any(a.role == "source" and a.original == self.source_code for a in self.artifacts):
-                self.artifacts.append(self.store.copy(source, f"source/{source.name}", role="source"))
+                self.keep("artifact", self.store.copy(source, f"source/{source.name}", role="source"))
         self._count_log()
 
 
@@ -308,3 +326,47 @@ def _remember_version(table: "weakref.WeakKeyDictionary[Any, int]", model: Any, 
         table[model] = index
     except TypeError:
         pass
+
+
+def _apply_param(r: RecordsRecorder, keyed: Tuple[str, ParamRecord]) -> None:
+    key, record = keyed
+    r.params.append(record)
+    r.param_values[key] = record.value
+
+
+def _apply_capture(r: RecordsRecorder, found: Tuple[Dict[str, Any], Optional[str], Optional[str], list]) -> None:
+    env, command, source, artifacts = found
+    r.environment.update(env)
+    if command:
+        r.command = command
+    if source and r.source_code is None:
+        r.source_code = source
+    r.artifacts.extend(artifacts)
+
+
+_APPLY: Dict[str, Callable[[RecordsRecorder, Any], None]] = {
+    "param": _apply_param,
+    "artifact": lambda r, record: r.artifacts.append(record),
+    "model": lambda r, record: r.models.append(record),
+    "version": lambda r, record: r.versions.append(record),
+    "dataset": lambda r, record: r.datasets.append(record),
+    "epoch": lambda r, mark: r.epochs.append(mark),
+    "note": lambda r, note: r.notes.__setitem__(*note),
+    "source": lambda r, path: setattr(r, "source_code", path),
+    "capture": _apply_capture,
+}
+
+
+def _apply(r: RecordsRecorder, kind: str, data: Any, ctx: Optional[Context], when: Optional[float]) -> None:
+    _APPLY[kind](r, data)
+    if ctx is not None:
+        r.touch(ctx, when)
+
+
+def replay(frames: List[Tuple[Any, str, Any]]) -> Dict[str, Any]:
+    """The records a journal holds, as RunSnapshot fields (what ``recover`` writes), and the notes."""
+    r = RecordsRecorder(None, threading.Lock(), lambda call: True, lambda: None, None)  # type: ignore[arg-type]
+    r.environment, r.command = {}, None
+    for _position, kind, (data, ctx, when) in frames:
+        _apply(r, kind, data, ctx, when)
+    return {**r.snapshot_fields(), "notes": dict(r.notes)}

@@ -144,7 +144,8 @@ class Collectors:
                 self.records.notes["capture_error"] = repr(exc)
 
     def _capture_into(self, parts: Dict[str, bool]) -> None:
-        from . import capture; from ..collectors import environment
+        from ..collectors import environment
+        from . import capture
 
         records = self.records
         main = environment.main_source()
@@ -163,14 +164,10 @@ class Collectors:
             answer = capture.capture_into(**request)
         captured = capture.records_of(answer)
         with records.lock:
-            records.environment.update(answer["env"])
-            if answer["main_source"] and records.source_code is None:
-                records.source_code = answer["main_source"]
-            if answer["command"]:
-                records.command = answer["command"]
             copied = {a.original for a in records.artifacts if a.role == "source"}
             twins = [r for r in captured if r.role == "source" and r.original in copied]  # log_source_code() was faster
-            records.artifacts.extend(r for r in captured if r not in twins)
+            records.keep_capture(answer["env"], answer["command"], answer["main_source"],
+                                 [r for r in captured if r not in twins])
         for twin in twins:
             (self.run_dir / twin.location).unlink(missing_ok=True)
         self._poke()

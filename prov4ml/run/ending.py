@@ -59,6 +59,7 @@ def end(run: "Run", create_graph: bool, create_svg: bool, status: str, error: Op
         return run.prov_path
     if not run.recording:
         run.metrics.close()
+        run.records.close_journal()
         if create_provenance_collection:
             _collection(run)
         return run.prov_path
@@ -104,7 +105,8 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
 
         record = _extra_output("model card", lambda: write_card(run.snapshot(), run.run_dir, crate and run.rank == 0))
         if record is not None:
-            run.records.artifacts.append(record)
+            with run._lock:
+                run.records.keep("artifact", record)
     run.end_time = max(_time(), run.start_time)
     if run._deferred_signal is not None:
         run.set_outcome(run.status, signum=run._deferred_signal)
@@ -116,6 +118,7 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
         run._refresher.report("final", f"could not write the final PROV-JSON ({exc}); `prov4ml recover "
                               f"{run.run_dir}` completes it from the journal when the disk has room")
     run.metrics.close()
+    run.records.close_journal()
     if complete and not run.options["keep_journal"]:
         _state.remove(run.journal_dir)
 

@@ -9,13 +9,16 @@ changes nothing; a run whose process is still alive is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, Optional, Union
 
 from ..records import state as _state
-from ..records.model import utc
+from ..records.journal import read_records
+from ..records.model import RunSnapshot, utc
+from ..records.recorder import replay
 from .._fs import atomic_write_text
 from ..exceptions import RecoveryError
 from ..metrics import _sink
@@ -102,7 +105,7 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
         os.replace(str(data) + _SUFFIX, data)
         return fmt.finalize(data, fmt.target_of(data), owner.get("separator", ","), meta).relative_to(run_dir).as_posix()
 
-    snap = with_summaries(snap, read_series(str(rank_dir)), consumer.stats, finalize)
+    snap = with_summaries(_with_journaled_records(snap, rank_dir), read_series(str(rank_dir)), consumer.stats, finalize)
     snap.status = "killed"
     end = utc(max(last_times)) if last_times else snap.start_time
     times = [a.time for a in snap.artifacts if a.time is not None] + [end]
@@ -117,6 +120,22 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
     atomic_write_text(path, to_json(build_document(snap)), fsync=True)
     _state.save_snapshot(rank_dir, snap)  # last: a recover cut short is simply run again
     return path
+
+
+def _with_journaled_records(snap: RunSnapshot, rank_dir: Path) -> RunSnapshot:
+    """``snap`` (the records at the last refresh) with every record the record journal holds."""
+    frames = read_records(str(rank_dir))
+    if not frames:
+        return snap  # a journal written before records were journaled: the snapshot is all there is
+    fields = replay(frames)
+    contexts = dict(snap.contexts)
+    for ctx, (start, end) in fields.pop("contexts").items():
+        old = contexts.get(ctx)
+        contexts[ctx] = (start, end) if old is None else (min(old[0], start), max(old[1], end))
+    command = fields.pop("command") or snap.command
+    notes = {**snap.notes, **fields.pop("notes")}
+    environment = {**snap.environment, **fields.pop("environment")}
+    return dataclasses.replace(snap, **fields, contexts=contexts, command=command, notes=notes, environment=environment)
 
 
 def _wait_for_sink(rank_dir: Path, timeout: float = 120.0) -> None:

@@ -23,6 +23,7 @@ from .. import _values, calls, storage
 from ..records import state as _state
 from . import ending, layout, lifecycle as _lifecycle, outputs
 from .._fs import slug
+from ..records.journal import RecordJournal
 from ..records.recorder import RecordsRecorder
 from ..records.artifacts import ArtifactStore
 from ..context import LoggingItemKind, resolve_context
@@ -30,6 +31,7 @@ from ..exceptions import ArgumentError, InvalidValueError, RunStateError, Storag
 from ..metrics.folds import FinalMetric
 from ..metrics.formats import get_format
 from .._values import check_name, check_step, check_timestamp
+from ..redact import redact_command_line, redact_value
 from ..metrics.recorder import MetricRecorder
 from ..metrics.samplers import make_sampler
 from ..metrics.writer import Refresher
@@ -151,6 +153,8 @@ class Run:
         """Create the files of a recording run, write its first document, start its threads."""
         try:
             self.metrics.open()
+            # records share the point journal's order: each frame carries the journal's position
+            self.records.start_journal(RecordJournal(str(self.journal_dir), position=self.metrics.journal.mark))
             self.metrics_dir.mkdir(exist_ok=True)
             self.artifacts.root.mkdir(parents=True, exist_ok=True)
             _state.write_owner(self.journal_dir, self.pid, self.start_time, self._separator,
@@ -160,6 +164,7 @@ class Run:
                 self._mirror = storage.Mirror(self._remote, self.run_dir, self.rank)
         except OSError as exc:
             self.metrics.close()
+            self.records.close_journal()
             raise StorageError(
                 f"cannot record into {self.run_dir}: {exc.strerror or exc}; pass a writable "
                 "provenance_save_dir with free space"
@@ -272,7 +277,7 @@ class Run:
         self.records.note("execution_end_time", datetime.now(timezone.utc))
 
     def log_execution_command(self, cmd: str, path: Optional[str] = None) -> None:
-        self.records.note("execution_command", cmd if path is None else f"{cmd} {path}")
+        self.records.note("execution_command", redact_command_line(cmd if path is None else f"{cmd} {path}"))
 
     def collector(self, name: str, factory: Callable[[], Any]) -> Any:
         """The run's instance of a collector, made on first use."""
@@ -349,7 +354,7 @@ class Run:
             status, signum = "interrupted", signum or signal.SIGINT
         elif error is not None:
             status = "failed"
-            self.error = (type(error).__name__, str(error))
+            self.error = (type(error).__name__, redact_value(str(error)))
         if signum is not None:
             self.records.notes["signal"] = signal.Signals(signum).name
             if status == "finished":

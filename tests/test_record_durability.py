@@ -1,0 +1,118 @@
+"""Every record whose call returned survives a SIGKILL: the kill matrix for records.
+
+A realistic loop (5 metrics a step, a parameter every 10 steps, a model version
+every 20, an artifact every 25) tells, after each record call returns, how
+many of each kind it has made. It is killed (the process, or its whole group)
+at several moments, during ``end_run`` too; after ``prov4ml recover`` the
+document must hold every told record, compared one by one (name, value, step,
+hash), and nothing beyond the one call that may have returned just before the
+kill and not been told yet.
+"""
+
+import hashlib
+import signal
+import struct
+import time
+
+import pytest
+
+import prov4ml
+from killing import Child, wait_for_sinks
+from prov4ml import runs
+
+LOOP = """
+import struct, torch
+model = torch.nn.Linear(4, 2)
+run = prov4ml.start_run("www.example.org", "crash", {save_dir!r}, capture=False)
+params = versions = artifacts = 0
+def told(slot, n):
+    struct.pack_into("<q", _mm, 8 * slot, n)
+step = 0
+while True:
+    for k in range(5):
+        prov4ml.log_metric(f"m{{k}}", step * 0.5 + k, prov4ml.Context.TRAINING, step=step)
+    tell(5 * (step + 1))
+    if step % 10 == 0:
+        prov4ml.log_param(f"p{{params}}", params * 1.5)
+        params += 1
+        told(3, params)
+    if step % 20 == 0:
+        with torch.no_grad():
+            model.weight.fill_(versions)
+        prov4ml.save_model_version(model, "net", prov4ml.Context.TRAINING, step=step)
+        versions += 1
+        told(4, versions)
+    if step % 25 == 0:
+        path = f"art_{{artifacts}}.txt"
+        with open(path, "w") as fh:
+            fh.write(f"artifact {{artifacts}}\\n" * 100)
+        prov4ml.log_artifact(path, prov4ml.Context.TRAINING, step=step)
+        artifacts += 1
+        told(5, artifacts)
+    step += 1
+    if step == {flag_at}:
+        flag(1)
+    if step == {end_at}:
+        prov4ml.log_param("last", "before end_run")
+        told(6, 1)
+        prov4ml.end_run()
+        flag(2)
+        time.sleep(600)
+"""
+
+
+def _told(child, slot):
+    return child._read(slot)
+
+
+def _check(run_dir, params, versions, artifacts, last):
+    record = runs.read_run(run_dir)
+    got_params = {k: v for k, v in record.params.items() if k.startswith("p") and k[1:].isdigit()}
+    assert len(got_params) in (params, params + 1), (len(got_params), params)
+    assert got_params == {f"p{i}": i * 1.5 for i in range(len(got_params))}
+    if last:
+        assert record.params.get("last") == "before end_run"
+    got_versions = sorted((a for a in record.artifacts if a["kind"] == "model_version"), key=lambda a: a["step"])
+    assert len(got_versions) in (versions, versions + 1), (len(got_versions), versions)
+    assert [a["step"] for a in got_versions] == [20 * i for i in range(len(got_versions))]
+    for a in got_versions:  # the file is there, whole, and the hash the record states is its content's
+        assert hashlib.sha256((run_dir / a["location"]).read_bytes()).hexdigest() == a["sha256"]
+    got_artifacts = sorted((a for a in record.artifacts if a["kind"] == "artifact" and str(a["name"]).startswith("art_")),
+                           key=lambda a: a["step"])
+    assert len(got_artifacts) in (artifacts, artifacts + 1), (len(got_artifacts), artifacts)
+    for i, a in enumerate(got_artifacts):
+        assert a["name"] == f"art_{i}.txt" and a["step"] == 25 * i
+        content = (f"artifact {i}\n" * 100).encode()
+        assert a["sha256"] == hashlib.sha256(content).hexdigest()
+        assert (run_dir / a["location"]).read_bytes() == content
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["process", "group"])
+@pytest.mark.parametrize("delay", [0.0, 0.2, 1.0])
+def test_a_kill_mid_loop_keeps_every_record_whose_call_returned(tmp_path, delay, group):
+    child = Child(tmp_path, LOOP.replace("{flag_at}", "60").replace("{end_at}", "10**9"), group=group)
+    child.wait_flag(1, timeout=120)
+    time.sleep(delay)
+    child.kill(signal.SIGKILL)
+    told = [_told(child, k) for k in (3, 4, 5)]
+    assert told[0] >= 6 and told[1] >= 3 and told[2] >= 3
+    d = child.run_dir()
+    wait_for_sinks(d)
+    prov4ml.recover(d)
+    _check(d, *told, last=False)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.01, 0.05])
+def test_a_kill_during_end_run_keeps_the_last_record(tmp_path, delay):
+    child = Child(tmp_path, LOOP.replace("{flag_at}", "10**9").replace("{end_at}", "40"))
+    deadline = time.monotonic() + 120
+    while not _told(child, 6):  # the last parameter's call returned; end_run starts
+        assert time.monotonic() < deadline and child.proc.poll() is None
+        time.sleep(0.0005)
+    time.sleep(delay)
+    child.kill(signal.SIGKILL)
+    told = [_told(child, k) for k in (3, 4, 5)]
+    d = child.run_dir()
+    wait_for_sinks(d)
+    prov4ml.recover(d)  # nothing to do when end_run had finished: the final document holds everything
+    _check(d, *told, last=True)
