@@ -102,6 +102,7 @@ def test_a_full_disk_keeps_the_spare_segment_then_counts_what_it_drops(small_fs)
     kept = n - dropped
     assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(i, float(i)) for i in range(kept)]
     assert series_count(prov_json(run.run_dir), "loss") == kept
+    assert prov_json(run.run_dir)["activity"]["ex:full.run_0.rank0"]["provml:dropped"] == {"$": str(dropped), "type": "xsd:int"}
 
 
 def test_a_full_disk_at_end_run_warns_and_strict_raises(small_fs):
@@ -120,6 +121,9 @@ def test_a_full_disk_at_end_run_warns_and_strict_raises(small_fs):
     os.unlink(filler)
     prov4ml.recover(run.run_dir, force=True)  # the journal was kept: the run is completed from it
     assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(i, float(i)) for i in range(5000)]
+    activity = prov_json(run.run_dir)["activity"]["ex:full.run_0.rank0"]
+    # the record journal said how the run ended, though the disk took no final document: never "killed"
+    assert activity["provml:status"] == "finished" and "before end_run had written" in activity["provml:recovered"]
 
 
 def test_a_full_disk_at_start_run_is_a_clear_error(small_fs):

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 from urllib.parse import quote
 
-STATUS_COLOURS = {"finished": "#2e7d32", "running": "#1565c0", "terminated": "#ef6c00", "failed": "#c62828"}
+STATUS_COLOURS = {"finished": "#2e7d32", "running": "#1565c0", "incomplete": "#f9a825", "interrupted": "#ef6c00",
+                  "terminated": "#ef6c00", "killed": "#6a1b9a", "failed": "#c62828"}
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:78em;color:#222;padding:0 1em}

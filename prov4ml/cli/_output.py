@@ -26,7 +26,7 @@ __all__ = ["fmt", "duration", "print_table", "print_json", "print_csv", "progres
 PROGRESS_AFTER_S = 1.0
 
 STATUS_STYLE = {"finished": "green", "running": "bold blue", "failed": "bold red", "killed": "bold magenta",
-                "terminated": "yellow", "interrupted": "yellow"}
+                "terminated": "yellow", "interrupted": "yellow", "incomplete": "bold yellow"}
 
 T = TypeVar("T")
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, NamedTuple, Optional
 
+from ..records.model import STATUSES
+
 __all__ = ["PROVML", "TERMS", "Term", "CLASSES", "PROPERTIES", "ROLES", "ttl_path", "turtle", "known_property"]
 
 PROVML = "https://prov4ml.github.io/ns/provml#"
@@ -69,7 +71,7 @@ TERMS: Dict[str, Term] = {
     "experiment": _d("The experiment name."),
     "run_id": _d("The run's number within its experiment.", "xsd:int"),
     "rank": _d("The process rank (0 for a single process).", "xsd:int"),
-    "status": _d("running, finished, failed, interrupted, terminated or killed."),
+    "status": _d("The run's status: " + ", ".join(STATUSES) + "."),
     "error_type": _d("The exception class that failed the run."),
     "error_message": _d("The exception message that failed the run."),
     "command": _d("The command line, secrets redacted."),
@@ -83,6 +85,8 @@ TERMS: Dict[str, Term] = {
     "capture_error": _d("Why the reproducibility capture failed."),
     "capture_process": _d("Where the capture ran when not in its child process."),
     "writer_errors": _d("What could not be written."),
+    "dropped": _d("Metric points logged while no journal segment had room: not kept, counted.", "xsd:int"),
+    "records_not_journaled": _d("Records that could not be journaled (the disk stayed full).", "xsd:int"),
     "signal": _d("The signal that ended the run."),
     "recovered": _d("Set by prov4ml recover on a killed run."),
     # -- contexts and epochs

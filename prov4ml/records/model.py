@@ -9,6 +9,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..context import Context
 
 __all__ = [
+    "STATUSES",
+    "SEVERITY",
     "utc",
     "ParamRecord",
     "ArtifactRecord",
@@ -20,6 +22,21 @@ __all__ = [
     "EpochRecord",
     "RunSnapshot",
 ]
+
+
+#: Every status a run has, in the document (``provml:status``), ``prov4ml ls``, the UI and the reports.
+STATUSES: Dict[str, str] = {
+    "finished": "end_run wrote every point and record",
+    "running": "being recorded, or its process died before end_run (prov4ml recover completes it as killed)",
+    "incomplete": "end_run could not write every row (a full disk): the journal is kept and prov4ml recover completes it",
+    "interrupted": "ended by Ctrl-C (SIGINT)",
+    "terminated": "ended by SIGTERM",
+    "killed": "its process died before end_run; completed from the journal by prov4ml recover",
+    "failed": "an exception ended it",
+}
+#: The status of a run of several ranks is its ranks' most severe.
+SEVERITY: Dict[str, int] = {"finished": 0, "running": 1, "incomplete": 2, "interrupted": 2, "terminated": 2,
+                            "killed": 3, "failed": 4}
 
 
 def utc(seconds: Optional[float]) -> Optional[datetime]:

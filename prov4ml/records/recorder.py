@@ -72,6 +72,7 @@ class RecordsRecorder:
         self.source_code: Optional[str] = None
         self.command = _state.redacted_command(sys.argv)
         self.journal: Optional[RecordJournal] = None  # set by the Run once its journal folder exists
+        self.outcome: Optional[Tuple[str, Any, Optional[float]]] = None  # (status, error, end time) once it ended
 
     # ------------------------------------------------------------------ keeping a record
     def keep(self, kind: str, data: Any, ctx: Optional[Context] = None, when: Optional[float] = None) -> None:
@@ -354,6 +355,7 @@ _APPLY: Dict[str, Callable[[RecordsRecorder, Any], None]] = {
     "note": lambda r, note: r.notes.__setitem__(*note),
     "source": lambda r, path: setattr(r, "source_code", path),
     "capture": _apply_capture,
+    "outcome": lambda r, outcome: setattr(r, "outcome", outcome),
 }
 
 
@@ -364,9 +366,9 @@ def _apply(r: RecordsRecorder, kind: str, data: Any, ctx: Optional[Context], whe
 
 
 def replay(frames: List[Tuple[Any, str, Any]]) -> Dict[str, Any]:
-    """The records a journal holds, as RunSnapshot fields (what ``recover`` writes), and the notes."""
+    """The records a journal holds, as RunSnapshot fields (what ``recover`` writes), the notes and the outcome."""
     r = RecordsRecorder(None, threading.Lock(), lambda call: True, lambda: None, None)  # type: ignore[arg-type]
     r.environment, r.command = {}, None
     for _position, kind, (data, ctx, when) in frames:
         _apply(r, kind, data, ctx, when)
-    return {**r.snapshot_fields(), "notes": dict(r.notes)}
+    return {**r.snapshot_fields(), "notes": dict(r.notes), "outcome": r.outcome}

@@ -111,6 +111,10 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
     if run._deferred_signal is not None:
         run.set_outcome(run.status, signum=run._deferred_signal)
     complete = not report.get("backlog")
+    if not complete and run.status == "finished":
+        run.status = "incomplete"  # rows the journal holds are not in the files yet: recover writes them
+    with run._lock:  # journaled first: on a disk too full for the document, recover still knows how the run ended
+        run.records.keep("outcome", (run.status, run.error, run.end_time))
     try:
         outputs.write_snapshot(run, final=True)
     except OSError as exc:

@@ -32,6 +32,10 @@ def snapshot(run: "Run") -> RunSnapshot:
         found = problems(run)
         if found:
             notes["writer_errors"] = " | ".join(found[-5:])
+        if run.metrics.journal is not None and run.metrics.journal.dropped:
+            notes["dropped"] = run.metrics.journal.dropped
+        if records.journal is not None and records.journal.failed:
+            notes["records_not_journaled"] = records.journal.failed
         return RunSnapshot(
             user_namespace=run.user_namespace,
             user=run.user,

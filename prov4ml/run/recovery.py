@@ -30,6 +30,7 @@ from ..storage import writes_back
 __all__ = ["recover", "needs_recovery"]
 
 _SUFFIX = ".recovering"
+_UNFINISHED = ("running", "incomplete")  # statuses whose journal holds what the files lack
 
 
 def needs_recovery(run_dir: Union[str, Path]) -> List[int]:
@@ -37,7 +38,7 @@ def needs_recovery(run_dir: Union[str, Path]) -> List[int]:
     out = []
     for rank_dir in sorted(Path(run_dir, _state.STATE_DIR).glob("rank*")):
         owner = _state.read_owner(rank_dir)
-        if not _state.owner_alive(owner) and _status(rank_dir) == "running":
+        if not _state.owner_alive(owner) and _status(rank_dir) in _UNFINISHED:
             out.append(int(rank_dir.name[4:]))
     return out
 
@@ -84,7 +85,7 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
         raise RecoveryError(f"{rank_dir} has no state.pickle: the run was killed before its first document") from None
     except Exception as exc:
         raise RecoveryError(f"{rank_dir}/state.pickle is unreadable ({exc}); the metric journal is intact") from None
-    if snap.status != "running":
+    if snap.status not in _UNFINISHED:
         return None  # already complete (a second recover changes nothing)
     _wait_for_sink(rank_dir)  # it may still be finishing the files: never write beside it
     fmt = get_format(owner.get("format", "csv"), owner.get("compressor"))
@@ -106,13 +107,17 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
         return fmt.finalize(data, fmt.target_of(data), owner.get("separator", ","), meta).relative_to(run_dir).as_posix()
 
     snap = with_summaries(_with_journaled_records(snap, rank_dir), read_series(str(rank_dir)), consumer.stats, finalize)
-    snap.status = "killed"
-    end = utc(max(last_times)) if last_times else snap.start_time
-    times = [a.time for a in snap.artifacts if a.time is not None] + [end]
-    snap.end_time = max(t for t in times if t is not None)
+    if snap.status in _UNFINISHED:
+        snap.status = "killed" if snap.status == "running" else "finished"  # an incomplete run had ended
+    if snap.status == "killed":
+        end = utc(max(last_times)) if last_times else snap.start_time
+        times = [a.time for a in snap.artifacts if a.time is not None] + [end]
+        snap.end_time = max(t for t in times if t is not None)
+    how = ("ended without end_run" if snap.status == "killed"
+           else "ended before end_run had written every file")
     snap.notes = {**snap.notes, "recovered": (
         f"completed from the journal by prov4ml recover at {datetime.now(timezone.utc).isoformat(timespec='seconds')}; "
-        f"the process (pid {owner.get('pid', '?')}) ended without end_run"
+        f"the process (pid {owner.get('pid', '?')}) {how}"
     )}
     from ..provenance import build_document, to_json
 
@@ -132,6 +137,9 @@ def _with_journaled_records(snap: RunSnapshot, rank_dir: Path) -> RunSnapshot:
     for ctx, (start, end) in fields.pop("contexts").items():
         old = contexts.get(ctx)
         contexts[ctx] = (start, end) if old is None else (min(old[0], start), max(old[1], end))
+    outcome = fields.pop("outcome")
+    if outcome is not None:  # end_run had begun: the run ended as it says, only its files were left to finish
+        snap.status, snap.error, snap.end_time = outcome[0], outcome[1], utc(outcome[2])
     command = fields.pop("command") or snap.command
     notes = {**snap.notes, **fields.pop("notes")}
     environment = {**snap.environment, **fields.pop("environment")}

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Iterable, List, Optional
 
 from ..exceptions import Prov4MLError
+from ..records.model import SEVERITY
 
 __all__ = ["SEVERITY", "KILLED", "merge", "needs_recovery"]
 
-#: The status of a run of several ranks is its ranks' most severe.
-SEVERITY = {"finished": 0, "running": 1, "interrupted": 2, "terminated": 2, "killed": 3, "failed": 4}
 #: How ``status`` reads for a run whose process died before ``end_run``.
 KILLED = "killed (needs prov4ml recover)"
 

@@ -31,7 +31,7 @@ __all__ = ["Store", "RunHead", "configuration", "sweep_groups", "metric_files", 
 # Parameters that tell repetitions of one configuration apart rather than configurations.
 SWEEP_EXCLUDED = ("sweep.", "seed")
 # The status of a run of several ranks is its ranks' most severe.
-STATUS_ORDER = ("finished", "running", "interrupted", "terminated", "killed", "failed")
+STATUS_ORDER = tuple(sorted(runs.SEVERITY, key=runs.SEVERITY.__getitem__))
 SERIES_FIELDS = ("name", "context", "rank", "count", "min", "max", "last", "mean", "first_step", "last_step", "unit")
 
 
