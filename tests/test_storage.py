@@ -7,6 +7,7 @@ fills at the system call (every fallocate fails with ENOSPC after start_run).
 """
 
 import errno
+import logging
 import os
 import subprocess
 import warnings
@@ -86,7 +87,8 @@ def test_a_full_disk_stops_nothing_tears_nothing_and_writing_resumes(small_fs):
     assert series_count(prov_json(run.run_dir), "loss") == 60_000
 
 
-def test_a_full_disk_keeps_the_spare_segment_then_counts_what_it_drops(small_fs):
+def test_a_full_disk_keeps_the_spare_segment_then_counts_what_it_drops(small_fs, caplog):
+    caplog.set_level(logging.WARNING, logger="prov4ml")
     run = start(small_fs)
     filler = fill(small_fs)
     n = 2 * (SEGMENT_SLOTS - FIRST_SLOT) + 5000  # the first segment, then the spare made ahead; then no room
@@ -103,6 +105,7 @@ def test_a_full_disk_keeps_the_spare_segment_then_counts_what_it_drops(small_fs)
     assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(i, float(i)) for i in range(kept)]
     assert series_count(prov_json(run.run_dir), "loss") == kept
     assert prov_json(run.run_dir)["activity"]["ex:full.run_0.rank0"]["provml:dropped"] == {"$": str(dropped), "type": "xsd:int"}
+    assert sum("provml:dropped" in r.getMessage() for r in caplog.records) == 1  # said once
 
 
 def test_a_full_disk_at_end_run_warns_and_strict_raises(small_fs):

@@ -130,11 +130,16 @@ class Refresher:
 
     def report(self, key: str, message: str) -> None:
         """Record a problem once (a warning and the run's ``provml:writer_errors``)."""
+        if self.warn_once(key, message):
+            self.errors.append(message)
+
+    def warn_once(self, key: str, message: str) -> bool:
+        """Warn of a problem the first time it is seen; False when it was seen before."""
         if key in self._reported:
-            return
+            return False
         self._reported.add(key)
-        self.errors.append(message)
         log.warning("prov4ml: %s", message)
+        return True
 
     # -- the thread --------------------------------------------------------
     def _loop(self) -> None:

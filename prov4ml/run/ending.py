@@ -97,6 +97,7 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
     run.metrics.end_samplers()
     report = run._refresher.close(timeout)
     outputs.apply_report(run, report)
+    outputs.warn_dropped(run)
     run.metrics.apply_folds(final=True)
     run.collectors.finish_capture()
     run._finalize_files()

@@ -16,7 +16,7 @@ from ..records.model import FinalValue, RunSnapshot, utc
 if TYPE_CHECKING:
     from .run import Run
 
-__all__ = ["snapshot", "problems", "apply_report", "refresh", "save_records", "write_snapshot"]
+__all__ = ["snapshot", "problems", "apply_report", "refresh", "save_records", "write_snapshot", "warn_dropped"]
 
 
 def snapshot(run: "Run") -> RunSnapshot:
@@ -84,6 +84,14 @@ def _upkeep(run: "Run", report: Optional[Dict[str, Any]]) -> None:
         apply_report(run, report)
     run.metrics.apply_folds()
     run.metrics.journal.retry()
+    warn_dropped(run)
+
+
+def warn_dropped(run: "Run") -> None:
+    """Points not kept are counted in the document (provml:dropped), and said once, as soon as it is seen."""
+    if run.metrics.journal.dropped:
+        run._refresher.warn_once("dropped", f"{run.metrics.journal.error or 'the disk was full'}; the count of points "
+                                 "not kept is in the document (provml:dropped)")
     if run.options["fsync"]:
         run.metrics.journal.sync()
 
