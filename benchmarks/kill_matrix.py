@@ -23,8 +23,10 @@ for body_name, body in (("tight", TIGHT), ("realistic", REALISTIC)):
             c = Child(tmp, body, group=group); c.wait_flag(1); time.sleep(delay); c.kill(signal.SIGKILL)
             logged = c.logged; d = c.run_dir(); wait_for_sinks(d)
             doc_before = series_count(prov_json(d), "loss")
-            before = len(read_rows(d / "metrics/loss_training_rank0.csv")) if not group else None
+            csv = d / "metrics/loss_training_rank0.csv"
+            before = max(csv.read_bytes().count(b"\n") - 1, 0) if csv.exists() else 0  # whole rows (a group kill can tear the last)
             prov4ml.recover(d)
             after = len(read_rows(d / "metrics/loss_training_rank0.csv"))
             print(f"{body_name:9} {'group' if group else 'process':7} kill at {delay:4.2f}s: returned {logged:>8,}  "
-                  f"csv before recover {before if before is not None else '-':>8}  after {after:>8,}  doc count before {doc_before:>7,} after {series_count(prov_json(d), 'loss'):>8,}")
+                  f"csv before recover {before:>8,} ({100 * before / max(logged, 1):3.0f} %)  after {after:>8,}  "
+                  f"doc count before {doc_before:>7,} after {series_count(prov_json(d), 'loss'):>8,}")

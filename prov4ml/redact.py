@@ -107,6 +107,7 @@ def redact_command(argv: List[str]) -> List[str]:
 
 def redact_command_line(text: str) -> str:
     """A command line given as one string, redacted as :func:`redact_command` does its words."""
+    text = str(text)  # shlex.split(None) would read standard input
     try:
         words = shlex.split(text)
     except ValueError:  # unbalanced quotes: not a shell line, redact it as text

@@ -14,7 +14,7 @@ Layout of ``<run_dir>/.prov4ml/rank<k>/``::
     series.jsonl      one JSON object per series, written before its first point:
                       {"sid", "name", "context", "kind", "unit", "file"}
     seg.000000 ...    segments of SEGMENT_SLOTS slots of 32 bytes each
-    spare.tmp         the next segment, reserved ahead: when the disk fills, one more
+    spare.segment     the next segment, reserved ahead: when the disk fills, one more
                       segment of points is still kept, and later points are counted
                       (``Journal.dropped``), never held in memory
     state.pickle      the run's records at the last refresh (for ``recover``)
@@ -55,7 +55,7 @@ SEGMENT_SLOTS = 1 << 17  # 4 MiB per segment: bounds the mapped (resident) pages
 FIRST_SLOT = 2  # slots 0 and 1 hold the header
 VOID = 0xFFFFFFFF
 SERIES_RESERVE = 1 << 16
-SPARE = "spare.tmp"  # the next segment, made ahead (.tmp: never mirrored, never read)
+SPARE = "spare.segment"  # the next segment, made ahead (never read, never mirrored)
 HEADER = struct.Struct("<8sIII")
 RECORD = struct.Struct("<qddII")
 pack_record = RECORD.pack_into

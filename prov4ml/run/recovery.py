@@ -23,7 +23,7 @@ from .._fs import atomic_write_text
 from ..exceptions import RecoveryError
 from ..metrics import _sink
 from ..metrics.formats import get_format, remove_temporaries
-from ..metrics.journal import read_series
+from ..metrics.journal import SPARE, read_series
 from ..provenance.live import with_summaries
 from ..storage import writes_back
 
@@ -88,6 +88,7 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
     if snap.status not in _UNFINISHED:
         return None  # already complete (a second recover changes nothing)
     _wait_for_sink(rank_dir)  # it may still be finishing the files: never write beside it
+    (rank_dir / SPARE).unlink(missing_ok=True)  # the writer is gone: its spare segment holds nothing
     fmt = get_format(owner.get("format", "csv"), owner.get("compressor"))
     consumer = _sink.Consumer(str(rank_dir), str(run_dir), owner.get("separator", ","), suffix=_SUFFIX, truncate=True)
     try:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from .._fs import atomic_write_text
+from ..metrics.journal import SPARE
 from ..records.state import STATE_DIR
 from .remote import CLAIM_FILE, Remote, _locked, staging_root
 
@@ -76,7 +77,7 @@ def _files(run_dir: Path) -> Iterator[Tuple[str, Path, bool]]:
         dirs[:] = [d for d in dirs if not (d.startswith(".") and d.endswith(".partial"))]
         segments = sorted(n for n in names if n.startswith("seg."))
         for name in names:
-            if name.endswith(_TEMPORARY):
+            if name.endswith(_TEMPORARY) or name == SPARE:  # the spare segment holds nothing yet
                 continue
             path = Path(folder, name)
             yield path.relative_to(run_dir).as_posix(), path, bool(segments) and name == segments[-1]
