@@ -23,6 +23,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 from ._values import DEFAULT_NAMESPACE, _short, check_name, check_namespace, looks_like_namespace, param_value
 from .context import Context
 from .exceptions import ArgumentError, InvalidValueError
+from .redact import redact_value
 
 __all__ = [
     "start_run_arguments", "warn_unknown_options", "user_stacklevel", "attributes",
@@ -118,7 +119,7 @@ def source_name(source: Any, call: str) -> Optional[str]:
     value = getattr(source, "value", source)  # a LoggingItemKind
     if not isinstance(value, str):
         raise InvalidValueError(f"{call}(source=...) takes a string naming where the item comes from, got {source!r}")
-    return check_name(value, f"{call}(source=...)", limit=500)
+    return redact_value(check_name(value, f"{call}(source=...)", limit=500))
 
 
 def _is_path(value: Any) -> bool:

@@ -49,6 +49,9 @@ while True:
         prov4ml.log_artifact(path, prov4ml.Context.TRAINING, step=step)
         artifacts += 1
         told(5, artifacts)
+    if step == 33:
+        prov4ml.register_final_metric("best_m0", float("inf"), min)
+        told(7, 1)
     step += 1
     if step == {flag_at}:
         flag(1)
@@ -65,8 +68,10 @@ def _told(child, slot):
     return child._read(slot)
 
 
-def _check(run_dir, params, versions, artifacts, last):
+def _check(run_dir, params, versions, artifacts, last, final):
     record = runs.read_run(run_dir)
+    if final:  # registered: the final metric is in the document (its value, when a refresh saved one)
+        assert "best_m0" in record.final_metrics
     got_params = {k: v for k, v in record.params.items() if k.startswith("p") and k[1:].isdigit()}
     assert len(got_params) in (params, params + 1), (len(got_params), params)
     assert got_params == {f"p{i}": i * 1.5 for i in range(len(got_params))}
@@ -99,7 +104,7 @@ def test_a_kill_mid_loop_keeps_every_record_whose_call_returned(tmp_path, delay,
     d = child.run_dir()
     wait_for_sinks(d)
     prov4ml.recover(d)
-    _check(d, *told, last=False)
+    _check(d, *told, last=False, final=_told(child, 7))
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.01, 0.05])
@@ -115,4 +120,4 @@ def test_a_kill_during_end_run_keeps_the_last_record(tmp_path, delay):
     d = child.run_dir()
     wait_for_sinks(d)
     prov4ml.recover(d)  # nothing to do when end_run had finished: the final document holds everything
-    _check(d, *told, last=True)
+    _check(d, *told, last=True, final=_told(child, 7))

@@ -46,6 +46,14 @@ def test_digests_commits_and_plain_text_survive(value):
     assert redact_value(value) == value
 
 
+def test_a_failed_run_keeps_no_secret_of_its_error(save_dir):
+    with pytest.raises(RuntimeError):
+        with prov4ml.run("www.example.org", "exp", str(save_dir), capture=False) as run:
+            raise RuntimeError(f"cannot connect to {SECRETS[0][0]}")
+    text = _every_file_text(run.run_dir)
+    assert SECRETS[0][1] not in text and "cannot connect to postgres://" in text
+
+
 def _every_file_text(folder):
     return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in folder.rglob("*") if p.is_file())
 
@@ -55,6 +63,8 @@ def test_secrets_in_parameters_reach_no_file(start, save_dir):
     for i, (value, _) in enumerate(SECRETS):
         prov4ml.log_param(f"p{i}", value)
     prov4ml.log_param("nested", {"url": SECRETS[0][0], "tokens": [SECRETS[4][0]]})
+    prov4ml.log_param("from_db", 1, source=SECRETS[1][0])  # where an item comes from
+    prov4ml.log_execution_command(f"python train.py --api-key {SECRETS[8][0]} --db {SECRETS[2][0]}")
     for i, value in enumerate(KEPT):
         prov4ml.log_param(f"kept{i}", value)
     run_dir = run.run_dir

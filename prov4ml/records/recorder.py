@@ -73,6 +73,7 @@ class RecordsRecorder:
         self.command = _state.redacted_command(sys.argv)
         self.journal: Optional[RecordJournal] = None  # set by the Run once its journal folder exists
         self.outcome: Optional[Tuple[str, Any, Optional[float]]] = None  # (status, error, end time) once it ended
+        self.finals: Dict[str, str] = {}  # registered final metrics: name -> fold (their values live in the folds)
 
     # ------------------------------------------------------------------ keeping a record
     def keep(self, kind: str, data: Any, ctx: Optional[Context] = None, when: Optional[float] = None) -> None:
@@ -356,6 +357,7 @@ _APPLY: Dict[str, Callable[[RecordsRecorder, Any], None]] = {
     "source": lambda r, path: setattr(r, "source_code", path),
     "capture": _apply_capture,
     "outcome": lambda r, outcome: setattr(r, "outcome", outcome),
+    "final": lambda r, final: r.finals.__setitem__(*final),
 }
 
 
@@ -366,9 +368,10 @@ def _apply(r: RecordsRecorder, kind: str, data: Any, ctx: Optional[Context], whe
 
 
 def replay(frames: List[Tuple[Any, str, Any]]) -> Dict[str, Any]:
-    """The records a journal holds, as RunSnapshot fields (what ``recover`` writes), the notes and the outcome."""
+    """The records a journal holds, as RunSnapshot fields (what ``recover`` writes), the notes, the outcome and
+    the final metrics registered."""
     r = RecordsRecorder(None, threading.Lock(), lambda call: True, lambda: None, None)  # type: ignore[arg-type]
     r.environment, r.command = {}, None
     for _position, kind, (data, ctx, when) in frames:
         _apply(r, kind, data, ctx, when)
-    return {**r.snapshot_fields(), "notes": dict(r.notes), "outcome": r.outcome}
+    return {**r.snapshot_fields(), "notes": dict(r.notes), "outcome": r.outcome, "finals": dict(r.finals)}

@@ -17,7 +17,7 @@ from typing import List, Optional, Union
 
 from ..records import state as _state
 from ..records.journal import read_records
-from ..records.model import RunSnapshot, utc
+from ..records.model import FinalValue, RunSnapshot, utc
 from ..records.recorder import replay
 from .._fs import atomic_write_text
 from ..exceptions import RecoveryError
@@ -139,12 +139,16 @@ def _with_journaled_records(snap: RunSnapshot, rank_dir: Path) -> RunSnapshot:
         old = contexts.get(ctx)
         contexts[ctx] = (start, end) if old is None else (min(old[0], start), max(old[1], end))
     outcome = fields.pop("outcome")
+    saved = {f.name for f in snap.final_metrics}
+    missing = [FinalValue(name, None, operation, "registered after the run's last refresh: its value was not saved")
+               for name, operation in fields.pop("finals").items() if name not in saved]
     if outcome is not None:  # end_run had begun: the run ended as it says, only its files were left to finish
         snap.status, snap.error, snap.end_time = outcome[0], outcome[1], utc(outcome[2])
     command = fields.pop("command") or snap.command
     notes = {**snap.notes, **fields.pop("notes")}
     environment = {**snap.environment, **fields.pop("environment")}
-    return dataclasses.replace(snap, **fields, contexts=contexts, command=command, notes=notes, environment=environment)
+    return dataclasses.replace(snap, **fields, contexts=contexts, command=command, notes=notes, environment=environment,
+                               final_metrics=[*snap.final_metrics, *missing])
 
 
 def _wait_for_sink(rank_dir: Path, timeout: float = 120.0) -> None:

@@ -227,6 +227,8 @@ class Run:
         if recording:
             self.metrics.journal_deferred()
             self.metrics.register_fold(fm)  # the fold starts exactly at this call
+            with self._lock:
+                self.records.keep("final", (metric_name, fm.operation_name))
 
     def log_current_execution_time(self, label: str, context: Any = None, step: Optional[int] = None) -> None:
         self.record_reading(label, _time() - self.start_time, "s", context, step, LoggingItemKind.EXECUTION_TIME)
