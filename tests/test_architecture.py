@@ -182,3 +182,14 @@ def test_the_architecture_doc_names_every_package():
     packages = [p.name for p in PKG.iterdir() if (p / "__init__.py").exists()]
     missing = [p for p in packages if not re.search(rf"\b{p}/", text)]
     assert missing == []
+
+
+def test_import_prov4ml_stays_light():
+    """The recording side starts without the reading side, NumPy, pandas or torch (start-up time and memory)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, prov4ml; print(sorted(m for m in ('numpy', 'pandas', 'torch', 'prov4ml.runs', "
+            "'prov4ml.analysis', 'prov4ml.ui', 'prov4ml.cli') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

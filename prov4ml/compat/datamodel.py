@@ -31,7 +31,6 @@ from ..run import lifecycle as _lifecycle
 from .._fs import slug
 from ..exceptions import InvalidValueError, ProvFileError, RunStateError
 from ..metrics.formats import MetricsType, get_format
-from ..runs import csv_rows
 
 __all__ = ["MetricsType", "get_file_type", "MetricInfo", "PROV4ML_DATA", "Prov4MLDataView"]
 
@@ -87,6 +86,8 @@ class MetricInfo:
 
 
 def _read_points(path: Path):
+    from ..runs import csv_rows  # the reading side, imported on first use (it brings NumPy)
+
     try:
         return csv_rows(path)  # the rows as the file holds them (prov4ml.runs reads every metric file)
     except ProvFileError as exc:

@@ -25,7 +25,6 @@ from typing import Any, Dict, List, Optional, Union
 from ..provenance.names import RUNDIR, json_location, location_path
 from .._optional import require
 from ..exceptions import InvalidValueError, ProvFileError
-from ..runs import read_json, read_points
 
 __all__ = [
     "list_activities", "list_entities", "get_parameter", "list_parameters",
@@ -43,6 +42,8 @@ _PREFIXES = ("provml:", "prov:", "dcterms:", "mls:")
 def _load(source: Source) -> Dict[str, Any]:
     if isinstance(source, dict):
         return source
+    from ..runs import read_json  # the reading side, imported when a getter is first used (it brings NumPy)
+
     path = Path(source)
     try:
         return read_json(path)  # prov4ml.runs reads every run document
@@ -220,6 +221,8 @@ def get_metric(data: Source, name: Optional[str] = None, context: Optional[str] 
     path = _path(data, doc, json_location(attrs.get("prov:location")))
     if path is None:
         return pd.DataFrame({"step": [], "value": [], "time": []})
+    from ..runs import read_points
+
     return pd.DataFrame(read_points(Path(path).parent, Path(path).name))
 
 
