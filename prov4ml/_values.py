@@ -104,6 +104,15 @@ def param_value(value: Any) -> Any:
     return redact_value(value) if isinstance(value, str) else value
 
 
+def _plain(value: Any) -> Any:
+    """The value as its plain type: a subclass (an IntEnum, a str Enum) is the user's class, which records never hold."""
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)  # the text itself, not the subclass's str() ("Color.RED")
+    return int(value) if isinstance(value, int) else float(value)
+
+
 def _typed_param(value: Any) -> Any:
     if is_tensor(value):
         if not value.is_nested and value.layout is sys.modules["torch"].strided and not value.is_meta and value.numel() == 1:
@@ -120,7 +129,7 @@ def _typed_param(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         if isinstance(value, str) and value:
             check_name(value, "a parameter value", limit=1 << 20)
-        return value  # None stays None: the document says so (provml:is_none), not with the text "None"
+        return _plain(value)
     if isinstance(value, (set, frozenset)):
         value = sorted(value, key=repr)
     if not isinstance(value, (dict, list, tuple)):  # a Path, a device, a class: its text, not a quoted JSON string

@@ -33,16 +33,22 @@ SECRET_NAMES = (
 _SECRET_SUFFIXES = ("key", "token", "secret", "password", "passwd", "pwd", "pass", "cred", "creds")
 _NAME_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])")
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@")
+# user:password@ up to the @ that a host follows: a password may hold / and @ (postgres://u:p@ss@db)
+_URL_CREDENTIALS = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]*:\S*?@(?=[A-Za-z0-9._\[\]-]+(?:[:/?#\s'\"]|$))"
+)
 # a bare user part of a web URL is a token (https://ghp_…@github.com); ssh's git@ is a user name and stays
 _URL_TOKEN = re.compile(r"(?P<scheme>(?i:https?|ftps?|wss?)://)[^/@\s:]+@")
+# a key that ends with a secret word (db_password=, "api_key": , access_token:), not one that holds it (max_tokens=)
 _PAIRS = re.compile(
-    r"(?i)(?P<key>\b(?:[\w-]*(?:password|passwd|pwd|pass|secret|token|apikey|api[_-]?key|accountkey|sharedaccesskey"
-    r"|access[_-]?key|auth|credentials?|sig|signature|client[_-]?secret)[\w-]*)\s*[=:]\s*)(?P<q>['\"]?)(?P<val>[^;&\s'\",]+)"
+    r"(?i)(?P<key>\b[\w-]*(?:password|passwd|pwd|pass|secret|token|apikey|api[_-]?key|accountkey|sharedaccesskey"
+    r"|access[_-]?key|auth|credentials?|sig|signature|client[_-]?secret)['\"]?\s*[=:]\s*)"
+    r"(?P<q>['\"])?(?P<val>(?(q)[^'\"]+|[^;&\s'\"]+))"
 )
 _PATTERNS = (
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S),
     re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)(?<=authorization:)\s*basic\s+[A-Za-z0-9._~+/=-]{4,}"),
     re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),  # a JWT
     re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"),
     re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{16,}"),
@@ -71,7 +77,7 @@ def redact_value(value: str) -> str:
     """``value`` with every secret-looking part replaced by ``<redacted>``."""
     value = _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)
     value = _URL_TOKEN.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)
-    value = _PAIRS.sub(lambda m: f"{m.group('key')}{m.group('q')}{REDACTED}", value)
+    value = _PAIRS.sub(lambda m: f"{m.group('key')}{m.group('q') or ''}{REDACTED}", value)
     for pattern in _PATTERNS:
         value = pattern.sub(REDACTED, value)
     return value
@@ -87,7 +93,7 @@ def redact_command(argv: List[str]) -> List[str]:
     out: List[str] = []
     hide_next = False
     for arg in argv:
-        if hide_next and not arg.startswith("-"):
+        if hide_next and not arg.startswith("--"):  # a secret may start with "-"; the next option starts with "--"
             out.append(REDACTED)
             hide_next = False
             continue

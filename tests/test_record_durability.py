@@ -121,3 +121,43 @@ def test_a_kill_during_end_run_keeps_the_last_record(tmp_path, delay):
     wait_for_sinks(d)
     prov4ml.recover(d)  # nothing to do when end_run had finished: the final document holds everything
     _check(d, *told, last=True, final=_told(child, 7))
+
+
+def test_a_parameter_of_the_users_own_int_enum_and_every_later_record_survive(tmp_path):
+    body = (
+        "import enum\n"
+        "class Level(enum.IntEnum):\n    LOW = 1\n"
+        "prov4ml.start_run('www.example.org', 'crash', {save_dir!r}, capture=False)\n"
+        "prov4ml.log_param('before', 1)\nprov4ml.log_param('level', Level.LOW)\nprov4ml.log_param('after', 2)\n"
+        "flag(1)\ntime.sleep(2)\nflag(2)\ntime.sleep(600)\n"  # a refresh saves state.pickle in between
+    )
+    child = Child(tmp_path, body)
+    child.wait_flag(2, timeout=60)
+    child.kill(signal.SIGKILL)
+    d = child.run_dir()
+    wait_for_sinks(d)
+    prov4ml.recover(d)
+    assert runs.read_run(d).params == {"before": 1, "level": 1, "after": 2}
+
+
+def test_records_the_journal_missed_but_a_refresh_saved_are_kept_by_recover(tmp_path):
+    body = (
+        "import errno\n"
+        "prov4ml.start_run('www.example.org', 'crash', {save_dir!r}, capture=False)\n"
+        "prov4ml.log_param('ok', 1)\n"
+        "def enospc(*a, **k):\n    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "real_pwrite, real_fallocate = os.pwrite, os.posix_fallocate\n"
+        "os.pwrite = os.posix_fallocate = enospc\n"
+        "for i in range(3):\n    prov4ml.log_param(f'p{{i}}', i)\n"
+        "os.pwrite, os.posix_fallocate = real_pwrite, real_fallocate\n"
+        "flag(1)\ntime.sleep(2)\nflag(2)\ntime.sleep(600)\n"  # the refresh saves them in state.pickle
+    )
+    child = Child(tmp_path, body)
+    child.wait_flag(2, timeout=60)
+    child.kill(signal.SIGKILL)
+    d = child.run_dir()
+    wait_for_sinks(d)
+    prov4ml.recover(d)
+    record = runs.read_run(d)
+    assert record.params == {"ok": 1, "p0": 0, "p1": 1, "p2": 2}
+    assert record.notes.get("records_not_journaled") == 3

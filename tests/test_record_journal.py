@@ -49,3 +49,38 @@ def test_a_full_disk_is_counted_not_silent(tmp_path, monkeypatch):
     assert journal.failed == 1 and "could not grow" in journal.error
     journal.close()
     assert [d for _, _, d in read_records(str(tmp_path))] == ["small"]
+
+
+def test_a_whole_frame_this_process_cannot_unpickle_is_skipped_and_counted_not_the_end(tmp_path):
+    import sys
+    import types
+
+    from prov4ml.records.recorder import replay
+
+    module = types.ModuleType("gone_module")
+
+    class Gone:
+        pass
+
+    Gone.__module__, Gone.__qualname__ = "gone_module", "Gone"
+    module.Gone = Gone
+    sys.modules["gone_module"] = module
+    journal = RecordJournal(str(tmp_path))
+    journal.append("note", (("a", 1), None, None))
+    journal.append("note", (("b", Gone()), None, None))  # the writer had this class; the reader will not
+    journal.append("note", (("c", 3), None, None))
+    journal.close()
+    del sys.modules["gone_module"]
+    frames = read_records(str(tmp_path))
+    assert [kind for _, kind, _ in frames] == ["note", "unreadable", "note"]
+    notes = replay(frames)["notes"]
+    assert notes["a"] == 1 and notes["c"] == 3 and notes["records_unreadable"] == 1
+
+
+def test_a_value_no_pickle_holds_is_counted_and_the_call_goes_on(tmp_path):
+    journal = RecordJournal(str(tmp_path))
+    assert not journal.append("note", (("f", lambda: 1), None, None))
+    assert journal.failed == 1 and "could not journal" in journal.error
+    assert journal.append("note", (("g", 2), None, None))
+    journal.close()
+    assert [d[0] for _, _, d in read_records(str(tmp_path))] == [("g", 2)]

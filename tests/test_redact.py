@@ -21,6 +21,12 @@ SECRETS = [
     ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlX3BhcnQ", "eyJzdWIiOiIxMjM0In0"),
     ("Bearer abcdefghij0123456789", "abcdefghij0123456789"),
     ("password=s3cr3tvalue", "s3cr3tvalue"),
+    ("https://user:S3CRET/PW3@host/x", "S3CRET/PW3"),  # a password may hold / and @
+    ("postgres://admin:p@ssw0rd@db/x", "p@ssw0rd"),
+    ('{"db": {"password": "S3CRETPW2"}}', "S3CRETPW2"),  # a dict's JSON text
+    ("password='hunter 2'", "hunter 2"),
+    ("password=abc,def", "abc,def"),
+    ("Authorization: Basic QWxhZGRpbjpvcGVu", "QWxhZGRpbjpvcGVu"),
 ]
 
 #: text that looks random but is not a secret: digests, commits, run ids survive intact
@@ -32,6 +38,8 @@ KEPT = [
     "https://example.org/path/a@b",
     "adam",
     "max_tokens",
+    "max_tokens=512",  # a hyperparameter, not a token
+    "token_type=bearer",
 ]
 
 
@@ -64,12 +72,12 @@ def test_secrets_in_parameters_reach_no_file(start, save_dir):
         prov4ml.log_param(f"p{i}", value)
     prov4ml.log_param("nested", {"url": SECRETS[0][0], "tokens": [SECRETS[4][0]]})
     prov4ml.log_param("from_db", 1, source=SECRETS[1][0])  # where an item comes from
-    prov4ml.log_execution_command(f"python train.py --api-key {SECRETS[8][0]} --db {SECRETS[2][0]}")
+    prov4ml.log_execution_command(f"python train.py --api-key {SECRETS[8][0]} --db {SECRETS[2][0]} --password -S3CRETPW5")
     for i, value in enumerate(KEPT):
         prov4ml.log_param(f"kept{i}", value)
     run_dir = run.run_dir
     prov4ml.end_run()
     text = _every_file_text(run_dir)
-    leaked = [secret for _, secret in SECRETS if secret in text]
+    leaked = [secret for _, secret in SECRETS if secret in text] + (["-S3CRETPW5"] if "S3CRETPW5" in text else [])
     assert leaked == []
     assert all(value in text for value in KEPT)

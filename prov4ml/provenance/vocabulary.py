@@ -87,6 +87,7 @@ TERMS: Dict[str, Term] = {
     "writer_errors": _d("What could not be written."),
     "dropped": _d("Metric points logged while no journal segment had room: not kept, counted.", "xsd:int"),
     "records_not_journaled": _d("Records that could not be journaled (the disk stayed full).", "xsd:int"),
+    "records_unreadable": _d("Whole record-journal frames recover could not read (a class it lacks).", "xsd:int"),
     "signal": _d("The signal that ended the run."),
     "recovered": _d("Set by prov4ml recover on a killed run."),
     # -- contexts and epochs

@@ -13,7 +13,9 @@ payload, a pickle of ``(position, kind, data)``: ``position`` is the point
 journal's position when the record was made (so records and points keep one
 order), ``kind`` names the record, ``data`` is the record itself. The file's
 space is reserved ahead (zeros); a reader stops at the first frame that is
-zero, cut short or fails its checksum: that frame's call had not returned.
+zero, cut short or fails its checksum: that frame's call had not returned. A
+whole frame that cannot be unpickled here (a class this process lacks) is
+skipped and counted, and reading goes on.
 
 This module imports only the standard library.
 """
@@ -65,7 +67,13 @@ class RecordJournal:
     def append(self, kind: str, data: Any) -> bool:
         """Write one record; False (and ``failed`` counted) when no room could be made for it."""
         position = self._position() if self._position is not None else None
-        payload = pickle.dumps((position, kind, data), protocol=4)
+        try:
+            payload = pickle.dumps((position, kind, data), protocol=4)
+        except Exception as exc:  # a value no pickle holds: the record stays in memory, counted, the call goes on
+            with self._lock:
+                self.error = f"could not journal a {kind} record ({exc!r})"
+                self.failed += 1
+            return False
         frame = FRAME.pack(len(payload), zlib.crc32(payload)) + payload
         with self._lock:
             if self._fd is None:
@@ -75,7 +83,7 @@ class RecordJournal:
                 self.failed += 1
                 return False
             try:
-                os.pwrite(self._fd, frame, self._end)
+                _write_whole(self._fd, frame, self._end)
             except OSError as exc:
                 self.error = f"could not write the record journal ({exc.strerror or exc})"
                 self.failed += 1
@@ -96,6 +104,16 @@ class RecordJournal:
                 os.close(fd)
 
 
+def _write_whole(fd: int, frame: bytes, offset: int) -> None:
+    """All of ``frame`` at ``offset``, or OSError (the end does not move: the next frame overwrites the part)."""
+    view = memoryview(frame)
+    while view:
+        n = os.pwrite(fd, view, offset + len(frame) - len(view))
+        if n <= 0:
+            raise OSError("short write")
+        view = view[n:]
+
+
 def _frames(data: bytes) -> Iterator[Tuple[int, Tuple[Any, str, Any]]]:
     """(end offset, record) of every whole frame, in order, up to the first that is not whole."""
     offset = 0
@@ -109,8 +127,8 @@ def _frames(data: bytes) -> Iterator[Tuple[int, Tuple[Any, str, Any]]]:
             return
         try:
             record = pickle.loads(payload)
-        except Exception:  # a frame from another version of the package: stop, as at a torn one
-            return
+        except Exception as exc:  # whole (its checksum holds) but unreadable here: skipped and counted, not the end
+            record = (None, "unreadable", (repr(exc), None, None))
         yield end, record
         offset = end
 

@@ -358,6 +358,7 @@ _APPLY: Dict[str, Callable[[RecordsRecorder, Any], None]] = {
     "capture": _apply_capture,
     "outcome": lambda r, outcome: setattr(r, "outcome", outcome),
     "final": lambda r, final: r.finals.__setitem__(*final),
+    "unreadable": lambda r, why: r.notes.__setitem__("records_unreadable", r.notes.get("records_unreadable", 0) + 1),
 }
 
 

@@ -128,6 +128,16 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
     return path
 
 
+#: How a record is told apart from the others of its list, when the journal and the snapshot are merged
+_IDENTITY = {
+    "params": lambda p: p.key,
+    "artifacts": lambda a: (a.location, a.role),
+    "models": lambda m: m.name,
+    "versions": lambda v: (v.model_name, v.version),
+    "datasets": lambda d: (d.label, d.context),
+}
+
+
 def _with_journaled_records(snap: RunSnapshot, rank_dir: Path) -> RunSnapshot:
     """``snap`` (the records at the last refresh) with every record the record journal holds."""
     frames = read_records(str(rank_dir))
@@ -144,6 +154,10 @@ def _with_journaled_records(snap: RunSnapshot, rank_dir: Path) -> RunSnapshot:
                for name, operation in fields.pop("finals").items() if name not in saved]
     if outcome is not None:  # end_run had begun: the run ended as it says, only its files were left to finish
         snap.status, snap.error, snap.end_time = outcome[0], outcome[1], utc(outcome[2])
+    for name, key in _IDENTITY.items():  # a record the journal missed (a full disk) but a refresh saved is kept
+        replayed = fields[name]
+        known = {key(x) for x in replayed}
+        fields[name] = replayed + [x for x in getattr(snap, name) if key(x) not in known]
     command = fields.pop("command") or snap.command
     notes = {**snap.notes, **fields.pop("notes")}
     environment = {**snap.environment, **fields.pop("environment")}
