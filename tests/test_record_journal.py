@@ -69,12 +69,13 @@ def test_a_whole_frame_this_process_cannot_unpickle_is_skipped_and_counted_not_t
     journal.append("note", (("a", 1), None, None))
     journal.append("note", (("b", Gone()), None, None))  # the writer had this class; the reader will not
     journal.append("note", (("c", 3), None, None))
+    journal.append("a_later_kind", ("?", None, None))  # written by a later version of the package
     journal.close()
     del sys.modules["gone_module"]
     frames = read_records(str(tmp_path))
-    assert [kind for _, kind, _ in frames] == ["note", "unreadable", "note"]
+    assert [kind for _, kind, _ in frames] == ["note", "unreadable", "note", "a_later_kind"]
     notes = replay(frames)["notes"]
-    assert notes["a"] == 1 and notes["c"] == 3 and notes["records_unreadable"] == 1
+    assert notes["a"] == 1 and notes["c"] == 3 and notes["records_unreadable"] == 2
 
 
 def test_a_value_no_pickle_holds_is_counted_and_the_call_goes_on(tmp_path):

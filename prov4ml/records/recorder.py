@@ -363,7 +363,7 @@ _APPLY: Dict[str, Callable[[RecordsRecorder, Any], None]] = {
 
 
 def _apply(r: RecordsRecorder, kind: str, data: Any, ctx: Optional[Context], when: Optional[float]) -> None:
-    _APPLY[kind](r, data)
+    _APPLY.get(kind, _APPLY["unreadable"])(r, data)  # a kind a later version wrote: counted, not a crash
     if ctx is not None:
         r.touch(ctx, when)
 
