@@ -11,7 +11,6 @@ kill and not been told yet.
 
 import hashlib
 import signal
-import struct
 import time
 
 import pytest
@@ -68,6 +67,22 @@ def _told(child, slot):
     return child._read(slot)
 
 
+def _recovered(child):
+    """The killed child's run directory, once its sink is done and recover has completed it."""
+    d = child.run_dir()
+    wait_for_sinks(d)
+    prov4ml.recover(d)
+    return d
+
+
+def _killed_after_a_refresh(tmp_path, body):
+    """Run ``body`` (which raises flag 2 two seconds after its records), SIGKILL it, recover it."""
+    child = Child(tmp_path, body)
+    child.wait_flag(2, timeout=60)
+    child.kill(signal.SIGKILL)
+    return _recovered(child)
+
+
 def _check(run_dir, params, versions, artifacts, last, final):
     record = runs.read_run(run_dir)
     if final:  # registered: the final metric is in the document (its value, when a refresh saved one)
@@ -101,10 +116,7 @@ def test_a_kill_mid_loop_keeps_every_record_whose_call_returned(tmp_path, delay,
     child.kill(signal.SIGKILL)
     told = [_told(child, k) for k in (3, 4, 5)]
     assert told[0] >= 6 and told[1] >= 3 and told[2] >= 3
-    d = child.run_dir()
-    wait_for_sinks(d)
-    prov4ml.recover(d)
-    _check(d, *told, last=False, final=_told(child, 7))
+    _check(_recovered(child), *told, last=False, final=_told(child, 7))
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.01, 0.05])
@@ -117,10 +129,8 @@ def test_a_kill_during_end_run_keeps_the_last_record(tmp_path, delay):
     time.sleep(delay)
     child.kill(signal.SIGKILL)
     told = [_told(child, k) for k in (3, 4, 5)]
-    d = child.run_dir()
-    wait_for_sinks(d)
-    prov4ml.recover(d)  # nothing to do when end_run had finished: the final document holds everything
-    _check(d, *told, last=True, final=_told(child, 7))
+    # recover has nothing to do when end_run had finished: the final document holds everything
+    _check(_recovered(child), *told, last=True, final=_told(child, 7))
 
 
 def test_a_parameter_of_the_users_own_int_enum_and_every_later_record_survive(tmp_path):
@@ -131,13 +141,7 @@ def test_a_parameter_of_the_users_own_int_enum_and_every_later_record_survive(tm
         "prov4ml.log_param('before', 1)\nprov4ml.log_param('level', Level.LOW)\nprov4ml.log_param('after', 2)\n"
         "flag(1)\ntime.sleep(2)\nflag(2)\ntime.sleep(600)\n"  # a refresh saves state.pickle in between
     )
-    child = Child(tmp_path, body)
-    child.wait_flag(2, timeout=60)
-    child.kill(signal.SIGKILL)
-    d = child.run_dir()
-    wait_for_sinks(d)
-    prov4ml.recover(d)
-    assert runs.read_run(d).params == {"before": 1, "level": 1, "after": 2}
+    assert runs.read_run(_killed_after_a_refresh(tmp_path, body)).params == {"before": 1, "level": 1, "after": 2}
 
 
 def test_records_the_journal_missed_but_a_refresh_saved_are_kept_by_recover(tmp_path):
@@ -152,12 +156,6 @@ def test_records_the_journal_missed_but_a_refresh_saved_are_kept_by_recover(tmp_
         "os.pwrite, os.posix_fallocate = real_pwrite, real_fallocate\n"
         "flag(1)\ntime.sleep(2)\nflag(2)\ntime.sleep(600)\n"  # the refresh saves them in state.pickle
     )
-    child = Child(tmp_path, body)
-    child.wait_flag(2, timeout=60)
-    child.kill(signal.SIGKILL)
-    d = child.run_dir()
-    wait_for_sinks(d)
-    prov4ml.recover(d)
-    record = runs.read_run(d)
+    record = runs.read_run(_killed_after_a_refresh(tmp_path, body))
     assert record.params == {"ok": 1, "p0": 0, "p1": 1, "p2": 2}
     assert record.notes.get("records_not_journaled") == 3
