@@ -6,7 +6,6 @@ Imports are read from the source (lazy ones inside functions too; those under
 
 import ast
 import re
-from pathlib import Path
 
 from conftest import ROOT
 

@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 import warnings
-from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import _values
