@@ -42,8 +42,10 @@ _URL_TOKEN = re.compile(r"(?P<scheme>(?i:https?|ftps?|wss?)://)[^/@\s:]+@")
 # a key that ends with a secret word (db_password=, "api_key": , access_token:), not one that holds it (max_tokens=)
 _PAIRS = re.compile(
     r"(?i)(?P<key>\b[\w-]*(?:password|passwd|pwd|pass|secret|token|apikey|api[_-]?key|accountkey|sharedaccesskey"
-    r"|access[_-]?key|auth|credentials?|sig|signature|client[_-]?secret)['\"]?\s*[=:]\s*)"
-    r"(?P<q>['\"])?(?P<val>(?(q)[^'\"]+|[^;&\s'\"]+))"
+    r"|access[_-]?key|(?:secret|private|ssh|encryption|signing|master)[_-]?key|auth|credentials?|sig|signature"
+    r"|client[_-]?secret)(?P<kq>['\"])?\s*[=:]\s*)"
+    # a quoted value whole; after a quoted key (JSON) a bare value ends at , or }; else at ; & space or a quote
+    r"(?P<q>['\"])?(?P<val>(?(q)[^'\"]+|(?(kq)[^,}\s]+|[^;&\s'\"]+)))"
 )
 _PATTERNS = (
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S),
@@ -77,10 +79,16 @@ def redact_value(value: str) -> str:
     """``value`` with every secret-looking part replaced by ``<redacted>``."""
     value = _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)
     value = _URL_TOKEN.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)
-    value = _PAIRS.sub(lambda m: f"{m.group('key')}{m.group('q') or ''}{REDACTED}", value)
+    value = _PAIRS.sub(_redact_pair, value)
     for pattern in _PATTERNS:
         value = pattern.sub(REDACTED, value)
     return value
+
+
+def _redact_pair(m: "re.Match[str]") -> str:
+    if m.group("kq") and not m.group("q"):  # a bare JSON value: the text stays JSON
+        return f'{m.group("key")}"{REDACTED}"'
+    return f"{m.group('key')}{m.group('q') or ''}{REDACTED}"
 
 
 def redact_env(environ: Mapping[str, str]) -> Dict[str, str]:

@@ -159,3 +159,21 @@ def test_records_the_journal_missed_but_a_refresh_saved_are_kept_by_recover(tmp_
     record = runs.read_run(_killed_after_a_refresh(tmp_path, body))
     assert record.params == {"ok": 1, "p0": 0, "p1": 1, "p2": 2}
     assert record.notes.get("records_not_journaled") == 3
+
+
+def test_a_run_killed_inside_end_run_is_completed_as_finished_not_killed(tmp_path):
+    body = (
+        "run = prov4ml.start_run('www.example.org', 'crash', {save_dir!r}, capture=False)\n"
+        "for i in range(1000):\n    prov4ml.log_metric('loss', float(i), 'training', step=i)\n"
+        "prov4ml.log_param('lr', 0.1)\n"
+        "def stuck():\n    flag(1)\n    time.sleep(600)\n"
+        "run._finalize_files = stuck  # end_run has begun, its files are not finished yet\n"
+        "prov4ml.end_run()\n"
+    )
+    child = Child(tmp_path, body)
+    child.wait_flag(1, timeout=60)
+    child.kill(signal.SIGKILL)
+    record = runs.read_run(_recovered(child))
+    assert record.status == "finished" and record.params == {"lr": 0.1}
+    assert "ended before end_run had written every file" in record.notes["recovered"]
+    assert next(s for s in record.series if s.name == "loss").count == 1000

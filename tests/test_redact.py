@@ -1,5 +1,7 @@
 """One redactor for every string that enters the record: each secret shape is kept out of every file."""
 
+import json
+
 import pytest
 
 import prov4ml
@@ -27,6 +29,9 @@ SECRETS = [
     ("password='hunter 2'", "hunter 2"),
     ("password=abc,def", "abc,def"),
     ("Authorization: Basic QWxhZGRpbjpvcGVu", "QWxhZGRpbjpvcGVu"),
+    ('{"lr": 0.1, "password": 987654, "bs": 4}', "987654"),  # a bare JSON value
+    ("private_key=S3CRETPK", "S3CRETPK"),
+    ("secret_key: S3CRETSK", "S3CRETSK"),
 ]
 
 #: text that looks random but is not a secret: digests, commits, run ids survive intact
@@ -60,6 +65,11 @@ def test_a_failed_run_keeps_no_secret_of_its_error(save_dir):
             raise RuntimeError(f"cannot connect to {SECRETS[0][0]}")
     text = _every_file_text(run.run_dir)
     assert SECRETS[0][1] not in text and "cannot connect to postgres://" in text
+
+
+def test_a_redacted_json_text_stays_json():
+    out = redact_value('{"lr": 0.1, "password": 987654, "bs": 4, "db": {"password": "x y"}}')
+    assert json.loads(out) == {"lr": 0.1, "password": REDACTED, "bs": 4, "db": {"password": REDACTED}}
 
 
 def _every_file_text(folder):

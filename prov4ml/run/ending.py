@@ -88,6 +88,7 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
             crate: bool = False) -> None:
     signum = {"interrupted": signal.SIGINT, "terminated": signal.SIGTERM}.get(status) if error is None else None
     run.set_outcome(status, error, signum)
+    _journal_outcome(run)  # end_run has begun: a kill from here on is not a run that ended without it
     run.collectors.stop_meters()
     run.metrics.ending = True
     run.metrics.recording = False  # from here on a log call raises RunStateError
@@ -114,8 +115,7 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
     complete = not report.get("backlog")
     if not complete and run.status == "finished":
         run.status = "incomplete"  # rows the journal holds are not in the files yet: recover writes them
-    with run._lock:  # journaled first: on a disk too full for the document, recover still knows how the run ended
-        run.records.keep("outcome", (run.status, run.error, run.end_time))
+    _journal_outcome(run)  # before the document: on a disk too full for it, recover still knows how the run ended
     try:
         outputs.write_snapshot(run, final=True)
     except OSError as exc:
@@ -126,6 +126,14 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
     run.records.close_journal()
     if complete and not run.options["keep_journal"]:
         _state.remove(run.journal_dir)
+
+
+def _journal_outcome(run: "Run") -> None:
+    """How the run ends (status, error, end time once known) and what it could not keep, in the record journal."""
+    records = run.records.journal
+    lost = {"dropped": run.metrics.journal.dropped, "records_not_journaled": records.failed if records else 0}
+    with run._lock:
+        run.records.keep("outcome", (run.status, run.error, run.end_time, {k: n for k, n in lost.items() if n}))
 
 
 def finalize_files(run: "Run") -> None:

@@ -65,8 +65,8 @@ def problems(run: "Run") -> List[str]:
         found.append(f"{journal.dropped:,} points were not kept: the disk stayed full past the spare journal segment")
     records = run.records.journal
     if records is not None and records.failed:
-        found.append(f"{records.failed:,} records could not be journaled ({records.error}): a kill before the next "
-                     "refresh would lose them")
+        found.append(f"{records.failed:,} records could not be journaled ({records.error}): until a refresh saved "
+                     "them, a kill would have lost them")
     if run._refresher is not None:
         found += run._refresher.errors
     return found

@@ -110,7 +110,7 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
     snap = with_summaries(_with_journaled_records(snap, rank_dir), read_series(str(rank_dir)), consumer.stats, finalize)
     if snap.status in _UNFINISHED:
         snap.status = "killed" if snap.status == "running" else "finished"  # an incomplete run had ended
-    if snap.status == "killed":
+    if snap.status == "killed" or snap.end_time is None:  # killed, or in end_run before its end time was known
         end = utc(max(last_times)) if last_times else snap.start_time
         times = [a.time for a in snap.artifacts if a.time is not None] + [end]
         snap.end_time = max(t for t in times if t is not None)
@@ -153,7 +153,9 @@ def _with_journaled_records(snap: RunSnapshot, rank_dir: Path) -> RunSnapshot:
     missing = [FinalValue(name, None, operation, "registered after the run's last refresh: its value was not saved")
                for name, operation in fields.pop("finals").items() if name not in saved]
     if outcome is not None:  # end_run had begun: the run ended as it says, only its files were left to finish
-        snap.status, snap.error, snap.end_time = outcome[0], outcome[1], utc(outcome[2])
+        status, error, end_time, lost = outcome
+        snap.status, snap.error, snap.end_time = status, error, utc(end_time)
+        snap.notes = {**snap.notes, **lost}  # what it could not keep, though its last document was not written
     for name, key in _IDENTITY.items():  # a record the journal missed (a full disk) but a refresh saved is kept
         replayed = fields[name]
         known = {key(x) for x in replayed}
