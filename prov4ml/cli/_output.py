@@ -19,7 +19,7 @@ import time
 from datetime import datetime
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, TypeVar
 
-__all__ = ["fmt", "duration", "print_table", "print_json", "print_csv", "progress", "busy", "jsonable",
+__all__ = ["fmt", "duration", "print_table", "print_json", "print_csv", "progress", "steps", "busy", "jsonable",
            "status_style", "stdout_console", "PROGRESS_AFTER_S"]
 
 #: Progress shows once a task has run this long (shorter tasks stay silent).
@@ -166,6 +166,35 @@ def progress(items: Sequence[T], description: str) -> Iterator[T]:
     finally:
         if bar is not None:
             bar.stop()
+
+
+@contextlib.contextmanager
+def steps(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``step(done, total)`` callback; on a terminal, a progress bar on stderr once the work takes over a second."""
+    if not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    start = time.monotonic()
+    state: Dict[str, Any] = {}
+
+    def step(done: int, total: int) -> None:
+        if "bar" not in state:
+            if time.monotonic() - start < PROGRESS_AFTER_S:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            state["bar"] = bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                          TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            bar.start()
+            state["task"] = bar.add_task(description, total=total)
+        state["bar"].update(state["task"], completed=done, total=total)
+
+    try:
+        yield step
+    finally:
+        if "bar" in state:
+            state["bar"].stop()
 
 
 @contextlib.contextmanager

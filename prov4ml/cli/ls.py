@@ -1,7 +1,10 @@
 """List experiments and runs: status, start, duration, ranks, key parameters, last and best of the main metrics.
 
-DIR is a provenance_save_dir (default ./prov), an experiment directory or a
-run directory. Only each rank's PROV-JSON is read, never the metric files.
+DIR is a provenance_save_dir (default ./prov), an experiment directory, a
+run directory, or a URL (s3://bucket/prefix). Runs are read through the
+index (docs/formats.md): each run's summary is read once, and again only when
+the run changed, never its metric files. The table shows the newest
+--limit runs (default 1000); --json and --csv give every run.
 A run whose process died before end_run shows as `killed (needs prov4ml recover)`.
 
 Fields for --where and --sort: run_id, status, start, duration, ranks,
@@ -14,15 +17,18 @@ the context). Best is the minimum, or the maximum for accuracy-like names
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any, Dict, List, Sequence, Tuple
 
-from ..exceptions import InvalidValueError
-from ._fields import MISSING, Condition, Fields, context_rank, sort_runs
-from ._output import duration, print_csv, print_json, print_table, progress, status_style
-from ..runs import DEFAULT_DIR, RunRecord, find_run_dirs, metric_figures, read_run
+from ..exceptions import InvalidValueError, ProvFileError
+from ._output import duration, print_csv, print_json, print_table, status_style, steps
+from ..runs import DEFAULT_DIR, RunRecord
+from ..runs.fields import MISSING, Condition, Fields, context_rank
+from ..runs.index import Index
 
 MAIN_METRICS = 3   # metrics shown by default
 KEY_PARAMS = 6     # parameters shown by default
+TABLE_LIMIT = 1000  # runs the table shows by default
 _BOOKKEEPING = "sweep."  # parameters a sweep logs about itself
 
 Row = Tuple[RunRecord, Dict[str, Dict[str, Any]]]
@@ -39,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"(default: the {MAIN_METRICS} logged by most runs, validation first)")
     parser.add_argument("--params", metavar="P,P", help="parameters to show, comma-separated "
                         f"(default: those that differ between the runs, at most {KEY_PARAMS})")
+    parser.add_argument("--limit", type=int, default=TABLE_LIMIT, metavar="N",
+                        help=f"the table shows the newest N runs, or the first N by --sort (default {TABLE_LIMIT}; "
+                        "0: all)")
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="every field of every run, as JSON")
     out.add_argument("--csv", action="store_true", help="one CSV row per run, every parameter and metric")
@@ -47,32 +56,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.desc and not args.sort:
         raise InvalidValueError("--desc orders by --sort FIELD; add --sort, e.g. --sort val_loss --desc")
+    if args.limit < 0:
+        raise InvalidValueError(f"--limit {args.limit}: give a number of runs, or 0 for all")
     conditions = [Condition(text) for text in args.where or ()]  # a typo costs nothing: before any reading
-    rows = list_runs(args.dir)
-    fields = Fields([r for r, _f in rows], [f for _r, f in rows])
-    for condition in conditions:
-        condition.bind(fields)
-    sort_get = fields.getter(args.sort, f"--sort {args.sort!r}") if args.sort else None
-    rows = [(r, f) for r, f in rows if all(c(r, f) for c in conditions)]
-    if sort_get is not None:
-        rows = sort_runs(rows, sort_get, args.desc)
+    with Index(args.dir) as index:
+        with steps("reading runs") as step:
+            index.refresh(step)
+        if not len(index):
+            _no_runs(args.dir)
+        fields = index.fields()
+        for condition in conditions:
+            condition.bind(fields)
+        sort = fields.resolve(args.sort, f"--sort {args.sort!r}") if args.sort else None
+        whole = args.json or args.csv or not args.limit
+        rows, total = index.select(conditions, sort, args.desc, None if whole else args.limit, last=True)
     if args.json:
         print_json([as_json(r, f) for r, f in rows])
     elif args.csv:
-        columns, table = as_csv(rows, fields)
+        columns, table = as_csv(rows, Fields.of_runs([r for r, _f in rows], [f for _r, f in rows]))
         print_csv(columns, table)
     else:
-        show_table(rows, fields, args)
-    return 0
+        show_table(rows, Fields.of_runs([r for r, _f in rows], [f for _r, f in rows]), args, total)
+    unreadable = [r for r, _f in rows if r.status == "unreadable"]
+    for r in unreadable:  # listed, and said as `ls` says an unreadable entry: one line each, exit status 1
+        print(f"prov4ml ls: {r.label}: {r.error_message}", file=sys.stderr)
+    return 1 if unreadable else 0
 
 
-def list_runs(root: str) -> List[Row]:
-    """Every run under ``root`` with its metric figures, in experiment then run-id order."""
-    out = []
-    for run_dir in progress(find_run_dirs(root), "reading runs"):
-        record = read_run(run_dir, details=False)
-        out.append((record, metric_figures(record)))
-    return out
+def _no_runs(root: str) -> None:
+    raise ProvFileError(
+        f"{root} holds no runs (no <experiment>/run_<id>/prov_rank<k>.json under it); "
+        f"give the provenance_save_dir your runs were started with (default ./{DEFAULT_DIR})"
+    )
 
 
 def as_json(run: RunRecord, figures: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
@@ -98,7 +113,7 @@ def as_csv(rows: Sequence[Row], fields: Fields) -> Tuple[List[str], List[List[An
     return columns, table
 
 
-def show_table(rows: Sequence[Row], fields: Fields, args: argparse.Namespace) -> None:
+def show_table(rows: Sequence[Row], fields: Fields, args: argparse.Namespace, total: int) -> None:
     if not rows:
         print("no run matches" + (f" {' and '.join(args.where)}" if args.where else ""))
         return
@@ -115,6 +130,9 @@ def show_table(rows: Sequence[Row], fields: Fields, args: argparse.Namespace) ->
         table.append(line)
     experiments = len({r.experiment for r, _f in rows})
     title = f"{len(rows)} run{'s' * (len(rows) != 1)} in {experiments} experiment{'s' * (experiments != 1)}"
+    if total > len(rows):
+        which = "first" if args.sort else "newest"
+        title = f"the {which} {len(rows):,} of {total:,} runs (--limit 0 shows all, --where narrows)"
     print_table(columns, table, title=title, styled={1: status_style})
 
 

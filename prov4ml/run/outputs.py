@@ -134,7 +134,10 @@ def write_snapshot(run: "Run", final: bool = False) -> None:
     """Write the PROV-JSON (``final``: indented and synced) and save the records beside the journal."""
     from ..provenance import build_document, to_json
 
+    from ..provenance.summary import write_summary
+
     snap = snapshot(run)
     text = to_json(build_document(snap), indent=1 if final else None)  # the final one is for people to read
     atomic_write_text(run.prov_path, text, fsync=final)
+    write_summary(run.run_dir, snap, _state.read_owner(run.journal_dir), fsync=final)  # after it: never ahead of it
     _state.save_snapshot(run.journal_dir, snap)

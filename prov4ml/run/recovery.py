@@ -121,9 +121,11 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
         f"the process (pid {owner.get('pid', '?')}) {how}"
     )}
     from ..provenance import build_document, to_json
+    from ..provenance.summary import write_summary
 
     path = run_dir / f"prov_rank{snap.rank}.json"
     atomic_write_text(path, to_json(build_document(snap)), fsync=True)
+    write_summary(run_dir, snap, owner, fsync=True)
     _state.save_snapshot(rank_dir, snap)  # last: a recover cut short is simply run again
     return path
 

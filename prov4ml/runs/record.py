@@ -8,7 +8,6 @@ last. :meth:`RunRecord.points` reads the metric files (:mod:`.series`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,8 +17,9 @@ from . import status as _status
 from .document import RankDocument, local_attrs, read_rank
 from .find import PathLike, checked_rank_files, run_id_of
 from .series import Points, Series, read_series
+from ..provenance.summary import HIGHER_IS_BETTER, higher_is_better
 
-__all__ = ["RunRecord", "read_run", "metric_figures", "higher_is_better", "HIGHER_IS_BETTER", "KEY_PACKAGES"]
+__all__ = ["RunRecord", "read_run", "merge_ranks", "metric_figures", "higher_is_better", "HIGHER_IS_BETTER", "KEY_PACKAGES"]
 
 # Packages whose version the environment names (read from the run's environment/packages.txt).
 KEY_PACKAGES = ("torch", "lightning", "pytorch-lightning", "numpy")
@@ -164,7 +164,11 @@ def read_run(run_dir: PathLike, details: bool = True) -> RunRecord:
     """
     run_dir = Path(run_dir)
     files = checked_rank_files(run_dir)
-    docs = {rank: read_rank(path, rank, details) for rank, path in files.items()}
+    return merge_ranks(run_dir, {rank: read_rank(path, rank, details) for rank, path in files.items()})
+
+
+def merge_ranks(run_dir: Path, docs: Dict[int, RankDocument], journal: bool = True) -> RunRecord:
+    """One run from its ranks (lowest rank first); ``journal``: a ``running`` rank's journal says if it was killed."""
     ranks = list(docs.values())
     first = ranks[0]
     info = first.info
@@ -179,7 +183,7 @@ def read_run(run_dir: PathLike, details: bool = True) -> RunRecord:
     recorded = _status.merge(statuses)
     status = recorded
     needs: List[int] = []
-    if "running" in statuses:
+    if "running" in statuses and journal:
         needs = _status.needs_recovery(run_dir)
         if needs and _status.SEVERITY.get(status, 1) < _status.SEVERITY["killed"]:
             status = "killed"
@@ -220,19 +224,6 @@ def read_run(run_dir: PathLike, details: bool = True) -> RunRecord:
 
 
 # ---------------------------------------------------------------- metric figures
-#: Metric names (any word of them) for which larger is better; every other metric is a loss-like "smaller is better".
-HIGHER_IS_BETTER = ("acc", "accuracy", "f1", "precision", "recall", "auc", "auroc", "score", "iou", "map", "bleu",
-                    "rouge", "reward", "return", "r2", "dice", "top1", "top5", "throughput", "psnr", "ssim")
-_WORDS = re.compile(r"[a-z0-9]+")
-
-
-def higher_is_better(name: str, fold: Optional[str] = None) -> bool:
-    """Whether the best value of metric ``name`` is its largest: a registered ``max``/``min`` fold decides, else its name."""
-    if fold in ("max", "min"):
-        return fold == "max"
-    return any(w in HIGHER_IS_BETTER or w.startswith("acc") for w in _WORDS.findall(name.lower()))
-
-
 def metric_figures(run: RunRecord) -> Dict[str, Dict[str, Any]]:
     """``{"name/context": {count, last, best, min, max, mean, last_step, source}}`` of ``run``.
 

@@ -39,7 +39,7 @@ __all__ = ["Mirror", "owner_rank", "run_dirs"]
 log = logging.getLogger("prov4ml")
 
 _OWNED = [re.compile(p) for p in (
-    r"^prov_rank(\d+)\.", r"^\.rank(\d+)\.claimed$", r"^metrics/.*_rank(\d+)\.[^/]+$",
+    r"^prov_rank(\d+)\.", r"^summary_rank(\d+)\.", r"^\.rank(\d+)\.claimed$", r"^metrics/.*_rank(\d+)\.[^/]+$",
     r"^artifacts/rank(\d+)/", r"^\.prov4ml/rank(\d+)/",
 )]
 _TEMPORARY = (".tmp", ".recovering", ".uploading")

@@ -21,9 +21,10 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..exceptions import InvalidValueError
-from ..runs import RunRecord
+from .record import RunRecord
 
-__all__ = ["Fields", "Condition", "sort_runs", "context_rank", "FIXED", "STATS", "CONTEXT_PREFERENCE", "MISSING"]
+__all__ = ["Fields", "Condition", "Resolved", "sort_runs", "context_rank", "FIXED", "STATS", "CONTEXT_PREFERENCE",
+           "MISSING"]
 
 FIXED = ("run", "experiment", "run_id", "status", "start", "end", "duration", "ranks")
 STATS = ("last", "best", "min", "max", "mean", "count", "last_step")
@@ -38,14 +39,17 @@ _OPS: Dict[str, Callable[[Any, Any], bool]] = {
 _WHERE = re.compile(r"^\s*(?P<field>[^<>=!]+?)\s*(?P<op><=|>=|==|!=|<|>|=)\s*(?P<value>.*?)\s*$")
 
 Getter = Callable[[RunRecord, Dict[str, Dict[str, Any]]], Any]
+#: What a field name means: ``("fixed", name, "")``, ``("param", name, "")`` or ``("metric", "name/context", stat)``.
+Resolved = Tuple[str, str, str]
 
 
 class Fields:
     """The fields the listed runs have; ``getter(name)`` reads one from a run and its metric figures."""
 
-    def __init__(self, runs: Sequence[RunRecord], figures: Sequence[Dict[str, Dict[str, Any]]]):
-        self.params: List[str] = list(dict.fromkeys(k for r in runs for k in r.params))
-        self.metrics: List[str] = sorted({k for f in figures for k in f})
+    def __init__(self, params: Sequence[str], metrics: Sequence[str]):
+        """``params``: the parameter names in order of first appearance; ``metrics``: every ``name/context``."""
+        self.params: List[str] = list(params)
+        self.metrics: List[str] = sorted(set(metrics))
         self.contexts: Dict[str, List[str]] = {}
         for key in self.metrics:
             name, _, context = key.rpartition("/")
@@ -66,18 +70,31 @@ class Fields:
         name, _, _context = key.rpartition("/")
         return name if len(self.contexts.get(name, ())) == 1 else key
 
+    @classmethod
+    def of_runs(cls, runs: Sequence[RunRecord], figures: Sequence[Dict[str, Dict[str, Any]]]) -> "Fields":
+        return cls(list(dict.fromkeys(k for r in runs for k in r.params)), [k for f in figures for k in f])
+
     def getter(self, field: str, option: str) -> Getter:
+        kind, name, stat = self.resolve(field, option)
+        if kind == "fixed":
+            return lambda r, f: _fixed(r, name)
+        if kind == "param":
+            return lambda r, f: r.params.get(name, MISSING)
+        return lambda r, f: _present(f.get(name, {}).get(stat))
+
+    def resolve(self, field: str, option: str) -> Resolved:
+        """What ``field`` names; :class:`InvalidValueError` listing the fields there are when it names none."""
         if field in FIXED:
-            return lambda r, f: _fixed(r, field)
+            return ("fixed", field, "")
         if field in self.params:
-            return lambda r, f: r.params.get(field, MISSING)
+            return ("param", field, "")
         key, stat = self.metric_key(field), "last"
         if key is None and "." in field:
             base, _, suffix = field.rpartition(".")
             if suffix in STATS:
                 key, stat = self.metric_key(base), suffix
         if key is not None:
-            return lambda r, f: _present(f.get(key, {}).get(stat))
+            return ("metric", key, stat)
         raise InvalidValueError(
             f"{option}: no listed run has a field {field!r}; fields: {', '.join(FIXED)}"
             + (f"; parameters: {', '.join(self.params)}" if self.params else "")
@@ -110,6 +127,7 @@ class Condition:
                 f"--where {text!r} is not FIELD OP VALUE; write e.g. --where 'lr<0.01' (OP: < <= > >= == !=)"
             )
         self.text, self.field, op = text, m.group("field"), m.group("op")
+        self.op_text = "==" if op == "=" else op
         self.op = _OPS[op]
         raw = m.group("value")
         if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
@@ -122,8 +140,10 @@ class Condition:
                 f"--where {text!r}: {op} compares numbers (or times, as ISO dates); use == or != to compare text"
             )
         self.get: Optional[Getter] = None
+        self.resolved: Optional[Resolved] = None
 
     def bind(self, fields: Fields) -> "Condition":
+        self.resolved = fields.resolve(self.field, f"--where {self.text!r}")
         self.get = fields.getter(self.field, f"--where {self.text!r}")
         return self
 

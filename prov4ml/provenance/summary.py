@@ -1,0 +1,149 @@
+"""A rank's summary: the small JSON file beside its document that indexes read instead of the document.
+
+Every time a rank's ``prov_rank<k>.json`` is written (at ``start_run``, at
+each refresh, at ``end_run``, by ``recover``) its ``summary_rank<k>.json`` is
+written next, atomically, from the same snapshot: ids, status, times, host,
+the recording process (its owner), parameters, each series' figures (with the
+best value), final metrics, and the digests of the files the rank generated
+and used. One file per rank, so no two processes ever write the same file.
+docs/formats.md describes it; :data:`VERSION` changes when its meaning does.
+
+JSON has no NaN, infinities or times: those are written as ``{"$float": "nan"}``
+(``"inf"``, ``"-inf"``) and ``{"$time": "<ISO 8601>"}``; :func:`decode` reads them back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .._fs import atomic_write_text
+from ..exceptions import ProvFileError
+from ..records.model import RunSnapshot
+from .builder import _value
+
+__all__ = ["FORMAT", "VERSION", "SUMMARY_FILE", "summary_name", "summarize", "write_summary", "read_summary",
+           "encode", "decode", "higher_is_better", "HIGHER_IS_BETTER", "SERIES_KEYS"]
+
+FORMAT = "prov4ml-run-summary"
+VERSION = 1
+SUMMARY_FILE = re.compile(r"^summary_rank(\d+)\.json$")
+#: What a series entry holds (besides ``name`` and ``context``), as the document's metric entity says it.
+SERIES_KEYS = ("count", "nan_count", "min", "max", "last", "mean", "best", "first_step", "last_step", "unit",
+               "source", "sampler", "location")
+
+#: Metric names (any word of them) for which larger is better; every other metric is a loss-like "smaller is better".
+HIGHER_IS_BETTER = ("acc", "accuracy", "f1", "precision", "recall", "auc", "auroc", "score", "iou", "map", "bleu",
+                    "rouge", "reward", "return", "r2", "dice", "top1", "top5", "throughput", "psnr", "ssim")
+_WORDS = re.compile(r"[a-z0-9]+")
+_REPEAT = re.compile(r"^(.*)#(\d+)$")  # as the document's label says a repeated parameter: "lr#2"
+
+
+def higher_is_better(name: str, fold: Optional[str] = None) -> bool:
+    """Whether the best value of metric ``name`` is its largest: a registered ``max``/``min`` fold decides, else its name."""
+    if fold in ("max", "min"):
+        return fold == "max"
+    return any(w in HIGHER_IS_BETTER or w.startswith("acc") for w in _WORDS.findall(name.lower()))
+
+
+def summary_name(rank: int) -> str:
+    return f"summary_rank{rank}.json"
+
+
+def encode(value: Any) -> Any:
+    """A record's value as standard JSON (NaN, infinities and times tagged)."""
+    value = _value(value) if value is not None else None
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": "nan" if value != value else ("inf" if value > 0 else "-inf")}
+    if isinstance(value, datetime):
+        return {"$time": value.isoformat()}
+    return value
+
+
+def decode(value: Any) -> Any:
+    """The inverse of :func:`encode`."""
+    if isinstance(value, dict):
+        if "$float" in value:
+            return float(value["$float"])
+        if "$time" in value:
+            return datetime.fromisoformat(value["$time"])
+    return value
+
+
+def _time(t: Optional[datetime]) -> Optional[str]:
+    return None if t is None else t.isoformat()
+
+
+def summarize(snap: RunSnapshot, owner: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The summary of one rank's snapshot; ``owner``: the recording process (``pid``, ``host``, ``start``)."""
+    folds = {f.name: f.operation_name for f in snap.final_metrics}
+    params: Dict[str, Any] = {}
+    for p in snap.params:  # a key logged again with another value is kept as "key#n": the last one wins
+        m = _REPEAT.match(p.key)
+        params[m.group(1) if m else p.key] = encode(p.value)
+    series = []
+    for s in snap.series:
+        best = s.max if higher_is_better(s.name, folds.get(s.name)) else s.min
+        entry = {"name": s.name, "context": str(s.context)}
+        entry.update((k, encode(getattr(s, k, None))) for k in SERIES_KEYS if k != "best")
+        entry["best"] = encode(best)
+        series.append(entry)
+    files: Dict[str, List[Dict[str, Any]]] = {"generated": [], "used": []}
+    for a in snap.artifacts:
+        files["used" if a.is_input else "generated"].append(
+            {"sha256": a.sha256, "size": a.size, "role": a.role, "name": a.name, "location": a.location,
+             "original": a.original, "context": None if a.context is None else str(a.context), "step": a.step})
+    error_type, error_message = snap.error or (None, None)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "experiment": snap.experiment_name,
+        "run_id": snap.run_id,
+        "rank": snap.rank,
+        "status": snap.status,
+        "start": _time(snap.start_time),
+        "end": _time(snap.end_time),
+        "host": str(snap.environment.get("host", "")) or None,
+        "user": snap.user,
+        "command": snap.command,
+        "owner": {k: owner[k] for k in ("pid", "host", "start") if k in owner} if owner else None,
+        "error_type": error_type,
+        "error_message": error_message,
+        "params": params,
+        "series": series,
+        "final_metrics": {f.name: encode(f.value) for f in snap.final_metrics},
+        "final_folds": folds,
+        "datasets": [d.label for d in snap.datasets],
+        "files": files,
+        "document": f"prov_rank{snap.rank}.json",
+    }
+
+
+def write_summary(run_dir: Path, snap: RunSnapshot, owner: Optional[Dict[str, Any]] = None,
+                  fsync: bool = False) -> Path:
+    """Write ``summary_rank<k>.json`` of ``snap`` into ``run_dir`` atomically; returns its path."""
+    path = Path(run_dir, summary_name(snap.rank))
+    atomic_write_text(path, json.dumps(summarize(snap, owner), separators=(",", ":")), fsync=fsync)
+    return path
+
+
+def read_summary(path: "os.PathLike[str] | str", data: Optional[bytes] = None) -> Dict[str, Any]:
+    """A summary file (or its bytes, ``data``) as a dict; :class:`ProvFileError` when it is not one this version reads."""
+    try:
+        if data is None:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        out = json.loads(data)
+    except (OSError, ValueError) as exc:
+        raise ProvFileError(f"{path}: not a readable run summary ({exc})") from None
+    if not isinstance(out, dict) or out.get("format") != FORMAT:
+        raise ProvFileError(f"{path} is not a {FORMAT} file")
+    if not isinstance(out.get("version"), int) or out["version"] > VERSION:
+        raise ProvFileError(f"{path} is a run summary of version {out.get('version')!r}; this prov4ml reads up to "
+                            f"version {VERSION}: upgrade prov4ml")
+    return out

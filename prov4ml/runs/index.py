@@ -1,0 +1,588 @@
+"""The index of the runs under a directory or URL: a SQLite cache that only readers write.
+
+Runs never write it: each rank writes its own summary (``summary_rank<k>.json``,
+:mod:`prov4ml.provenance.summary`), and a reader folds the summaries into an
+embedded SQLite database. A refresh stats every run directory (one ``stat``
+each); a run whose directory changed since it was indexed (a summary or a
+document replaced, a rank added) is read again, a run that is gone is dropped.
+A directory changed in the last :data:`RACY_S` seconds is read again at the
+next refresh too, because a file system's clock may not tell two changes
+within one tick apart. On a URL the listing of the store gives each object's
+fingerprint instead.
+
+The database is a cache: the documents and summaries stay the source of
+truth. It lives beside the runs (``<dir>/.prov4ml-index.sqlite``) on a local,
+writable disk, and in the user's cache directory otherwise (NFS, Lustre and
+other shared file systems, where SQLite's locks cannot be trusted; a
+read-only directory; a URL). It may be deleted at any time; one that is
+unreadable, or of another schema version, is rebuilt. docs/formats.md
+describes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from ..exceptions import ProvFileError, Prov4MLError
+from ..provenance.summary import SUMMARY_FILE, decode, encode
+from ..storage.remote import is_url
+from . import status as _status
+from .document import read_rank
+from .fields import Condition, Fields, Resolved
+from .find import RANK_FILE, DEFAULT_DIR, PathLike, rank_files
+from .record import RunRecord, merge_ranks, metric_figures
+from .series import Series
+from .summary import Entry, entry_of, read_entry
+
+__all__ = ["Index", "SCHEMA", "INDEX_FILE", "RACY_S", "location_of", "Row"]
+
+SCHEMA = 1
+INDEX_FILE = ".prov4ml-index.sqlite"
+#: A directory changed this recently is read again at the next refresh (file-system clocks tick coarsely).
+RACY_S = 2.0
+#: File systems where the index is kept in the user's cache instead (SQLite's locking is unsafe on them).
+SHARED_FILE_SYSTEMS = ("nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", "beegfs", "ceph", "glusterfs", "9p",
+                       "afs", "panfs", "wekafs", "fuse", "fuseblk", "virtiofs")
+_STATS = ("last", "best", "min", "max", "mean", "count", "last_step")
+
+Row = Tuple[RunRecord, Dict[str, Dict[str, Any]]]
+Step = Optional[Callable[[int, int], None]]
+
+_TABLES = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY, dir TEXT UNIQUE NOT NULL, stamp TEXT NOT NULL,
+    o1 INTEGER, o2 INTEGER, o3 TEXT, o4 INTEGER, o5 INTEGER, o6 TEXT,
+    label TEXT, experiment TEXT, run_num INTEGER, run_text TEXT, status TEXT, recorded_status TEXT,
+    start REAL, start_text TEXT, "end" REAL, end_text TEXT, nranks INTEGER, needs TEXT, owners TEXT, data TEXT);
+CREATE TABLE IF NOT EXISTS params (run INTEGER NOT NULL, name TEXT NOT NULL, k TEXT, num REAL, text TEXT);
+CREATE TABLE IF NOT EXISTS metrics (run INTEGER NOT NULL, key TEXT NOT NULL, source TEXT, nan INTEGER,
+    {", ".join(f"{s} REAL" for s in _STATS)});
+CREATE TABLE IF NOT EXISTS files (run INTEGER NOT NULL, rank INTEGER, used INTEGER, sha256 TEXT, size INTEGER,
+    role TEXT, name TEXT, location TEXT, original TEXT);
+CREATE INDEX IF NOT EXISTS params_run ON params (run, name);
+CREATE INDEX IF NOT EXISTS params_name ON params (name);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run, key);
+CREATE INDEX IF NOT EXISTS metrics_key ON metrics (key);
+CREATE INDEX IF NOT EXISTS files_digest ON files (sha256);
+CREATE INDEX IF NOT EXISTS files_run ON files (run);
+"""
+
+
+# ------------------------------------------------------------------------------------------------ where it lives
+def _cache_dir() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "prov4ml" / "index"
+
+
+def _file_system(path: Path) -> str:
+    """The type of the file system holding ``path`` (``""`` where /proc/self/mountinfo is not there)."""
+    best, kind = "", ""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                left, _, right = line.partition(" - ")
+                fields = left.split()
+                mount = fields[4].replace("\\040", " ") if len(fields) > 4 else ""
+                if (str(path) == mount or str(path).startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+                    best, kind = mount, right.split()[0] if right else ""
+    except OSError:
+        return ""
+    return kind
+
+
+def location_of(root: PathLike) -> str:
+    """Where the index of ``root`` (a directory or URL) is kept."""
+    if is_url(root):
+        key = str(root).rstrip("/")
+    else:
+        resolved = Path(root).resolve()
+        kind = _file_system(resolved)
+        shared = kind.split(".")[0] in SHARED_FILE_SYSTEMS
+        if not shared and os.access(resolved, os.W_OK):
+            return str(resolved / INDEX_FILE)
+        key = str(resolved)
+    return str(_cache_dir() / f"{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:24]}.sqlite")
+
+
+# ------------------------------------------------------------------------------------------------ the index
+class Index:
+    """The runs under ``root`` (a provenance save dir, an experiment or a run directory, or a URL).
+
+    ``location``: the database file (default :func:`location_of`); ``":memory:"`` keeps it in memory.
+    Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, root: PathLike, location: Optional[str] = None,
+                 storage_options: Optional[Dict[str, Any]] = None) -> None:
+        self.url = str(root).rstrip("/") if is_url(root) else None
+        self.root = Path(root) if self.url is None else None
+        self.storage_options = storage_options
+        if self.root is not None:
+            self._check_root()
+        self.location = location or (":memory:" if self.single else location_of(root))
+        self.db = self._connect()
+
+    # -------------------------------------------------------------------------------------------- opening
+    @property
+    def single(self) -> bool:
+        """Whether ``root`` is one run directory (indexed in memory: there is nothing to save)."""
+        return self.root is not None and bool(rank_files(self.root))
+
+    def _check_root(self) -> None:
+        root = self.root
+        if not root.is_dir():
+            what = "is a file, not a directory" if root.exists() else "no such directory"
+            raise ProvFileError(
+                f"{root}: {what}; give the provenance_save_dir of your runs (default ./{DEFAULT_DIR}), "
+                "an experiment directory or a run directory"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        """The database, made when missing; one unreadable or of another schema is made again."""
+        if self.location != ":memory:":
+            for _attempt in range(2):
+                try:
+                    Path(self.location).parent.mkdir(parents=True, exist_ok=True)
+                    db = sqlite3.connect(self.location, timeout=60, isolation_level=None, check_same_thread=False)
+                    if self._ready(db):
+                        return db
+                    db.close()
+                except sqlite3.OperationalError:
+                    break  # cannot be opened or locked for good (a read-only place): keep it in memory
+                except (sqlite3.DatabaseError, OSError):
+                    pass
+                self._discard()
+        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self.location = ":memory:"
+        self._ready(db)
+        return db
+
+    def _ready(self, db: sqlite3.Connection) -> bool:
+        """Create the tables; False when the file holds an index of another schema (or another root)."""
+        db.execute("PRAGMA synchronous = OFF")  # a cache: a power cut costs a rebuild, never data
+        db.executescript(_TABLES)  # each statement on its own: IF NOT EXISTS lets two readers race
+        row = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        root = self.url or str(self.root.resolve())
+        if not row:
+            with _transaction(db):
+                db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [("schema", str(SCHEMA)), ("root", root)])
+            return True
+        return row.get("schema") == str(SCHEMA) and row.get("root") == root
+
+    def _discard(self) -> None:
+        for suffix in ("", "-journal"):
+            with contextlib.suppress(OSError):
+                os.unlink(self.location + suffix)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -------------------------------------------------------------------------------------------- refreshing
+    def rebuild(self, step: Step = None) -> int:
+        """Forget everything and index every run again; the number of runs."""
+        with _transaction(self.db):
+            for table in ("runs", "params", "metrics", "files"):
+                self.db.execute(f"DELETE FROM {table}")
+        self.refresh(step)
+        return self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+    def refresh(self, step: Step = None) -> Tuple[int, int]:
+        """Bring the index up to date with the runs; ``(runs read again, runs dropped)``.
+
+        ``step(done, total)`` is called while changed runs are read.
+        """
+        known = dict(self.db.execute("SELECT dir, stamp FROM runs").fetchall())
+        found = self._scan_url(known) if self.url is not None else self._scan(known)
+        changed = [(rel, stamp, order) for rel, (stamp, order) in found.items() if known.get(rel) != stamp]
+        entries = []
+        for i, (rel, stamp, order) in enumerate(changed):
+            entries.append((rel, stamp, order, self._read(rel)))
+            if step is not None:
+                step(i + 1, len(changed))
+        gone = [rel for rel in known if rel not in found]
+        running = [] if self.url is not None else self.db.execute(
+            "SELECT id, dir, data FROM runs WHERE recorded_status = 'running'").fetchall()
+        with _transaction(self.db):
+            for rel in gone:
+                self._delete(rel)
+            for rel, stamp, order, entry in entries:
+                self._delete(rel)
+                self._insert(rel, stamp, order, entry)
+            redone = {rel for rel, *_rest in entries}
+            for run, rel, data in running:  # a process may have died since: its journal says so
+                if rel not in redone and rel in found:
+                    self._recheck(run, rel, json.loads(data))
+        return len(entries), len(gone)
+
+    def _scan(self, known: Dict[str, str]) -> Dict[str, Tuple[str, tuple]]:
+        """``{relative dir: (stamp, order)}`` of every run under the root."""
+        root, now = self.root, time.time_ns()
+        if self.single:
+            return {".": (_stamp(os.stat(root), now), (0, 0, "", -1, 0, ""))}
+        out: Dict[str, Tuple[str, tuple]] = {}
+        for child in _dirs(root):
+            stamp = _stamp(child.stat(), now)
+            if known.get(child.name) == stamp or _holds_run(child.path):
+                out[child.name] = (stamp, _order(child.name) + (-1, 0, ""))
+                continue
+            for run in _dirs(child.path):
+                rel = f"{child.name}/{run.name}"
+                stamp = _stamp(run.stat(), now)
+                if known.get(rel) == stamp or _holds_run(run.path):
+                    out[rel] = (stamp, _order(child.name) + _order(run.name))
+        return out
+
+    def _scan_url(self, known: Dict[str, str]) -> Dict[str, Tuple[str, tuple]]:
+        from ..storage.remote import Remote, fingerprint
+
+        self._remote = remote = Remote(self.url, self.storage_options)
+        try:
+            listing = remote.fs.find(remote.root, detail=True)
+        except FileNotFoundError:
+            listing = {}
+        except Exception as exc:
+            raise remote.storage_error(self.url, exc) from None
+        runs: Dict[str, Dict[str, Any]] = {}
+        prefix = remote.root + "/"
+        for key, info in listing.items():
+            rel, _, name = key[len(prefix):].rpartition("/") if key.startswith(prefix) else ("", "", "")
+            if rel.count("/") < 2 and (RANK_FILE.match(name) or SUMMARY_FILE.match(name)):
+                runs.setdefault(rel or ".", {})[name] = (key, fingerprint(info))
+        self._objects = runs
+        out = {}
+        for rel, objects in runs.items():
+            if not any(RANK_FILE.match(n) for n in objects):
+                continue
+            stamp = hashlib.sha1(repr(sorted((n, f) for n, (_k, f) in objects.items())).encode()).hexdigest()
+            parts = rel.split("/")
+            order = _order(parts[0]) + (_order(parts[1]) if len(parts) > 1 else (-1, 0, ""))
+            out[rel] = (stamp, order)
+        return out
+
+    def _read(self, rel: str) -> Entry:
+        """The entry of one run; a run that cannot be read is an entry saying why (shown, never raised)."""
+        if self.url is not None:
+            return self._read_url(rel)
+        run_dir = self.root if rel == "." else self.root / rel
+        try:
+            return read_entry(run_dir)
+        except Prov4MLError as exc:
+            return _unreadable(run_dir, str(exc))
+
+    def _read_url(self, rel: str) -> Entry:
+        objects = self._objects[rel]
+        run_dir = Path(self.url.split("://", 1)[1]) / rel  # the label readers see; never a local folder
+        try:
+            data = self._remote.fs.cat([key for key, _f in objects.values()])
+        except Exception as exc:
+            return _unreadable(run_dir, f"cannot read {self.url}/{rel}: {exc}")
+        by_name = {name: data.get(key) for name, (key, _f) in objects.items()}
+        documents = {int(m.group(1)): n for n in by_name if (m := RANK_FILE.match(n))}
+        summaries = {}
+        from ..provenance.summary import read_summary, summary_name
+
+        try:
+            for rank in documents:
+                raw = by_name.get(summary_name(rank))
+                if raw is None:
+                    break
+                summaries[rank] = read_summary(f"{self.url}/{rel}/{summary_name(rank)}", raw)
+            else:
+                return entry_of(run_dir, summaries, journal=False)
+            with tempfile.TemporaryDirectory() as tmp:  # documents without summaries: read as files
+                docs = {}
+                for rank, name in sorted(documents.items()):
+                    Path(tmp, name).write_bytes(by_name[name])
+                    docs[rank] = read_rank(Path(tmp, name), rank, details=False)
+                return Entry(merge_ranks(run_dir, docs, journal=False), from_summaries=False)
+        except Prov4MLError as exc:
+            return _unreadable(run_dir, str(exc))
+
+    def _delete(self, rel: str) -> None:
+        row = self.db.execute("SELECT id FROM runs WHERE dir = ?", (rel,)).fetchone()
+        if row is not None:
+            for table, column in (("params", "run"), ("metrics", "run"), ("files", "run"), ("runs", "id")):
+                self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", row)
+
+    def _insert(self, rel: str, stamp: str, order: tuple, entry: Entry) -> None:
+        r = entry.record
+        data = _record_json(r)
+        run_num = r.run_id if isinstance(r.run_id, int) and not isinstance(r.run_id, bool) else None
+        cur = self.db.execute(
+            'INSERT INTO runs (dir, stamp, o1, o2, o3, o4, o5, o6, label, experiment, run_num, run_text, status, '
+            'recorded_status, start, start_text, "end", end_text, nranks, needs, owners, data) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rel, stamp, *order, r.label, r.experiment, run_num,
+             str(r.run_id), r.status, r.recorded_status, _ts(r.start), _text(r.start), _ts(r.end), _text(r.end),
+             len(r.ranks), json.dumps(r.needs_recovery), json.dumps({str(k): v for k, v in entry.owners.items()}),
+             json.dumps(data)))
+        run = cur.lastrowid
+        self.db.executemany("INSERT INTO params VALUES (?, ?, ?, ?, ?)",
+                            [(run, name, *_typed(value)) for name, value in r.params.items()])
+        rows = []
+        for key, fig in metric_figures(r).items():
+            values = [fig.get(s) for s in _STATS]
+            nan = sum(1 << i for i, v in enumerate(values) if isinstance(v, float) and v != v)
+            rows.append((run, key, fig.get("source"), nan, *[None if isinstance(v, float) and v != v else v
+                                                             for v in values]))
+        self.db.executemany(f"INSERT INTO metrics VALUES (?, ?, ?, ?, {', '.join('?' * len(_STATS))})", rows)
+        self.db.executemany(
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run, f.get("rank"), int(bool(f.get("used"))), f.get("sha256"), f.get("size"), f.get("role"),
+              f.get("name"), f.get("location"), f.get("original")) for f in entry.files])
+
+    def _recheck(self, run: int, rel: str, data: Dict[str, Any]) -> None:
+        needs = _status.needs_recovery(self.root if rel == "." else self.root / rel, quiet=True)
+        status = data["recorded_status"]
+        if needs and _status.SEVERITY.get(status, 1) < _status.SEVERITY["killed"]:
+            status = "killed"
+        self.db.execute("UPDATE runs SET status = ?, needs = ? WHERE id = ?", (status, json.dumps(needs), run))
+
+    # -------------------------------------------------------------------------------------------- reading
+    def fields(self) -> Fields:
+        """The parameter names and metrics the indexed runs have (for ``--where`` and ``--sort``)."""
+        params = [n for (n,) in self.db.execute("SELECT DISTINCT name FROM params")]
+        metrics = [k for (k,) in self.db.execute("SELECT DISTINCT key FROM metrics")]
+        return Fields(params, metrics)
+
+    def select(self, where: Sequence[Condition] = (), sort: Optional[Resolved] = None, desc: bool = False,
+               limit: Optional[int] = None, last: bool = False) -> Tuple[List[Row], int]:
+        """The runs matching every bound condition in ``where``, ordered, and how many match in all.
+
+        Without ``sort`` the order is experiment then run id; ``limit`` keeps
+        the first runs (``last=True``: the last ones, still in order).
+        """
+        now = time.time()
+        clauses, args = [], []
+        for condition in where:
+            sql, values = _condition(condition, now)
+            clauses.append(sql)
+            args += values
+        where_sql = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        total = self.db.execute(f"SELECT COUNT(*) FROM runs r {where_sql}", args).fetchone()[0]
+        order = "r.o1, r.o2, r.o3, r.o4, r.o5, r.o6"
+        join, join_args = "", []
+        if sort is not None:
+            join, join_args, (k, num, text) = _sort_value(sort, now)
+            direction = " DESC" if desc else ""
+            order = (f"{k} IS NULL, CASE {k} WHEN 'n' THEN 0 WHEN 'x' THEN 1 WHEN 't' THEN 2 ELSE 3 END{direction}, "
+                     f"{num}{direction}, {text}{direction}, {order}")
+        elif last and limit is not None:
+            order = "r.o1 DESC, r.o2 DESC, r.o3 DESC, r.o4 DESC, r.o5 DESC, r.o6 DESC"
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
+        rows = self.db.execute(
+            f"SELECT r.dir, r.status, r.needs, r.data FROM runs r {join} {where_sql} ORDER BY {order}{tail}",
+            join_args + args).fetchall()
+        if sort is None and last and limit is not None:
+            rows.reverse()
+        out = []
+        for rel, status, needs, data in rows:
+            record = _record_of(self._run_dir(rel), json.loads(data), status, json.loads(needs))
+            out.append((record, metric_figures(record)))
+        return out, total
+
+    def _run_dir(self, rel: str) -> Path:
+        if self.url is not None:
+            return Path(self.url.split("://", 1)[1]) / rel
+        return self.root if rel == "." else self.root / rel
+
+    def runs(self) -> List[RunRecord]:
+        """Every indexed run, in experiment then run-id order."""
+        return [record for record, _figures in self.select()[0]]
+
+    def files(self, sha256: str) -> List[Dict[str, Any]]:
+        """The runs' files with this content digest: ``{run, run_dir, rank, used, role, name, location, ...}``."""
+        rows = self.db.execute(
+            "SELECT r.dir, r.label, f.rank, f.used, f.role, f.name, f.location, f.original, f.size FROM files f "
+            "JOIN runs r ON r.id = f.run WHERE f.sha256 = ? ORDER BY r.o1, r.o2, r.o3, r.o4, r.o5, r.o6, f.rank",
+            (sha256,)).fetchall()
+        keys = ("run_dir", "run", "rank", "used", "role", "name", "location", "original", "size")
+        return [{**dict(zip(keys, row)), "run_dir": self._run_dir(row[0]), "used": bool(row[3])} for row in rows]
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+# ------------------------------------------------------------------------------------------------ scanning
+def _dirs(path: PathLike) -> List[os.DirEntry]:
+    try:
+        with os.scandir(path) as it:
+            return [e for e in it if not e.name.startswith(".") and e.is_dir()]
+    except (NotADirectoryError, FileNotFoundError, PermissionError):
+        return []
+
+
+def _holds_run(path: str) -> bool:
+    try:
+        with os.scandir(path) as it:
+            return any(RANK_FILE.match(e.name) for e in it)
+    except OSError:
+        return False
+
+
+def _stamp(st: os.stat_result, now_ns: int) -> str:
+    if now_ns - st.st_mtime_ns < RACY_S * 1e9:
+        return f"racy {now_ns}"  # never equal to a later stamp: read again next time
+    return f"{st.st_ino}:{st.st_mtime_ns}"
+
+
+def _order(name: str) -> Tuple[int, int, str]:
+    """Run folders by id, then other folders by name (as :func:`prov4ml.runs.find_run_dirs` lists them)."""
+    if name.startswith("run_") and name[4:].isdigit():
+        return (0, int(name[4:]), "")
+    return (1, 0, name)
+
+
+def _unreadable(run_dir: Path, why: str) -> Entry:
+    record = RunRecord(run_dir=run_dir, experiment=None, run_id=run_dir.name, status="unreadable", ranks=[],
+                       error_message=why, recorded_status="unreadable")
+    return Entry(record, from_summaries=False)
+
+
+# ------------------------------------------------------------------------------------------------ records as JSON
+_RECORD_FIELDS = ("experiment", "run_id", "ranks", "final_folds", "error_type", "error_message", "command", "user",
+                  "host", "recorded_status")
+_SERIES_FIELDS = ("name", "context", "rank", "count", "nan_count", "min", "max", "last", "mean", "first_step",
+                  "last_step", "unit", "source", "sampler", "location")
+
+
+def _record_json(r: RunRecord) -> Dict[str, Any]:
+    data: Dict[str, Any] = {f: getattr(r, f) for f in _RECORD_FIELDS}
+    data["start"], data["end"] = _text(r.start, iso=True), _text(r.end, iso=True)
+    data["params"] = {k: encode(v) for k, v in r.params.items()}
+    data["final_metrics"] = {k: encode(v) for k, v in r.final_metrics.items()}
+    data["series"] = [[encode(getattr(s, f)) for f in _SERIES_FIELDS] for s in r.series]
+    return data
+
+
+def _record_of(run_dir: Path, data: Dict[str, Any], status: str, needs: List[int]) -> RunRecord:
+    record = RunRecord(run_dir=run_dir, status=status, needs_recovery=needs,
+                       **{f: data[f] for f in _RECORD_FIELDS})
+    record.start = _time(data["start"])
+    record.end = _time(data["end"])
+    record.params = {k: decode(v) for k, v in data["params"].items()}
+    record.final_metrics = {k: decode(v) for k, v in data["final_metrics"].items()}
+    record.series = [Series(**{f: decode(v) for f, v in zip(_SERIES_FIELDS, s)}) for s in data["series"]]
+    return record
+
+
+def _ts(t: Optional[datetime]) -> Optional[float]:
+    return None if t is None else t.timestamp()
+
+
+def _text(t: Optional[datetime], iso: bool = False) -> Optional[str]:
+    return None if t is None else (t.isoformat() if iso else str(t))
+
+
+def _time(text: Optional[str]) -> Optional[datetime]:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+# ------------------------------------------------------------------------------------------------ fields as SQL
+def _typed(value: Any) -> Tuple[Optional[str], Optional[float], Optional[str]]:
+    """``(kind, number, text)`` of a value: kind n(umber), x (NaN), t(ime), b(oolean), s(tring); None: missing."""
+    if value is None:
+        return ("s", None, "None")  # a parameter logged as None: as text, as `ls` compares it
+    if isinstance(value, bool):
+        return ("b", None, str(value))
+    if isinstance(value, (int, float)):
+        if value != value:
+            return ("x", None, "nan")
+        try:
+            return ("n", float(value) if isinstance(value, int) and abs(value) >= 2 ** 63 else value, str(value))
+        except OverflowError:
+            return ("s", None, str(value))
+    if isinstance(value, datetime):
+        return ("t", value.timestamp(), str(value))
+    return ("s", None, str(value))
+
+
+def _fixed(name: str, now: float) -> Tuple[str, str, str]:
+    """``(kind, number, text)`` SQL expressions of a fixed field of run ``r``."""
+    if name in ("run", "experiment", "status"):
+        column = {"run": "r.label", "experiment": "r.experiment", "status": "r.status"}[name]
+        return (f"CASE WHEN {column} IS NOT NULL THEN 's' END", "NULL", column)
+    if name == "run_id":
+        return ("CASE WHEN r.run_num IS NOT NULL THEN 'n' ELSE 's' END", "r.run_num", "r.run_text")
+    if name in ("start", "end"):
+        column = f'r."{name}"'
+        return (f"CASE WHEN {column} IS NOT NULL THEN 't' END", column, f"r.{name}_text")
+    if name == "ranks":
+        return ("'n'", "r.nranks", "CAST(r.nranks AS TEXT)")
+    span = f"(COALESCE(r.\"end\", CASE WHEN r.status = 'running' THEN {now!r} END) - r.start)"
+    return (f"CASE WHEN {span} IS NOT NULL THEN 'n' END", span, "''")
+
+
+def _metric(alias: str, stat: str) -> Tuple[str, str, str]:
+    bit = 1 << _STATS.index(stat)
+    return (f"CASE WHEN {alias}.{stat} IS NOT NULL THEN 'n' WHEN {alias}.nan & {bit} THEN 'x' END",
+            f"{alias}.{stat}", f"CASE WHEN {alias}.nan & {bit} THEN 'nan' ELSE '' END")
+
+
+def _compare(c: Condition, k: str, num: str, text: str) -> Tuple[str, List[Any]]:
+    """SQL that holds where ``c`` holds for the value ``(k, num, text)``, as :class:`Condition` decides in Python."""
+    op = {"==": "=", "!=": "!="}.get(c.op_text, c.op_text)
+    parts: List[str] = []
+    args: List[Any] = []
+    if c.number is not None:
+        parts.append(f"({k} = 'n' AND {num} {op} ?)")
+        args.append(c.number)
+        if c.op_text == "!=":
+            parts.append(f"{k} = 'x'")  # NaN differs from every number
+    if c.time is not None:
+        parts.append(f"({k} = 't' AND {num} {op} ?)")
+        args.append(c.time.timestamp())
+    if c.op_text in ("==", "!="):
+        parts.append(f"({k} = 'b' AND lower({text}) {op} lower(?))")
+        args.append(c.raw)
+        kinds = ["s"] + (["n", "x"] if c.number is None else []) + (["t"] if c.time is None else [])
+        parts.append(f"({k} IN ({', '.join(repr(x) for x in kinds)}) AND {text} {op} ?)")
+        args.append(c.raw)
+    return ("(" + " OR ".join(parts) + ")" if parts else "0"), args
+
+
+def _condition(c: Condition, now: float) -> Tuple[str, List[Any]]:
+    kind, name, stat = c.resolved  # type: ignore[misc]
+    if kind == "fixed":
+        return _compare(c, *_fixed(name, now))
+    if kind == "param":
+        sql, args = _compare(c, "p.k", "p.num", "p.text")
+        return f"EXISTS (SELECT 1 FROM params p WHERE p.run = r.id AND p.name = ? AND {sql})", [name] + args
+    sql, args = _compare(c, *_metric("m", stat))
+    return f"EXISTS (SELECT 1 FROM metrics m WHERE m.run = r.id AND m.key = ? AND {sql})", [name] + args
+
+
+def _sort_value(field: Resolved, now: float) -> Tuple[str, List[Any], Tuple[str, str, str]]:
+    kind, name, stat = field
+    if kind == "fixed":
+        return "", [], _fixed(name, now)
+    if kind == "param":
+        return "LEFT JOIN params s ON s.run = r.id AND s.name = ?", [name], ("s.k", "s.num", "s.text")
+    return "LEFT JOIN metrics s ON s.run = r.id AND s.key = ?", [name], _metric("s", stat)
