@@ -520,3 +520,37 @@ def test_a_script_that_never_calls_end_run_still_reaches_the_bucket(s3, tmp_path
     data = json.loads(remote["prov_rank0.json"])
     assert series_count(data, "loss") == 3000
     assert next(a for k, a in data["activity"].items() if k.endswith(".rank0"))["provml:status"] == "finished"
+
+
+def _ls_elsewhere(url, tmp_path, *args):
+    """``prov4ml ls URL --csv`` as another host runs it: its own staging and cache directories."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PROV4ML_STAGING": str(tmp_path / "laptop"),
+           "XDG_CACHE_HOME": str(tmp_path / "laptop-cache")}
+    out = subprocess.run([sys.executable, "-m", "prov4ml", "ls", url, "--csv", *args], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    import csv
+    import io
+
+    return list(csv.DictReader(io.StringIO(out.stdout)))
+
+
+def test_runs_in_a_bucket_are_listed_from_another_hosts_index_without_their_files(s3, tmp_path):
+    url, fs = s3
+    for lr in (0.01, 0.1):
+        start(url)
+        prov4ml.log_param("lr", lr)
+        for i in range(30):
+            prov4ml.log_metric("loss", lr * i, prov4ml.Context.TRAINING, step=i)
+        prov4ml.end_run()
+    assert {"prov_rank0.json", "summary_rank0.json"} <= set(bucket_files(fs, f"{url}/exp/run_0"))
+    rows = _ls_elsewhere(url, tmp_path)
+    assert [(r["run"], r["status"], r["lr"], r["loss/training.last"]) for r in rows] == [
+        ("exp/run_0", "finished", "0.01", repr(0.01 * 29)), ("exp/run_1", "finished", "0.1", repr(0.1 * 29))]
+    assert not (tmp_path / "laptop").exists()  # listed from the summaries alone: nothing was copied
+    assert len(list((tmp_path / "laptop-cache" / "prov4ml" / "index").glob("*.sqlite"))) == 1
+    start(url)  # a run added in the bucket shows at the next listing
+    prov4ml.log_param("lr", 1.0)
+    prov4ml.end_run()
+    rows = _ls_elsewhere(url, tmp_path, "--where", "lr>0.05", "--sort", "lr", "--desc")
+    assert [(r["run"], r["lr"]) for r in rows] == [("exp/run_2", "1.0"), ("exp/run_1", "0.1")]

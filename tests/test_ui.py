@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import prov4ml
+import prov4ml.analysis
 import prov4ml.run.recovery
 import prov4ml.ui
 from prov4ml.ui import serve

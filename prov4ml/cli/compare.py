@@ -19,6 +19,7 @@ from ..analysis.compare import compare_rows
 from ..analysis.load import of_record
 from ._output import fmt, print_json, print_table
 from ..runs import DEFAULT_DIR, RunRecord, experiment_candidates, find_run_dirs, higher_is_better, is_run_dir, read_run, resolve_run
+from ..runs.index import Index
 
 _NOT_CONFIG = ("seed",)          # parameters that tell repetitions apart, not configurations
 _BOOKKEEPING = "sweep."
@@ -33,8 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    run_dirs = target_runs(args.targets)
-    records = [read_run(d, details=False) for d in run_dirs]
+    records = target_records(args.targets)
     lines = compare_rows([of_record(r) for r in records], metrics=args.metrics)
     columns = list(dict.fromkeys(k for line in lines for k in line))  # every run has every column, as in a table
     rows = [_row(record, {k: line.get(k) for k in columns}) for record, line in zip(records, lines)]
@@ -61,13 +61,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def target_runs(targets: Sequence[str]) -> List[Path]:
-    """The run directories of ``targets``: runs, or the runs of one experiment."""
+def target_records(targets: Sequence[str]) -> List[RunRecord]:
+    """The runs ``targets`` name: runs (read from their documents), or one experiment's (read through its index)."""
     if len(targets) == 1 and not any(is_run_dir(c) for c in experiment_candidates(targets[0])):
         for cand in experiment_candidates(targets[0]):
             if cand.is_dir():
-                return find_run_dirs(cand)
-    return [resolve_run(t) for t in targets]
+                find_run_dirs(cand)  # says what is missing when it holds no run
+                with Index(cand) as index:
+                    index.refresh()
+                    return index.runs()
+    return [read_run(resolve_run(t), details=False) for t in targets]
 
 
 def _row(record: RunRecord, line: Dict[str, Any]) -> Dict[str, Any]:

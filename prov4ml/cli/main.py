@@ -29,6 +29,7 @@ COMMANDS: Sequence[Tuple[str, str, str]] = (
     ("graph", "graph", "the provenance graph of a run as DOT, or SVG with --svg"),
     ("convert", "convert", "a PROV-JSON document as PROV-N, PROV-XML, Turtle or TriG"),
     ("collect", "collect", "one PROV document linking every run and rank of an experiment"),
+    ("index", "index", "bring the index of the runs up to date, or rebuild it (--rebuild)"),
     ("recover", "recover", "complete a run killed before end_run, from its journal"),
     ("query", "query", "answer a SPARQL query over an experiment's provenance (a table, or --csv)"),
     ("ui", "ui", "a local web UI: runs, live plots of running runs, comparisons, the provenance graph"),
@@ -47,7 +48,8 @@ exit status:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(wanted: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser; with ``wanted`` (a command name) only that command's module is imported, the others are listed."""
     parser = argparse.ArgumentParser(
         prog="prov4ml", description="Look at, compare and export the provenance of machine-learning runs.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -55,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"prov4ml {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name, help_text in COMMANDS:
+        if wanted is not None and name != wanted:
+            sub.add_parser(name, help=help_text)
+            continue
         module = importlib.import_module(f"{__package__}.{module_name}")
         p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
                            epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run ``prov4ml`` with ``argv`` (default: the process's arguments); returns the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = next((a for a in argv if not a.startswith("-")), None)  # the command: only its module is imported
+    known = {name for name, _m, _h in COMMANDS}
+    args = build_parser(first if first in known and "-h" not in argv[:argv.index(first)] else None).parse_args(argv)
     code = _commands.EXIT_OK
     reader_left = False
 

@@ -53,6 +53,8 @@ RACY_S = 2.0
 SHARED_FILE_SYSTEMS = ("nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", "beegfs", "ceph", "glusterfs", "9p",
                        "afs", "panfs", "wekafs", "fuse", "fuseblk", "virtiofs")
 _STATS = ("last", "best", "min", "max", "mean", "count", "last_step")
+#: Statuses after which a run's summary no longer changes (``recover`` completes only ``running``/``incomplete`` ones).
+ENDED = ("finished", "failed", "killed", "interrupted", "terminated")
 
 Row = Tuple[RunRecord, Dict[str, Dict[str, Any]]]
 Step = Optional[Callable[[int, int], None]]
@@ -63,7 +65,11 @@ CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, dir TEXT UNIQUE NOT NULL, stamp TEXT NOT NULL,
     o1 INTEGER, o2 INTEGER, o3 TEXT, o4 INTEGER, o5 INTEGER, o6 TEXT,
     label TEXT, experiment TEXT, run_num INTEGER, run_text TEXT, status TEXT, recorded_status TEXT,
-    start REAL, start_text TEXT, "end" REAL, end_text TEXT, nranks INTEGER, needs TEXT, owners TEXT, data TEXT);
+    start REAL, start_text TEXT, "end" REAL, end_text TEXT, nranks INTEGER, needs TEXT, owners TEXT, data TEXT,
+    settled INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS folders (dir TEXT PRIMARY KEY, stamp TEXT NOT NULL, kind TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS runs_settled ON runs (settled);
+CREATE INDEX IF NOT EXISTS runs_order ON runs (o1, o2, o3, o4, o5, o6);
 CREATE TABLE IF NOT EXISTS params (run INTEGER NOT NULL, name TEXT NOT NULL, k TEXT, num REAL, text TEXT);
 CREATE TABLE IF NOT EXISTS metrics (run INTEGER NOT NULL, key TEXT NOT NULL, source TEXT, nan INTEGER,
     {", ".join(f"{s} REAL" for s in _STATS)});
@@ -200,58 +206,120 @@ class Index:
     def rebuild(self, step: Step = None) -> int:
         """Forget everything and index every run again; the number of runs."""
         with _transaction(self.db):
-            for table in ("runs", "params", "metrics", "files"):
+            for table in ("runs", "params", "metrics", "files", "folders"):
                 self.db.execute(f"DELETE FROM {table}")
         self.refresh(step)
         return self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
-    def refresh(self, step: Step = None) -> Tuple[int, int]:
+    def refresh(self, step: Step = None, full: bool = False) -> Tuple[int, int]:
         """Bring the index up to date with the runs; ``(runs read again, runs dropped)``.
 
+        A folder (the root, an experiment) whose listing did not change keeps
+        its runs; of those, only runs not yet ended (or changed too recently
+        to tell) are looked at again, because an ended run's summary no
+        longer changes. ``full``: look at every run (``prov4ml index`` does).
         ``step(done, total)`` is called while changed runs are read.
         """
-        known = dict(self.db.execute("SELECT dir, stamp FROM runs").fetchall())
-        found = self._scan_url(known) if self.url is not None else self._scan(known)
-        changed = [(rel, stamp, order) for rel, (stamp, order) in found.items() if known.get(rel) != stamp]
+        if self.url is not None:
+            known = dict(self.db.execute("SELECT dir, stamp FROM runs").fetchall())
+            found, folders, seen = self._scan_url(known), {}, {}
+        else:
+            folders = {d: (st, kind) for d, st, kind in self.db.execute("SELECT dir, stamp, kind FROM folders")}
+            found, known, seen = self._scan({} if full else folders)
+        changed = [rel for rel, stamp in found.items() if known.get(rel) != stamp]
         entries = []
-        for i, (rel, stamp, order) in enumerate(changed):
-            entries.append((rel, stamp, order, self._read(rel)))
+        for i, rel in enumerate(changed):
+            entries.append((rel, found[rel], self._read(rel)))
             if step is not None:
                 step(i + 1, len(changed))
         gone = [rel for rel in known if rel not in found]
-        running = [] if self.url is not None else self.db.execute(
-            "SELECT id, dir, data FROM runs WHERE recorded_status = 'running'").fetchall()
         with _transaction(self.db):
             for rel in gone:
                 self._delete(rel)
-            for rel, stamp, order, entry in entries:
+            for rel, stamp, entry in entries:
                 self._delete(rel)
-                self._insert(rel, stamp, order, entry)
-            redone = {rel for rel, *_rest in entries}
-            for run, rel, data in running:  # a process may have died since: its journal says so
-                if rel not in redone and rel in found:
-                    self._recheck(run, rel, json.loads(data))
+                self._insert(rel, stamp, _rel_order(rel), entry)
+            if self.url is None:
+                redone = {rel for rel, *_rest in entries}
+                for run, rel, data in self.db.execute(
+                        "SELECT id, dir, data FROM runs WHERE recorded_status = 'running'").fetchall():
+                    if rel not in redone:  # a process may have died since: its journal says so
+                        self._recheck(run, rel, json.loads(data))
+            self.db.executemany("DELETE FROM folders WHERE dir = ?", [(d,) for d in folders if d not in seen])
+            self.db.executemany("INSERT OR REPLACE INTO folders VALUES (?, ?, ?)",
+                                [(d, st, kind) for d, (st, kind) in seen.items() if folders.get(d) != (st, kind)])
         return len(entries), len(gone)
 
-    def _scan(self, known: Dict[str, str]) -> Dict[str, Tuple[str, tuple]]:
-        """``{relative dir: (stamp, order)}`` of every run under the root."""
+    def _known(self, folder: Optional[str] = None) -> Dict[str, str]:
+        """``{run dir: stamp}`` of the indexed runs in ``folder`` (a top-level name), or of the unsettled ones."""
+        if folder is None:
+            return dict(self.db.execute("SELECT dir, stamp FROM runs WHERE settled = 0").fetchall())
+        return dict(self.db.execute("SELECT dir, stamp FROM runs WHERE dir > ? AND dir < ?",
+                                    (folder + "/", folder + "0")).fetchall())  # "0" follows "/"
+
+    def _scan(self, folders: Dict[str, Tuple[str, str]]) -> Tuple[Dict[str, str], Dict[str, str], Dict[str, Tuple[str, str]]]:
+        """``(found, known, seen)``: ``{run dir: stamp}`` under the root now and as indexed (where looked
+        at), and ``{folder: (stamp, kind)}`` of the root and its children (kind ``folder`` or ``run``).
+
+        A folder whose stamp is the one in ``folders`` holds the runs it held:
+        of those, only the unsettled ones are stat'ed.
+        """
         root, now = self.root, time.time_ns()
         if self.single:
-            return {".": (_stamp(os.stat(root), now), (0, 0, "", -1, 0, ""))}
-        out: Dict[str, Tuple[str, tuple]] = {}
-        for child in _dirs(root):
-            stamp = _stamp(child.stat(), now)
-            if known.get(child.name) == stamp or _holds_run(child.path):
-                out[child.name] = (stamp, _order(child.name) + (-1, 0, ""))
+            return {".": _stamp(os.stat(root), now)}, dict(self.db.execute("SELECT dir, stamp FROM runs")), {}
+        seen: Dict[str, Tuple[str, str]] = {"": (_stamp(os.stat(root), now), "folder")}
+        found: Dict[str, str] = {}
+        known: Dict[str, str] = {}
+        kept: List[str] = []
+        if folders.get("") == seen[""]:  # no folder came or went: the ones known
+            children = [d for d in folders if d]
+        else:
+            children = [e.name for e in _dirs(root)]
+            gone = [d for d, (_st, kind) in folders.items() if d and d not in children]
+            for name in gone:  # a folder removed: its runs are gone (a run right under the root is itself)
+                known.update(self._known(name) if folders[name][1] == "folder" else
+                             dict(self.db.execute("SELECT dir, stamp FROM runs WHERE dir = ?", (name,))))
+        for name in children:
+            path = os.path.join(root, name)
+            try:
+                stamp = _stamp(os.stat(path), now)
+            except OSError:
+                stamp = None
+            previous = folders.get(name)
+            if previous is not None and previous == (stamp, "folder"):
+                seen[name] = previous
+                kept.append(name)  # an experiment whose runs are the ones known
                 continue
-            for run in _dirs(child.path):
-                rel = f"{child.name}/{run.name}"
-                stamp = _stamp(run.stat(), now)
-                if known.get(rel) == stamp or _holds_run(run.path):
-                    out[rel] = (stamp, _order(child.name) + _order(run.name))
-        return out
+            if previous is not None and previous[1] == "run" or stamp is not None and _holds_run(path):
+                known.update(self.db.execute("SELECT dir, stamp FROM runs WHERE dir = ?", (name,)))
+                if stamp is not None:
+                    found[name] = stamp  # a run right under the root
+                    seen[name] = (stamp, "run")
+                continue
+            known.update(self._known(name))
+            if stamp is None:
+                continue  # gone: its runs with it
+            seen[name] = (stamp, "folder")  # taken before the listing: a run added meanwhile changes it again
+            for run in _dirs(path):
+                rel = f"{name}/{run.name}"
+                try:
+                    run_stamp = _stamp(run.stat(), now)
+                except OSError:
+                    continue
+                if known.get(rel) == run_stamp or _holds_run(run.path):
+                    found[rel] = run_stamp
+        if kept:
+            kept_set = set(kept)
+            unsettled = {rel: st for rel, st in self._known().items() if rel.partition("/")[0] in kept_set}
+            known.update(unsettled)
+            for rel in unsettled:
+                try:
+                    found[rel] = _stamp(os.stat(os.path.join(root, rel)), now)
+                except OSError:
+                    pass  # gone
+        return found, known, seen
 
-    def _scan_url(self, known: Dict[str, str]) -> Dict[str, Tuple[str, tuple]]:
+    def _scan_url(self, known: Dict[str, str]) -> Dict[str, str]:
         from ..storage.remote import Remote, fingerprint
 
         self._remote = remote = Remote(self.url, self.storage_options)
@@ -268,15 +336,8 @@ class Index:
             if rel.count("/") < 2 and (RANK_FILE.match(name) or SUMMARY_FILE.match(name)):
                 runs.setdefault(rel or ".", {})[name] = (key, fingerprint(info))
         self._objects = runs
-        out = {}
-        for rel, objects in runs.items():
-            if not any(RANK_FILE.match(n) for n in objects):
-                continue
-            stamp = hashlib.sha1(repr(sorted((n, f) for n, (_k, f) in objects.items())).encode()).hexdigest()
-            parts = rel.split("/")
-            order = _order(parts[0]) + (_order(parts[1]) if len(parts) > 1 else (-1, 0, ""))
-            out[rel] = (stamp, order)
-        return out
+        return {rel: hashlib.sha1(repr(sorted((n, f) for n, (_k, f) in objects.items())).encode()).hexdigest()
+                for rel, objects in runs.items() if any(RANK_FILE.match(n) for n in objects)}
 
     def _read(self, rel: str) -> Entry:
         """The entry of one run; a run that cannot be read is an entry saying why (shown, never raised)."""
@@ -287,6 +348,8 @@ class Index:
             return read_entry(run_dir)
         except Prov4MLError as exc:
             return _unreadable(run_dir, str(exc))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # cut short, or not ours
+            return _unreadable(run_dir, f"{type(exc).__name__}: {exc}")
 
     def _read_url(self, rel: str) -> Entry:
         objects = self._objects[rel]
@@ -325,21 +388,21 @@ class Index:
 
     def _insert(self, rel: str, stamp: str, order: tuple, entry: Entry) -> None:
         r = entry.record
-        data = _record_json(r)
+        figures = metric_figures(r)
         run_num = r.run_id if isinstance(r.run_id, int) and not isinstance(r.run_id, bool) else None
         cur = self.db.execute(
             'INSERT INTO runs (dir, stamp, o1, o2, o3, o4, o5, o6, label, experiment, run_num, run_text, status, '
-            'recorded_status, start, start_text, "end", end_text, nranks, needs, owners, data) '
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            'recorded_status, start, start_text, "end", end_text, nranks, needs, owners, data, settled) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (rel, stamp, *order, r.label, r.experiment, run_num,
              str(r.run_id), r.status, r.recorded_status, _ts(r.start), _text(r.start), _ts(r.end), _text(r.end),
              len(r.ranks), json.dumps(r.needs_recovery), json.dumps({str(k): v for k, v in entry.owners.items()}),
-             json.dumps(data)))
+             _record_json(r, figures), int(r.recorded_status in ENDED and not stamp.startswith("racy"))))
         run = cur.lastrowid
         self.db.executemany("INSERT INTO params VALUES (?, ?, ?, ?, ?)",
                             [(run, name, *_typed(value)) for name, value in r.params.items()])
         rows = []
-        for key, fig in metric_figures(r).items():
+        for key, fig in figures.items():
             values = [fig.get(s) for s in _STATS]
             nan = sum(1 << i for i, v in enumerate(values) if isinstance(v, float) and v != v)
             rows.append((run, key, fig.get("source"), nan, *[None if isinstance(v, float) and v != v else v
@@ -365,8 +428,11 @@ class Index:
         return Fields(params, metrics)
 
     def select(self, where: Sequence[Condition] = (), sort: Optional[Resolved] = None, desc: bool = False,
-               limit: Optional[int] = None, last: bool = False) -> Tuple[List[Row], int]:
+               limit: Optional[int] = None, last: bool = False, series: bool = False) -> Tuple[List[Row], int]:
         """The runs matching every bound condition in ``where``, ordered, and how many match in all.
+
+        Each run comes with its metric figures (:func:`prov4ml.runs.metric_figures`);
+        ``series=True`` fills each record's ``series`` too.
 
         Without ``sort`` the order is experiment then run id; ``limit`` keeps
         the first runs (``last=True``: the last ones, still in order).
@@ -396,8 +462,7 @@ class Index:
             rows.reverse()
         out = []
         for rel, status, needs, data in rows:
-            record = _record_of(self._run_dir(rel), json.loads(data), status, json.loads(needs))
-            out.append((record, metric_figures(record)))
+            out.append(_record_of(self._run_dir(rel), json.loads(data), status, json.loads(needs), series))
         return out, total
 
     def _run_dir(self, rel: str) -> Path:
@@ -407,7 +472,7 @@ class Index:
 
     def runs(self) -> List[RunRecord]:
         """Every indexed run, in experiment then run-id order."""
-        return [record for record, _figures in self.select()[0]]
+        return [record for record, _figures in self.select(series=True)[0]]
 
     def files(self, sha256: str) -> List[Dict[str, Any]]:
         """The runs' files with this content digest: ``{run, run_dir, rank, used, role, name, location, ...}``."""
@@ -453,6 +518,14 @@ def _stamp(st: os.stat_result, now_ns: int) -> str:
     return f"{st.st_ino}:{st.st_mtime_ns}"
 
 
+def _rel_order(rel: str) -> tuple:
+    """The sort columns of a run directory relative to the root: its folder's place, then its own."""
+    if rel == ".":
+        return (0, 0, "", -1, 0, "")
+    first, _, second = rel.partition("/")
+    return _order(first) + (_order(second) if second else (-1, 0, ""))
+
+
 def _order(name: str) -> Tuple[int, int, str]:
     """Run folders by id, then other folders by name (as :func:`prov4ml.runs.find_run_dirs` lists them)."""
     if name.startswith("run_") and name[4:].isdigit():
@@ -473,24 +546,27 @@ _SERIES_FIELDS = ("name", "context", "rank", "count", "nan_count", "min", "max",
                   "last_step", "unit", "source", "sampler", "location")
 
 
-def _record_json(r: RunRecord) -> Dict[str, Any]:
+def _record_json(r: RunRecord, figures: Dict[str, Dict[str, Any]]) -> str:
+    """The record as the index keeps it (JSON with NaN and infinities as Python writes them: only this module reads it)."""
     data: Dict[str, Any] = {f: getattr(r, f) for f in _RECORD_FIELDS}
     data["start"], data["end"] = _text(r.start, iso=True), _text(r.end, iso=True)
     data["params"] = {k: encode(v) for k, v in r.params.items()}
     data["final_metrics"] = {k: encode(v) for k, v in r.final_metrics.items()}
-    data["series"] = [[encode(getattr(s, f)) for f in _SERIES_FIELDS] for s in r.series]
-    return data
+    data["series"] = [[getattr(s, f) for f in _SERIES_FIELDS] for s in r.series]
+    data["figures"] = figures
+    return json.dumps(data)
 
 
-def _record_of(run_dir: Path, data: Dict[str, Any], status: str, needs: List[int]) -> RunRecord:
+def _record_of(run_dir: Path, data: Dict[str, Any], status: str, needs: List[int], series: bool) -> Row:
     record = RunRecord(run_dir=run_dir, status=status, needs_recovery=needs,
                        **{f: data[f] for f in _RECORD_FIELDS})
     record.start = _time(data["start"])
     record.end = _time(data["end"])
     record.params = {k: decode(v) for k, v in data["params"].items()}
     record.final_metrics = {k: decode(v) for k, v in data["final_metrics"].items()}
-    record.series = [Series(**{f: decode(v) for f, v in zip(_SERIES_FIELDS, s)}) for s in data["series"]]
-    return record
+    if series:
+        record.series = [Series(**dict(zip(_SERIES_FIELDS, s))) for s in data["series"]]
+    return record, data["figures"]
 
 
 def _ts(t: Optional[datetime]) -> Optional[float]:

@@ -84,6 +84,8 @@ class RunRecord:
 
     @property
     def prov_files(self) -> Dict[int, Path]:
+        if not self.documents:
+            return {rank: self.run_dir / f"prov_rank{rank}.json" for rank in self.ranks}
         return {rank: doc.path for rank, doc in self.documents.items()}
 
     def points(self, step: Optional[Callable[[str], None]] = None) -> List[Points]:
@@ -97,9 +99,12 @@ class RunRecord:
 
     def info(self) -> Dict[str, Any]:
         """The run's fields as :attr:`prov4ml.analysis.RunData.info` holds them (status as recorded)."""
-        first = self.documents[self.ranks[0]]
         info: Dict[str, Any] = dict.fromkeys(_INFO_ORDER)
-        info.update((k, v) for k, v in rank_info(first).items() if k != "rank")
+        if self.documents:
+            info.update((k, v) for k, v in rank_info(self.documents[self.ranks[0]]).items() if k != "rank")
+        else:  # read from an index: the record's own fields
+            info.update(experiment=self.experiment, command=self.command, user=self.user, host=self.host,
+                        final_metrics=dict(self.final_metrics), final_folds=dict(self.final_folds), **self.notes)
         info["run_id"] = self.run_id
         info["ranks"] = list(self.ranks)
         info["needs_recovery"] = list(self.needs_recovery)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ..exceptions import ProvFileError
 from ..metrics import formats
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["Series", "Points", "READERS", "read_points", "read_series", "csv_rows"]
 
@@ -87,6 +88,8 @@ def read_points(run_dir: Path, location: Optional[str]) -> Optional[Dict[str, np
     missing = [c for c in COLUMNS if c not in columns]
     if missing:
         raise ProvFileError(f"{path} lacks the column(s) {', '.join(missing)} of a prov4ml metric file")
+    import numpy as np  # only where points are read: listing runs needs no NumPy
+
     out = {}
     for col in COLUMNS:
         data = np.asarray(columns[col])
@@ -104,6 +107,8 @@ def read_series(run_dir: Path, series: Series) -> Points:
     """The points of ``series`` (none when its file is not written yet)."""
     cols = read_points(run_dir, series.location)
     if cols is None:
+        import numpy as np
+
         return Points(series, np.empty(0, "int64"), np.empty(0, "float64"), np.empty(0, "float64"))
     return Points(series, cols["step"], cols["value"], cols["time"])
 

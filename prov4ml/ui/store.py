@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from .. import runs
 from ..exceptions import InvalidValueError, Prov4MLError
 from ..runs.document import local_attrs
+from ..runs.index import Index
 
 __all__ = ["Store", "RunHead", "configuration", "sweep_groups", "metric_files", "environment", "duration_s",
            "native", "SWEEP_EXCLUDED", "STATUS_ORDER", "SERIES_FIELDS"]
@@ -92,8 +93,7 @@ def _read_head(head: RunHead, record: runs.RunRecord) -> RunHead:
         head.last.setdefault(f"{s.name}/{s.context}", s.last)
     head.ranks = list(record.ranks)
     head.series.sort(key=lambda r: (str(r["name"]), str(r["context"]), r["rank"]))
-    statuses = [doc.info.get("status") or "running" for doc in record.documents.values()]
-    head.status = max(statuses, key=lambda s: STATUS_ORDER.index(s) if s in STATUS_ORDER else 1)
+    head.status = record.recorded_status or record.status
     head.start, head.end = record.start, record.end
     return head
 
@@ -174,6 +174,7 @@ class Store:
         self._heads: Dict[Path, Tuple[Tuple, RunHead]] = {}
         self._full: Dict[Path, Tuple[Tuple, runs.RunRecord]] = {}
         self._lock = threading.Lock()
+        self._index: Optional[Index] = None
 
     # -- finding runs
     def run_dirs(self) -> List[Path]:
@@ -198,7 +199,24 @@ class Store:
         return self._head(run_dir)
 
     def runs(self) -> List[RunHead]:
-        return [self._head(d) for d in self.run_dirs()]
+        """Every run, from the index (:mod:`prov4ml.runs.index`), brought up to date first."""
+        with self._lock:
+            if self._index is None:
+                self._index = Index(self.root)
+            self._index.refresh()
+            rows, _total = self._index.select(series=True)
+        return [self._listed(record) for record, _figures in rows]
+
+    def _listed(self, record: runs.RunRecord) -> RunHead:
+        run_dir = Path(record.run_dir)
+        parent = run_dir.parent if run_dir != self.root else run_dir
+        head = RunHead(self.key(run_dir), self.key(parent) if parent != run_dir else ".", run_dir)
+        if record.status == "unreadable":
+            head.error = record.error_message
+            return head
+        _read_head(head, record)
+        head.needs_recovery = list(record.needs_recovery)
+        return head
 
     def experiments(self) -> Dict[str, List[RunHead]]:
         """Experiment key (the runs' parent directory) -> its runs, in run-id order."""
