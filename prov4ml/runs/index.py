@@ -627,7 +627,10 @@ def _compare(c: Condition, k: str, num: str, text: str) -> Tuple[str, List[Any]]
     op = {"==": "=", "!=": "!="}.get(c.op_text, c.op_text)
     parts: List[str] = []
     args: List[Any] = []
-    if c.number is not None:
+    if c.number is not None and c.number != c.number:  # NaN: equal to nothing, different from every number
+        if c.op_text == "!=":
+            parts.append(f"{k} IN ('n', 'x')")
+    elif c.number is not None:
         parts.append(f"({k} = 'n' AND {num} {op} ?)")
         args.append(c.number)
         if c.op_text == "!=":
