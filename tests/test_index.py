@@ -344,7 +344,7 @@ def test_the_index_deleted_over_and_over_while_listing_changes_no_answer(tmp_pat
     try:
         for _ in range(15):
             code, rows, err = ls(str(save_dir), cwd=tmp_path)
-            assert code == 0 and err == "" and rows == expected
+            assert code == 0 and err == "" and rows == expected, err
     finally:
         stop.set()
         thread.join()

@@ -22,6 +22,7 @@ describes it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -30,7 +31,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 from ..exceptions import ProvFileError, Prov4MLError
 from ..provenance.summary import SUMMARY_FILE, decode, encode
@@ -58,6 +59,7 @@ ENDED = ("finished", "failed", "killed", "interrupted", "terminated")
 
 Row = Tuple[RunRecord, Dict[str, Dict[str, Any]]]
 Step = Optional[Callable[[int, int], None]]
+F = TypeVar("F", bound=Callable[..., Any])
 
 _TABLES = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -121,6 +123,30 @@ def location_of(root: PathLike) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ the index
+def _resilient(method: F) -> F:
+    """``method``, done again on a fresh database when SQLite fails (the file deleted or replaced while open:
+    "attempt to write a readonly database"; corrupt; locked past the timeout), and at last in memory."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Index", *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(3):
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.DatabaseError:
+                if attempt == 2:
+                    raise
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.close()
+                if attempt == 1:
+                    self.location = ":memory:"
+                self.db = self._connect()
+                if method.__name__ not in ("refresh", "rebuild"):
+                    self.refresh()  # a fresh database knows nothing yet
+        raise AssertionError("unreachable")
+
+    return wrapper  # type: ignore[return-value]
+
+
 class Index:
     """The runs under ``root`` (a provenance save dir, an experiment or a run directory, or a URL).
 
@@ -193,6 +219,7 @@ class Index:
     def close(self) -> None:
         self.db.close()
 
+    @_resilient
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
@@ -203,6 +230,7 @@ class Index:
         self.close()
 
     # -------------------------------------------------------------------------------------------- refreshing
+    @_resilient
     def rebuild(self, step: Step = None) -> int:
         """Forget everything and index every run again; the number of runs."""
         with _transaction(self.db):
@@ -211,6 +239,7 @@ class Index:
         self.refresh(step)
         return self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
+    @_resilient
     def refresh(self, step: Step = None, full: bool = False) -> Tuple[int, int]:
         """Bring the index up to date with the runs; ``(runs read again, runs dropped)``.
 
@@ -421,12 +450,14 @@ class Index:
         self.db.execute("UPDATE runs SET status = ?, needs = ? WHERE id = ?", (status, json.dumps(needs), run))
 
     # -------------------------------------------------------------------------------------------- reading
+    @_resilient
     def fields(self) -> Fields:
         """The parameter names and metrics the indexed runs have (for ``--where`` and ``--sort``)."""
         params = [n for (n,) in self.db.execute("SELECT DISTINCT name FROM params")]
         metrics = [k for (k,) in self.db.execute("SELECT DISTINCT key FROM metrics")]
         return Fields(params, metrics)
 
+    @_resilient
     def select(self, where: Sequence[Condition] = (), sort: Optional[Resolved] = None, desc: bool = False,
                limit: Optional[int] = None, last: bool = False, series: bool = False) -> Tuple[List[Row], int]:
         """The runs matching every bound condition in ``where``, ordered, and how many match in all.
@@ -474,6 +505,7 @@ class Index:
         """Every indexed run, in experiment then run-id order."""
         return [record for record, _figures in self.select(series=True)[0]]
 
+    @_resilient
     def files(self, sha256: str) -> List[Dict[str, Any]]:
         """The runs' files with this content digest: ``{run, run_dir, rank, used, role, name, location, ...}``."""
         rows = self.db.execute(
