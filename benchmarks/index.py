@@ -11,7 +11,11 @@ user runs it (a fresh interpreter; the best and median of ``--repeat``):
 - ``prov4ml index --rebuild``: the cold build, every summary read;
 - ``prov4ml ls`` warm (the table of the newest 1,000), ``ls --csv`` (every run),
   ``ls --where 'lr<0.01' --where 'val_loss.best<0.5' --sort val_loss --desc``;
-- a run started, then finished, between two ``ls``: whether each shows it.
+- a run started, then finished, between two ``ls``: whether each shows it;
+- with ``--ui N``: the web UI's runs list over the first N runs (their own
+  save dir), first paint in headless Chromium as ``ui_screenshot.py`` times
+  it: a fresh server on a cold index, then on a warm one (needs Debian's
+  ``chromium`` and ``chromium-driver``, and ``pip install selenium``).
 """
 
 from __future__ import annotations
@@ -102,6 +106,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--dir", default="/tmp/prov4ml_index")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--ui", type=int, default=0, help="also time the UI's runs list over this many runs")
     args = parser.parse_args()
     save_dir = Path(args.dir)
     save_dir.mkdir(parents=True, exist_ok=True)
@@ -133,6 +138,37 @@ def main() -> None:
 
     for line in out.stdout.splitlines()[1:]:
         shutil.rmtree(save_dir / line.split(",")[0])  # the run added: the next invocation finds the runs it made
+    if args.ui:
+        ui_paint(save_dir, args.ui)
+
+
+def ui_paint(save_dir: Path, n: int) -> None:
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from ui_screenshot import browser, first_paint
+
+    from prov4ml.ui import serve
+
+    small = save_dir.with_name(f"{save_dir.name}_ui{n}")
+    if count_runs(small) != n:
+        shutil.rmtree(small, ignore_errors=True)
+        make(small, n)
+    driver = browser()
+    try:
+        for label in ("cold index", "warm index"):
+            if label == "cold index":
+                (small / ".prov4ml-index/index.sqlite").unlink(missing_ok=True)
+            server = serve(small, port=0)
+            try:
+                table, paint = first_paint(driver, server.url)
+            finally:
+                server.shutdown()
+                server.server_close()
+            print(f"  UI runs list, {n:,} runs, {label}: {table / 1000:.2f} s to the runs table "
+                  f"({paint / 1000:.2f} s first contentful paint)")
+    finally:
+        driver.quit()
 
 
 if __name__ == "__main__":

@@ -140,6 +140,8 @@ def clone_runs(src_experiment, dest, n):
         shutil.copytree(runs[k % len(runs)], target, ignore=shutil.ignore_patterns(".prov4ml"))
         doc = target / "prov_rank0.json"
         doc.write_text(re.sub(r'("provml:run_id": \{"\$": ")\d+', rf"\g<1>{k}", doc.read_text()))
+        summary = target / "summary_rank0.json"  # after the document: a summary older than it is not read
+        summary.write_text(re.sub(r'("run_id":)\d+', rf"\g<1>{k}", summary.read_text()))
 
 
 def main() -> None:

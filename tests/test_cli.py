@@ -323,10 +323,10 @@ def test_a_long_ls_on_a_terminal_shows_progress_and_a_short_one_does_not(recorde
     cwd, _ = recorded
     code = ("import sys; from prov4ml.cli import _output, main; _output.PROGRESS_AFTER_S = {after}; "
             "sys.exit(main(['ls']))")
-    (cwd / "prov" / ".prov4ml-index.sqlite").unlink(missing_ok=True)  # a cold index: every run is read
+    (cwd / "prov" / ".prov4ml-index/index.sqlite").unlink(missing_ok=True)  # a cold index: every run is read
     status, drawn = _on_a_terminal(code.format(after=0.0), cwd)  # every task is "long"
     assert status == 0 and "reading runs" in drawn and f"/{len(ALL)}" in drawn
-    (cwd / "prov" / ".prov4ml-index.sqlite").unlink()
+    (cwd / "prov" / ".prov4ml-index/index.sqlite").unlink()
     status, drawn = _on_a_terminal(code.format(after=60.0), cwd)
     assert status == 0 and "reading runs" not in drawn
 

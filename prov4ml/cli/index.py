@@ -4,7 +4,7 @@ The index is a cache of every run's summary that `ls`, `compare` and the UI
 read instead of every run's documents (docs/formats.md). Commands keep it up
 to date by themselves; --rebuild forgets it and reads every run again (it is
 always safe: the runs' own files are the source of truth). It lives in DIR
-as .prov4ml-index.sqlite on a local disk, else in the user's cache.
+as .prov4ml-index/index.sqlite on a local disk, else in the user's cache.
 """
 
 from __future__ import annotations

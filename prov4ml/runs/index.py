@@ -11,7 +11,7 @@ within one tick apart. On a URL the listing of the store gives each object's
 fingerprint instead.
 
 The database is a cache: the documents and summaries stay the source of
-truth. It lives beside the runs (``<dir>/.prov4ml-index.sqlite``) on a local,
+truth. It lives beside the runs (``<dir>/.prov4ml-index/index.sqlite``) on a local,
 writable disk, and in the user's cache directory otherwise (NFS, Lustre and
 other shared file systems, where SQLite's locks cannot be trusted; a
 read-only directory; a URL). It may be deleted at any time; one that is
@@ -47,7 +47,8 @@ from .summary import Entry, entry_of, read_entry
 __all__ = ["Index", "SCHEMA", "INDEX_FILE", "RACY_S", "location_of", "Row"]
 
 SCHEMA = 1
-INDEX_FILE = ".prov4ml-index.sqlite"
+#: In its own hidden folder: SQLite's journal comes and goes beside it, which must not change the runs' folder.
+INDEX_FILE = ".prov4ml-index/index.sqlite"
 #: A directory changed this recently is read again at the next refresh (file-system clocks tick coarsely).
 RACY_S = 2.0
 #: File systems where the index is kept in the user's cache instead (SQLite's locking is unsafe on them).
@@ -262,21 +263,26 @@ class Index:
             if step is not None:
                 step(i + 1, len(changed))
         gone = [rel for rel in known if rel not in found]
+        redone = {rel for rel, *_rest in entries}
+        rechecks = [] if self.url is not None else [  # a process may have died since: its journal says so
+            (run, rel, json.loads(data)) for run, rel, data, status, needs in self.db.execute(
+                "SELECT id, dir, data, status, needs FROM runs WHERE recorded_status = 'running'").fetchall()
+            if rel not in redone and self._rechecked(rel, json.loads(data)) != (status, json.loads(needs))]
+        folders_gone = [(d,) for d in folders if d not in seen]
+        folders_new = [(d, st, kind) for d, (st, kind) in seen.items() if folders.get(d) != (st, kind)]
+        if not (entries or gone or rechecks or folders_gone or folders_new):
+            return 0, 0  # nothing to write: the database file is left as it is
         with _transaction(self.db):
             for rel in gone:
                 self._delete(rel)
             for rel, stamp, entry in entries:
                 self._delete(rel)
                 self._insert(rel, stamp, _rel_order(rel), entry)
-            if self.url is None:
-                redone = {rel for rel, *_rest in entries}
-                for run, rel, data in self.db.execute(
-                        "SELECT id, dir, data FROM runs WHERE recorded_status = 'running'").fetchall():
-                    if rel not in redone:  # a process may have died since: its journal says so
-                        self._recheck(run, rel, json.loads(data))
-            self.db.executemany("DELETE FROM folders WHERE dir = ?", [(d,) for d in folders if d not in seen])
-            self.db.executemany("INSERT OR REPLACE INTO folders VALUES (?, ?, ?)",
-                                [(d, st, kind) for d, (st, kind) in seen.items() if folders.get(d) != (st, kind)])
+            for run, rel, data in rechecks:
+                status, needs = self._rechecked(rel, data)
+                self.db.execute("UPDATE runs SET status = ?, needs = ? WHERE id = ?", (status, json.dumps(needs), run))
+            self.db.executemany("DELETE FROM folders WHERE dir = ?", folders_gone)
+            self.db.executemany("INSERT OR REPLACE INTO folders VALUES (?, ?, ?)", folders_new)
         return len(entries), len(gone)
 
     def _known(self, folder: Optional[str] = None) -> Dict[str, str]:
@@ -442,12 +448,13 @@ class Index:
             [(run, f.get("rank"), int(bool(f.get("used"))), f.get("sha256"), f.get("size"), f.get("role"),
               f.get("name"), f.get("location"), f.get("original")) for f in entry.files])
 
-    def _recheck(self, run: int, rel: str, data: Dict[str, Any]) -> None:
+    def _rechecked(self, rel: str, data: Dict[str, Any]) -> Tuple[str, List[int]]:
+        """A running run's status and ranks to recover, as its journal says them now."""
         needs = _status.needs_recovery(self.root if rel == "." else self.root / rel, quiet=True)
         status = data["recorded_status"]
         if needs and _status.SEVERITY.get(status, 1) < _status.SEVERITY["killed"]:
             status = "killed"
-        self.db.execute("UPDATE runs SET status = ?, needs = ? WHERE id = ?", (status, json.dumps(needs), run))
+        return status, needs
 
     # -------------------------------------------------------------------------------------------- reading
     @_resilient
