@@ -466,17 +466,24 @@ class Index:
 
     @_resilient
     def select(self, where: Sequence[Condition] = (), sort: Optional[Resolved] = None, desc: bool = False,
-               limit: Optional[int] = None, last: bool = False, series: bool = False) -> Tuple[List[Row], int]:
+               limit: Optional[int] = None, last: bool = False, series: bool = False,
+               folder: Optional[str] = None) -> Tuple[List[Row], int]:
         """The runs matching every bound condition in ``where``, ordered, and how many match in all.
 
         Each run comes with its metric figures (:func:`prov4ml.runs.metric_figures`);
-        ``series=True`` fills each record's ``series`` too.
+        ``series=True`` fills each record's ``series`` too. ``folder``: only
+        the runs in that folder under the root (``""``: those right under it).
 
         Without ``sort`` the order is experiment then run id; ``limit`` keeps
         the first runs (``last=True``: the last ones, still in order).
         """
         now = time.time()
         clauses, args = [], []
+        if folder == "":
+            clauses.append("instr(r.dir, '/') = 0")
+        elif folder is not None:
+            clauses.append("r.dir > ? AND r.dir < ?")
+            args += [folder + "/", folder + "0"]
         for condition in where:
             sql, values = _condition(condition, now)
             clauses.append(sql)
@@ -502,6 +509,18 @@ class Index:
         for rel, status, needs, data in rows:
             out.append(_record_of(self._run_dir(rel), json.loads(data), status, json.loads(needs), series))
         return out, total
+
+    @_resilient
+    def counts(self) -> Dict[str, Dict[str, int]]:
+        """``{folder: {status: runs}}`` (``""``: the runs right under the root); a running run whose
+        process died counts as ``killed (needs recover)``."""
+        out: Dict[str, Dict[str, int]] = {}
+        for folder, status, n in self.db.execute(
+                "SELECT CASE WHEN instr(dir, '/') = 0 THEN '' ELSE substr(dir, 1, instr(dir, '/') - 1) END, "
+                "CASE WHEN recorded_status = 'running' AND needs != '[]' THEN 'killed (needs recover)' "
+                "ELSE recorded_status END, COUNT(*) FROM runs GROUP BY 1, 2"):
+            out.setdefault(folder, {})[status] = n
+        return out
 
     def _run_dir(self, rel: str) -> Path:
         if self.url is not None:
