@@ -29,6 +29,7 @@ import os
 import sqlite3
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
@@ -49,6 +50,8 @@ __all__ = ["Index", "SCHEMA", "INDEX_FILE", "RACY_S", "location_of", "Row"]
 SCHEMA = 1
 #: In its own hidden folder: SQLite's journal comes and goes beside it, which must not change the runs' folder.
 INDEX_FILE = ".prov4ml-index/index.sqlite"
+#: Threads reading runs' summaries side by side (the time goes to the disk's or the store's latency).
+READERS = 8
 #: A directory changed this recently is read again at the next refresh (file-system clocks tick coarsely).
 RACY_S = 2.0
 #: File systems where the index is kept in the user's cache instead (SQLite's locking is unsafe on them).
@@ -258,10 +261,14 @@ class Index:
             found, known, seen = self._scan({} if full else folders)
         changed = [rel for rel, stamp in found.items() if known.get(rel) != stamp]
         entries = []
-        for i, rel in enumerate(changed):
-            entries.append((rel, found[rel], self._read(rel)))
-            if step is not None:
-                step(i + 1, len(changed))
+        with ThreadPoolExecutor(READERS) as pool:  # reading is mostly waiting for the disk (or the store)
+            for i, (rel, entry) in enumerate(zip(changed, pool.map(self._read, changed))):
+                if entry is None:
+                    del found[rel]  # a folder beside the runs, not a run
+                else:
+                    entries.append((rel, found[rel], entry))
+                if step is not None:
+                    step(i + 1, len(changed))
         gone = [rel for rel in known if rel not in found]
         redone = {rel for rel, *_rest in entries}
         rechecks = [] if self.url is not None else [  # a process may have died since: its journal says so
@@ -341,8 +348,7 @@ class Index:
                     run_stamp = _stamp(run.stat(), now)
                 except OSError:
                     continue
-                if known.get(rel) == run_stamp or _holds_run(run.path):
-                    found[rel] = run_stamp
+                found[rel] = run_stamp  # whether it holds a run is seen when it is read
         if kept:
             kept_set = set(kept)
             unsettled = {rel: st for rel, st in self._known().items() if rel.partition("/")[0] in kept_set}
@@ -374,11 +380,14 @@ class Index:
         return {rel: hashlib.sha1(repr(sorted((n, f) for n, (_k, f) in objects.items())).encode()).hexdigest()
                 for rel, objects in runs.items() if any(RANK_FILE.match(n) for n in objects)}
 
-    def _read(self, rel: str) -> Entry:
-        """The entry of one run; a run that cannot be read is an entry saying why (shown, never raised)."""
+    def _read(self, rel: str) -> Optional[Entry]:
+        """The entry of one run (None: the folder holds no run); a run that cannot be read is an entry
+        saying why (shown, never raised)."""
         if self.url is not None:
             return self._read_url(rel)
         run_dir = self.root if rel == "." else self.root / rel
+        if not rank_files(run_dir):
+            return None
         try:
             return read_entry(run_dir)
         except Prov4MLError as exc:
