@@ -73,7 +73,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     first = next((a for a in argv if not a.startswith("-")), None)  # the command: only its module is imported
     known = {name for name, _m, _h in COMMANDS}
-    args = build_parser(first if first in known and "-h" not in argv[:argv.index(first)] else None).parse_args(argv)
+    helping = any(a in ("-h", "--help") for a in argv[:argv.index(first)] if first in known) if first else \
+        any(a in ("-h", "--help") for a in argv)
+    wanted = None if helping else (first if first in known else "")  # "": no command's module is needed
+    args = build_parser(wanted).parse_args(argv)
     code = _commands.EXIT_OK
     reader_left = False
 
