@@ -29,6 +29,7 @@ COMMANDS: Sequence[Tuple[str, str, str]] = (
     ("graph", "graph", "the provenance graph of a run as DOT, or SVG with --svg"),
     ("convert", "convert", "a PROV-JSON document as PROV-N, PROV-XML, Turtle or TriG"),
     ("collect", "collect", "one PROV document linking every run and rank of an experiment"),
+    ("lineage", "lineage", "where a run or a file came from and what came of it, across experiments (by content)"),
     ("index", "index", "bring the index of the runs up to date, or rebuild it (--rebuild)"),
     ("recover", "recover", "complete a run killed before end_run, from its journal"),
     ("query", "query", "answer a SPARQL query over an experiment's provenance (a table, or --csv)"),

@@ -119,6 +119,7 @@ def summarize(snap: RunSnapshot, owner: Optional[Dict[str, Any]] = None) -> Dict
         "final_metrics": {f.name: encode(f.value) for f in snap.final_metrics},
         "final_folds": folds,
         "datasets": [d.label for d in snap.datasets],
+        "git": {k[len("git_"):]: encode(v) for k, v in snap.environment.items() if k.startswith("git_")},
         "files": files,
         "document": f"prov_rank{snap.rank}.json",
     }

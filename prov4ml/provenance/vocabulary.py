@@ -56,6 +56,8 @@ TERMS: Dict[str, Term] = {
     "SourceDiff": _c("The git diff of the working tree at the start of the run.", "provml:Artifact"),
     "SourceCode": _c("A copy of the source code the run executed.", "provml:Artifact"),
     "SourceFile": _c("A file outside the run directory that an artifact was copied from.", "prov:Entity"),
+    "Content": _c("The bytes of a file, identified by their SHA-256 (content:sha256-<hex>): every entity of a file "
+                  "with those bytes, in any run, is a specialization of it; no run generates it.", "prov:Entity"),
     "ModelCard": _c("The model card of a run (Markdown, Hugging Face sections).", "provml:Artifact"),
     "ModelLayers": _c("The layer table of a model (log_model_layers=True).", "provml:Artifact"),
     "LayerData": _c("The inputs and outputs of one layer of a wrapped model (ProvenanceTrackedModel).", "provml:Artifact"),

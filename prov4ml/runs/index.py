@@ -87,6 +87,7 @@ CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run, key);
 CREATE INDEX IF NOT EXISTS metrics_key ON metrics (key);
 CREATE INDEX IF NOT EXISTS files_digest ON files (sha256);
 CREATE INDEX IF NOT EXISTS files_run ON files (run);
+CREATE INDEX IF NOT EXISTS runs_label ON runs (label);
 """
 
 
@@ -520,6 +521,35 @@ class Index:
         return out, total
 
     @_resilient
+    def files_of(self, run: str) -> List[Dict[str, Any]]:
+        """The files the run labelled ``run`` (``experiment/run_N``) generated and used, rank by rank."""
+        keys = ("rank", "used", "sha256", "size", "role", "name", "location", "original")
+        rows = self.db.execute(
+            "SELECT f.rank, f.used, f.sha256, f.size, f.role, f.name, f.location, f.original FROM files f "
+            "JOIN runs r ON r.id = f.run WHERE r.label = ? ORDER BY f.rank, f.rowid", (run,)).fetchall()
+        return [{**dict(zip(keys, row)), "run": run, "used": bool(row[1])} for row in rows]
+
+    def label_of(self, run_dir: PathLike) -> Optional[str]:
+        """The label (``experiment/run_N``) of the indexed run in ``run_dir`` (None when it is not under the root)."""
+        if self.root is None:
+            return None
+        try:
+            rel = Path(run_dir).resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return None
+        row = self.db.execute("SELECT label FROM runs WHERE dir = ?", (rel,)).fetchone()
+        return None if row is None else row[0]
+
+    @_resilient
+    def run_info(self, run: str) -> Dict[str, Any]:
+        """The status and source commit of the run labelled ``run`` (empty when it is not indexed)."""
+        row = self.db.execute("SELECT status, data FROM runs WHERE label = ?", (run,)).fetchone()
+        if row is None:
+            return {}
+        source = json.loads(row[1]).get("source") or {}
+        return {"status": row[0], "commit": source.get("git_commit") or source.get("commit")}
+
+    @_resilient
     def counts(self) -> Dict[str, Dict[str, int]]:
         """``{folder: {status: runs}}`` (``""``: the runs right under the root); a running run whose
         process died counts as ``killed (needs recover)``."""
@@ -608,7 +638,7 @@ def _unreadable(run_dir: Path, why: str) -> Entry:
 
 # ------------------------------------------------------------------------------------------------ records as JSON
 _RECORD_FIELDS = ("experiment", "run_id", "ranks", "final_folds", "error_type", "error_message", "command", "user",
-                  "host", "recorded_status")
+                  "host", "recorded_status", "source")
 _SERIES_FIELDS = ("name", "context", "rank", "count", "nan_count", "min", "max", "last", "mean", "first_step",
                   "last_step", "unit", "source", "sampler", "location")
 
