@@ -118,6 +118,9 @@ TERMS: Dict[str, Term] = {
     # -- files
     "sha256": _d("The SHA-256 of the file (of a folder: of its files' names and contents)."),
     "size_bytes": _d("The size in bytes.", "xsd:long"),
+    "digest": _d("A dataset's digest made when it was logged, in bounded time (provml:digestMethod says how); "
+                 "provml:sha256 holds the digest of all its bytes once computed."),
+    "digestMethod": _d("How provml:digest was made: which bytes of which files went into the SHA-256."),
     "is_directory": _d("Whether the artifact is a folder.", "xsd:boolean"),
     "step": _d("The step at which a file or version was recorded.", "xsd:long"),
     "created": _d("When the file was recorded.", "xsd:dateTime", "prov:generatedAtTime"),

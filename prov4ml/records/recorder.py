@@ -25,6 +25,7 @@ from ..context import Context, resolve_context
 from ..exceptions import ArtifactError, InvalidValueError
 from .._values import check_step, check_timestamp
 from . import state as _state
+from ..collectors.digests import DigestWorker
 from .artifacts import ArtifactStore
 from .journal import RecordJournal
 from .model import (
@@ -74,6 +75,7 @@ class RecordsRecorder:
         self.journal: Optional[RecordJournal] = None  # set by the Run once its journal folder exists
         self.outcome: Optional[Tuple[str, Any, Optional[float]]] = None  # (status, error, end time) once it ended
         self.finals: Dict[str, str] = {}  # registered final metrics: name -> fold (their values live in the folds)
+        self.digests = DigestWorker()  # full digests of file-backed datasets, off the training thread
 
     # ------------------------------------------------------------------ keeping a record
     def keep(self, kind: str, data: Any, ctx: Optional[Context] = None, when: Optional[float] = None) -> None:
@@ -281,13 +283,24 @@ class RecordsRecorder:
     def log_dataset(self, d: "calls.DatasetCall") -> None:
         if not self._check_open("log_dataset"):
             return
-        from ..collectors.dataset import dataset_stats
+        from ..collectors.dataset import SAMPLED, dataset_paths, dataset_stats, sampled_digest
 
         ctx = resolve_context(d.context) if d.context is not None else None
         record = DatasetRecord(d.label, dataset_stats(d.dataset) if d.log_info else {}, ctx, d.source, d.attributes)
+        paths = dataset_paths(d.dataset)
+        if paths:  # file-backed: a digest now, in bounded time; the full one off this thread
+            digest, size, _files = sampled_digest(paths)
+            record = dataclasses.replace(record, location=str(paths[0]), digest=digest, digest_method=SAMPLED,
+                                         size_bytes=size)
         with self.lock:
             self.keep("dataset", record, ctx)
+        if paths:
+            self.digests.submit(paths, lambda sha: self._digested(record.label, ctx, sha))
         self._count_log()
+
+    def _digested(self, label: str, ctx: Optional[Context], sha256: str) -> None:
+        with self.lock:
+            self.keep("digest", (label, ctx, sha256))
 
     def log_source_code(self, path: Optional[str] = None, use_git: bool = False) -> None:
         """Copy the source file or folder (default: the ``__main__`` script) into the run, once;
@@ -346,12 +359,23 @@ def _apply_capture(r: RecordsRecorder, found: Tuple[Dict[str, Any], Optional[str
     r.artifacts.extend(artifacts)
 
 
+def _apply_digest(r: RecordsRecorder, found: Tuple[str, Optional[Context], str]) -> None:
+    """A dataset's full digest, computed after the dataset was recorded."""
+    label, ctx, sha256 = found
+    for i in range(len(r.datasets) - 1, -1, -1):
+        d = r.datasets[i]
+        if d.label == label and d.context == ctx and getattr(d, "digest", None):
+            r.datasets[i] = dataclasses.replace(d, sha256=sha256)
+            return
+
+
 _APPLY: Dict[str, Callable[[RecordsRecorder, Any], None]] = {
     "param": _apply_param,
     "artifact": lambda r, record: r.artifacts.append(record),
     "model": lambda r, record: r.models.append(record),
     "version": lambda r, record: r.versions.append(record),
     "dataset": lambda r, record: r.datasets.append(record),
+    "digest": _apply_digest,
     "epoch": lambda r, mark: r.epochs.append(mark),
     "note": lambda r, note: r.notes.__setitem__(*note),
     "source": lambda r, path: setattr(r, "source_code", path),

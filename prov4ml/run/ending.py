@@ -101,6 +101,9 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
     outputs.warn_dropped(run)
     run.metrics.apply_folds(final=True)
     run.collectors.finish_capture()
+    if not run.records.digests.wait(DIGEST_WAIT_S):  # the sampled digest made at log_dataset stays
+        run._refresher.report("digests", f"a dataset's full digest was not done {DIGEST_WAIT_S:.0f} s into end_run; "
+                              "its sampled digest (provml:digest) is kept")
     run._finalize_files()
     if card:  # before the end time: the run generates its card
         from ..provenance.card import write_card
@@ -126,6 +129,10 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
     run.records.close_journal()
     if complete and not run.options["keep_journal"]:
         _state.remove(run.journal_dir)
+
+
+#: How long end_run waits for the full digests of the datasets logged (computed since log_dataset).
+DIGEST_WAIT_S = 60.0
 
 
 def _journal_outcome(run: "Run") -> None:

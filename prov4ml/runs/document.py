@@ -172,7 +172,7 @@ def read_rank(path: Path, rank: int, details: bool = True) -> RankDocument:
                 "created": attrs.get("provml:created", attrs.get("dcterms:created")),
             })
         elif "mls:Dataset" in types:
-            out.datasets.append({"rank": rank, **local_attrs(attrs)})
+            out.datasets.append({"rank": rank, "label": attrs.get("prov:label"), **local_attrs(attrs)})
         elif "provml:Environment" in types:
             for key, value in attrs.items():
                 if key != "prov:type":
