@@ -129,7 +129,7 @@ def show_table(rows: Sequence[Row], fields: Fields, args: argparse.Namespace, to
         line += [r.params.get(p) for p in params]
         line += [f.get(k, {}).get(s) for k in metrics for s in ("last", "best")]
         table.append(line)
-    experiments = len({r.experiment for r, _f in rows})
+    experiments = len({r.label.rpartition("/")[0] for r, _f in rows})  # by folder: an unreadable run names none
     title = f"{len(rows)} run{'s' * (len(rows) != 1)} in {experiments} experiment{'s' * (experiments != 1)}"
     if total > len(rows):
         which = "first" if args.sort else "last"

@@ -29,6 +29,7 @@ import os
 import sqlite3
 import tempfile
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,7 +48,7 @@ from .summary import Entry, entry_of, read_entry
 
 __all__ = ["Index", "SCHEMA", "INDEX_FILE", "RACY_S", "location_of", "Row"]
 
-SCHEMA = 1
+SCHEMA = 2
 #: In its own hidden folder: SQLite's journal comes and goes beside it, which must not change the runs' folder.
 INDEX_FILE = ".prov4ml-index/index.sqlite"
 #: Threads reading runs' summaries side by side (the time goes to the disk's or the store's latency).
@@ -72,13 +73,13 @@ CREATE TABLE IF NOT EXISTS runs (
     o1 INTEGER, o2 INTEGER, o3 TEXT, o4 INTEGER, o5 INTEGER, o6 TEXT,
     label TEXT, experiment TEXT, run_num INTEGER, run_text TEXT, status TEXT, recorded_status TEXT,
     start REAL, start_text TEXT, "end" REAL, end_text TEXT, nranks INTEGER, needs TEXT, owners TEXT, data TEXT,
-    settled INTEGER NOT NULL);
+    settled INTEGER NOT NULL, crc INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS folders (dir TEXT PRIMARY KEY, stamp TEXT NOT NULL, kind TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS runs_settled ON runs (settled);
 CREATE INDEX IF NOT EXISTS runs_order ON runs (o1, o2, o3, o4, o5, o6);
-CREATE TABLE IF NOT EXISTS params (run INTEGER NOT NULL, name TEXT NOT NULL, k TEXT, num REAL, text TEXT);
+CREATE TABLE IF NOT EXISTS params (run INTEGER NOT NULL, name TEXT NOT NULL, k TEXT, num, text TEXT);
 CREATE TABLE IF NOT EXISTS metrics (run INTEGER NOT NULL, key TEXT NOT NULL, source TEXT, nan INTEGER,
-    {", ".join(f"{s} REAL" for s in _STATS)});
+    {", ".join(_STATS)});
 CREATE TABLE IF NOT EXISTS files (run INTEGER NOT NULL, rank INTEGER, used INTEGER, sha256 TEXT, size INTEGER,
     role TEXT, name TEXT, location TEXT, original TEXT);
 CREATE INDEX IF NOT EXISTS params_run ON params (run, name);
@@ -137,11 +138,15 @@ def _resilient(method: F) -> F:
         for attempt in range(3):
             try:
                 return method(self, *args, **kwargs)
-            except sqlite3.DatabaseError:
+            except Prov4MLError:
+                raise  # the runs' trouble (a store out of reach...), said as it is
+            except (sqlite3.DatabaseError, ValueError, KeyError, TypeError):  # a row decoded wrong is corruption
                 if attempt == 2:
                     raise
                 with contextlib.suppress(sqlite3.Error):
                     self.db.close()
+                if self.location != ":memory:":
+                    self._discard()  # a cache: made again from the runs' own files
                 if attempt == 1:
                     self.location = ":memory:"
                 self.db = self._connect()
@@ -237,15 +242,13 @@ class Index:
     # -------------------------------------------------------------------------------------------- refreshing
     @_resilient
     def rebuild(self, step: Step = None) -> int:
-        """Forget everything and index every run again; the number of runs."""
-        with _transaction(self.db):
-            for table in ("runs", "params", "metrics", "files", "folders"):
-                self.db.execute(f"DELETE FROM {table}")
-        self.refresh(step)
+        """Forget everything and index every run again, in one transaction (a reader meanwhile sees the old
+        index, whole); the number of runs."""
+        self.refresh(step, full=True, forget=True)
         return self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
     @_resilient
-    def refresh(self, step: Step = None, full: bool = False) -> Tuple[int, int]:
+    def refresh(self, step: Step = None, full: bool = False, forget: bool = False) -> Tuple[int, int]:
         """Bring the index up to date with the runs; ``(runs read again, runs dropped)``.
 
         A folder (the root, an experiment) whose listing did not change keeps
@@ -260,6 +263,8 @@ class Index:
         else:
             folders = {d: (st, kind) for d, st, kind in self.db.execute("SELECT dir, stamp, kind FROM folders")}
             found, known, seen = self._scan({} if full else folders)
+        if forget:
+            known = {}
         changed = [rel for rel, stamp in found.items() if known.get(rel) != stamp]
         entries = []
         with ThreadPoolExecutor(READERS) as pool:  # reading is mostly waiting for the disk (or the store)
@@ -278,9 +283,14 @@ class Index:
             if rel not in redone and self._rechecked(rel, json.loads(data)) != (status, json.loads(needs))]
         folders_gone = [(d,) for d in folders if d not in seen]
         folders_new = [(d, st, kind) for d, (st, kind) in seen.items() if folders.get(d) != (st, kind)]
-        if not (entries or gone or rechecks or folders_gone or folders_new):
+        if not (entries or gone or rechecks or folders_gone or folders_new or forget):
             return 0, 0  # nothing to write: the database file is left as it is
         with _transaction(self.db):
+            if forget:
+                for table in ("runs", "params", "metrics", "files", "folders"):
+                    self.db.execute(f"DELETE FROM {table}")
+                folders_gone, rechecks = [], []
+                folders_new = [(d, st, kind) for d, (st, kind) in seen.items()]
             for rel in gone:
                 self._delete(rel)
             for rel, stamp, entry in entries:
@@ -288,7 +298,9 @@ class Index:
                 self._insert(rel, stamp, _rel_order(rel), entry)
             for run, rel, data in rechecks:
                 status, needs = self._rechecked(rel, data)
-                self.db.execute("UPDATE runs SET status = ?, needs = ? WHERE id = ?", (status, json.dumps(needs), run))
+                text = json.dumps(needs)
+                crc = _crc(rel, status, text, self.db.execute("SELECT data FROM runs WHERE id = ?", (run,)).fetchone()[0])
+                self.db.execute("UPDATE runs SET status = ?, needs = ?, crc = ? WHERE id = ?", (status, text, crc, run))
             self.db.executemany("DELETE FROM folders WHERE dir = ?", folders_gone)
             self.db.executemany("INSERT OR REPLACE INTO folders VALUES (?, ?, ?)", folders_new)
         return len(entries), len(gone)
@@ -434,15 +446,17 @@ class Index:
     def _insert(self, rel: str, stamp: str, order: tuple, entry: Entry) -> None:
         r = entry.record
         figures = metric_figures(r)
-        run_num = r.run_id if isinstance(r.run_id, int) and not isinstance(r.run_id, bool) else None
+        run_num = r.run_id if isinstance(r.run_id, int) and not isinstance(r.run_id, bool) and abs(r.run_id) < 2 ** 63 \
+            else None
+        needs, data = json.dumps(r.needs_recovery), _record_json(r, figures)
         cur = self.db.execute(
             'INSERT INTO runs (dir, stamp, o1, o2, o3, o4, o5, o6, label, experiment, run_num, run_text, status, '
-            'recorded_status, start, start_text, "end", end_text, nranks, needs, owners, data, settled) '
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            'recorded_status, start, start_text, "end", end_text, nranks, needs, owners, data, settled, crc) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (rel, stamp, *order, r.label, r.experiment, run_num,
              str(r.run_id), r.status, r.recorded_status, _ts(r.start), _text(r.start), _ts(r.end), _text(r.end),
-             len(r.ranks), json.dumps(r.needs_recovery), json.dumps({str(k): v for k, v in entry.owners.items()}),
-             _record_json(r, figures), int(r.recorded_status in ENDED and not stamp.startswith("racy"))))
+             len(r.ranks), needs, json.dumps({str(k): v for k, v in entry.owners.items()}),
+             data, int(r.recorded_status in ENDED and not stamp.startswith("racy")), _crc(rel, r.status, needs, data)))
         run = cur.lastrowid
         self.db.executemany("INSERT INTO params VALUES (?, ?, ?, ?, ?)",
                             [(run, name, *_typed(value)) for name, value in r.params.items()])
@@ -511,12 +525,14 @@ class Index:
             order = "r.o1 DESC, r.o2 DESC, r.o3 DESC, r.o4 DESC, r.o5 DESC, r.o6 DESC"
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
         rows = self.db.execute(
-            f"SELECT r.dir, r.status, r.needs, r.data FROM runs r {join} {where_sql} ORDER BY {order}{tail}",
+            f"SELECT r.dir, r.status, r.needs, r.data, r.crc FROM runs r {join} {where_sql} ORDER BY {order}{tail}",
             join_args + args).fetchall()
         if sort is None and last and limit is not None:
             rows.reverse()
         out = []
-        for rel, status, needs, data in rows:
+        for rel, status, needs, data, crc in rows:
+            if _crc(rel, status, needs, data) != crc:
+                raise Corrupt(f"the index's row of {rel} fails its checksum")
             out.append(_record_of(self._run_dir(rel), json.loads(data), status, json.loads(needs), series))
         return out, total
 
@@ -579,6 +595,14 @@ class Index:
             (sha256,)).fetchall()
         keys = ("run_dir", "run", "rank", "used", "role", "name", "location", "original", "size")
         return [{**dict(zip(keys, row)), "run_dir": self._run_dir(row[0]), "used": bool(row[3])} for row in rows]
+
+
+class Corrupt(sqlite3.DatabaseError):
+    """The database opened, but what it holds is not what this module wrote: it is made again."""
+
+
+def _crc(rel: str, status: str, needs: str, data: str) -> int:
+    return zlib.crc32(f"{rel}\0{status}\0{needs}\0{data}".encode("utf-8", "surrogatepass"))
 
 
 @contextlib.contextmanager
@@ -690,7 +714,7 @@ def _typed(value: Any) -> Tuple[Optional[str], Optional[float], Optional[str]]:
             return ("x", None, "nan")
         try:
             return ("n", float(value) if isinstance(value, int) and abs(value) >= 2 ** 63 else value, str(value))
-        except OverflowError:
+        except OverflowError:  # an int beyond a double: compared as text
             return ("s", None, str(value))
     if isinstance(value, datetime):
         return ("t", value.timestamp(), str(value))
@@ -729,7 +753,7 @@ def _compare(c: Condition, k: str, num: str, text: str) -> Tuple[str, List[Any]]
             parts.append(f"{k} IN ('n', 'x')")
     elif c.number is not None:
         parts.append(f"({k} = 'n' AND {num} {op} ?)")
-        args.append(c.number)
+        args.append(c.number if not isinstance(c.number, int) or abs(c.number) < 2 ** 63 else float(c.number))
         if c.op_text == "!=":
             parts.append(f"{k} = 'x'")  # NaN differs from every number
     if c.time is not None:
