@@ -167,7 +167,8 @@ def test_optimizer_source_and_command(start, tmp_path):
     prov4ml.end_run()
     data = load_json(run.prov_path)
     params = {a["prov:label"]: literal(a["prov:value"]) for a in entities_of_type(data, "mls:HyperParameterSetting").values()}
-    assert params["optimizer"] == "SGD" and params["optimizer.lr"] == 0.1 and params["optimizer.momentum"] == 0.9
+    assert params["prov4ml:optimizer"] == "SGD" and params["prov4ml:optimizer.lr"] == 0.1
+    assert params["prov4ml:optimizer.momentum"] == 0.9
     assert (run.artifacts.root / "source" / "train.py").exists()
     plan = entities_of_type(data, "prov:Plan")
     assert location(list(plan.values())[0]["prov:location"]) == str(src.resolve())
