@@ -178,7 +178,9 @@ def version_signatures(dist: Path) -> Tuple[str, Dict[str, Dict[str, Any]]]:
     package = _Package(modules, packages)
     found: Dict[str, Dict[str, Any]] = {}
     for name, (module, info) in package.namespace("").items():
-        found[name] = {"module": module, "top_level": True, **info}
+        # a function an API module imports from the library's insides (save_prov_file) is not API
+        if info["kind"] == "class" or module in API_MODULES:
+            found[name] = {"module": module, "top_level": True, **info}
     for api in API_MODULES:
         defs = package.module(api).defs if api in modules else {}
         for name, info in defs.items():
@@ -197,3 +199,210 @@ def extract(dists: Path) -> Dict[str, Any]:
         version, signatures = version_signatures(path)
         versions.setdefault(version, signatures)  # a wheel and an sdist of one version say the same
     return {"package": PACKAGE, "versions": {v: versions[v] for v in sorted(versions, key=_version_key)}}
+
+
+# ---------------------------------------------------------------- how prov4ml reads each form
+_SAME = "as written: the same names, positions and meaning"
+#: every form of every published version -> how prov4ml reads it (docs/porting.md's last column);
+#: a form missing here stops ``table`` (every form must be documented), and tests/test_reference_forms.py
+#: runs one test per form
+READ_AS: Dict[str, str] = {
+    "ProvMLItwinAILogger(prov_user_namespace='www.example.org', experiment_name='experiment_name', provenance_save_dir='mllogs/prov_logs', save_after_n_logs=100, create_graph=True, create_svg=True, log_freq='epoch', log_on_workers=0)":
+        "as written; `from prov4ml import ProvMLItwinAILogger` (default save dir `mllogs/prov_logs`)",
+    "ProvMLItwinAILogger(prov_user_namespace='www.example.org', experiment_name='experiment_name', provenance_save_dir='mllogs', save_after_n_logs=100, create_graph=True, create_svg=True, log_freq='epoch', log_on_workers=0)":
+        "as written, positions the same; the default save dir stays `mllogs/prov_logs` (pass `provenance_save_dir='mllogs'` for 2.0.3+'s)",
+    "ProvMLLogger(name='lightning_logs', version=None, prefix='', flush_logs_every_n_steps=100)": _SAME,
+    "ProvenanceTrackedFunction(func, context=None)": _SAME,
+    "ProvenanceTrackedModel(model_label, model, context=None, chunk_size=64)": _SAME + "; also `(model)`",
+    "WeightDistributionTrackedModel(model_label, model, context=None, chunk_size=64)": _SAME,
+    "create_context(context, is_subcontext_of=None)": _SAME + "; the parent a `Context` or its name",
+    "end_run(create_graph=False, create_svg=False)": _SAME,
+    "end_run(create_graph=False, create_svg=False, crate_ro_crate=False)":
+        _SAME + "; the third position is `crate_ro_crate` (prov4ml's `create_provenance_collection` is keyword-only in practice: fifth)",
+    "end_run(create_graph=False, create_svg=False, crate_ro_crate=False, create_card=False)": _SAME,
+    "get_artifacts_dir()": "as written (`prov4ml.functs.get_artifacts_dir`): the run's `artifacts/`",
+    "get_run_dir()": "as written (`prov4ml.functs.get_run_dir`)",
+    "log_artifact(artifact_path, context, step=None, timestamp=None)":
+        "seed form: chosen when a second positional value is a `Context`/`Enum`, or a string that is no path while the first is one, or there is one positional value",
+    "log_artifact(artifact_name, artifact_path, context=None, step=None, log_copy_in_prov_directory=True, is_model=False, is_input=False)":
+        "2.x form: chosen when the fourth positional value is an int (the step) and a fifth, if any, is a bool",
+    "log_artifact(artifact_name, artifact_path, context=None, source=None, step=0, log_copy_in_prov_directory=True, log_copy_subdirectory=None, is_model=False, is_input=False)":
+        "3.2.x form (the default): the fourth position is `source`; no step means none (not 0)",
+    "log_artifact(artifact_name, artifact_path, context=None, source=None, step=0, log_copy_in_prov_directory=True, log_copy_subdirectory=None, is_model=False, is_input=False, other_attrs=None)":
+        "3.2.x form; `other_attrs` become attributes of the entity",
+    "log_carbon_metrics(context, step=None)": _SAME + "; `context` may be left out",
+    "log_context(context, is_subcontext_of=None, source_of_data=None)": _SAME,
+    "log_current_execution_time(label, context, step=None)": _SAME,
+    "log_current_execution_time(label, context=None, step=None)": _SAME,
+    "log_dataset(dataset, label)": "seed form: chosen when the first positional value is not a string",
+    "log_dataset(dataset_label, dataset, log_dataset_info=True)": "2.0.0–2.0.6 form: chosen when the third positional value is a bool",
+    "log_dataset(dataset_label, dataset, context=Context.DATASETS, log_dataset_info=True)":
+        "2.0.7+ form: chosen when the fourth positional value is a bool; no context means the run (not `Context.DATASETS`)",
+    "log_dataset(dataset_label, dataset, context=None, source=None, log_dataset_info=True)": "3.2.x form (the default)",
+    "log_dataset(dataset_label, dataset, context=None, source=None, log_dataset_info=True, other_attrs=None)": "3.2.x form (the default)",
+    "log_execution_command(cmd, path)": _SAME + "; `path` may be left out",
+    "log_execution_end_time()": _SAME + " (also recorded by `end_run`)",
+    "log_execution_start_time()": _SAME + " (also recorded by `start_run`)",
+    "log_flops_per_batch(label, model, batch, context, step=None)": _SAME,
+    "log_flops_per_batch(label, model, batch, context=None, step=None)": _SAME,
+    "log_flops_per_epoch(label, model, dataset, context, step=None)": _SAME,
+    "log_flops_per_epoch(label, model, dataset, context=None, step=None)": _SAME,
+    "log_metric(key, value, context, step=0, source=None)": _SAME,
+    "log_metric(key, value, context=None, step=0, source=None)": _SAME,
+    "log_metric(key, value, context=None, step=0, source=None, timestamp=0)": _SAME,
+    "log_metric(key, value, context=None, step=0, source=None, timestamp=None)": _SAME,
+    "log_model(model, model_name='default', log_model_info=True, log_as_artifact=True)":
+        "seed form: chosen when the first positional value is not a string",
+    "log_model(model_name, model, log_model_info=True, log_model_layers=False, is_input=False)":
+        "2.0.0–2.0.6 form: chosen when the third positional value is a bool",
+    "log_model(model_name, model, context=Context.MODELS, log_model_info=True, log_model_layers=False, is_input=False)":
+        "2.0.7+ form: chosen when the fourth positional value is a bool (where 3.2.x has `source`)",
+    "log_model(model_name, model, context=None, source=None, log_model_info=True, log_model_layers=False, log_copy_in_prov_directory=True, is_input=False)":
+        "3.2.x form (the default)",
+    "log_model(model_name, model, context=None, source=None, log_model_info=True, log_model_layers=False, log_copy_in_prov_directory=True, is_input=False, other_attrs=None)":
+        "3.2.x form (the default)",
+    "log_model_memory_footprint(model, model_name='default')":
+        "`prov4ml.log_model_memory_footprint`: the model's entity with its size and footprint, no weights",
+    "log_param(key, value)": _SAME,
+    "log_param(key, value, context=None)": _SAME,
+    "log_param(key, value, context=None, source=None, is_input=False)":
+        _SAME + "; but a parameter is an input unless `is_input=False` is passed",
+    "log_provenance_documents(create_graph=False, create_svg=False)": _SAME,
+    "log_provenance_documents(create_graph=False, create_svg=False, crate_ro_crate=False)": _SAME,
+    "log_source_code(path=None)": _SAME,
+    "log_source_code()": _SAME,
+    "log_source_code(use_git=False)": "3.2.7+ form: a bool in the first position is `use_git` (a path never is)",
+    "log_system_metrics(context, step=None)": _SAME,
+    "log_system_metrics(context=None, step=0)": _SAME,
+    "save_model_version(model, model_name, context, step=None, timestamp=None)":
+        "seed form: chosen when the first positional value is not a string",
+    "save_model_version(model_name, model, context=None, step=None, incremental=True, is_input=False)":
+        "2.x form: chosen when the fourth positional value is an int (the step; 3.2.x has `source` there)",
+    "save_model_version(model_name, model, context=None, source=None, step=None, incremental=True, is_input=False, log_copy_in_prov_directory=True)":
+        "3.2.x form (the default); `log_copy_in_prov_directory=False` records a checkpoint file where it is",
+    "save_model_version(model_name, model, context=None, source=None, step=None, incremental=True, is_input=False, log_copy_in_prov_directory=True, other_attrs=None)":
+        "3.2.x form (the default)",
+    "start_run(prov_user_namespace, experiment_name=None, provenance_save_dir=None, collect_all_processes=False, save_after_n_logs=100, rank=None)":
+        "seed order: the first string is the namespace when it looks like one (see the rule above)",
+    "start_run(experiment_name, prov_user_namespace=None, provenance_save_dir=None, collect_all_processes=False, save_after_n_logs=100, rank=None, disable_codecarbon=False, metrics_file_type=MetricsType.CSV, csv_separator=',', use_compressor=None)":
+        "2.x order: the experiment first, as the rule above reads it",
+    "start_run(experiment_name, prov_user_namespace=None, provenance_save_dir=None, collect_all_processes=False, save_after_n_logs=100, rank=None, metrics_file_type='csv', csv_separator=',', use_compressor=None, use_run_id=None)":
+        "3.2.x order: the experiment first; `use_run_id` accepted (every run gets `run_<id>`)",
+    "start_run_ctx(prov_user_namespace, experiment_name=None, provenance_save_dir=None, collect_all_processes=False, save_after_n_logs=100, rank=None, create_graph=False, create_svg=False)":
+        "`prov4ml.start_run_ctx`: `prov4ml.run(...)`; the run ends with the block",
+}
+
+
+# ---------------------------------------------------------------- the table
+def form_text(name: str, parameters: List[Dict[str, Any]]) -> str:
+    """``name(a, b=1, *, c=None)``: a call form as written, without annotations."""
+    parts, keyword_only = [], False
+    for p in parameters:
+        if p["kind"] == "keyword" and not keyword_only:
+            parts.append("*")
+            keyword_only = True
+        prefix = {"*args": "*", "**kwargs": "**"}.get(p["kind"], "")
+        keyword_only = keyword_only or p["kind"] == "*args"
+        parts.append(prefix + p["name"] + ("" if p["default"] is None else "=" + p["default"]))
+    return f"{name}({', '.join(parts)})"
+
+
+def forms(data: Dict[str, Any]) -> Dict[str, List[Tuple[str, List[str]]]]:
+    """{name: [(form, [versions having it]), ...]} in order of first appearance."""
+    out: Dict[str, Dict[str, List[str]]] = {}
+    for version, signatures in data["versions"].items():
+        for name, info in signatures.items():
+            out.setdefault(name, {}).setdefault(form_text(name, info["parameters"]), []).append(version)
+    return {name: list(by_form.items()) for name, by_form in sorted(out.items())}
+
+
+def _span(versions: List[str], every: List[str]) -> str:
+    """``2.0.0–2.0.6``, or a list where the versions are not consecutive."""
+    runs, start = [], None
+    for i, version in enumerate(every):
+        if version in versions and start is None:
+            start = version
+        if start is not None and (version not in versions or i == len(every) - 1):
+            end = version if version in versions else every[i - 1]
+            runs.append(start if start == end else f"{start}–{end}")
+            start = None
+    return ", ".join(runs)
+
+
+def render(data: Dict[str, Any]) -> str:
+    """The markdown between BEGIN and END in docs/porting.md."""
+    every = list(data["versions"])
+    by_name = forms(data)
+    missing = [form for name, found in by_name.items() for form, _ in found if form not in READ_AS]
+    if missing:
+        raise SystemExit("no READ_AS entry (how prov4ml reads it) for:\n  " + "\n  ".join(missing))
+    letters = {name: {form: "ABCDEFGHIJ"[i] for i, (form, _) in enumerate(found)} for name, found in by_name.items()}
+    lines = [BEGIN, "", f"Every version of `{data['package']}` on PyPI ({every[0]} to {every[-1]}, {len(every)} versions): "
+             "the letter is the call form the version has (below), `·` that it has no such function.", ""]
+    lines.append("| function | " + " | ".join(every) + " |")
+    lines.append("|---|" + "---|" * len(every))
+    for name, found in by_name.items():
+        cells = []
+        for version in every:
+            info = data["versions"][version].get(name)
+            cells.append(letters[name][form_text(name, info["parameters"])] if info else "·")
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    lines += ["", "| | form | versions | prov4ml reads it as |", "|---|---|---|---|"]
+    for name, found in by_name.items():
+        for form, versions in found:
+            lines.append(f"| {letters[name][form]} | `{form}` | {_span(versions, every)} | {READ_AS[form]} |")
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def replace_block(text: str, block: str) -> str:
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{PORTING}: the markers {BEGIN!r} ... {END!r} are missing; add them where the table goes")
+    return text[:start] + block + text[end + len(END):]
+
+
+def dump(data: Dict[str, Any]) -> str:
+    """The data file: one line per version and function, so a new version reads as a diff of its own lines."""
+    lines = ["{", f' "package": {json.dumps(data["package"])},', ' "versions": {']
+    for i, (version, signatures) in enumerate(data["versions"].items()):
+        lines.append(f"  {json.dumps(version)}: {{")
+        for j, (name, info) in enumerate(signatures.items()):
+            lines.append(f"   {json.dumps(name)}: {json.dumps(info)}" + ("," if j < len(signatures) - 1 else ""))
+        lines.append("  }" + ("," if i < len(data["versions"]) - 1 else ""))
+    lines += [" }", "}", ""]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    ex = sub.add_parser("extract", help="read the distributions in DISTS into the data file")
+    ex.add_argument("dists", type=Path)
+    for name in ("table", "check"):
+        sub.add_parser(name, help="rewrite porting.md's table" if name == "table" else "exit 1 if the table is stale")
+    for p in sub.choices.values():
+        p.add_argument("--data", type=Path, default=DATA)
+        p.add_argument("--porting", type=Path, default=PORTING)
+    args = parser.parse_args(argv)
+    if args.command == "extract":
+        data = extract(args.dists)
+        args.data.write_text(dump(data), encoding="utf-8")
+        print(f"{args.data}: {len(data['versions'])} versions")
+        return 0
+    data = json.loads(args.data.read_text(encoding="utf-8"))
+    text = args.porting.read_text(encoding="utf-8")
+    new = replace_block(text, render(data))
+    if args.command == "check":
+        if new != text:
+            print(f"{args.porting}: the table differs from what {args.data} gives; run: python tools/reference_signatures.py table",
+                  file=sys.stderr)
+            return 1
+        return 0
+    args.porting.write_text(new, encoding="utf-8")
+    print(f"{args.porting}: table rewritten")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
