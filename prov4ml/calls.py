@@ -154,6 +154,9 @@ SOURCE_CODE_FORMS = (
 
 # ---------------------------------------------------------------- start_run
 _START_REST = ("provenance_save_dir", "collect_all_processes", "save_after_n_logs", "rank")
+# after the rank, 2.x has disable_codecarbon (a bool) where 3.2.x has metrics_file_type
+_START_TAIL_2X = ("disable_codecarbon", "metrics_file_type", "csv_separator", "use_compressor")
+_START_TAIL_32X = ("metrics_file_type", "csv_separator", "use_compressor", "use_run_id")
 
 
 def start_run_arguments(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -165,8 +168,9 @@ def start_run_arguments(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[s
     one, else the experiment name. A missing namespace is ``DEFAULT_NAMESPACE``.
     """
     kwargs = dict(kwargs)
-    if len(args) > 2 + len(_START_REST):
-        raise ArgumentError(f"start_run() takes at most {2 + len(_START_REST)} positional arguments ({len(args)} given)")
+    rest = _START_REST + (_START_TAIL_2X if len(args) > 6 and isinstance(args[6], bool) else _START_TAIL_32X)
+    if len(args) > 2 + len(rest):
+        raise ArgumentError(f"start_run() takes at most {2 + len(rest)} positional arguments ({len(args)} given)")
     names = {key: kwargs.pop(key) for key in ("prov_user_namespace", "experiment_name") if key in kwargs}
     free = [key for key in ("prov_user_namespace", "experiment_name") if key not in names]
     leading = list(args[:2])
@@ -186,7 +190,7 @@ def start_run_arguments(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[s
             "prov_user_namespace" if looks_like_namespace(leading[0]) else "experiment_name"
         )
         names[key] = leading[0]
-    for key, value in zip(_START_REST, args[2:]):
+    for key, value in zip(rest, args[2:]):
         if key in kwargs:
             raise ArgumentError(f"start_run() got multiple values for argument {key!r}")
         kwargs[key] = value
