@@ -35,7 +35,9 @@ from .compat import (
     ProvenanceTrackedModel,
     WeightDistributionTrackedModel,
     install_yprov4ml_alias,
+    log_model_memory_footprint,
     log_provenance_documents,
+    start_run_ctx,
 )
 from .compat.getters import (
     get_metric,
@@ -83,6 +85,7 @@ __all__ = [
     # for code written for yProv4ML (prov4ml.compat; docs/porting.md)
     "ProvenanceTrackedFunction", "ProvenanceTrackedModel", "WeightDistributionTrackedModel",
     "ProvMLLogger", "ProvMLItwinAILogger", "log_provenance_documents", "install_yprov4ml_alias",
+    "start_run_ctx", "log_model_memory_footprint",
     "list_activities", "list_entities", "get_parameter", "list_parameters", "list_metrics",
     "list_metric_paths", "get_metric",
     # errors

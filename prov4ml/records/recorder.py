@@ -36,6 +36,9 @@ __all__ = ["RecordsRecorder", "replay"]
 
 _time = time.time
 _MISSING = object()
+#: parameters the library writes itself start with this; a user's log_param refuses it, so they never collide
+LIBRARY_PARAM_PREFIX = "prov4ml:"
+OPTIMIZER_PARAM = LIBRARY_PARAM_PREFIX + "optimizer"
 
 
 def _step_and_time(step: Any, timestamp: Any) -> Tuple[Optional[int], Optional[datetime]]:
@@ -146,6 +149,14 @@ class RecordsRecorder:
 
     # ------------------------------------------------------------------ parameters and epochs
     def log_param(self, key: str, value: Any, context: Any = None, source: Any = None, is_input: bool = True) -> None:
+        if isinstance(key, str) and key.startswith(LIBRARY_PARAM_PREFIX):
+            raise InvalidValueError(
+                f"parameter key {key!r}: names starting with {LIBRARY_PARAM_PREFIX!r} are prov4ml's own "
+                "(log_optimizer writes them); choose another name"
+            )
+        self._set_param(key, value, context, source, is_input)
+
+    def _set_param(self, key: str, value: Any, context: Any = None, source: Any = None, is_input: bool = True) -> None:
         recording = self._check_open("log_param")
         if not isinstance(key, str) or not key:
             raise InvalidValueError(f"parameter key must be a non-empty string, got {key!r}")
@@ -159,7 +170,8 @@ class RecordsRecorder:
             if previous is not _MISSING and previous == value:
                 return
             if previous is not _MISSING:
-                warnings.warn(f"parameter {key!r} changed from {previous!r} to {value!r}; both are kept", stacklevel=4)
+                warnings.warn(f"parameter {key!r} changed from {previous!r} to {value!r}; both are kept",
+                              stacklevel=calls.user_stacklevel())
                 key_id = f"{key}#{sum(1 for p in self.params if p.key.split('#')[0] == key) + 1}"
             else:
                 key_id = key
@@ -173,14 +185,15 @@ class RecordsRecorder:
             self.log_param(key, value, context)
 
     def log_optimizer(self, optimizer: Any) -> None:
-        """The optimizer's class and hyper-parameters (of its first parameter group) as parameters."""
+        """The optimizer's class and the hyper-parameters of its first parameter group, as parameters named
+        ``prov4ml:optimizer`` and ``prov4ml:optimizer.<name>``: a prefix users' parameters cannot take."""
         groups = getattr(optimizer, "param_groups", None) or [getattr(optimizer, "defaults", None)]
         if not isinstance(groups, (list, tuple)) or not isinstance(groups[0], dict):
             raise InvalidValueError(f"log_optimizer() needs a torch.optim.Optimizer, got {type(optimizer).__name__}")
-        self.log_param("optimizer", type(optimizer).__name__)
+        self._set_param(OPTIMIZER_PARAM, type(optimizer).__name__, source="log_optimizer")
         for key, value in groups[0].items():
             if key != "params" and isinstance(value, (int, float, bool, str)):
-                self.log_param(f"optimizer.{key}", value)
+                self._set_param(f"{OPTIMIZER_PARAM}.{key}", value, source="log_optimizer")
 
     def mark_epoch(self, epoch: int, context: Any = None) -> None:
         """Epoch ``epoch`` of ``context`` starts now; it lasts until the next mark of that context."""
@@ -261,7 +274,9 @@ class RecordsRecorder:
         ctx = resolve_context(v.context)
         step, when = _step_and_time(v.step, v.timestamp)
         checkpoint = calls.checkpoint_path(v.model)
-        if checkpoint is not None:  # a file already written (a Lightning checkpoint): copy it in
+        if checkpoint is not None and not v.copy:  # log_copy_in_prov_directory=False: where it is
+            record = self.store.reference(checkpoint, None, ctx, step, when, role="model_version")
+        elif checkpoint is not None:  # a file already written (a Lightning checkpoint): copy it in
             record = self.store.copy(checkpoint, f"models/{slug(v.name)}/{checkpoint.name}", ctx, step, when, role="model_version")
         else:
             file_name = f"models/{slug(v.name)}/{slug(v.name)}{'' if step is None else f'_step{step}'}.pt"
