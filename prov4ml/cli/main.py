@@ -31,6 +31,7 @@ COMMANDS: Sequence[Tuple[str, str, str]] = (
     ("collect", "collect", "one PROV document linking every run and rank of an experiment"),
     ("index", "index", "bring the index of the runs up to date, or rebuild it (--rebuild)"),
     ("recover", "recover", "complete a run killed before end_run, from its journal"),
+    ("import", "import_", "turn MLflow runs, TensorBoard event files or yProv4ML runs into prov4ml runs"),
     ("query", "query", "answer a SPARQL query over an experiment's provenance (a table, or --csv)"),
     ("ui", "ui", "a local web UI: runs, live plots of running runs, comparisons, the provenance graph"),
 )

@@ -121,6 +121,7 @@ def summarize(snap: RunSnapshot, owner: Optional[Dict[str, Any]] = None) -> Dict
         "datasets": [d.label for d in snap.datasets],
         "files": files,
         "document": f"prov_rank{snap.rank}.json",
+        "imported_from": snap.notes.get("importedFrom"),  # prov4ml import: "<tool>:<its id of the run>"
     }
 
 
