@@ -7,8 +7,8 @@ accumulator is told to keep all of them (by default it keeps a sample of
 (``purge_orphaned_data=False``). Scalars written as ``add_scalar`` values and
 as TensorFlow 2 scalar tensors both count. TensorBoard stores scalars as
 float32: each value is that float32, exactly (a float64 holds it). Times are
-the events' wall times; the run starts at its first event and ends at its
-last. Hyper-parameters written by ``add_hparams`` (the hparams plugin)
+the events' wall times; the run starts at its first event (or point, when a
+point was given an earlier time) and ends at its last point. Hyper-parameters written by ``add_hparams`` (the hparams plugin)
 become parameters. The event files are recorded as inputs of the run, with
 their sha256, where they are. TensorBoard has no status: an imported run is
 ``finished``. Its identity is its first event file's name (its time, host
@@ -64,19 +64,22 @@ def _load(logdir: Path, folder: Path, scratch: Path) -> SourceRun:
     metrics: Dict[Any, List[Point]] = {}
     for tag in tags.get("scalars", []):
         metrics[(tag, None)] = [(e.step, e.value, e.wall_time) for e in acc.Scalars(tag)]
-    params: Dict[str, Any] = {}
-    for tag in tags.get("tensors", []):
-        plugin = acc.SummaryMetadata(tag).plugin_data
-        if plugin.plugin_name == "scalars":
+    for tag in tags.get("tensors", []):  # scalars written as tensors (TensorFlow 2, add_scalar(new_style=True))
+        if acc.SummaryMetadata(tag).plugin_data.plugin_name == "scalars":
             metrics[(tag, None)] = [(e.step, _scalar(e.tensor_proto), e.wall_time) for e in acc.Tensors(tag)]
-        elif plugin.plugin_name == "hparams":
-            params.update(_hparams(plugin.content))
+    params: Dict[str, Any] = {}
+    try:
+        hparams = acc.PluginTagToContent("hparams")
+    except KeyError:  # no hparams summary in this run
+        hparams = {}
+    for content in hparams.values():
+        params.update(_hparams(content))
     files = _event_files(folder)
     relative = folder.relative_to(logdir).as_posix()
     times = [t for points in metrics.values() for _s, _v, t in points]
     return SourceRun(
         tool="tensorboard", identity=files[0].name, location=str(folder),
-        experiment=logdir.name, start=acc.FirstEventTimestamp(), end=max(times) if times else None,
+        experiment=logdir.name, start=min([acc.FirstEventTimestamp(), *times]), end=max(times) if times else None,
         params=params, metrics=metrics,
         files=[SourceFile(p, p.name, is_input=True, copy=False) for p in files],
         tags={"run": relative} if relative != "." else {},
