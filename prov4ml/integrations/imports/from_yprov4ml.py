@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import re
 from datetime import datetime, timedelta, timezone
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ...exceptions import InvalidValueError, ProvFileError
+from ...runs.document import load_json
 from .source import Found, Point, SourceFile, SourceRun, typed
 
 __all__ = ["find", "documents"]
@@ -83,11 +83,8 @@ def _attrs(record: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _load(doc: Path, digest: str, scratch: Path) -> SourceRun:
-    try:
-        data = json.loads(doc.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ProvFileError(f"{doc}: not a readable PROV-JSON document ({exc})") from None
-    run_name, run = _run_activity(doc, data)
+    data = load_json(doc)  # the one reader's: its errors name the file and the problem
+    run = _run_activity(doc, data)
     folder = doc.parent
     base = os.path.normpath(str(run["experiment_dir"]))  # the reference's paths start with it
     rank = int(run.get("global_rank", 0))
@@ -120,11 +117,11 @@ def _load(doc: Path, digest: str, scratch: Path) -> SourceRun:
     )
 
 
-def _run_activity(doc: Path, data: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
-    for ident, record in data.get("activity", {}).items():
+def _run_activity(doc: Path, data: Dict[str, Any]) -> Dict[str, Any]:
+    for record in data.get("activity", {}).values():
         attrs = _attrs(record)
         if "experiment_dir" in attrs:
-            return ident, attrs
+            return attrs
     raise ProvFileError(f"{doc}: no run activity (one with an experiment_dir attribute): not a document "
                         "written by yProv4ML")
 
@@ -175,9 +172,10 @@ def _time(run: Dict[str, Any], prov_key: str, seconds_key: str) -> Optional[floa
     if not isinstance(text, str):
         return None
     when = datetime.fromisoformat(text)
-    if when.tzinfo is None:
+    if when.tzinfo is None:  # the reference writes local times and names the zone apart; none named: UTC
         m = _ZONE.match(str(run.get("time_zone", "")))
-        offset = timedelta(hours=int(m.group(2)), minutes=int(m.group(3))) * (-1 if m and m.group(1) == "-" else 1) \
-            if m else timedelta(0)
+        offset = timedelta(0)
+        if m:
+            offset = timedelta(hours=int(m.group(2)), minutes=int(m.group(3))) * (-1 if m.group(1) == "-" else 1)
         when = when.replace(tzinfo=timezone(offset))
     return when.timestamp()
