@@ -32,6 +32,7 @@ COMMANDS: Sequence[Tuple[str, str, str]] = (
     ("lineage", "lineage", "where a run or a file came from and what came of it, across experiments (by content)"),
     ("index", "index", "bring the index of the runs up to date, or rebuild it (--rebuild)"),
     ("recover", "recover", "complete a run killed before end_run, from its journal"),
+    ("import", "import_", "turn MLflow runs, TensorBoard event files or yProv4ML runs into prov4ml runs"),
     ("query", "query", "answer a SPARQL query over an experiment's provenance (a table, or --csv)"),
     ("ui", "ui", "a local web UI: runs, live plots of running runs, comparisons, the provenance graph"),
 )

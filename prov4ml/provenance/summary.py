@@ -127,6 +127,7 @@ def summarize(snap: RunSnapshot, owner: Optional[Dict[str, Any]] = None) -> Dict
         "git": {k[len("git_"):]: encode(v) for k, v in snap.environment.items() if k.startswith("git_")},
         "files": files,
         "document": f"prov_rank{snap.rank}.json",
+        "imported_from": snap.notes.get("importedFrom"),  # prov4ml import: "<tool>:<its id of the run>"
     }
 
 

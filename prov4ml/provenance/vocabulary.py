@@ -92,6 +92,10 @@ TERMS: Dict[str, Term] = {
     "records_unreadable": _d("Whole record-journal frames recover could not read (a class it lacks).", "xsd:int"),
     "signal": _d("The signal that ended the run."),
     "recovered": _d("Set by prov4ml recover on a killed run."),
+    "importedFrom": _d("The run of another tool this run was imported from (prov4ml import): '<tool>:<that tool's id "
+                       "of the run>', e.g. 'mlflow:<run id>'; one import per value."),
+    "importedLocation": _d("Where prov4ml import read the run: a folder, a file or a tracking URI."),
+    "tag": _d("A tag of a run imported from another tool, 'key: value' (MLflow's tags)."),
     # -- contexts and epochs
     "context": _d("The context (stage) name a record belongs to."),
     "parent_context": _d("The parent of a sub-context."),

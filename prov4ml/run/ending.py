@@ -47,7 +47,8 @@ def run_at_end(run: "Run") -> None:
 
 
 def end(run: "Run", create_graph: bool, create_svg: bool, status: str, error: Optional[BaseException],
-        create_provenance_collection: bool, timeout: float, crate: bool = False, card: bool = False) -> Path:
+        create_provenance_collection: bool, timeout: float, crate: bool = False, card: bool = False,
+        end_time: Optional[float] = None) -> Path:
     """What ``Run.end`` does once: finish the run, then write what was asked for beside its document."""
     with run._lock:
         if run._ended:
@@ -63,7 +64,7 @@ def end(run: "Run", create_graph: bool, create_svg: bool, status: str, error: Op
         if create_provenance_collection:
             _collection(run)
         return run.prov_path
-    _finish(run, status, error, timeout, card, crate)
+    _finish(run, status, error, timeout, card, crate, end_time)
     if run.options["strict"]:
         problems = outputs.problems(run)
         if problems:
@@ -85,7 +86,7 @@ def end(run: "Run", create_graph: bool, create_svg: bool, status: str, error: Op
 
 
 def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: float, card: bool = False,
-            crate: bool = False) -> None:
+            crate: bool = False, end_time: Optional[float] = None) -> None:
     signum = {"interrupted": signal.SIGINT, "terminated": signal.SIGTERM}.get(status) if error is None else None
     run.set_outcome(status, error, signum)
     _journal_outcome(run)  # end_run has begun: a kill from here on is not a run that ended without it
@@ -112,7 +113,8 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
         if record is not None:
             with run._lock:
                 run.records.keep("artifact", record)
-    run.end_time = max(_time(), run.start_time)
+    # a run imported while its source still runs has no end; an imported one keeps its source's end
+    run.end_time = None if run.status == "running" else max(_time() if end_time is None else end_time, run.start_time)
     if run._deferred_signal is not None:
         run.set_outcome(run.status, signum=run._deferred_signal)
     complete = not report.get("backlog")
