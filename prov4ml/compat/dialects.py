@@ -121,9 +121,13 @@ def entity_types(doc: Dict[str, Any]) -> Dict[str, Set[str]]:
     return out
 
 
+#: The members of 2.x's ``Context`` enum, which its documents record as ``Context.<NAME>``.
+_ENUM_2X = {"context.training", "context.validation", "context.testing", "context.datasets", "context.models"}
+
+
 def _context_name(context: Any) -> str:
     text = str(getattr(context, "value", context)).lower()
-    return text[len("context."):] if text.startswith("context.") else text
+    return text[len("context."):] if text in _ENUM_2X else text
 
 
 def same_context(recorded: Any, asked: Any) -> bool:
