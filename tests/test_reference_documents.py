@@ -202,3 +202,11 @@ def test_an_unknown_type_finds_nothing_and_the_document_is_not_changed():
     assert getters.list_entities(doc, "provml:Nothing") == []
     getters.list_metrics(doc), getters.list_entities(doc, "provml:Model"), getters.list_parameters(doc)
     assert doc == before
+
+
+def test_only_the_2x_enum_spellings_lose_their_prefix():
+    from prov4ml.compat.dialects import same_context
+
+    assert same_context("Context.VALIDATION", "Validation") and same_context("Context.MODELS", prov4ml.Context.MODELS)
+    assert same_context("Validation", "VALIDATION") and same_context("training", prov4ml.Context.TRAINING)
+    assert not same_context("context.mine", "mine") and not same_context(None, "training")

@@ -28,7 +28,6 @@ the 2.x ``Context.`` prefix.
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -168,13 +167,13 @@ def reference_points(path: str) -> Dict[str, list]:
     if not path.endswith(".csv"):
         raise InvalidValueError(f"get_metric() reads the reference's CSV metric files; {path} is not one "
                                 "(open a .nc file with xarray.open_dataset, a .zarr folder with xarray.open_zarr)")
+    from ..runs import reference_csv_rows  # the one reader of recorded runs (it brings NumPy)
+
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))[1:]
+        rows = reference_csv_rows(Path(path))
     except OSError as exc:
         raise ProvFileError(f"{path}: the metric file the document names cannot be read ({exc}); give the "
                             "document's path (not a dict) so that its files are found beside it") from None
-    rows = [r for r in rows if r]
     return {"step": [int(r[0]) for r in rows], "value": [float(r[1]) for r in rows],
             "time": [int(r[2]) / 1000 for r in rows]}
 
