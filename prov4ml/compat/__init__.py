@@ -10,9 +10,11 @@ name                            for
 ``log_provenance_documents``    write the PROV-JSON (DOT, SVG) now; the paths (``documents``)
 ``start_run_ctx``, ``log_model_memory_footprint``  the calls of 0.1.x (``seed``)
 ``get_run_dir``, ``get_artifacts_dir``  the active run's folders (``prov4ml.functs``)
-``PROV4ML_DATA``, ``MetricInfo``, ``get_file_type``  a read-only view of the active run (``datamodel``)
-getters                         ``list_activities`` ... ``get_metric`` (``prov4ml.utils.getters``)
-``install_yprov4ml_alias``      ``import yprov4ml`` imports prov4ml, by explicit opt-in (``alias``)
+``PROV4ML_DATA``, ``MetricInfo``, ``get_file_type``  a read-only view of the active (else last) run (``datamodel``)
+getters                         ``list_activities`` ... ``get_metric`` (``prov4ml.utils.getters``), on
+                                prov4ml's and yProv4ML's documents (``dialects``)
+``install_yprov4ml_alias``      ``import yprov4ml`` imports prov4ml, here and in child processes, by
+                                explicit opt-in (``alias``)
 ==============================  ==============================================================
 
 The import paths of yProv4ML (``prov4ml.constants``, ``prov4ml.functs``,
