@@ -4,6 +4,7 @@ LocalCluster's worker processes, torchrun ranks; and in no process that did not 
 Real processes throughout; the scripts are in tests/compat_scripts/.
 """
 
+import hashlib
 import csv
 import json
 import os
@@ -129,3 +130,21 @@ def test_the_alias_folder_never_shadows_a_real_yprov4ml(tmp_path):
     code = ("import prov4ml, yprov4ml, yprov4ml.utils.getters as g; "
             "print(yprov4ml is prov4ml, g is prov4ml.utils.getters, 'prov4ml.compat.yprov4ml_path.yprov4ml' in __import__('sys').modules)")
     assert run(["-c", code], tmp_path, env=env).stdout.split() == ["True", "True", "False"]
+
+
+def test_a_2x_style_script_runs_unchanged_under_the_runner(tmp_path):
+    pytest.importorskip("distributed")
+    from prov4ml import runs
+
+    run(["-m", "prov4ml.compat.run_as_yprov4ml", SCRIPTS / "yprov4ml_2x_style.py", tmp_path], tmp_path)
+    seen = load_json(tmp_path / "seen.json")
+    run_dir = tmp_path / "style_2x" / "run_0"
+    assert seen["experiment_dir"] == str(run_dir) and seen["dask_dir"] == str(tmp_path / "dask_eval" / "run_0")
+    record = runs.read_run(run_dir)
+    versions = sorted((a for a in record.artifacts if a["kind"] == "model_version"), key=lambda a: a["step"])
+    assert [(a["step"], a["context"], a["version"]) for a in versions] == [(e, "training", e) for e in range(3)]
+    for a in versions:
+        assert hashlib.sha256((run_dir / a["location"]).read_bytes()).hexdigest() == a["sha256"]
+    assert any(a["kind"] == "model" for a in record.artifacts) and record.params == {"lr": 0.1}
+    assert [s.count for s in record.series if s.name == "loss"] == [3]
+    assert runs.read_run(tmp_path / "dask_eval" / "run_0").status == "finished"
