@@ -4,8 +4,8 @@ LocalCluster's worker processes, torchrun ranks; and in no process that did not 
 Real processes throughout; the scripts are in tests/compat_scripts/.
 """
 
-import hashlib
 import csv
+import hashlib
 import json
 import os
 import subprocess
