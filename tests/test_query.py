@@ -303,7 +303,7 @@ def test_every_query_in_the_mapping_page_answers(experiment):
     exp, _commit = experiment
     page = (ROOT / "docs" / "prov-mapping.md").read_text(encoding="utf-8")
     queries = re.findall(r"```sparql\n(.*?)```", page, re.S)
-    assert len(queries) == 9
+    assert len(queries) == 10
     for sparql in queries:
         columns, rows = q.query(exp, sparql)
         assert rows, sparql
