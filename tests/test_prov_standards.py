@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import torch
-from prov.model import ProvDocument
+from prov.model import Literal, ProvDocument
 
 import prov4ml
 from prov4ml import Context
@@ -37,8 +37,15 @@ def one(doc, type_name):
 
 
 def attr(rec, name):
-    values = [v for k, v in rec.attributes if str(k) == name]
+    values = [_number(v) for k, v in rec.attributes if str(k) == name]
     return values[0] if len(values) == 1 else values
+
+
+def _number(value):
+    """prov reads a small xsd:long back as a Literal (so it writes it back as xsd:long): its number."""
+    if isinstance(value, Literal) and str(value.datatype) == "xsd:long":
+        return int(value.value)
+    return value
 
 
 def relations(doc, kind):
