@@ -74,6 +74,8 @@ SERIES_FIELDS = (  # SeriesSummary field -> attribute, in document order
 )
 #: The fields that change as points come (the others are known from the first point on)
 SERIES_GROWING = ("count", "nan_count", "min", "max", "last", "mean", "last_step", "last_time")
+#: Statuses of a run that stopped in the middle of a stage: the stage and its epoch are marked with them
+STOPPED = ("failed", "interrupted", "terminated", "killed")
 ROLES = {"user": "provml:researcher", "library": "provml:recorder", "host": "provml:host"}
 
 
@@ -123,6 +125,13 @@ def _in_range(key: str, value: Any) -> Any:
     if declared == "xsd:string" and not isinstance(value, str):
         return str(value)
     return value
+
+
+def _depth(ctx: Context) -> int:
+    depth = 0
+    while ctx.parent is not None:
+        depth, ctx = depth + 1, ctx.parent
+    return depth
 
 
 def _is_evaluation(ctx: Optional[Context]) -> bool:
@@ -234,6 +243,7 @@ class Builder:
         last = {e.context: i for i, e in enumerate(epochs)}
         for i, epoch in enumerate(epochs):
             self.add_epoch(epoch, last[epoch.context] == i)
+        self.mark_where_it_stopped()
         self.add_params()
         self.add_series()
         self.add_final_metrics()
@@ -339,6 +349,25 @@ class Builder:
         """``end`` once the run has ended, else None: a stage (or its last epoch) ends with the run, so a document
         read mid-run says nothing of an end the final document would contradict (docs/prov-mapping.md)."""
         return end if self.snap.end_time is not None else None
+
+    def mark_where_it_stopped(self) -> None:
+        """A run that failed (or was interrupted, terminated, killed) gives its status to the stage it was in: the
+        context of its last record (of contexts ending together, the deepest sub-context), and to that stage's last
+        epoch (else to the last epoch of its nearest parent that has epochs)."""
+        s = self.snap
+        if s.end_time is None or s.status not in STOPPED or not s.contexts:
+            return
+        ctx = max(s.contexts, key=lambda c: (s.contexts[c][1] or s.start_time, _depth(c)))
+        marked = [self.context(ctx)]
+        node: Optional[Context] = ctx
+        while node is not None:
+            epochs = [act for c, _n, act, _start, _end in self.epochs if c == node]
+            if epochs:
+                marked.append(epochs[-1])
+                break
+            node = node.parent
+        for act in marked:
+            act.add_attributes([("provml:status", s.status)])
 
     def has_part(self, whole, part) -> None:
         if whole is self.run:
