@@ -32,6 +32,10 @@ host               agent       provml:Host
 
 Each record kind is one method of :class:`Builder`; a record that feeds the
 run (``is_input``, when a record carries it) is ``used`` by it.
+
+Until the run ends, what goes on has no end (the run, its contexts, each context's last epoch) and what
+grows (a series, a final metric) is a ``provml:Snapshot`` the complete entity is a revision of, so any
+document of a run merges with its final one (:meth:`Builder.growing`, docs/prov-mapping.md).
 """
 
 from __future__ import annotations
@@ -426,14 +430,13 @@ class Builder:
             stable["prov:location"] = self.location(m.location)
             stable["provml:format"] = media_type(m.location)
             types = ["provml:Metric"]
-            final: Dict[str, Any] = {}
+            growing: Dict[str, Any] = {f"provml:{f}": getattr(m, f) for f in SERIES_GROWING}
             if m.source == "metric" and _is_evaluation(m.context):
                 types.append("mls:ModelEvaluation")
                 stable["mls:specifiedBy"] = self.measure(m.name)
-                final["mls:hasValue"] = m.last
-            growing = {f"provml:{f}": getattr(m, f) for f in SERIES_GROWING}
+                growing["mls:hasValue"] = m.last
             e = self.growing(self.qn("metric", m.context, m.name), types, stable, growing, self.activity_for(m.context),
-                             m.last_time, final)
+                             m.last_time)
             if "mls:ModelEvaluation" in types:
                 self.run_parts["mls:hasOutput"].append(e.identifier)
 
@@ -444,10 +447,10 @@ class Builder:
             self.growing(self.qn("final", fm.name), ["provml:FinalMetric"], stable, growing, self.run, self.snap.end_time)
 
     def growing(self, ident, types: List[str], stable: Dict[str, Any], values: Dict[str, Any], activity: Any,
-                when: Optional[datetime], final: Optional[Dict[str, Any]] = None):
+                when: Optional[datetime]):
         """An entity that grows while the run records: a metric series, a fold's value.
 
-        Once the run has ended it is ``ident``, complete (``stable`` facts, ``values`` and ``final``), generated
+        Once the run has ended it is ``ident``, complete (``stable`` facts and ``values``), generated
         at ``when``. Before that ``ident`` is not complete, so not generated and not described: the document
         holds a ``provml:Snapshot`` in its place (the same types, ``stable`` facts and ``values``), generated at
         ``when``, which ``ident`` is a revision of. A snapshot's name ends with a digest of its values, so two
@@ -455,13 +458,13 @@ class Builder:
         (docs/prov-mapping.md, "Documents that merge").
         """
         if self.snap.end_time is not None:
-            e = self.doc.entity(ident, self.attrs(types, {**stable, **values, **(final or {})}))
+            e = self.doc.entity(ident, self.attrs(types, {**stable, **values}))
             self.doc.wasGeneratedBy(e, activity, when)
             return e
         whole = self.doc.entity(ident, self.attrs((), {"prov:label": stable["prov:label"]}))
         state = hashlib.sha1(repr([(k, _value(v)) for k, v in values.items()]).encode("utf-8", "surrogatepass"))
         e = self.doc.entity(self.ns[f"{ident.localpart}.snapshot.{state.hexdigest()[:12]}"],
-                            self.attrs([*types, "provml:Snapshot"], {**stable, **values, **(final or {})}))
+                            self.attrs([*types, "provml:Snapshot"], {**stable, **values}))
         self.doc.wasGeneratedBy(e, activity, when)
         self.doc.wasDerivedFrom(whole, e, other_attributes={"prov:type": self.q("prov:Revision")})
         return e
