@@ -139,8 +139,8 @@ def test_context_names_outside_the_rule_are_refused_saying_what_is_allowed(name)
 def test_a_failed_run_marks_the_stage_and_epoch_it_stopped_in(start, tmp_path):
     run = training_run(start, tmp_path, fail=True)  # raises in training epoch 1, after its cpu_usage point
     doc = ProvDocument.deserialize(str(run.prov_path))
-    marked = {str(r.identifier).rsplit(".rank0.", 1)[1]: attr(r, "provml:status") for r in doc.get_records()
-              if r.is_element() and attr(r, "provml:status") != [] and "mls:Run" not in map(str, r.get_asserted_types())}
+    marked = {str(r.identifier).rsplit(".rank0.", 1)[1]: attr(r, "provml:outcome") for r in doc.get_records()
+              if r.is_element() and attr(r, "provml:outcome") != []}
     assert marked == {"context.training": "failed", "context.training.epoch.1": "failed"}
     assert attr(one(doc, "mls:Run"), "provml:status") == "failed"
     provcheck.check_all(run.prov_path, tmp_path)
@@ -155,8 +155,7 @@ def test_a_failure_in_a_sub_context_marks_it_and_its_parents_epoch(start, tmp_pa
         prov4ml.log_metric("score", 0.5, inner, step=epoch)  # the last record: the failure comes after it
     run.end(status="failed", error=RuntimeError("nan in the eval"))
     doc = ProvDocument.deserialize(str(run.prov_path))
-    marked = {r.identifier for r in doc.get_records()
-              if r.is_element() and attr(r, "provml:status") == "failed" and "mls:Run" not in map(str, r.get_asserted_types())}
+    marked = {r.identifier for r in doc.get_records() if r.is_element() and attr(r, "provml:outcome") == "failed"}
     (stage,) = [r for r in records_of_type(doc, "provml:LearningStage") if attr(r, "prov:label") == "inner eval"]
     (epoch,) = [r for r in records_of_type(doc, "provml:Epoch") if attr(r, "prov:label") == "training epoch 1"]
     assert marked == {stage.identifier, epoch.identifier}  # the stage has no epochs: its parent's last one
@@ -165,4 +164,5 @@ def test_a_failure_in_a_sub_context_marks_it_and_its_parents_epoch(start, tmp_pa
 def test_a_finished_run_marks_no_stage(start, tmp_path):
     run = training_run(start, tmp_path)
     doc = ProvDocument.deserialize(str(run.prov_path))
+    assert [r for r in doc.get_records() if r.is_element() and attr(r, "provml:outcome") != []] == []
     assert [r for r in doc.get_records() if r.is_element() and attr(r, "provml:status") != []] == [one(doc, "mls:Run")]

@@ -78,7 +78,7 @@ SERIES_FIELDS = (  # SeriesSummary field -> attribute, in document order
 )
 #: The fields that change as points come (the others are known from the first point on)
 SERIES_GROWING = ("count", "nan_count", "min", "max", "last", "mean", "last_step", "last_time")
-#: Statuses of a run that stopped in the middle of a stage: the stage and its epoch are marked with them
+#: Statuses of a run that stopped in the middle of a stage: the stage and its epoch get them as provml:outcome
 STOPPED = ("failed", "interrupted", "terminated", "killed")
 ROLES = {"user": "provml:researcher", "library": "provml:recorder", "host": "provml:host"}
 
@@ -355,7 +355,8 @@ class Builder:
         return end if self.snap.end_time is not None else None
 
     def mark_where_it_stopped(self) -> None:
-        """A run that failed (or was interrupted, terminated, killed) gives its status to the stage it was in: the
+        """A run that failed (or was interrupted, terminated, killed) gives its status as ``provml:outcome`` to the
+        stage it was in: the
         context of its last record (of contexts ending together, the deepest sub-context), and to that stage's last
         epoch (else to the last epoch of its nearest parent that has epochs)."""
         s = self.snap
@@ -371,7 +372,7 @@ class Builder:
                 break
             node = node.parent
         for act in marked:
-            act.add_attributes([("provml:status", s.status)])
+            act.add_attributes([("provml:outcome", s.status)])
 
     def has_part(self, whole, part) -> None:
         if whole is self.run:

@@ -73,8 +73,9 @@ TERMS: Dict[str, Term] = {
     "experiment": _d("The experiment name."),
     "run_id": _d("The run's number within its experiment.", "xsd:int"),
     "rank": _d("The process rank (0 for a single process).", "xsd:int"),
-    "status": _d("The run's status: " + ", ".join(STATUSES) + "; on a stage (context) and its epoch, the status of "
-                 "a run that failed, was interrupted, terminated or killed in them."),
+    "status": _d("The run's status: " + ", ".join(STATUSES) + "."),
+    "outcome": _d("On the stage (context) and epoch a run stopped in: its status (failed, interrupted, terminated, "
+                  "killed)."),
     "error_type": _d("The exception class that failed the run."),
     "error_message": _d("The exception message that failed the run."),
     "command": _d("The command line, secrets redacted."),
