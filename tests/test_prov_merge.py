@@ -92,6 +92,11 @@ def record_a_run(tmp_path):
     return sorted(seen, key=seen.get), path
 
 
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    return record_a_run(tmp_path_factory.mktemp("merge"))
+
+
 def run_id(text):
     return next(k for k, a in json.loads(text)["activity"].items() if k.endswith(".rank0"))
 
@@ -126,8 +131,8 @@ def attrs_named(record, name):
     return [v for k, v in record.attributes if str(k) == name]
 
 
-def test_documents_read_while_a_run_records_unify_with_the_final_one(tmp_path):
-    snapshots, final_path = record_a_run(tmp_path)
+def test_documents_read_while_a_run_records_unify_with_the_final_one(recorded, tmp_path):
+    snapshots, final_path = recorded
     final = final_path.read_text()
     assert len(snapshots) >= 3  # the three after flush(), and whatever the refresher wrote between them
     final_doc = doc(final)
@@ -150,8 +155,8 @@ def test_documents_read_while_a_run_records_unify_with_the_final_one(tmp_path):
     assert violations(merged(*snapshots, final)) == []  # all of them at once
 
 
-def test_a_document_read_mid_run_has_no_end_of_what_goes_on_and_snapshots_of_what_grows(tmp_path):
-    snapshots, final_path = record_a_run(tmp_path)
+def test_a_document_read_mid_run_has_no_end_of_what_goes_on_and_snapshots_of_what_grows(recorded):
+    snapshots, final_path = recorded
     final = doc(final_path.read_text())
     mid = doc(snapshots[-1])  # after the third flush: the last epochs are still open
     ends = {str(r.identifier): r.get_endTime() for r in mid.get_records() if type(r).__name__ == "ProvActivity"}
