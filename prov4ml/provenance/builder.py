@@ -46,7 +46,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ..context import Context
 from ..metrics.formats import media_type
-from ..records.model import ArtifactRecord, RunSnapshot
+from ..records.model import ArtifactRecord, ModelVersionRecord, RunSnapshot
 from . import vocabulary
 from .names import CONTENT_IRI, FILES, NAMESPACES, RUNDIR, dir_iri, file_local, local_name, user_namespace_iri
 
@@ -573,6 +573,7 @@ class Builder:
                 self.doc.wasDerivedFrom(e, versions[v.previous][1], other_attributes={"prov:type": self.q("prov:Revision")})
             self.doc.specializationOf(e, self.model(v.model_name))
             self.run_parts["mls:hasOutput"].append(e.identifier)
+        self.evaluations_used(versions)
         for m in self.snap.models:
             model = self.model(m.name)
             info = self.doc.get_record(model)[0]
@@ -591,6 +592,18 @@ class Builder:
             for part in (m.architecture, m.layers):
                 if part is not None:
                     self.doc.wasDerivedFrom(self.add_artifact(part), model)
+
+    def evaluations_used(self, versions: List[Tuple[ModelVersionRecord, Any]]) -> None:
+        """An evaluation epoch used, of each model, the version saved last before it began: the weights it measured."""
+        for ctx, _n, act, start, _end in self.epochs:
+            if start is None or not _is_evaluation(ctx):
+                continue
+            latest: Dict[str, Any] = {}
+            for v, e in versions:
+                if v.artifact.time is not None and v.artifact.time <= start:
+                    latest[v.model_name] = e
+            for e in latest.values():
+                self.doc.used(act, e, start)
 
     def add_datasets(self) -> None:
         for d in self.snap.datasets:
