@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import re
 import threading
+import unicodedata
 from typing import Dict, Iterator, Optional, Union
 
 from ._values import check_name
@@ -21,7 +22,18 @@ __all__ = [
     "DEFAULT_CONTEXT",
 ]
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.\- ]+$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\- ]+$")  # the common case, checked first
+_NAME_PUNCTUATION = frozenset("_.- ")
+#: What a context name may hold, said in the error and in docs/api.md
+NAME_RULE = ("letters, marks and digits of any script (Unicode categories L, M and N), '_', '.', '-' and spaces, "
+             "e.g. Context('fine_tuning') or Context('fine tune.π')")
+
+
+def _valid_name(name: object) -> bool:
+    if not isinstance(name, str) or not name:
+        return False
+    return bool(_NAME_RE.match(name)) or all(
+        c in _NAME_PUNCTUATION or unicodedata.category(c)[0] in "LMN" for c in name)
 
 
 def _check_no_cycle(ctx: "Context", parent: Optional["Context"]) -> None:
@@ -75,11 +87,8 @@ class Context(str, metaclass=_ContextMeta):
     def __new__(cls, name: str, parent: Optional[Union["Context", str]] = None) -> "Context":
         if isinstance(name, Context) and parent is None:
             return name
-        if not isinstance(name, str) or not name or not _NAME_RE.match(name):
-            raise InvalidValueError(
-                f"invalid context name {name!r}: use letters, digits, '_', '.', '-' or spaces, "
-                "e.g. Context('fine_tuning')"
-            )
+        if not _valid_name(name):
+            raise InvalidValueError(f"invalid context name {name!r}: use {NAME_RULE}")
         key = name.lower()
         parent_ctx = resolve_context(parent) if parent is not None else None  # outside the lock: it may make one
         with cls._lock:

@@ -149,6 +149,11 @@ def test_metric_contexts_and_counts(fitted):
     epoch = series_entity(data, "epoch", "training")
     assert epoch["provml:min"] == 0 and epoch["provml:max"] == EPOCHS - 1
     assert series_entity(data, "epoch", "validation")["provml:count"] == EPOCHS
+    evaluations = {(literal(a["provml:name"]), literal(a["provml:context"]))
+                   for a in entities_of_type(data, "mls:ModelEvaluation").values()}
+    assert ("val_loss", "validation") in evaluations and ("mae", "validation") in evaluations
+    assert not [e for e in evaluations if e[0] == "epoch"]  # a counter, not an evaluation
+    assert epoch["provml:source"] == series_entity(data, "epoch", "validation")["provml:source"] == "lightning.epoch"
     names = {(literal(a["provml:name"]), literal(a["provml:context"])) for a in entities_of_type(data, "provml:Metric").values()}
     assert ("val_loss", "training") not in names and ("mae", "training") not in names
     test = series_entity(fitted.test, "test_loss", "testing")

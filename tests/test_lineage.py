@@ -214,3 +214,29 @@ def test_a_file_backed_dataset_gets_a_digest_at_the_call_and_its_full_sha256_aft
 
     with sqlite3.connect(cache_path()) as db:  # read once per machine: the next run takes it from the cache
         assert (str(data.resolve()), by_label["train"]["sha256"]) in db.execute("SELECT path, sha256 FROM digests").fetchall()
+
+
+def test_an_evaluation_epoch_used_the_model_version_saved_last_before_it(save_dir):
+    import time
+
+    import prov4ml
+    import torch
+
+    net = torch.nn.Linear(2, 1)
+    with prov4ml.run("www.example.org", "evals", str(save_dir), capture=False) as run:
+        prov4ml.mark_epoch(0, prov4ml.Context.VALIDATION)  # before any version: it measured nothing saved
+        prov4ml.log_metric("val_loss", 1.0, prov4ml.Context.VALIDATION, step=0)
+        for epoch in (1, 2):
+            time.sleep(0.01)
+            prov4ml.mark_epoch(epoch, prov4ml.Context.TRAINING)
+            prov4ml.save_model_version("net", net, prov4ml.Context.TRAINING, step=epoch)
+            time.sleep(0.01)
+            prov4ml.mark_epoch(epoch, prov4ml.Context.VALIDATION)
+            prov4ml.log_metric("val_loss", 1.0 / epoch, prov4ml.Context.VALIDATION, step=epoch)
+    doc = ProvDocument.deserialize(str(run.prov_path))
+    labels = {str(r.identifier): r.label for r in doc.get_records() if r.is_element()}
+    used = sorted((labels[str(dict((k.localpart, v) for k, v in r.formal_attributes)["activity"])],
+                   labels[str(dict((k.localpart, v) for k, v in r.formal_attributes)["entity"])])
+                  for r in doc.get_records() if r.is_relation() and r.get_type().localpart == "Usage"
+                  and "model_version" in str(dict((k.localpart, v) for k, v in r.formal_attributes)["entity"]))
+    assert [(a.split()[-1], e) for a, e in used] == [("1", "net v0 (step 1)"), ("2", "net v1 (step 2)")], used

@@ -156,7 +156,7 @@ def test_log_artifact_forms(tmp_path):
     assert location(tmp["prov:location"]) == "artifacts/tmp.png"
     cfg_id, cfg = by_label(data, "cfg")
     assert location(cfg["prov:location"]) == "artifacts/configs/cfg.yaml" and cfg["provml:source"] == "hydra"
-    assert cfg["provml:step"] == {"$": "3", "type": "xsd:int"} and cfg["provml:context"] == "training"
+    assert cfg["provml:step"] == {"$": "3", "type": "xsd:long"} and cfg["provml:context"] == "training"
     assert (cfg["ex:author"], cfg["ex:epochs"], cfg["dcterms:license"]) == ("Ada", {"$": "3", "type": "xsd:int"}, "MIT")
     training = context_activity(data, "training")
     assert _ids(relations(data, "wasGeneratedBy", cfg_id)) == [(training, cfg_id)]
@@ -165,10 +165,10 @@ def test_log_artifact_forms(tmp_path):
     assert _ids(relations(data, "used", original_id)) == [(run_id, original_id)]
     assert _ids(relations(data, "wasGeneratedBy", data_id)) == [(run_id, data_id)]
     big_id, big = by_label(data, "big")
-    assert location(big["prov:location"]) == str(tmp_path / "big.bin") and big["provml:size_bytes"] == {"$": "1000", "type": "xsd:int"}
+    assert location(big["prov:location"]) == str(tmp_path / "big.bin") and big["provml:size_bytes"] == {"$": "1000", "type": "xsd:long"}
     assert [d for d in data["wasDerivedFrom"].values() if d["prov:generatedEntity"] == big_id] == []
     plot = data["entity"][next(k for k, e in data["entity"].items() if location(e.get("prov:location")) == "artifacts/plot.png")]
-    assert plot["provml:step"] == {"$": "2", "type": "xsd:int"} and plot["provml:context"] == "validation"
+    assert plot["provml:step"] == {"$": "2", "type": "xsd:long"} and plot["provml:context"] == "validation"
 
 
 LAYERS = """name,type,parameters,in_features,out_features,in_channels,out_channels,kernel_size,stride,padding
@@ -203,7 +203,7 @@ def test_log_model_forms(tmp_path):
     run_id, _ = run_activity(data)
     net_id, net = by_label(data, "net")
     assert (net["provml:context"], net["provml:source"], net["ex:pretrained"]) == ("training", "torch", False)
-    assert net["provml:parameters"] == {"$": "50", "type": "xsd:int"}
+    assert net["provml:parameters"] == {"$": "50", "type": "xsd:long"}
     layers_id, _ = by_label(data, "models/net_layers.csv")
     assert {"prov:generatedEntity": layers_id, "prov:usedEntity": net_id} in [
         {k: v for k, v in d.items() if k in ("prov:generatedEntity", "prov:usedEntity")} for d in data["wasDerivedFrom"].values()]
@@ -244,7 +244,7 @@ def test_save_model_version_and_log_dataset_by_keyword(tmp_path):
             if d["prov:generatedEntity"] == second_id] == [(second_id, first_id)]
     train_id, train = by_label(data, "train")
     assert (train["provml:source"], train["ex:license"], train["provml:context"]) == ("torchvision", "CC-BY", "training")
-    assert train["provml:size"] == {"$": "10", "type": "xsd:int"}
+    assert train["provml:size"] == {"$": "10", "type": "xsd:long"}
     assert _ids(relations(data, "used", train_id)) == [(context_activity(data, "training"), train_id)]
     val_id, _ = by_label(data, "val")
     assert _ids(relations(data, "used", val_id)) == [(run_activity(data)[0], val_id)]

@@ -104,7 +104,7 @@ def test_a_full_disk_keeps_the_spare_segment_then_counts_what_it_drops(small_fs,
     kept = n - dropped
     assert read_rows(run.run_dir / "metrics" / "loss_training_rank0.csv") == [(i, float(i)) for i in range(kept)]
     assert series_count(prov_json(run.run_dir), "loss") == kept
-    assert prov_json(run.run_dir)["activity"]["ex:full.run_0.rank0"]["provml:dropped"] == {"$": str(dropped), "type": "xsd:int"}
+    assert prov_json(run.run_dir)["activity"]["ex:full.run_0.rank0"]["provml:dropped"] == {"$": str(dropped), "type": "xsd:long"}
     assert sum("provml:dropped" in r.getMessage() for r in caplog.records) == 1  # said once
 
 

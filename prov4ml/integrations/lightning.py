@@ -56,6 +56,8 @@ CONTEXT_WORDS: Dict[str, Context] = {
     "evaluation": Context.EVALUATION,
 }
 
+#: The ``provml:source`` of the ``epoch`` series Lightning adds to every call
+EPOCH_SOURCE = "lightning.epoch"
 #: ``trainer.state.stage`` (a ``RunningStage`` value) -> context.
 STAGE_CONTEXTS: Dict[str, Context] = {
     "train": Context.TRAINING,
@@ -330,7 +332,8 @@ class ProvLogger(Logger):
                 contexts.add(infer_context("epoch", stage, self.context_map))
             for ctx in contexts:
                 if step is None or self._epoch_logged.get(ctx) != step:
-                    prov4ml.log_metric("epoch", epoch, ctx, step=step)
+                    # a counter, not an evaluation (only metrics are typed mls:ModelEvaluation)
+                    prov4ml.log_metric("epoch", epoch, ctx, step=step, source=EPOCH_SOURCE)
                     self._epoch_logged[ctx] = step
 
     # ------------------------------------------------------------ checkpoints

@@ -32,6 +32,10 @@ host               agent       provml:Host
 
 Each record kind is one method of :class:`Builder`; a record that feeds the
 run (``is_input``, when a record carries it) is ``used`` by it.
+
+Until the run ends, what goes on has no end (the run, its contexts, each context's last epoch) and what
+grows (a series, a final metric) is a ``provml:Snapshot`` the complete entity is a revision of, so any
+document of a run merges with its final one (:meth:`Builder.growing`, docs/prov-mapping.md).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ..context import Context
 from ..metrics.formats import media_type
-from ..records.model import ArtifactRecord, RunSnapshot
+from ..records.model import ArtifactRecord, ModelVersionRecord, RunSnapshot
 from . import vocabulary
 from .names import CONTENT_IRI, FILES, NAMESPACES, RUNDIR, dir_iri, file_local, local_name, user_namespace_iri
 
@@ -72,6 +76,10 @@ SERIES_FIELDS = (  # SeriesSummary field -> attribute, in document order
     "name", "context", "source", "unit", "sampler", "count", "nan_count", "min", "max",
     "last", "mean", "first_step", "last_step", "first_time", "last_time",
 )
+#: The fields that change as points come (the others are known from the first point on)
+SERIES_GROWING = ("count", "nan_count", "min", "max", "last", "mean", "last_step", "last_time")
+#: Statuses of a run that stopped in the middle of a stage: the stage and its epoch get them as provml:outcome
+STOPPED = ("failed", "interrupted", "terminated", "killed")
 ROLES = {"user": "provml:researcher", "library": "provml:recorder", "host": "provml:host"}
 
 
@@ -103,6 +111,31 @@ def _value(v: Any) -> Any:
         return str(v)
     except Exception:
         return f"<{type(v).__name__}>"
+
+
+def _in_range(key: str, value: Any) -> Any:
+    """A value as the vocabulary's range for ``key`` says: an integer of an ``xsd:long`` property is written
+    ``xsd:long`` (``prov`` would write a small one ``xsd:int``), a number of an ``xsd:string`` one as text."""
+    declared = vocabulary.RANGES.get(key)
+    if declared is None or isinstance(value, bool):
+        return value
+    if declared == "xsd:long" and isinstance(value, int):
+        from prov.constants import XSD_LONG
+        from prov.model import Literal
+
+        return Literal(str(value), XSD_LONG)
+    if declared == "xsd:double" and isinstance(value, int):
+        return float(value)
+    if declared == "xsd:string" and not isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _depth(ctx: Context) -> int:
+    depth = 0
+    while ctx.parent is not None:
+        depth, ctx = depth + 1, ctx.parent
+    return depth
 
 
 def _is_evaluation(ctx: Optional[Context]) -> bool:
@@ -168,7 +201,7 @@ class Builder:
             if v is None:
                 continue
             for item in (v if isinstance(v, list) else [v]):
-                out.append((key, item if hasattr(item, "uri") else _value(item)))
+                out.append((key, item if hasattr(item, "uri") else _in_range(key, _value(item))))
         return out
 
     @staticmethod
@@ -196,7 +229,7 @@ class Builder:
         )
         lib = self.doc.agent(
             "provml:prov4ml",
-            self.attrs(["prov:SoftwareAgent"], {"prov:label": "prov4ml", "provml:version": s.library_version}),
+            self.attrs(["prov:SoftwareAgent"], {"prov:label": "prov4ml", "provml:software_version": s.library_version}),
         )
         self.doc.actedOnBehalfOf(lib, user)
         host_name = str(s.environment.get("host", "")) or "localhost"
@@ -211,8 +244,11 @@ class Builder:
         self.add_environment()
         for ctx in s.contexts:
             self.context(ctx)
-        for epoch in getattr(s, "epochs", ()):  # a journal written before epochs existed has none
-            self.add_epoch(epoch)
+        epochs = list(getattr(s, "epochs", ()))  # a journal written before epochs existed has none
+        last = {e.context: i for i, e in enumerate(epochs)}
+        for i, epoch in enumerate(epochs):
+            self.add_epoch(epoch, last[epoch.context] == i)
+        self.mark_where_it_stopped()
         self.add_params()
         self.add_series()
         self.add_final_metrics()
@@ -298,6 +334,7 @@ class Builder:
         if act is not None:
             return act
         start, end = self.snap.contexts.get(ctx, (None, None))
+        end = self.until_ended(end)
         types = ["provml:LearningStage", CONTEXT_TYPES.get(str(ctx), "provml:LearningStage")]
         values: Dict[str, Any] = {"prov:label": str(ctx), "provml:context": str(ctx),
                                   "provml:source_of_data": getattr(ctx, "source_of_data", None)}
@@ -313,25 +350,52 @@ class Builder:
             self.doc.wasEndedBy(act, ender=parent, time=end)
         return act
 
+    def until_ended(self, end: Optional[datetime]) -> Optional[datetime]:
+        """``end`` once the run has ended, else None: a stage (or its last epoch) ends with the run, so a document
+        read mid-run says nothing of an end the final document would contradict (docs/prov-mapping.md)."""
+        return end if self.snap.end_time is not None else None
+
+    def mark_where_it_stopped(self) -> None:
+        """A run that failed (or was interrupted, terminated, killed) gives its status as ``provml:outcome`` to the
+        stage it was in: the
+        context of its last record (of contexts ending together, the deepest sub-context), and to that stage's last
+        epoch (else to the last epoch of its nearest parent that has epochs)."""
+        s = self.snap
+        if s.end_time is None or s.status not in STOPPED or not s.contexts:
+            return
+        ctx = max(s.contexts, key=lambda c: (s.contexts[c][1] or s.start_time, _depth(c)))
+        marked = [self.context(ctx)]
+        node: Optional[Context] = ctx
+        while node is not None:
+            epochs = [act for c, _n, act, _start, _end in self.epochs if c == node]
+            if epochs:
+                marked.append(epochs[-1])
+                break
+            node = node.parent
+        for act in marked:
+            act.add_attributes([("provml:outcome", s.status)])
+
     def has_part(self, whole, part) -> None:
         if whole is self.run:
             self.run_parts["mls:hasPart"].append(part.identifier)
         else:
             whole.add_attributes([("mls:hasPart", part.identifier)])
 
-    def add_epoch(self, epoch) -> None:
+    def add_epoch(self, epoch, last: bool = False) -> None:
+        """An epoch lasts until the next mark of its context; the ``last`` one, until the run ends."""
         ctx = epoch.context
+        end = self.until_ended(epoch.end) if last else epoch.end  # the next mark ended it
         act = self.doc.activity(
-            self.qn("context", ctx, "epoch", epoch.epoch), epoch.start, epoch.end,
+            self.qn("context", ctx, "epoch", epoch.epoch), epoch.start, end,
             self.attrs(["provml:Epoch"], {"prov:label": f"{ctx} epoch {epoch.epoch}", "provml:epoch": epoch.epoch,
                                           "provml:context": str(ctx)}),
         )
         parent = self.context(ctx)
         self.has_part(parent, act)
         self.doc.wasStartedBy(act, starter=parent, time=epoch.start)
-        if epoch.end is not None:
-            self.doc.wasEndedBy(act, ender=parent, time=epoch.end)
-        self.epochs.append((ctx, epoch.epoch, act, epoch.start, epoch.end))
+        if end is not None:
+            self.doc.wasEndedBy(act, ender=parent, time=end)
+        self.epochs.append((ctx, epoch.epoch, act, epoch.start, end))
 
     def activity_for(self, ctx: Optional[Context], when: Optional[datetime] = None):
         """The activity a record of ``ctx`` at ``when`` comes from: its epoch, its context, or the run."""
@@ -363,26 +427,49 @@ class Builder:
 
     def add_series(self) -> None:
         for m in self.snap.series:
-            values: Dict[str, Any] = {f"provml:{f}": getattr(m, f) for f in SERIES_FIELDS}
-            values["prov:label"] = f"{m.name} ({m.context})"
-            values["prov:location"] = self.location(m.location)
-            values["provml:format"] = media_type(m.location)
+            stable: Dict[str, Any] = {f"provml:{f}": getattr(m, f) for f in SERIES_FIELDS if f not in SERIES_GROWING}
+            stable["prov:label"] = f"{m.name} ({m.context})"
+            stable["prov:location"] = self.location(m.location)
+            stable["provml:format"] = media_type(m.location)
             types = ["provml:Metric"]
+            growing: Dict[str, Any] = {f"provml:{f}": getattr(m, f) for f in SERIES_GROWING}
             if m.source == "metric" and _is_evaluation(m.context):
                 types.append("mls:ModelEvaluation")
-                values["mls:specifiedBy"] = self.measure(m.name)
-                values["mls:hasValue"] = m.last
-            e = self.doc.entity(self.qn("metric", m.context, m.name), self.attrs(types, values))
-            self.doc.wasGeneratedBy(e, self.activity_for(m.context), m.last_time)
+                stable["mls:specifiedBy"] = self.measure(m.name)
+                growing["mls:hasValue"] = m.last
+            e = self.growing(self.qn("metric", m.context, m.name), types, stable, growing, self.activity_for(m.context),
+                             m.last_time)
             if "mls:ModelEvaluation" in types:
                 self.run_parts["mls:hasOutput"].append(e.identifier)
 
     def add_final_metrics(self) -> None:
         for fm in self.snap.final_metrics:
-            values = {"prov:label": f"final {fm.name}", "provml:name": fm.name, "prov:value": fm.value,
-                      "provml:fold": fm.operation_name, "provml:fold_error": fm.error or None}
-            e = self.doc.entity(self.qn("final", fm.name), self.attrs(["provml:FinalMetric"], values))
-            self.doc.wasGeneratedBy(e, self.run, self.snap.end_time)
+            stable = {"prov:label": f"final {fm.name}", "provml:name": fm.name, "provml:fold": fm.operation_name}
+            growing = {"prov:value": fm.value, "provml:fold_error": fm.error or None}
+            self.growing(self.qn("final", fm.name), ["provml:FinalMetric"], stable, growing, self.run, self.snap.end_time)
+
+    def growing(self, ident, types: List[str], stable: Dict[str, Any], values: Dict[str, Any], activity: Any,
+                when: Optional[datetime]):
+        """An entity that grows while the run records: a metric series, a fold's value.
+
+        Once the run has ended it is ``ident``, complete (``stable`` facts and ``values``), generated
+        at ``when``. Before that ``ident`` is not complete, so not generated and not described: the document
+        holds a ``provml:Snapshot`` in its place (the same types, ``stable`` facts and ``values``), generated at
+        ``when``, which ``ident`` is a revision of. A snapshot's name ends with a digest of its values, so two
+        documents that saw the same state name the same snapshot, and any documents of a run merge
+        (docs/prov-mapping.md, "Documents that merge").
+        """
+        if self.snap.end_time is not None:
+            e = self.doc.entity(ident, self.attrs(types, {**stable, **values}))
+            self.doc.wasGeneratedBy(e, activity, when)
+            return e
+        whole = self.doc.entity(ident, self.attrs((), {"prov:label": stable["prov:label"]}))
+        state = hashlib.sha1(repr([(k, _value(v)) for k, v in values.items()]).encode("utf-8", "surrogatepass"))
+        e = self.doc.entity(self.ns[f"{ident.localpart}.snapshot.{state.hexdigest()[:12]}"],
+                            self.attrs([*types, "provml:Snapshot"], {**stable, **values}))
+        self.doc.wasGeneratedBy(e, activity, when)
+        self.doc.wasDerivedFrom(whole, e, other_attributes={"prov:type": self.q("prov:Revision")})
+        return e
 
     def produced(self, record: Any, entity: Any, activity: Any, when: Optional[datetime]) -> None:
         """A record's file came out of ``activity`` (wasGeneratedBy), or fed it when the record says ``is_input``."""
@@ -486,6 +573,7 @@ class Builder:
                 self.doc.wasDerivedFrom(e, versions[v.previous][1], other_attributes={"prov:type": self.q("prov:Revision")})
             self.doc.specializationOf(e, self.model(v.model_name))
             self.run_parts["mls:hasOutput"].append(e.identifier)
+        self.evaluations_used(versions)
         for m in self.snap.models:
             model = self.model(m.name)
             info = self.doc.get_record(model)[0]
@@ -504,6 +592,18 @@ class Builder:
             for part in (m.architecture, m.layers):
                 if part is not None:
                     self.doc.wasDerivedFrom(self.add_artifact(part), model)
+
+    def evaluations_used(self, versions: List[Tuple[ModelVersionRecord, Any]]) -> None:
+        """An evaluation epoch used, of each model, the version saved last before it began: the weights it measured."""
+        for ctx, _n, act, start, _end in self.epochs:
+            if start is None or not _is_evaluation(ctx):
+                continue
+            latest: Dict[str, Any] = {}
+            for v, e in versions:
+                if v.artifact.time is not None and v.artifact.time <= start:
+                    latest[v.model_name] = e
+            for e in latest.values():
+                self.doc.used(act, e, start)
 
     def add_datasets(self) -> None:
         for d in self.snap.datasets:

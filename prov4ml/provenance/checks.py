@@ -6,7 +6,8 @@
 * no identifier is both an entity and an activity (constraint 55), and hadMember's collection is a prov:Collection;
 * an activity starts before it ends (constraint 29), its start/end events carry those times;
 * a generation or usage falls within its activity (constraints 32-35);
-* an entity is generated once (constraint 24, generation uniqueness);
+* an entity is generated once (constraints 23-24: generations of an entity by one activity unify, so their
+  times must agree, an absent time agreeing with any; by two activities, they are two generations);
 * derivation is acyclic, and the source is generated before the derived entity (constraints 41, 44);
 * the general entity of a specialization is generated before the specific one (constraint 45);
 * an informant activity starts before the informed one ends (constraint 37).
@@ -106,8 +107,7 @@ def _check(bundle, where: str, ids: Dict[Any, Set[str]], outer: Dict[Any, Set[st
                 out.append(f"{where}: hadMember({args['collection']}, ...) on an entity not typed prov:Collection")
 
     for entity, gens in generations.items():
-        if len(gens) > 1:
-            out.append(f"{where}: {entity} is generated {len(gens)} times (constraint 24, unique generation)")
+        out += _one_generation(where, entity, gens)
     first_gen = {e: min((t for _a, t in g if t is not None), default=None) for e, g in generations.items()}
     for derived, sources in derivations.items():
         for source in sources:
@@ -120,6 +120,17 @@ def _check(bundle, where: str, ids: Dict[Any, Set[str]], outer: Dict[Any, Set[st
         if general in generations and (specific not in generations or _before(first_gen.get(specific), first_gen.get(general))):
             out.append(f"{where}: specializationOf({specific}, {general}): the general entity is generated after the specific one (constraint 45)")
     return out
+
+
+def _one_generation(where: str, entity, gens: List[tuple]) -> List[str]:
+    """Generations of ``entity`` as (activity, time): the same statement twice (two documents merged) is one."""
+    by_activity: Dict[Any, Set[Any]] = defaultdict(set)
+    for activity, time in gens:
+        by_activity[activity].add(time)
+    times = [{t for t in ts if t is not None} for ts in by_activity.values()]
+    if len(by_activity) > 1 or len(times[0]) > 1:
+        return [f"{where}: {entity} is generated {len(gens)} times (constraint 24, unique generation)"]
+    return []
 
 
 def _within(where: str, what: str, entity, activity, time: Optional[datetime], times) -> List[str]:

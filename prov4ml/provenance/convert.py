@@ -15,7 +15,9 @@ trig      ``.trig``                   ``prov4ml[rdf]`` PROV-O as TriG: a named g
 The RDF formats hold, beside PROV-O's qualified forms, the direct triples
 they imply (``prov:wasGeneratedBy``, ``prov:used``, ``prov:wasDerivedFrom``,
 ``prov:wasRevisionOf``...; see :mod:`prov4ml.provenance.rdf`), so plain SPARQL
-finds them. In PROV-XML a location whose IRI does not fit an ``xs:QName``
+finds them; :func:`prov4ml.provenance.rdf.read` (and ``convert`` given a ``.ttl`` or
+``.trig`` file) reads them back through ``prov`` as the document that was
+written. In PROV-XML a location whose IRI does not fit an ``xs:QName``
 (``rundir:metrics/loss.csv``) is written as the ``xsd:anyURI`` it stands for.
 
 The format is the ``format`` argument, else the output's suffix. Turtle has no

@@ -1,4 +1,8 @@
-"""PROV-JSON files in and out: a document read with errors that name the fix, outputs written atomically."""
+"""PROV files in and out: a document read with errors that name the fix, outputs written atomically.
+
+A document is read from PROV-JSON, or from the Turtle or TriG that ``prov4ml convert`` writes
+(``.ttl``, ``.trig``: see :func:`prov4ml.provenance.rdf.read`).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,17 @@ from typing import Union
 from .._fs import atomic_write_text
 from ..exceptions import ProvFileError
 
-__all__ = ["read_prov", "write_output", "READABLE"]
+__all__ = ["read_prov", "write_output", "READABLE", "RDF_SUFFIXES"]
 
 READABLE = 0o644  # outputs are for sharing; mkstemp makes its files 0600
 
 PathLike = Union[str, "os.PathLike[str]"]
+#: suffixes of PROV-O files read back (through prov4ml.provenance.rdf.read), with their rdflib format
+RDF_SUFFIXES = {".ttl": "turtle", ".trig": "trig"}
 
 
 def read_prov(path: PathLike):
-    """The ``prov.model.ProvDocument`` in the PROV-JSON file ``path``.
+    """The ``prov.model.ProvDocument`` in the PROV-JSON (or ``.ttl``, ``.trig``) file ``path``.
 
     Raises :class:`ProvFileError` naming the file and the problem: missing,
     empty, not JSON (or cut short), or JSON that is not PROV-JSON.
@@ -36,6 +42,8 @@ def read_prov(path: PathLike):
         raise ProvFileError(f"{path}: cannot be read ({exc}); check the file and its permissions") from None
     if not text.strip():
         raise ProvFileError(f"{path} is empty; a run that was killed before its first save leaves no document, rerun it")
+    if path.suffix.lower() in RDF_SUFFIXES:
+        return _read_rdf(path, RDF_SUFFIXES[path.suffix.lower()])
     try:
         data = json.loads(text)
     except RecursionError:
@@ -57,6 +65,17 @@ def read_prov(path: PathLike):
         raise ProvFileError(f"{path} nests records too deeply to be PROV-JSON; give a PROV-JSON file") from None
     except Exception as exc:  # prov raises ProvJSONException, ValueError, KeyError, ... on foreign JSON
         raise ProvFileError(f"{path} is JSON but not PROV-JSON: {exc}") from None
+
+
+def _read_rdf(path: Path, rdf_format: str):
+    from .._optional import require
+    from .rdf import read
+
+    require("rdflib", "rdf", f"reading {path.suffix} files")
+    try:
+        return read(path, rdf_format)
+    except Exception as exc:  # rdflib's parser errors, prov's decoding errors
+        raise ProvFileError(f"{path} is not PROV-O {rdf_format.capitalize()} that prov can read: {exc}") from None
 
 
 def write_output(path: PathLike, text: str) -> Path:

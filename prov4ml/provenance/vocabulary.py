@@ -14,7 +14,7 @@ from typing import Dict, NamedTuple, Optional
 
 from ..records.model import STATUSES
 
-__all__ = ["PROVML", "TERMS", "Term", "CLASSES", "PROPERTIES", "ROLES", "ttl_path", "turtle", "known_property"]
+__all__ = ["PROVML", "TERMS", "Term", "CLASSES", "PROPERTIES", "ROLES", "RANGES", "ttl_path", "turtle", "known_property"]
 
 PROVML = "https://prov4ml.github.io/ns/provml#"
 
@@ -47,6 +47,8 @@ TERMS: Dict[str, Term] = {
     "Run": _c("The record of a run across all its ranks: a collection of the ranks' documents.", "prov:Collection"),
     "ProvenanceDocument": _c("A PROV document written by prov4ml (one per rank).", "prov:Entity"),
     "Metric": _c("A metric series (name + context): one entity whose points live in its data file.", "prov:Entity"),
+    "Snapshot": _c("A metric series or a fold's value as a document written while the run recorded saw it; the "
+                   "complete one, once the run ends, is a revision of it (prov:wasRevisionOf).", "prov:Entity"),
     "FinalMetric": _c("The value of a fold registered with register_final_metric, at the end of the run.", "prov:Entity"),
     "EvaluationMeasure": _c("What a metric measures, by name (also typed mls:EvaluationMeasure).", "prov:Entity"),
     "Artifact": _c("A file or folder recorded by the run (usually a copy under artifacts/).", "prov:Entity"),
@@ -74,6 +76,8 @@ TERMS: Dict[str, Term] = {
     "run_id": _d("The run's number within its experiment.", "xsd:int"),
     "rank": _d("The process rank (0 for a single process).", "xsd:int"),
     "status": _d("The run's status: " + ", ".join(STATUSES) + "."),
+    "outcome": _d("On the stage (context) and epoch a run stopped in: its status (failed, interrupted, terminated, "
+                  "killed)."),
     "error_type": _d("The exception class that failed the run."),
     "error_message": _d("The exception message that failed the run."),
     "command": _d("The command line, secrets redacted."),
@@ -87,9 +91,9 @@ TERMS: Dict[str, Term] = {
     "capture_error": _d("Why the reproducibility capture failed."),
     "capture_process": _d("Where the capture ran when not in its child process."),
     "writer_errors": _d("What could not be written."),
-    "dropped": _d("Metric points logged while no journal segment had room: not kept, counted.", "xsd:int"),
-    "records_not_journaled": _d("Records that could not be journaled (the disk stayed full).", "xsd:int"),
-    "records_unreadable": _d("Whole record-journal frames recover could not read (a class it lacks).", "xsd:int"),
+    "dropped": _d("Metric points logged while no journal segment had room: not kept, counted.", "xsd:long"),
+    "records_not_journaled": _d("Records that could not be journaled (the disk stayed full).", "xsd:long"),
+    "records_unreadable": _d("Whole record-journal frames recover could not read (a class it lacks).", "xsd:long"),
     "signal": _d("The signal that ended the run."),
     "recovered": _d("Set by prov4ml recover on a killed run."),
     "importedFrom": _d("The run of another tool this run was imported from (prov4ml import): '<tool>:<that tool's id "
@@ -100,7 +104,7 @@ TERMS: Dict[str, Term] = {
     "context": _d("The context (stage) name a record belongs to."),
     "parent_context": _d("The parent of a sub-context."),
     "source_of_data": _d("Where a context's data came from (log_context(..., source_of_data=...))."),
-    "epoch": _d("The epoch number.", "xsd:int"),
+    "epoch": _d("The epoch number.", "xsd:long"),
     # -- metric series
     "name": _d("The metric name."),
     "source": _d("What produced a record: a series' kind (metric, system_metric, ...) or the caller's source ('argparse', 'hydra', ...)."),
@@ -129,7 +133,8 @@ TERMS: Dict[str, Term] = {
     "step": _d("The step at which a file or version was recorded.", "xsd:long"),
     "created": _d("When the file was recorded.", "xsd:dateTime", "prov:generatedAtTime"),
     "model_name": _d("The model a version belongs to."),
-    "version": _d("A version number: of a model version, or of prov4ml.", "xsd:int"),
+    "version": _d("The number of a model version (0, 1, ... per model).", "xsd:int"),
+    "software_version": _d("The version of a software agent (prov4ml's own, e.g. 0.1.0)."),
     "is_none": _d("A parameter whose value was None (it has no prov:value).", "xsd:boolean"),
     "runs": _d("The number of runs in a collection.", "xsd:int"),
     "documents": _d("The number of documents in a collection.", "xsd:int"),
@@ -178,6 +183,8 @@ TERMS: Dict[str, Term] = {
 CLASSES = frozenset(k for k, t in TERMS.items() if t.kind == "Class")
 ROLES = frozenset(k for k, t in TERMS.items() if t.kind == "Role")
 PROPERTIES = frozenset(k for k, t in TERMS.items() if t.kind.endswith("Property"))
+#: ``provml:<property>`` -> its range (``xsd:long``...): the builder writes each value as this type
+RANGES = {f"provml:{k}": t.range for k, t in TERMS.items() if t.range}
 
 _PREFIXES = {
     "prov": "http://www.w3.org/ns/prov#",
