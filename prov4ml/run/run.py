@@ -65,6 +65,7 @@ OPTIONS: Dict[str, Any] = {
     "user": None,  # the user agent's name; default: the login name
     "storage_options": None,  # for a provenance_save_dir URL: passed to fsspec (docs/storage.md)
     "mirror_timeout": 60.0,  # seconds end_run waits for the last copy to a provenance_save_dir URL
+    "lease_ttl": 30.0,  # a URL run's lease expires this many seconds after its last renewal (docs/cluster.md)
     "default_context": None,
     # accepted for code written for the reference library; see docs/api.md
     "use_run_id": True,
@@ -114,6 +115,7 @@ class Run:
         self.default_context = resolve_context(self.options["default_context"])
         # Every option is checked before anything is created on disk.
         intervals, samplers, self._separator, self._format, self._mirror_timeout = _checked_options(self.options, provenance_save_dir)
+        self._lease_ttl = _interval(self.options, "lease_ttl")
         self._remote, self.save_dir = _save_dir(provenance_save_dir, self.options["storage_options"])
         self.experiment_dir = self.save_dir / slug(self.experiment_name)
         self.run_id, self.run_dir = _run_dir(self.experiment_dir, self.rank, self.options["run_id"], self._remote, self.save_dir)
@@ -137,6 +139,7 @@ class Run:
         self._at_end: List[Callable[[], None]] = []  # see at_end
         self._refresher: Optional[Refresher] = None
         self._mirror: Optional[storage.Mirror] = None
+        self._lease: Optional[storage.Lease] = None
         self.metrics = MetricRecorder(
             str(self.journal_dir), self._format, self.rank, save_after_n_logs, samplers,
             self.options["default_sampler"], self.default_context, self._poke,
@@ -161,6 +164,7 @@ class Run:
                                self._format.suffix.lstrip("."), self._format.compressor)
             outputs.write_snapshot(self)  # a readable document exists when start_run returns
             if self._remote is not None:
+                self._lease = storage.Lease(self._remote, self.run_dir, self.rank, self._lease_ttl)
                 self._mirror = storage.Mirror(self._remote, self.run_dir, self.rank)
         except OSError as exc:
             self.metrics.close()
@@ -349,6 +353,18 @@ class Run:
                                   crate_ro_crate, create_card)
             finally:
                 storage.finish(self._mirror, self._mirror_timeout)
+                if self._lease is not None:  # after the last copy: a rank is alive until the bucket holds its end
+                    self._lease.release()
+
+    @property
+    def url(self) -> Optional[str]:
+        """The run's URL when it is recorded to object storage (``run_dir`` is then its staging copy), else None."""
+        return None if self._remote is None else self._remote.url_of(self.run_dir)
+
+    @property
+    def experiment_url(self) -> Optional[str]:
+        """The experiment's URL when the run is recorded to object storage, else None."""
+        return None if self._remote is None else self._remote.url_of(self.experiment_dir)
 
     def set_outcome(self, status: str, error: Optional[BaseException] = None, signum: Optional[int] = None) -> None:
         """How the run ended: an error marks it failed, Ctrl-C interrupted, SIGTERM terminated."""

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional, TypeVar, Union
 
 from ..exceptions import InvalidValueError
+from .lease import Lease, read_leases, remove_lease
 from .mirror import Mirror, run_dirs
 from .remote import Remote, is_url, staging_root
 
-__all__ = ["local_view", "push", "staging_root", "is_url", "remote_for", "finish", "writes_back", "Mirror", "Remote"]
+__all__ = ["local_view", "push", "staging_root", "is_url", "remote_for", "finish", "writes_back", "Mirror", "Remote",
+           "Lease", "read_leases", "remove_lease"]
 
 PathOrUrl = Union[str, "os.PathLike[str]"]
 F = TypeVar("F", bound=Callable[..., Any])
