@@ -27,13 +27,12 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from .._fs import atomic_write_text
+from .._fs import atomic_write_text, is_url
 from .._optional import require
 from ..exceptions import InvalidValueError, MissingDependencyError, StorageError
 
 __all__ = ["is_url", "staging_root", "Remote", "CLAIM_FILE", "is_lease"]
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: the marker object whose create-if-absent write gives a run id to one run only
 CLAIM_FILE = ".run.claimed"
 #: a rank's lease (``lease.py``): read from the bucket when needed, never copied to a host
@@ -43,11 +42,6 @@ _LEASE = re.compile(r"(^|/)\.prov4ml/rank\d+/lease\.json$")
 def is_lease(key: str) -> bool:
     """True for the key (or relative path) of a rank's lease object."""
     return bool(_LEASE.search(key))
-
-
-def is_url(path: Any) -> bool:
-    """True for ``proto://...`` strings (``s3://``, ``gs://``, ``file://``, ...), False for local paths."""
-    return isinstance(path, str) and bool(_URL.match(path))
 
 
 def staging_root() -> Path:
