@@ -23,6 +23,8 @@ from conftest import ROOT  # noqa: E402
 from killing import read_rows  # noqa: E402
 from s3_server import _free_port, bucket_files, s3, server  # noqa: E402,F401  (the fixtures)
 
+pytestmark = pytest.mark.cluster
+
 N = 2000
 
 
