@@ -76,14 +76,15 @@ def test_a_sweep_to_a_bucket_puts_every_trial_in_it_readable_from_another_host(b
     configs = [{"x": x} for x in range(3)]
     results = sweep(train, configs, experiment_name="sw", provenance_save_dir=url, backend=backend,
                     workers=None if backend == "serial" else 2, start_run_options={"capture": False}, progress=False)
-    assert [(r.run_id, r.run_dir, r.status, r.result) for r in results] == [
-        (x, f"{url}/sw/run_{x}", "finished", x * 2.0) for x in range(3)]
+    assert sorted(r.run_id for r in results) == [0, 1, 2]  # Ray's trials start in any order
+    assert [(r.run_dir, r.status, r.result) for r in results] == [
+        (f"{url}/sw/run_{r.run_id}", "finished", x * 2.0) for x, r in enumerate(results)]
     assert os.listdir(tmp_path) == []  # nothing local, and no ./s3:/ folder
     assert run_folders(fs, f"{url}/sw") == ["run_0", "run_1", "run_2"]  # the sweep's markers are gone
     runs = read_elsewhere(monkeypatch, tmp_path, f"{url}/sw")
-    for x in range(3):
-        assert losses(runs[x]) == [x * 1000 + step for step in range(POINTS)]
-        assert runs[x].params["x"] == x
+    for x, r in enumerate(results):
+        assert losses(runs[r.run_id]) == [x * 1000 + step for step in range(POINTS)]
+        assert runs[r.run_id].params["x"] == x
 
 
 def test_ray_runs_eight_trials_two_of_them_killed_as_eight_runs_none_left_running(bucket, tmp_path, monkeypatch):
@@ -137,3 +138,17 @@ def test_ray_options_cannot_turn_ray_retries_back_on(tmp_path):
     with pytest.raises(prov4ml.InvalidValueError, match=r"sweep\(retries=N\)"):
         sweep(train, [{"x": 0}], experiment_name="sw", provenance_save_dir=str(tmp_path), backend="ray",
               ray_options={"max_retries": 3})
+
+
+def test_ray_on_a_shared_folder_passes_ray_options_and_logs_each_trial(tmp_path):
+    configs = [{"x": x, **({"fail": True} if x == 1 else {})} for x in range(3)]
+    results = sweep(train, configs, experiment_name="sw", provenance_save_dir=str(tmp_path / "prov"), backend="ray",
+                    workers=2, ray_options={"num_cpus": 1}, start_run_options={"capture": False}, progress=False)
+    assert [r.status for r in results] == ["finished", "failed", "finished"]
+    assert sorted(r.run_id for r in results) == [0, 1, 2]
+    assert results[1].error == "RuntimeError: trial x=1 diverged"
+    assert [r.run_dir for r in results] == [str(tmp_path / "prov" / "sw" / f"run_{r.run_id}") for r in results]
+    assert sorted(p.name for p in (tmp_path / "prov" / "sw").iterdir()) == ["run_0", "run_1", "run_2"]  # no markers
+    for x in (0, 2):
+        data = prov4ml.analysis.load_run(results[x].run_dir)
+        assert losses(data) == [x * 1000 + step for step in range(POINTS)]
