@@ -23,7 +23,8 @@ kill_rank = int(sys.argv[4]) if len(sys.argv) > 4 else None
 dist.init_process_group("gloo")
 rank = dist.get_rank()
 run = prov4ml.start_run("www.example.org", "multi", url, collect_all_processes=True, capture=False,
-                        prov_flush_interval=0.2, lease_ttl=float(os.environ.get("LEASE_TTL", "30")))
+                        prov_flush_interval=0.2, flush_interval=float(os.environ.get("FLUSH_INTERVAL", "5")),
+                        lease_ttl=float(os.environ.get("LEASE_TTL", "30")))
 prov4ml.log_param("world_size", dist.get_world_size())
 for i in range(n):
     prov4ml.log_metric("loss", i * 0.5, prov4ml.Context.TRAINING, step=i)
@@ -39,7 +40,7 @@ elif rank == kill_rank:
     while True:  # until SIGKILL
         prov4ml.log_metric("loss", i * 0.5, prov4ml.Context.TRAINING, step=i)
         i += 1
-        time.sleep(0.002)
+        time.sleep(float(os.environ.get("RANK_SLEEP", "0.002")))
 else:
     prov4ml.end_run()
     time.sleep(600)  # the node stays up; the test ends it
