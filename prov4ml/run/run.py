@@ -115,7 +115,6 @@ class Run:
         self.default_context = resolve_context(self.options["default_context"])
         # Every option is checked before anything is created on disk.
         intervals, samplers, self._separator, self._format, self._mirror_timeout = _checked_options(self.options, provenance_save_dir)
-        self._lease_ttl = _interval(self.options, "lease_ttl")
         self._remote, self.save_dir = _save_dir(provenance_save_dir, self.options["storage_options"])
         self.experiment_dir = self.save_dir / slug(self.experiment_name)
         self.run_id, self.run_dir = _run_dir(self.experiment_dir, self.rank, self.options["run_id"], self._remote, self.save_dir)
@@ -164,7 +163,7 @@ class Run:
                                self._format.suffix.lstrip("."), self._format.compressor)
             outputs.write_snapshot(self)  # a readable document exists when start_run returns
             if self._remote is not None:
-                self._lease = storage.Lease(self._remote, self.run_dir, self.rank, self._lease_ttl)
+                self._lease = storage.Lease(self._remote, self.run_dir, self.rank, float(self.options["lease_ttl"]))
                 self._mirror = storage.Mirror(self._remote, self.run_dir, self.rank)
         except OSError as exc:
             self.metrics.close()
@@ -406,6 +405,7 @@ def _checked_options(options: Dict[str, Any], provenance_save_dir: Any) -> tuple
     samplers = dict(options["metric_samplers"] or {})
     for spec in list(samplers.values()) + [options["default_sampler"]]:
         make_sampler(spec)  # validate now, not at the first log_metric
+    _interval(options, "lease_ttl")
     if provenance_save_dir is not None and not isinstance(provenance_save_dir, (str, os.PathLike)):
         raise InvalidValueError(f"provenance_save_dir must be a path, got {provenance_save_dir!r}")
     return (min_interval, max_interval), samplers, separator, fmt, _interval(options, "mirror_timeout")
