@@ -152,3 +152,32 @@ def test_ray_on_a_shared_folder_passes_ray_options_and_logs_each_trial(tmp_path)
     for x in (0, 2):
         data = prov4ml.analysis.load_run(results[x].run_dir)
         assert losses(data) == [x * 1000 + step for step in range(POINTS)]
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "prov4ml", *args], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_every_reading_entry_point_takes_the_url(bucket, tmp_path, monkeypatch):
+    url, fs = bucket
+    sweep(train, [{"x": 0}, {"x": 1}], experiment_name="sw", provenance_save_dir=url,
+          start_run_options={"capture": False}, progress=False)
+    monkeypatch.setenv("PROV4ML_STAGING", str(tmp_path / "laptop"))  # another host
+    monkeypatch.chdir(tmp_path)
+    shown = json.loads(_cli("show", f"{url}/sw/run_1", "--json"))
+    assert shown["status"] == "finished" and shown["params"]["x"] == 1
+    assert _cli("report", f"{url}/sw", "-o", str(tmp_path / "sw.html")).strip() == str(tmp_path / "sw.html")
+    assert "nothing to recover" in _cli("recover", f"{url}/sw/run_0")
+    assert prov4ml.needs_recovery(f"{url}/sw/run_0") == []
+    assert len(_cli("ls", url, "--csv").splitlines()) == 3  # a header and two runs
+    from prov4ml.ui.store import Store
+
+    store = Store(url)
+    assert store.url == url and sorted(h.key for h in store.runs()) == ["sw/run_0", "sw/run_1"]
+    assert not (tmp_path / "s3:").exists()
