@@ -86,6 +86,8 @@ def make(save_dir: Path, runs: int) -> None:
 
 
 def count_runs(save_dir: Path) -> int:
+    if not save_dir.is_dir():
+        return 0
     return sum(1 for e in save_dir.iterdir() if e.is_dir() for _ in e.glob("run_*/summary_rank0.json"))
 
 
@@ -109,11 +111,10 @@ def main() -> None:
     parser.add_argument("--ui", type=int, default=0, help="also time the UI's runs list over this many runs")
     args = parser.parse_args()
     save_dir = Path(args.dir)
-    save_dir.mkdir(parents=True, exist_ok=True)
     if count_runs(save_dir) != args.runs:
         import shutil
 
-        shutil.rmtree(save_dir)
+        shutil.rmtree(save_dir, ignore_errors=True)
         print(f"writing {args.runs:,} runs into {save_dir} (once) ...")
         make(save_dir, args.runs)
     d = str(save_dir)

@@ -31,11 +31,14 @@ from .api import (
     start_run,
 )
 from .compat import (
+    PROV4ML_DATA,
     ProvenanceTrackedFunction,
     ProvenanceTrackedModel,
     WeightDistributionTrackedModel,
     install_yprov4ml_alias,
+    log_model_memory_footprint,
     log_provenance_documents,
+    start_run_ctx,
 )
 from .compat.getters import (
     get_metric,
@@ -82,7 +85,8 @@ __all__ = [
     "FoldOperation", "MetricsType", "CompressorType",
     # for code written for yProv4ML (prov4ml.compat; docs/porting.md)
     "ProvenanceTrackedFunction", "ProvenanceTrackedModel", "WeightDistributionTrackedModel",
-    "ProvMLLogger", "ProvMLItwinAILogger", "log_provenance_documents", "install_yprov4ml_alias",
+    "ProvMLLogger", "ProvMLItwinAILogger", "log_provenance_documents", "install_yprov4ml_alias", "PROV4ML_DATA",
+    "start_run_ctx", "log_model_memory_footprint",
     "list_activities", "list_entities", "get_parameter", "list_parameters", "list_metrics",
     "list_metric_paths", "get_metric",
     # errors

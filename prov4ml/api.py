@@ -57,14 +57,15 @@ start_run.__signature__ = inspect.signature(_start_run_signature)  # type: ignor
 def end_run(
     create_graph: bool = False,
     create_svg: bool = False,
-    create_provenance_collection: bool = False,
     crate_ro_crate: bool = False,
     create_card: bool = False,
+    create_provenance_collection: bool = False,
 ) -> Path:
     """Close the run: drain the metric writer, write the final PROV-JSON; returns its path.
 
     ``create_card`` writes ``model_card_rank<k>.md``, ``crate_ro_crate`` makes the run
     directory a Process Run Crate (``ro-crate-metadata.json``, extra ``rocrate``).
+    The positions are the reference's (2.x: ``end_run(graph, svg, crate)``, 3.2.5+: ``..., card``).
     """
     r = _lifecycle.active_run()
     ended = _lifecycle.last_ended()
@@ -128,6 +129,7 @@ def log_metrics(metrics: Dict[str, Any], context: Any = None, step: Optional[int
     _lifecycle.require_run("log_metrics").log_metrics(metrics, context, step, **kwargs)
 
 
+@calls.read_forms(*calls.ARTIFACT_FORMS)
 def log_artifact(
     artifact_name: Any = None,
     artifact_path: Any = None,
@@ -143,8 +145,8 @@ def log_artifact(
 ):
     """Copy a file or folder into the run (``artifacts/``) and record it; returns its record.
 
-    ``log_artifact("plot", "plot.png")`` (3.2.x), ``log_artifact("plot.png")`` and
-    ``log_artifact("plot.png", Context.TRAINING, step)`` (the seed form) all work.
+    ``log_artifact("plot", "plot.png")`` (3.2.x), ``log_artifact("plot", "plot.png", context, step)`` (2.x),
+    ``log_artifact("plot.png")`` and ``log_artifact("plot.png", Context.TRAINING, step)`` (the seed form) all work.
     ``log_copy_in_prov_directory=False`` records the file where it is, without a copy;
     ``log_copy_subdirectory`` copies it under ``artifacts/<subdirectory>/``;
     ``is_input=True`` records it as used by the run or context (an input), not generated;
@@ -157,6 +159,7 @@ def log_artifact(
     return _lifecycle.require_run("log_artifact").log_artifact(call)
 
 
+@calls.read_forms(*calls.MODEL_FORMS)
 def log_model(
     model_name: Any = None,
     model: Any = None,
@@ -172,7 +175,8 @@ def log_model(
     """Record a model: its info (``log_model_info``), its weights in the run, its layer table
     (``log_model_layers``: ``models/<name>_layers.csv``).
 
-    ``log_model("name", model)`` (3.2.x) and ``log_model(model, "name")`` (the seed form) both work;
+    ``log_model("name", model)`` (3.2.x), ``log_model("name", model, Context.MODELS, True, True)`` (2.x: the
+    flags after the context) and ``log_model(model, "name")`` (the seed form) all work;
     ``model`` may be a ``torch.nn.Module``, a state dict or a checkpoint file's path.
     ``log_copy_in_prov_directory=False`` (or ``log_as_artifact=False``) stores no weights in the run:
     a checkpoint file is recorded where it is. ``is_input=True``: a model the run used (a pre-trained one).
@@ -184,6 +188,7 @@ def log_model(
     _lifecycle.require_run("log_model").log_model(call)
 
 
+@calls.read_forms(*calls.VERSION_FORMS)
 def save_model_version(
     model_name: Any = None,
     model: Any = None,
@@ -192,17 +197,22 @@ def save_model_version(
     step: Optional[int] = None,
     incremental: bool = True,
     is_input: bool = False,
+    log_copy_in_prov_directory: bool = True,
     other_attrs: Optional[Mapping[str, Any]] = None,
     timestamp: Any = None,
 ) -> None:
     """Save the model's state as version 0, 1, 2... of ``model_name`` (numbered per name), each
-    derived from the previous one (``incremental``). ``("name", model)`` (3.2.x) and
-    ``(model, "name", context, step)`` (the seed form) both work; ``model`` may be a checkpoint file's path.
+    derived from the previous one (``incremental``). ``("name", model, context, source, step)`` (3.2.x),
+    ``("name", model, context, step)`` (2.x: an int after the context is the step) and
+    ``(model, "name", context, step)`` (the seed form) all work; ``model`` may be a checkpoint file's path,
+    which ``log_copy_in_prov_directory=False`` records where it is instead of copying it.
     """
-    call = calls.version_call(model_name, model, context, source, step, timestamp, incremental, is_input, other_attrs)
+    call = calls.version_call(model_name, model, context, source, step, timestamp, incremental, is_input,
+                              log_copy_in_prov_directory, other_attrs)
     _lifecycle.require_run("save_model_version").save_model_version(call)
 
 
+@calls.read_forms(*calls.DATASET_FORMS)
 def log_dataset(
     dataset_label: Any = None,
     dataset: Any = None,
@@ -215,12 +225,13 @@ def log_dataset(
 ) -> None:
     """Record a Dataset, Subset or DataLoader (its size, batch size, ...) as used by the run or ``context``.
 
-    ``log_dataset("train", loader)`` (3.2.x) and ``log_dataset(loader, "train")`` / ``label=`` (the seed form) both work.
+    ``log_dataset("train", loader)`` (3.2.x), ``log_dataset("train", loader, Context.DATASETS, True)`` (2.x)
+    and ``log_dataset(loader, "train")`` / ``label=`` (the seed form) all work.
     """
     if label is not None:
-        if dataset is not None:
+        if dataset_label is not None:
             raise ArgumentError("log_dataset(): give the label once, as dataset_label= or label=")
-        dataset_label, dataset = label, dataset_label
+        dataset_label = label
     call = calls.dataset_call(dataset_label, dataset, context, source, log_dataset_info, other_attrs)
     _lifecycle.require_run("log_dataset").log_dataset(call)
 
@@ -257,9 +268,11 @@ def log_flops_per_batch(label: str, model: Any, batch: Any, context: Any = None,
     _lifecycle.require_run("log_flops_per_batch").log_flops_per_batch(label, model, batch, context, step)
 
 
+@calls.read_forms(*calls.SOURCE_CODE_FORMS)
 def log_source_code(path: Optional[str] = None, use_git: bool = False) -> None:
     """Copy the code (default: the ``__main__`` script) into the run; ``use_git=True`` records the
-    repository's commit, branch, remote and dirty flag as parameters instead of a copy."""
+    repository's commit, branch, remote and dirty flag as parameters instead of a copy.
+    ``log_source_code(True)`` (3.2.7+) is ``use_git=True``."""
     _lifecycle.require_run("log_source_code").log_source_code(path, use_git)
 
 

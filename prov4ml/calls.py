@@ -1,11 +1,14 @@
 """The call forms of every generation of the reference library's API, brought to one.
 
 The seed API puts the object first (``log_model(model, "name")``,
-``start_run(namespace, experiment)``); the 3.2.x API puts the name first
-(``log_model("name", model)``, ``start_run(experiment, namespace=None)``).
-Keywords always mean what they say; positional arguments are read by their
-values: a name is a string, a model or a dataset never is, a namespace looks
-like a host name or an IRI. docs/porting.md lists every form.
+``start_run(namespace, experiment)``); 2.x puts the name first and the step
+right after the context (``save_model_version("name", model, context, step)``);
+3.2.x puts a ``source`` there (``save_model_version("name", model, context,
+source, step)``). Keywords always mean what they say; positional arguments are
+read by their values (:class:`Form`): a name is a string, a model or a dataset
+never is, an int after a context is a step, a bool where 3.2.x has a context or
+a source is the flag 2.x had there, a namespace looks like a host name or an
+IRI. docs/porting.md lists every form of every published version.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from __future__ import annotations
 import contextlib
 import difflib
 import enum
+import functools
+import numbers
 import os
 import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 from ._values import DEFAULT_NAMESPACE, _short, check_name, check_namespace, looks_like_namespace, param_value
 from .context import Context
@@ -26,6 +31,7 @@ from .exceptions import ArgumentError, InvalidValueError
 from .redact import redact_value
 
 __all__ = [
+    "Form", "read_forms", "ARTIFACT_FORMS", "MODEL_FORMS", "VERSION_FORMS", "DATASET_FORMS", "SOURCE_CODE_FORMS",
     "start_run_arguments", "warn_unknown_options", "user_stacklevel", "attributes",
     "ArtifactCall", "ModelCall", "VersionCall", "DatasetCall",
     "artifact_call", "model_call", "version_call", "dataset_call", "source_name", "checkpoint_path", "git_source",
@@ -46,8 +52,111 @@ def user_stacklevel() -> int:
     return level
 
 
+# ---------------------------------------------------------------- positional forms
+@dataclass(frozen=True)
+class Form:
+    """One published order of a function's positional arguments, chosen when ``matches(args, kwargs)`` holds."""
+
+    generation: str
+    names: Tuple[str, ...]
+    matches: Callable[[Tuple[Any, ...], Mapping[str, Any]], bool] = lambda args, kwargs: True
+
+
+def read_forms(*forms: Form) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a function whose keywords are the 3.2.x names: positional arguments are named by the first
+    form that matches them (the last form should match anything), then passed by keyword."""
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not args:
+                return func(**kwargs)
+            form = next(f for f in forms if f.matches(args, kwargs))
+            if len(args) > len(form.names):
+                raise ArgumentError(
+                    f"{func.__name__}() takes at most {len(form.names)} positional arguments in the {form.generation} "
+                    f"form ({', '.join(form.names)}); {len(args)} given. Pass the others by keyword"
+                )
+            for name, value in zip(form.names, args):
+                if name in kwargs:
+                    raise ArgumentError(
+                        f"{func.__name__}() got {name!r} twice: by position (the {form.generation} form reads "
+                        f"position {form.names.index(name) + 1} as {name}) and by keyword"
+                    )
+                kwargs[name] = value
+            return func(**kwargs)
+        return call
+    return decorate
+
+
+def _is_step(value: Any) -> bool:
+    """An int (not a bool), as 2.x passes a step."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _at(args: Tuple[Any, ...], index: int, kind: Callable[[Any], bool]) -> bool:
+    return len(args) > index and kind(args[index])
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _object_first(args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+    """The seed order: the model (dataset) comes first, its name second."""
+    return args[0] is not None and not isinstance(args[0], str)
+
+
+def _seed_artifact(args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+    """``log_artifact(artifact_path, context, step, timestamp)``: a path first, then a context (or nothing)."""
+    if "artifact_path" in kwargs or "artifact_name" in kwargs:
+        return False
+    if len(args) == 1:
+        return True
+    second = args[1]
+    return _is_context(second) or (isinstance(second, str) and not _is_path(second) and _is_path(args[0]))
+
+
+MODEL_FORMS = (
+    Form("seed", ("model", "model_name", "log_model_info", "log_as_artifact"), _object_first),
+    Form("2.0.0-2.0.6", ("model_name", "model", "log_model_info", "log_model_layers", "is_input"),
+         lambda a, k: _at(a, 2, _is_bool)),
+    Form("2.0.7-2.0.10", ("model_name", "model", "context", "log_model_info", "log_model_layers", "is_input"),
+         lambda a, k: _at(a, 3, _is_bool)),
+    Form("3.2.x", ("model_name", "model", "context", "source", "log_model_info", "log_model_layers",
+                   "log_copy_in_prov_directory", "is_input", "other_attrs")),
+)
+VERSION_FORMS = (
+    Form("seed", ("model", "model_name", "context", "step", "timestamp"), _object_first),
+    Form("2.x", ("model_name", "model", "context", "step", "incremental", "is_input"), lambda a, k: _at(a, 3, _is_step)),
+    Form("3.2.x", ("model_name", "model", "context", "source", "step", "incremental", "is_input",
+                   "log_copy_in_prov_directory", "other_attrs")),
+)
+DATASET_FORMS = (
+    Form("seed", ("dataset", "dataset_label"), _object_first),
+    Form("2.0.0-2.0.6", ("dataset_label", "dataset", "log_dataset_info"), lambda a, k: _at(a, 2, _is_bool)),
+    Form("2.0.7-2.0.10", ("dataset_label", "dataset", "context", "log_dataset_info"), lambda a, k: _at(a, 3, _is_bool)),
+    Form("3.2.x", ("dataset_label", "dataset", "context", "source", "log_dataset_info", "other_attrs")),
+)
+ARTIFACT_FORMS = (
+    Form("seed", ("artifact_path", "context", "step", "timestamp"), _seed_artifact),
+    Form("2.x", ("artifact_name", "artifact_path", "context", "step", "log_copy_in_prov_directory", "is_model", "is_input"),
+         lambda a, k: _at(a, 3, _is_step) and (len(a) < 5 or _is_bool(a[4]))),
+    # the seed's named form: a time where 2.x has its copy flag
+    Form("seed (named)", ("artifact_name", "artifact_path", "context", "step", "timestamp"), lambda a, k: _at(a, 3, _is_step)),
+    Form("3.2.x", ("artifact_name", "artifact_path", "context", "source", "step", "log_copy_in_prov_directory",
+                   "log_copy_subdirectory", "is_model", "is_input", "other_attrs")),
+)
+SOURCE_CODE_FORMS = (
+    Form("3.2.7-3.2.8", ("use_git",), lambda a, k: _at(a, 0, _is_bool)),
+    Form("2.x", ("path", "use_git")),
+)
+
+
 # ---------------------------------------------------------------- start_run
 _START_REST = ("provenance_save_dir", "collect_all_processes", "save_after_n_logs", "rank")
+# after the rank, 2.x has disable_codecarbon (a bool) where 3.2.x has metrics_file_type
+_START_TAIL_2X = ("disable_codecarbon", "metrics_file_type", "csv_separator", "use_compressor")
+_START_TAIL_32X = ("metrics_file_type", "csv_separator", "use_compressor", "use_run_id")
 
 
 def start_run_arguments(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -59,8 +168,9 @@ def start_run_arguments(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[s
     one, else the experiment name. A missing namespace is ``DEFAULT_NAMESPACE``.
     """
     kwargs = dict(kwargs)
-    if len(args) > 2 + len(_START_REST):
-        raise ArgumentError(f"start_run() takes at most {2 + len(_START_REST)} positional arguments ({len(args)} given)")
+    rest = _START_REST + (_START_TAIL_2X if len(args) > 6 and isinstance(args[6], bool) else _START_TAIL_32X)
+    if len(args) > 2 + len(rest):
+        raise ArgumentError(f"start_run() takes at most {2 + len(rest)} positional arguments ({len(args)} given)")
     names = {key: kwargs.pop(key) for key in ("prov_user_namespace", "experiment_name") if key in kwargs}
     free = [key for key in ("prov_user_namespace", "experiment_name") if key not in names]
     leading = list(args[:2])
@@ -80,7 +190,7 @@ def start_run_arguments(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[s
             "prov_user_namespace" if looks_like_namespace(leading[0]) else "experiment_name"
         )
         names[key] = leading[0]
-    for key, value in zip(_START_REST, args[2:]):
+    for key, value in zip(rest, args[2:]):
         if key in kwargs:
             raise ArgumentError(f"start_run() got multiple values for argument {key!r}")
         kwargs[key] = value
@@ -149,25 +259,16 @@ class ArtifactCall:
 def artifact_call(artifact_name: Any, artifact_path: Any, context: Any, source: Any, step: Any, timestamp: Any,
                   log_copy_in_prov_directory: bool, log_copy_subdirectory: Optional[str], is_model: bool,
                   is_input: bool, other_attrs: Optional[Mapping[str, Any]]) -> ArtifactCall:
-    """``(artifact_name, artifact_path, context, source, step, ...)`` (3.2.x) or ``(artifact_path, context, step, timestamp)``."""
+    """The arguments by name (:data:`ARTIFACT_FORMS` named the positional ones); a lone path is the artifact."""
     name, path = artifact_name, artifact_path
-    if path is None:  # log_artifact(path) or log_artifact(path, context=...)
+    if path is None:  # log_artifact(artifact_name=path)
         name, path = None, artifact_name
-    elif _is_context(path) or (isinstance(path, str) and not _is_path(path) and _is_path(name)):
-        # the seed form, positionally: (artifact_path, context, step, timestamp)
-        if timestamp is not None or (step is not None and source is not None):
-            raise ArgumentError("log_artifact(artifact_path, context, step, timestamp): too many positional values")
-        name, path, context, step, timestamp = None, name, path, context if step is None else step, source
-        source = None
     elif _is_path(name) and _is_path(path) and os.fspath(name) != os.fspath(path) and not os.path.isabs(name):
         # (an absolute name is refused below as a name, whichever file it is)
         raise InvalidValueError(
             f"log_artifact({name!r}, {path!r}) is ambiguous: both are existing paths; "
             "call log_artifact(artifact_name=..., artifact_path=...) instead"
         )
-    elif source is not None and not isinstance(source, str) and getattr(source, "value", None) is None:
-        # the seed's named form, (artifact_name, artifact_path, context, step, timestamp): no source in it
-        source, step, timestamp = None, source, step if timestamp is None else timestamp
     if not isinstance(path, (str, os.PathLike)) or (isinstance(path, str) and not path):
         raise InvalidValueError(f"log_artifact() needs a file or directory path (str or os.PathLike), got {_short(path)}")
     check_name(os.fspath(path), "artifact_path", limit=4096)
@@ -203,13 +304,6 @@ def checkpoint_path(model: Any) -> Optional[Path]:
     return None
 
 
-def _model_and_name(call: str, model_name: Any, model: Any) -> Tuple[Any, Any, bool]:
-    """(model, name, seed_form): the 3.2.x order is (name, model), the seed order (model, name)."""
-    if isinstance(model_name, str) or model_name is None:
-        return model, model_name, False
-    return model_name, model, True  # the model came first
-
-
 @dataclass
 class ModelCall:
     model: Any
@@ -226,11 +320,7 @@ class ModelCall:
 def model_call(model_name: Any, model: Any, context: Any, source: Any, log_model_info: Any, log_model_layers: bool,
                log_copy_in_prov_directory: bool, log_as_artifact: Optional[bool], is_input: bool,
                other_attrs: Optional[Mapping[str, Any]]) -> ModelCall:
-    model, name, seed = _model_and_name("log_model", model_name, model)
-    if seed and isinstance(context, bool):  # log_model(model, name, log_model_info, log_as_artifact)
-        log_model_info, context = context, None
-        if isinstance(source, bool):
-            log_as_artifact, source = source, None
+    name = model_name
     if model is None:
         raise ArgumentError("log_model() needs a model: log_model('name', model)")
     _check_model("log_model", model)
@@ -251,21 +341,21 @@ class VersionCall:
     timestamp: Any
     incremental: bool
     is_input: bool
+    copy: bool  # a checkpoint file is copied into the run (else recorded where it is)
     attributes: Tuple[Tuple[str, Any], ...]
 
 
 def version_call(model_name: Any, model: Any, context: Any, source: Any, step: Any, timestamp: Any,
-                 incremental: bool, is_input: bool, other_attrs: Optional[Mapping[str, Any]]) -> VersionCall:
-    model, name, seed = _model_and_name("save_model_version", model_name, model)
-    if seed and source is not None and not isinstance(source, str):
-        # save_model_version(model, name, context, step, timestamp): step and timestamp arrive one place early
-        source, step, timestamp = None, source, step if timestamp is None else timestamp
+                 incremental: bool, is_input: bool, log_copy_in_prov_directory: bool,
+                 other_attrs: Optional[Mapping[str, Any]]) -> VersionCall:
+    name = model_name
     if model is None or name is None:
         raise ArgumentError("save_model_version() needs a model_name and a model: save_model_version('name', model)")
     _check_model("save_model_version", model)
     check_name(name, "the name given to save_model_version()")
     return VersionCall(model, name, context, source_name(source, "save_model_version"), step, timestamp,
-                       bool(incremental), bool(is_input), attributes(other_attrs, "save_model_version"))
+                       bool(incremental), bool(is_input), bool(log_copy_in_prov_directory),
+                       attributes(other_attrs, "save_model_version"))
 
 
 # ---------------------------------------------------------------- datasets
@@ -281,8 +371,6 @@ class DatasetCall:
 
 def dataset_call(dataset_label: Any, dataset: Any, context: Any, source: Any, log_dataset_info: bool,
                  other_attrs: Optional[Mapping[str, Any]]) -> DatasetCall:
-    if not isinstance(dataset_label, str) and isinstance(dataset, str):  # log_dataset(dataset, "label")
-        dataset_label, dataset = dataset, dataset_label
     if dataset is None or dataset_label is None:
         raise ArgumentError("log_dataset() needs a dataset_label and a dataset: log_dataset('train', loader)")
     check_name(dataset_label, "the label given to log_dataset()")

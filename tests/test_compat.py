@@ -244,16 +244,35 @@ def test_getters_name_what_they_cannot_find(tmp_path, start):
         prov4ml.list_entities(bad)
 
 
-def test_prov4ml_data_without_a_run_says_to_start_one():
-    from prov4ml.constants import PROV4ML_DATA
+def test_prov4ml_data_is_at_the_top_level_and_keeps_the_last_run_after_end_run(tmp_path):
+    run_script([SCRIPTS / "data_after_end_run.py", tmp_path], tmp_path)  # a fresh process: no run has ended yet
+    seen = load_json(tmp_path / "seen.json")
+    assert seen["same_object"] and seen["in_all"]
+    assert "PROV4ML_DATA.EXPERIMENT_DIR needs a run: call prov4ml.start_run(...) first" in seen["before"]
+    assert seen["repr_before"] == "<PROV4ML_DATA: no run yet>"
+    first, second = tmp_path / "after_end" / "run_0", tmp_path / "after_end" / "run_1"
+    during = seen["during"]
+    assert (during["EXPERIMENT_DIR"], during["RUN_ID"], during["is_collecting"]) == (str(first), 0, True)
+    assert (during["save_metrics_after_n_logs"], during["csv_separator"], during["metrics"]) == (9, ";", [["loss", "training", 4]])
+    assert seen["prov_json"] == str(first / "prov_rank0.json")
+    # after end_run: every value of the run that ended, as it was, but it no longer collects
+    assert seen["after"] == {**during, "is_collecting": False}
+    assert seen["repr_after"].startswith("<PROV4ML_DATA of ") and seen["repr_after"].endswith(", ended>")
+    assert len(seen["refused_after"]) == 3
+    for message, name in zip(seen["refused_after"], ("EXPERIMENT_DIR", "RUN_ID", "brand_new")):
+        assert f"read-only view of the run that ended" in message and f"{name} cannot be assigned" in message
+        assert "next prov4ml.start_run" in message
+    assert points(seen["saved_after"]) == ([0, 1, 2, 3], [1.0, 0.5, 1 / 3, 0.25])
+    # the next run replaces it
+    assert (seen["next"]["EXPERIMENT_DIR"], seen["next"]["RUN_ID"], seen["next"]["metrics"]) == (str(second), 1, [])
+    assert all("read-only view of the active run" in m and "start_run" in m for m in seen["refused_next"])
 
-    assert PROV4ML_DATA.is_collecting is False and PROV4ML_DATA.metrics == {}
-    with pytest.raises(RunStateError, match=r"PROV4ML_DATA.RUN_ID needs an active run"):
-        PROV4ML_DATA.RUN_ID
+
+def test_prov4ml_data_has_only_its_attributes_and_cannot_be_deleted_from():
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
-        PROV4ML_DATA.nope
+        prov4ml.PROV4ML_DATA.nope
     with pytest.raises(AttributeError, match="read-only"):
-        del PROV4ML_DATA.RUN_ID
+        del prov4ml.PROV4ML_DATA.RUN_ID
 
 
 def test_contexts_models_datasets_and_lookup_by_name():

@@ -392,3 +392,56 @@ def test_prov4ml_index_rebuild_says_what_it_did(tmp_path):
     out = subprocess.run([sys.executable, "-m", "prov4ml", "index", str(save_dir)], capture_output=True, text=True,
                          env=env)
     assert out.returncode == 0 and out.stdout.startswith("12 runs indexed (") and "read again, 0 dropped)" in out.stdout
+
+
+def test_a_rebuild_while_ls_loops_never_shows_a_part_of_the_runs(tmp_path):
+    rng = random.Random(11)
+    save_dir = tmp_path / "prov"
+    for i in range(300):
+        _write(save_dir, _snapshot(i, rng))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    stop = threading.Event()
+    rebuilds = []
+
+    def rebuild():
+        while not stop.is_set():
+            out = subprocess.run([sys.executable, "-m", "prov4ml", "index", "--rebuild", str(save_dir)], env=env,
+                                 capture_output=True, text=True)
+            rebuilds.append(out.returncode)
+
+    thread = threading.Thread(target=rebuild)
+    thread.start()
+    try:
+        counts = []
+        for _ in range(12):
+            code, rows, err = ls(str(save_dir), cwd=tmp_path)
+            assert code == 0 and err == "", err
+            counts.append(len(rows))
+    finally:
+        stop.set()
+        thread.join()
+    assert counts == [300] * 12 and rebuilds and set(rebuilds) == {0}
+
+
+def test_a_damaged_row_or_an_index_of_an_older_layout_is_made_again(tmp_path):
+    rng = random.Random(13)
+    save_dir = tmp_path / "prov"
+    for i in range(20):
+        _write(save_dir, _snapshot(i, rng))
+    code, expected, err = ls(str(save_dir), cwd=tmp_path)
+    path = save_dir / INDEX_FILE
+    for damage in ("UPDATE runs SET data = '{' WHERE rowid = (SELECT MIN(rowid) FROM runs)",
+                   "UPDATE runs SET needs = '[' WHERE rowid = (SELECT MIN(rowid) FROM runs)",
+                   "UPDATE runs SET data = replace(data, 'e0', 'e9') WHERE rowid = (SELECT MAX(rowid) FROM runs)"):
+        with sqlite3.connect(path) as db:
+            db.execute(damage)
+        assert ls(str(save_dir), cwd=tmp_path) == (0, expected, ""), damage
+
+
+def test_integers_beyond_64_bits_compare_without_an_error(tmp_path, save_dir):
+    with prov4ml.run("www.example.org", "exp", str(save_dir), capture=False):
+        prov4ml.log_params({"big": 2 ** 70, "exact": 2 ** 53 + 1})
+    for where, n in (("big==1180591620717411303424", 1), ("run_id==99999999999999999999", 0),
+                     ("exact==9007199254740993", 1), ("exact==9007199254740992", 0)):
+        code, rows, err = ls(str(save_dir), "--where", where, cwd=tmp_path)
+        assert code == 0 and err == "" and len(rows) == n, (where, rows, err)

@@ -116,7 +116,7 @@ def test_misplaced_step_non_models_and_bad_country_say_so(tmp_path):
     ("log_artifact", ["artifact_name", "artifact_path", "context", "source", "step", "log_copy_in_prov_directory",
                       "log_copy_subdirectory", "is_model", "is_input", "other_attrs", "timestamp"]),
     ("save_model_version", ["model_name", "model", "context", "source", "step", "incremental", "is_input",
-                            "other_attrs", "timestamp"]),
+                            "log_copy_in_prov_directory", "other_attrs", "timestamp"]),
     ("log_model", ["model_name", "model", "context", "source", "log_model_info", "log_model_layers",
                    "log_copy_in_prov_directory", "is_input", "other_attrs", "log_as_artifact"]),
     ("log_dataset", ["dataset_label", "dataset", "context", "source", "log_dataset_info", "other_attrs", "label"]),

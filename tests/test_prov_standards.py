@@ -473,7 +473,7 @@ def test_many_epochs_collapse_in_the_graph(start):
     assert "40 more epochs" in dot and dot.count("training epoch") == 20 + 2  # 20 drawn, the summary's from/to
 
 
-def test_a_record_marked_is_input_is_used_not_generated(tmp_path):
+def test_an_input_is_used_where_it_was_and_its_copy_is_generated(tmp_path):
     from dataclasses import dataclass
 
     from prov4ml.provenance import build_document
@@ -488,8 +488,19 @@ def test_a_record_marked_is_input_is_used_not_generated(tmp_path):
     snap = RunSnapshot("www.example.org", "alice", "exp", 0, 0, str(tmp_path), t0, t0 + timedelta(hours=1),
                        "finished", None, "0", artifacts=[art])
     doc = build_document(snap)
-    (entity,) = records_of_type(doc, "provml:Artifact")
-    assert [str(u["entity"]) for u in relations(doc, "Usage")] == [str(entity.identifier)]
-    assert not [g for g in relations(doc, "Generation") if g["entity"] == entity.identifier]
-    assert {str(v) for v in one(doc, "mls:Run").get_attribute(doc.valid_qualified_name("mls:hasInput"))} == {str(entity.identifier)}
+    (copy,) = records_of_type(doc, "provml:Artifact")
+    (original,) = records_of_type(doc, "provml:SourceFile")
+    (content,) = records_of_type(doc, "provml:Content")
+    # the run used the file where it was, with its bytes; the copy in the run directory is the run's own
+    assert [str(u["entity"]) for u in relations(doc, "Usage")] == [str(original.identifier)]
+    assert str(copy.identifier) in [str(g["entity"]) for g in relations(doc, "Generation")]
+    assert [(str(d["generatedEntity"]), str(d["usedEntity"])) for d in relations(doc, "Derivation")] == [
+        (str(copy.identifier), str(original.identifier))]
+    assert original.get_attribute(doc.valid_qualified_name("provml:sha256")) == {"0" * 64}
+    assert sorted(str(s["specificEntity"]) for s in relations(doc, "Specialization")) == sorted(
+        [str(copy.identifier), str(original.identifier)])  # both are the same bytes: one content entity
+    assert str(content.identifier) == "content:sha256-" + "0" * 64 and not [
+        g for g in relations(doc, "Generation") if g["entity"] == content.identifier]  # no run generates bytes
+    assert {str(v) for v in one(doc, "mls:Run").get_attribute(doc.valid_qualified_name("mls:hasInput"))} == {
+        str(original.identifier)}
     assert violations(doc) == []

@@ -1,6 +1,7 @@
 """Parameters, artifacts, models, model versions, datasets: recorded and read back."""
 
 import hashlib
+import warnings
 
 import pytest
 import torch
@@ -157,6 +158,37 @@ def test_datasets(start):
     assert sets["val"]["provml:num_batches"] == 3 and sets["val"]["provml:shuffle"] is False
 
 
+def test_log_optimizer_keeps_out_of_the_users_parameters(start):
+    """A user's own ``optimizer`` parameter and log_optimizer's record live side by side, with no warning."""
+    from prov4ml.runs import read_run
+
+    run = start()
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.05, momentum=0.9, nesterov=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prov4ml.log_param("optimizer", "adam")
+        prov4ml.log_optimizer(optimizer)
+        prov4ml.log_param("optimizer.lr", 0.001)
+    with pytest.raises(prov4ml.InvalidValueError, match="'prov4ml:' are prov4ml's own"):
+        prov4ml.log_param("prov4ml:optimizer", "x")
+    prov4ml.end_run()
+    group = optimizer.param_groups[0]
+    expected = {f"prov4ml:optimizer.{k}": v for k, v in group.items()
+                if k != "params" and isinstance(v, (int, float, bool, str))}
+    assert read_run(run.run_dir).params == {
+        "optimizer": "adam", "optimizer.lr": 0.001, "prov4ml:optimizer": "SGD", **expected,
+    }
+    assert expected["prov4ml:optimizer.lr"] == 0.05 and expected["prov4ml:optimizer.nesterov"] is True
+
+
+def test_a_changed_parameter_warns_at_the_users_line(start):
+    start()
+    prov4ml.log_param("lr", 0.1)
+    with pytest.warns(UserWarning, match="parameter 'lr' changed from 0.1 to 0.2") as caught:
+        prov4ml.log_param("lr", 0.2)
+    assert caught[0].filename == __file__
+
+
 def test_optimizer_source_and_command(start, tmp_path):
     src = tmp_path / "train.py"
     src.write_text("print('hi')\n")
@@ -167,7 +199,8 @@ def test_optimizer_source_and_command(start, tmp_path):
     prov4ml.end_run()
     data = load_json(run.prov_path)
     params = {a["prov:label"]: literal(a["prov:value"]) for a in entities_of_type(data, "mls:HyperParameterSetting").values()}
-    assert params["optimizer"] == "SGD" and params["optimizer.lr"] == 0.1 and params["optimizer.momentum"] == 0.9
+    assert params["prov4ml:optimizer"] == "SGD" and params["prov4ml:optimizer.lr"] == 0.1
+    assert params["prov4ml:optimizer.momentum"] == 0.9
     assert (run.artifacts.root / "source" / "train.py").exists()
     plan = entities_of_type(data, "prov:Plan")
     assert location(list(plan.values())[0]["prov:location"]) == str(src.resolve())

@@ -160,9 +160,10 @@ def test_log_artifact_forms(tmp_path):
     assert (cfg["ex:author"], cfg["ex:epochs"], cfg["dcterms:license"]) == ("Ada", {"$": "3", "type": "xsd:int"}, "MIT")
     training = context_activity(data, "training")
     assert _ids(relations(data, "wasGeneratedBy", cfg_id)) == [(training, cfg_id)]
-    data_id, _ = by_label(data, "data")
-    assert _ids(relations(data, "used", data_id)) == [(run_id, data_id)]
-    assert relations(data, "wasGeneratedBy", data_id) == []
+    data_id, _ = by_label(data, "data")  # an input: the run used the file where it was; the copy is its own
+    (original_id,) = [d["prov:usedEntity"] for d in data["wasDerivedFrom"].values() if d["prov:generatedEntity"] == data_id]
+    assert _ids(relations(data, "used", original_id)) == [(run_id, original_id)]
+    assert _ids(relations(data, "wasGeneratedBy", data_id)) == [(run_id, data_id)]
     big_id, big = by_label(data, "big")
     assert location(big["prov:location"]) == str(tmp_path / "big.bin") and big["provml:size_bytes"] == {"$": "1000", "type": "xsd:int"}
     assert [d for d in data["wasDerivedFrom"].values() if d["prov:generatedEntity"] == big_id] == []

@@ -3,8 +3,9 @@
 DIR is a provenance_save_dir (default ./prov), an experiment directory, a
 run directory, or a URL (s3://bucket/prefix). Runs are read through the
 index (docs/formats.md): each run's summary is read once, and again only when
-the run changed, never its metric files. The table shows the newest
---limit runs (default 1000); --json and --csv give every run.
+the run changed, never its metric files. The table shows the last --limit
+runs of the listing (default 1000: the highest run ids of the last
+experiments), or the first --limit by --sort; --json and --csv give every run.
 A run whose process died before end_run shows as `killed (needs prov4ml recover)`.
 
 Fields for --where and --sort: run_id, status, start, duration, ranks,
@@ -46,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", metavar="P,P", help="parameters to show, comma-separated "
                         f"(default: those that differ between the runs, at most {KEY_PARAMS})")
     parser.add_argument("--limit", type=int, default=TABLE_LIMIT, metavar="N",
-                        help=f"the table shows the newest N runs, or the first N by --sort (default {TABLE_LIMIT}; "
+                        help=f"the table shows the last N runs of the listing, or the first N by --sort (default {TABLE_LIMIT}; "
                         "0: all)")
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="every field of every run, as JSON")
@@ -128,10 +129,10 @@ def show_table(rows: Sequence[Row], fields: Fields, args: argparse.Namespace, to
         line += [r.params.get(p) for p in params]
         line += [f.get(k, {}).get(s) for k in metrics for s in ("last", "best")]
         table.append(line)
-    experiments = len({r.experiment for r, _f in rows})
+    experiments = len({r.label.rpartition("/")[0] for r, _f in rows})  # by folder: an unreadable run names none
     title = f"{len(rows)} run{'s' * (len(rows) != 1)} in {experiments} experiment{'s' * (experiments != 1)}"
     if total > len(rows):
-        which = "first" if args.sort else "newest"
+        which = "first" if args.sort else "last"
         title = f"the {which} {len(rows):,} of {total:,} runs (--limit 0 shows all, --where narrows)"
     print_table(columns, table, title=title, styled={1: status_style})
 

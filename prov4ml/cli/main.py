@@ -29,8 +29,10 @@ COMMANDS: Sequence[Tuple[str, str, str]] = (
     ("graph", "graph", "the provenance graph of a run as DOT, or SVG with --svg"),
     ("convert", "convert", "a PROV-JSON document as PROV-N, PROV-XML, Turtle or TriG"),
     ("collect", "collect", "one PROV document linking every run and rank of an experiment"),
+    ("lineage", "lineage", "where a run or a file came from and what came of it, across experiments (by content)"),
     ("index", "index", "bring the index of the runs up to date, or rebuild it (--rebuild)"),
     ("recover", "recover", "complete a run killed before end_run, from its journal"),
+    ("import", "import_", "turn MLflow runs, TensorBoard event files or yProv4ML runs into prov4ml runs"),
     ("query", "query", "answer a SPARQL query over an experiment's provenance (a table, or --csv)"),
     ("ui", "ui", "a local web UI: runs, live plots of running runs, comparisons, the provenance graph"),
 )
@@ -73,7 +75,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     first = next((a for a in argv if not a.startswith("-")), None)  # the command: only its module is imported
     known = {name for name, _m, _h in COMMANDS}
-    args = build_parser(first if first in known and "-h" not in argv[:argv.index(first)] else None).parse_args(argv)
+    helping = any(a in ("-h", "--help") for a in argv[:argv.index(first)] if first in known) if first else \
+        any(a in ("-h", "--help") for a in argv)
+    wanted = None if helping else (first if first in known else "")  # "": no command's module is needed
+    args = build_parser(wanted).parse_args(argv)
     code = _commands.EXIT_OK
     reader_left = False
 

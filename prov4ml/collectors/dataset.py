@@ -1,15 +1,21 @@
-"""Dataset inspection: size, batching and sample shape of Dataset, Subset and DataLoader."""
+"""Dataset inspection: size, batching and sample shape of Dataset, Subset and DataLoader; the files behind one."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
-from typing import Any, Dict
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
 
-__all__ = ["dataset_stats"]
+__all__ = ["dataset_stats", "dataset_paths", "sampled_digest", "SAMPLED"]
 
 
 def dataset_stats(dataset: Any) -> Dict[str, Any]:
-    """What can be read cheaply about a dataset, without iterating it."""
+    """What can be read cheaply about a dataset, without iterating it (a path given as the dataset: nothing here,
+    its location and size are recorded with its digest)."""
+    if isinstance(dataset, (str, os.PathLike)):
+        return {}
     stats: Dict[str, Any] = {"class": type(dataset).__qualname__}
     data = torch_data()
     if data is not None and isinstance(dataset, data.DataLoader):
@@ -68,3 +74,61 @@ def _sample_shape(dataset: Any) -> str:
         return ";".join("x".join(map(str, t.shape[1:])) or "scalar" for t in tensors)
     except Exception:
         return ""
+
+
+# ------------------------------------------------------------------ the files behind a dataset
+#: How the digest at the call is made (``provml:digestMethod``): bounded time whatever the dataset's size.
+SAMPLED = "sha256-sampled-v1: each file's relative name, size and three 64 KiB blocks (start, middle, end)"
+_BLOCK = 64 << 10
+_PATH_ATTRIBUTES = ("root", "path", "paths", "files", "filename", "filenames", "file", "data_dir", "data_path")
+
+
+def dataset_paths(dataset: Any) -> List[Path]:
+    """The files or folders a dataset reads: a path given as the dataset, or those its object names
+    (``root``, ``files``, an ``ImageFolder``'s ``samples``...), through a DataLoader or a Subset. Empty: in memory."""
+    data = torch_data()
+    seen: List[Path] = []
+    for _ in range(4):  # DataLoader -> Subset -> dataset
+        if data is not None and isinstance(dataset, data.DataLoader):
+            dataset = dataset.dataset
+        elif data is not None and isinstance(dataset, data.Subset):
+            dataset = dataset.dataset
+    candidates: List[Any] = [dataset] if isinstance(dataset, (str, os.PathLike)) else []
+    if not candidates:
+        candidates = [getattr(dataset, a, None) for a in _PATH_ATTRIBUTES]
+        samples = getattr(dataset, "samples", None) or getattr(dataset, "imgs", None)
+        if not any(c for c in candidates) and isinstance(samples, (list, tuple)) and samples:
+            candidates = [s[0] if isinstance(s, (list, tuple)) else s for s in samples]
+    for c in candidates:
+        for item in (c if isinstance(c, (list, tuple)) else [c]):
+            if isinstance(item, (str, os.PathLike)):
+                p = Path(item).expanduser()
+                if p.exists() and p.resolve() not in seen:
+                    seen.append(p.resolve())
+    return seen
+
+
+def _files(paths: Sequence[Path]) -> List[Tuple[str, Path]]:
+    out = []
+    for root in paths:
+        if root.is_dir():
+            out += sorted((p.relative_to(root.parent).as_posix(), p) for p in root.rglob("*") if p.is_file())
+        else:
+            out.append((root.name, root))
+    return out
+
+
+def sampled_digest(paths: Sequence[Path]) -> Tuple[str, int, int]:
+    """``(digest, bytes, files)`` of the files under ``paths``, reading at most three blocks of each."""
+    digest = hashlib.sha256()
+    total = 0
+    files = _files(paths)
+    for name, path in files:
+        size = path.stat().st_size
+        total += size
+        digest.update(f"{name}\0{size}\0".encode("utf-8", "surrogatepass"))
+        with open(path, "rb") as fh:
+            for offset in sorted({0, max(0, size // 2 - _BLOCK // 2), max(0, size - _BLOCK)}):
+                fh.seek(offset)
+                digest.update(fh.read(_BLOCK))
+    return digest.hexdigest(), total, len(files)

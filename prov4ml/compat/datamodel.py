@@ -3,13 +3,16 @@
 ``PROV4ML_DATA`` was yProv4ML's global state; here it is a **read-only view**
 of the active run: reading ``PROV4ML_DATA.RUN_ID`` asks the run, assigning
 any attribute raises ``AttributeError`` (pass the value to ``start_run``
-instead). Its attributes:
+instead). After ``end_run`` it keeps the values of the run that ended last,
+as yProv4ML's did (scripts read ``PROV4ML_DATA.EXPERIMENT_DIR`` after
+``end_run``), until the next ``start_run``. It is ``prov4ml.PROV4ML_DATA``
+and, at yProv4ML's path, ``prov4ml.constants.PROV4ML_DATA``. Its attributes:
 
 =========================  ==========================================================
-attribute                  value (of the active run)
+attribute                  value (of the active run, else of the run ended last)
 =========================  ==========================================================
-``is_collecting``          ``True`` while a run records on this rank (``False``: no run)
-``metrics``                ``{(name, context): MetricInfo}`` of every series so far
+``is_collecting``          ``True`` while a run records on this rank (``False``: no run, or it ended)
+``metrics``                ``{(name, context): MetricInfo}`` of every series so far (``{}``: no run yet)
 ``metrics_file_type``      the ``MetricsType`` of its metric files
 ``save_metrics_after_n_logs``  ``save_after_n_logs``
 ``csv_separator``, ``use_compressor``, ``unify_experiments``  the ``start_run`` options
@@ -69,7 +72,7 @@ class MetricInfo:
         if file_type is not None and get_file_type(file_type) != ".csv":
             raise InvalidValueError(f"MetricInfo.save_to_file writes CSV only, not {file_type!r}; the run writes "
                                     "its own metric files in the format chosen at start_run")
-        if self._run.recording:
+        if self._run.recording and self._run is _lifecycle.active_run():  # an ended run's files are final
             self._run.flush()
         rank = self._run.rank if process is None else process
         target = Path(path) / f"{slug(self.name)}_{slug(str(self.context))}_GR{rank}.csv"
@@ -95,9 +98,11 @@ def _read_points(path: Path):
 
 
 def _run(attribute: str):
-    run = _lifecycle.active_run()
+    """The active run, else the run this process ended last (yProv4ML kept its values after end_run)."""
+    run = _lifecycle.active_run() or _lifecycle.last_ended()
     if run is None:
-        raise RunStateError(f"PROV4ML_DATA.{attribute} needs an active run: call prov4ml.start_run(...) first")
+        raise RunStateError(f"PROV4ML_DATA.{attribute} needs a run: call prov4ml.start_run(...) first "
+                            "(after end_run it reads the values of the run that ended)")
     return run
 
 
@@ -141,7 +146,7 @@ class Prov4MLDataView:
 
     @property
     def metrics(self) -> Dict[Tuple[str, Any], MetricInfo]:
-        run = _lifecycle.active_run()
+        run = _lifecycle.active_run() or _lifecycle.last_ended()
         if run is None:
             return {}
         return {(s.name, s.context): MetricInfo(s, run) for s in list(run.metrics.series.values())}
@@ -155,6 +160,11 @@ class Prov4MLDataView:
         return value_of(_run(name))
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if _lifecycle.active_run() is None and _lifecycle.last_ended() is not None:
+            raise AttributeError(
+                f"PROV4ML_DATA is a read-only view of the run that ended ({_lifecycle.last_ended()!r}): {name} "
+                "cannot be assigned; what it recorded is final. Pass the value to the next prov4ml.start_run(...)"
+            )
         raise AttributeError(
             f"PROV4ML_DATA is a read-only view of the active run: {name} cannot be assigned; "
             "pass it to prov4ml.start_run(...) instead"
@@ -167,9 +177,11 @@ class Prov4MLDataView:
         return sorted([*_ATTRIBUTES, "is_collecting", "metrics"])
 
     def __repr__(self) -> str:
-        run = _lifecycle.active_run()
-        return f"<PROV4ML_DATA of {run!r}>" if run is not None else "<PROV4ML_DATA: no active run>"
+        run, ended = _lifecycle.active_run(), _lifecycle.last_ended()
+        if run is not None:
+            return f"<PROV4ML_DATA of {run!r}>"
+        return f"<PROV4ML_DATA of {ended!r}, ended>" if ended is not None else "<PROV4ML_DATA: no run yet>"
 
 
-#: For code written for yProv4ML: the active run, read-only.
+#: For code written for yProv4ML: the active run (else the run ended last), read-only.
 PROV4ML_DATA = Prov4MLDataView()

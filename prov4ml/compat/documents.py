@@ -9,12 +9,14 @@ from ..run import lifecycle as _lifecycle
 __all__ = ["log_provenance_documents", "get_run_dir", "get_artifacts_dir"]
 
 
-def log_provenance_documents(create_graph: bool = False, create_svg: bool = False) -> List[str]:
-    """For code written for yProv4ML: write the PROV-JSON now (and its DOT graph, SVG); the run goes on.
+def log_provenance_documents(create_graph: bool = False, create_svg: bool = False,
+                             crate_ro_crate: bool = False) -> List[str]:
+    """For code written for yProv4ML: write the PROV-JSON now (and its DOT graph, SVG, RO-Crate); the run goes on.
 
     Returns the paths written, PROV-JSON first; ``[]`` on a rank that records
     nothing. ``create_svg`` implies the graph. A missing Graphviz ``dot`` raises
     (see :mod:`prov4ml.dot2svg`); the PROV-JSON is written before that.
+    ``crate_ro_crate`` writes ``ro-crate-metadata.json`` as ``end_run`` does (rank 0).
     """
     run = _lifecycle.require_run("log_provenance_documents")
     run.flush()
@@ -33,6 +35,10 @@ def log_provenance_documents(create_graph: bool = False, create_svg: bool = Fals
             svg = run.prov_path.with_suffix(".svg")
             dot2svg.convert(dot, svg)
             files.append(str(svg))
+    if crate_ro_crate and run.rank == 0:
+        from ..provenance.crate import write_crate
+
+        files.append(str(write_crate(run.snapshot(), run.run_dir)))
     return files
 
 

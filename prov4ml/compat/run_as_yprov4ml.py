@@ -3,6 +3,13 @@
     python -m prov4ml.compat.run_as_yprov4ml SCRIPT.py [ARGS ...]
     python -m prov4ml.compat.run_as_yprov4ml -m MODULE [ARGS ...]
 
+The processes the script starts (spawn and forkserver children, dask
+workers, torchrun ranks, subprocesses) import ``yprov4ml`` as prov4ml too:
+see :mod:`prov4ml.compat.alias`. A DDP script: ``python -m
+prov4ml.compat.run_as_yprov4ml -m torch.distributed.run --nproc-per-node 2
+train.py``, or ``torchrun --nproc-per-node 2 -m prov4ml.compat.run_as_yprov4ml
+train.py``.
+
 Refuses (exit status 2) when a real yprov4ml is installed: the script would run on it.
 """
 

@@ -23,7 +23,7 @@ from urllib.parse import quote, unquote
 from .vocabulary import PROVML
 
 __all__ = [
-    "NAMESPACES", "PROVML", "RUNDIR", "FILES", "user_namespace_iri", "local_name", "part", "json_location",
+    "NAMESPACES", "PROVML", "RUNDIR", "FILES", "CONTENT_IRI", "user_namespace_iri", "local_name", "part", "json_location",
     "dir_iri", "file_local", "location_path", "is_ncname",
 ]
 
@@ -34,6 +34,8 @@ NAMESPACES = {
     "provml": PROVML,
 }
 RUNDIR = "rundir"  # prefix of the files of the run
+#: The namespace of content entities, ``content:sha256-<hex>``: one IRI for the same bytes in every document.
+CONTENT_IRI = "urn:prov4ml:content:"
 FILES = "fs"  # prefix of files elsewhere, bound to file:///
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]+")

@@ -98,6 +98,11 @@ def summarize(snap: RunSnapshot, owner: Optional[Dict[str, Any]] = None) -> Dict
         files["used" if a.is_input else "generated"].append(
             {"sha256": a.sha256, "size": a.size, "role": a.role, "name": a.name, "location": a.location,
              "original": a.original, "context": None if a.context is None else str(a.context), "step": a.step})
+    for d in snap.datasets:  # a file-backed dataset read by the run: its bytes, once digested
+        if getattr(d, "sha256", None):
+            files["used"].append({"sha256": d.sha256, "size": d.size_bytes, "role": "dataset", "name": d.label,
+                                  "location": d.location, "original": d.location,
+                                  "context": None if d.context is None else str(d.context), "step": None})
     error_type, error_message = snap.error or (None, None)
     return {
         "format": FORMAT,
@@ -119,8 +124,10 @@ def summarize(snap: RunSnapshot, owner: Optional[Dict[str, Any]] = None) -> Dict
         "final_metrics": {f.name: encode(f.value) for f in snap.final_metrics},
         "final_folds": folds,
         "datasets": [d.label for d in snap.datasets],
+        "git": {k[len("git_"):]: encode(v) for k, v in snap.environment.items() if k.startswith("git_")},
         "files": files,
         "document": f"prov_rank{snap.rank}.json",
+        "imported_from": snap.notes.get("importedFrom"),  # prov4ml import: "<tool>:<its id of the run>"
     }
 
 

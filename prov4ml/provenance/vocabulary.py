@@ -56,6 +56,8 @@ TERMS: Dict[str, Term] = {
     "SourceDiff": _c("The git diff of the working tree at the start of the run.", "provml:Artifact"),
     "SourceCode": _c("A copy of the source code the run executed.", "provml:Artifact"),
     "SourceFile": _c("A file outside the run directory that an artifact was copied from.", "prov:Entity"),
+    "Content": _c("The bytes of a file, identified by their SHA-256 (content:sha256-<hex>): every entity of a file "
+                  "with those bytes, in any run, is a specialization of it; no run generates it.", "prov:Entity"),
     "ModelCard": _c("The model card of a run (Markdown, Hugging Face sections).", "provml:Artifact"),
     "ModelLayers": _c("The layer table of a model (log_model_layers=True).", "provml:Artifact"),
     "LayerData": _c("The inputs and outputs of one layer of a wrapped model (ProvenanceTrackedModel).", "provml:Artifact"),
@@ -93,6 +95,10 @@ TERMS: Dict[str, Term] = {
     "records_unreadable": _d("Whole record-journal frames recover could not read (a class it lacks).", "xsd:int"),
     "signal": _d("The signal that ended the run."),
     "recovered": _d("Set by prov4ml recover on a killed run."),
+    "importedFrom": _d("The run of another tool this run was imported from (prov4ml import): '<tool>:<that tool's id "
+                       "of the run>', e.g. 'mlflow:<run id>'; one import per value."),
+    "importedLocation": _d("Where prov4ml import read the run: a folder, a file or a tracking URI."),
+    "tag": _d("A tag of a run imported from another tool, 'key: value' (MLflow's tags)."),
     # -- contexts and epochs
     "context": _d("The context (stage) name a record belongs to."),
     "parent_context": _d("The parent of a sub-context."),
@@ -119,6 +125,9 @@ TERMS: Dict[str, Term] = {
     # -- files
     "sha256": _d("The SHA-256 of the file (of a folder: of its files' names and contents)."),
     "size_bytes": _d("The size in bytes.", "xsd:long"),
+    "digest": _d("A dataset's digest made when it was logged, in bounded time (provml:digestMethod says how); "
+                 "provml:sha256 holds the digest of all its bytes once computed."),
+    "digestMethod": _d("How provml:digest was made: which bytes of which files went into the SHA-256."),
     "is_directory": _d("Whether the artifact is a folder.", "xsd:boolean"),
     "step": _d("The step at which a file or version was recorded.", "xsd:long"),
     "created": _d("When the file was recorded.", "xsd:dateTime", "prov:generatedAtTime"),

@@ -101,6 +101,11 @@ class DatasetRecord:
     context: Optional[Context] = None
     source: Optional[str] = None
     attributes: Tuple[Tuple[str, Scalar], ...] = ()
+    location: Optional[str] = None  # the file or folder it reads (the first, when several)
+    digest: Optional[str] = None  # made at the call, in bounded time (digest_method says how)
+    digest_method: Optional[str] = None
+    size_bytes: Optional[int] = None
+    sha256: Optional[str] = None  # of its bytes, once computed off the training thread
 
 
 @dataclass(frozen=True)

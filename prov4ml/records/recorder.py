@@ -25,6 +25,7 @@ from ..context import Context, resolve_context
 from ..exceptions import ArtifactError, InvalidValueError
 from .._values import check_step, check_timestamp
 from . import state as _state
+from ..collectors.digests import DigestWorker
 from .artifacts import ArtifactStore
 from .journal import RecordJournal
 from .model import (
@@ -35,6 +36,9 @@ __all__ = ["RecordsRecorder", "replay"]
 
 _time = time.time
 _MISSING = object()
+#: parameters the library writes itself start with this; a user's log_param refuses it, so they never collide
+LIBRARY_PARAM_PREFIX = "prov4ml:"
+OPTIMIZER_PARAM = LIBRARY_PARAM_PREFIX + "optimizer"
 
 
 def _step_and_time(step: Any, timestamp: Any) -> Tuple[Optional[int], Optional[datetime]]:
@@ -74,6 +78,7 @@ class RecordsRecorder:
         self.journal: Optional[RecordJournal] = None  # set by the Run once its journal folder exists
         self.outcome: Optional[Tuple[str, Any, Optional[float]]] = None  # (status, error, end time) once it ended
         self.finals: Dict[str, str] = {}  # registered final metrics: name -> fold (their values live in the folds)
+        self.digests = DigestWorker()  # full digests of file-backed datasets, off the training thread
 
     # ------------------------------------------------------------------ keeping a record
     def keep(self, kind: str, data: Any, ctx: Optional[Context] = None, when: Optional[float] = None) -> None:
@@ -144,6 +149,14 @@ class RecordsRecorder:
 
     # ------------------------------------------------------------------ parameters and epochs
     def log_param(self, key: str, value: Any, context: Any = None, source: Any = None, is_input: bool = True) -> None:
+        if isinstance(key, str) and key.startswith(LIBRARY_PARAM_PREFIX):
+            raise InvalidValueError(
+                f"parameter key {key!r}: names starting with {LIBRARY_PARAM_PREFIX!r} are prov4ml's own "
+                "(log_optimizer writes them); choose another name"
+            )
+        self._set_param(key, value, context, source, is_input)
+
+    def _set_param(self, key: str, value: Any, context: Any = None, source: Any = None, is_input: bool = True) -> None:
         recording = self._check_open("log_param")
         if not isinstance(key, str) or not key:
             raise InvalidValueError(f"parameter key must be a non-empty string, got {key!r}")
@@ -157,7 +170,8 @@ class RecordsRecorder:
             if previous is not _MISSING and previous == value:
                 return
             if previous is not _MISSING:
-                warnings.warn(f"parameter {key!r} changed from {previous!r} to {value!r}; both are kept", stacklevel=4)
+                warnings.warn(f"parameter {key!r} changed from {previous!r} to {value!r}; both are kept",
+                              stacklevel=calls.user_stacklevel())
                 key_id = f"{key}#{sum(1 for p in self.params if p.key.split('#')[0] == key) + 1}"
             else:
                 key_id = key
@@ -171,14 +185,15 @@ class RecordsRecorder:
             self.log_param(key, value, context)
 
     def log_optimizer(self, optimizer: Any) -> None:
-        """The optimizer's class and hyper-parameters (of its first parameter group) as parameters."""
+        """The optimizer's class and the hyper-parameters of its first parameter group, as parameters named
+        ``prov4ml:optimizer`` and ``prov4ml:optimizer.<name>``: a prefix users' parameters cannot take."""
         groups = getattr(optimizer, "param_groups", None) or [getattr(optimizer, "defaults", None)]
         if not isinstance(groups, (list, tuple)) or not isinstance(groups[0], dict):
             raise InvalidValueError(f"log_optimizer() needs a torch.optim.Optimizer, got {type(optimizer).__name__}")
-        self.log_param("optimizer", type(optimizer).__name__)
+        self._set_param(OPTIMIZER_PARAM, type(optimizer).__name__, source="log_optimizer")
         for key, value in groups[0].items():
             if key != "params" and isinstance(value, (int, float, bool, str)):
-                self.log_param(f"optimizer.{key}", value)
+                self._set_param(f"{OPTIMIZER_PARAM}.{key}", value, source="log_optimizer")
 
     def mark_epoch(self, epoch: int, context: Any = None) -> None:
         """Epoch ``epoch`` of ``context`` starts now; it lasts until the next mark of that context."""
@@ -259,7 +274,9 @@ class RecordsRecorder:
         ctx = resolve_context(v.context)
         step, when = _step_and_time(v.step, v.timestamp)
         checkpoint = calls.checkpoint_path(v.model)
-        if checkpoint is not None:  # a file already written (a Lightning checkpoint): copy it in
+        if checkpoint is not None and not v.copy:  # log_copy_in_prov_directory=False: where it is
+            record = self.store.reference(checkpoint, None, ctx, step, when, role="model_version")
+        elif checkpoint is not None:  # a file already written (a Lightning checkpoint): copy it in
             record = self.store.copy(checkpoint, f"models/{slug(v.name)}/{checkpoint.name}", ctx, step, when, role="model_version")
         else:
             file_name = f"models/{slug(v.name)}/{slug(v.name)}{'' if step is None else f'_step{step}'}.pt"
@@ -281,13 +298,24 @@ class RecordsRecorder:
     def log_dataset(self, d: "calls.DatasetCall") -> None:
         if not self._check_open("log_dataset"):
             return
-        from ..collectors.dataset import dataset_stats
+        from ..collectors.dataset import SAMPLED, dataset_paths, dataset_stats, sampled_digest
 
         ctx = resolve_context(d.context) if d.context is not None else None
         record = DatasetRecord(d.label, dataset_stats(d.dataset) if d.log_info else {}, ctx, d.source, d.attributes)
+        paths = dataset_paths(d.dataset)
+        if paths:  # file-backed: a digest now, in bounded time; the full one off this thread
+            digest, size, _files = sampled_digest(paths)
+            record = dataclasses.replace(record, location=str(paths[0]), digest=digest, digest_method=SAMPLED,
+                                         size_bytes=size)
         with self.lock:
             self.keep("dataset", record, ctx)
+        if paths:
+            self.digests.submit(paths, lambda sha: self._digested(record.label, ctx, sha))
         self._count_log()
+
+    def _digested(self, label: str, ctx: Optional[Context], sha256: str) -> None:
+        with self.lock:
+            self.keep("digest", (label, ctx, sha256))
 
     def log_source_code(self, path: Optional[str] = None, use_git: bool = False) -> None:
         """Copy the source file or folder (default: the ``__main__`` script) into the run, once;
@@ -346,12 +374,23 @@ def _apply_capture(r: RecordsRecorder, found: Tuple[Dict[str, Any], Optional[str
     r.artifacts.extend(artifacts)
 
 
+def _apply_digest(r: RecordsRecorder, found: Tuple[str, Optional[Context], str]) -> None:
+    """A dataset's full digest, computed after the dataset was recorded."""
+    label, ctx, sha256 = found
+    for i in range(len(r.datasets) - 1, -1, -1):
+        d = r.datasets[i]
+        if d.label == label and d.context == ctx and getattr(d, "digest", None):
+            r.datasets[i] = dataclasses.replace(d, sha256=sha256)
+            return
+
+
 _APPLY: Dict[str, Callable[[RecordsRecorder, Any], None]] = {
     "param": _apply_param,
     "artifact": lambda r, record: r.artifacts.append(record),
     "model": lambda r, record: r.models.append(record),
     "version": lambda r, record: r.versions.append(record),
     "dataset": lambda r, record: r.datasets.append(record),
+    "digest": _apply_digest,
     "epoch": lambda r, mark: r.epochs.append(mark),
     "note": lambda r, note: r.notes.__setitem__(*note),
     "source": lambda r, path: setattr(r, "source_code", path),

@@ -48,7 +48,8 @@ def run_at_end(run: "Run") -> None:
 
 
 def end(run: "Run", create_graph: bool, create_svg: bool, status: str, error: Optional[BaseException],
-        create_provenance_collection: bool, timeout: float, crate: bool = False, card: bool = False) -> Path:
+        create_provenance_collection: bool, timeout: float, crate: bool = False, card: bool = False,
+        end_time: Optional[float] = None) -> Path:
     """What ``Run.end`` does once: finish the run, then write what was asked for beside its document."""
     with run._lock:
         if run._ended:
@@ -64,7 +65,7 @@ def end(run: "Run", create_graph: bool, create_svg: bool, status: str, error: Op
         if create_provenance_collection:
             _collection(run)
         return run.prov_path
-    _finish(run, status, error, timeout, card, crate)
+    _finish(run, status, error, timeout, card, crate, end_time)
     if run.options["strict"]:
         problems = outputs.problems(run)
         if problems:
@@ -86,7 +87,7 @@ def end(run: "Run", create_graph: bool, create_svg: bool, status: str, error: Op
 
 
 def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: float, card: bool = False,
-            crate: bool = False) -> None:
+            crate: bool = False, end_time: Optional[float] = None) -> None:
     signum = {"interrupted": signal.SIGINT, "terminated": signal.SIGTERM}.get(status) if error is None else None
     run.set_outcome(status, error, signum)
     _journal_outcome(run)  # end_run has begun: a kill from here on is not a run that ended without it
@@ -102,6 +103,9 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
     outputs.warn_dropped(run)
     run.metrics.apply_folds(final=True)
     run.collectors.finish_capture()
+    if not run.records.digests.wait(DIGEST_WAIT_S):  # the sampled digest made at log_dataset stays
+        run._refresher.report("digests", f"a dataset's full digest was not done {DIGEST_WAIT_S:.0f} s into end_run; "
+                              "its sampled digest (provml:digest) is kept")
     run._finalize_files()
     if card:  # before the end time: the run generates its card
         from ..provenance.card import write_card
@@ -110,7 +114,8 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
         if record is not None:
             with run._lock:
                 run.records.keep("artifact", record)
-    run.end_time = max(_time(), run.start_time)
+    # a run imported while its source still runs has no end; an imported one keeps its source's end
+    run.end_time = None if run.status == "running" else max(_time() if end_time is None else end_time, run.start_time)
     if run._deferred_signal is not None:
         run.set_outcome(run.status, signum=run._deferred_signal)
     complete = not report.get("backlog")
@@ -127,6 +132,10 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
     run.records.close_journal()
     if complete and not run.options["keep_journal"]:
         _state.remove(run.journal_dir)
+
+
+#: How long end_run waits for the full digests of the datasets logged (computed since log_dataset).
+DIGEST_WAIT_S = 60.0
 
 
 def _journal_outcome(run: "Run") -> None:

@@ -338,18 +338,21 @@ class Run:
         timeout: float = 60.0,
         crate_ro_crate: bool = False,
         create_card: bool = False,
+        end_time: Optional[float] = None,
     ) -> Path:
         """Write every point and the final PROV-JSON (and graph, SVG, collection); idempotent.
 
         A SIGTERM or Ctrl-C that arrives meanwhile is held until the run is
         written, then acted on. Storage failures are warned about and recorded,
         not raised (unless the run was started with ``strict=True``).
+        ``end_time`` (Unix seconds; default: now) and ``status="running"`` (no end
+        time) are for a run imported from another tool (``prov4ml import``).
         """
         with _lifecycle.holding_signals(self):
             ending.run_at_end(self)
             try:
                 return ending.end(self, create_graph, create_svg, status, error, create_provenance_collection, timeout,
-                                  crate_ro_crate, create_card)
+                                  crate_ro_crate, create_card, end_time)
             finally:
                 storage.finish(self._mirror, self._mirror_timeout)
                 if self._lease is not None:  # after the last copy: a rank is alive until the bucket holds its end

@@ -34,7 +34,7 @@ from .find import (
     walk,
 )
 from .record import KEY_PACKAGES, RunRecord, higher_is_better, metric_figures, read_run
-from .series import READERS, Points, Series, csv_rows, read_points, read_series
+from .series import READERS, Points, Series, csv_rows, read_points, read_series, reference_csv_rows
 from .status import KILLED, SEVERITY, merge, needs_recovery
 from .tail import Chunk, read_new
 
@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_DIR", "KILLED", "SEVERITY", "READERS", "ARTIFACT_KINDS", "KEY_PACKAGES",
     "RunRecord", "RankDocument", "Series", "Points", "Chunk",
     "read_run", "read_rank", "read_points", "read_series", "read_new", "load_json", "read_json", "csv_rows",
+    "reference_csv_rows",
     "find_run_dirs", "experiment_runs", "resolve_run", "experiment_candidates", "rank_files", "is_run_dir",
     "walk", "local", "metric_figures", "higher_is_better", "merge", "needs_recovery",
 ]

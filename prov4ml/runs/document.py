@@ -172,7 +172,7 @@ def read_rank(path: Path, rank: int, details: bool = True) -> RankDocument:
                 "created": attrs.get("provml:created", attrs.get("dcterms:created")),
             })
         elif "mls:Dataset" in types:
-            out.datasets.append({"rank": rank, **local_attrs(attrs)})
+            out.datasets.append({"rank": rank, "label": attrs.get("prov:label"), **local_attrs(attrs)})
         elif "provml:Environment" in types:
             for key, value in attrs.items():
                 if key != "prov:type":
@@ -222,6 +222,10 @@ def plain_time(value: Any) -> Optional[datetime]:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
+#: Attributes a record may hold several times, read as lists (any other keeps its first value).
+LISTS = frozenset({"provml:note", "provml:tag"})
+
+
 class Names:
     """Attribute names and values of one document in prov4ml's canonical prefixes, values as Python values."""
 
@@ -252,6 +256,8 @@ class Names:
             key = self.name(key)
             if key == "prov:type":
                 out[key] = self.types({key: value})
+            elif key in LISTS:
+                out[key] = [self.value(v) for v in (value if isinstance(value, list) else [value])]
             elif key == "prov:location":
                 out[key] = json_location(value[0] if isinstance(value, list) and value else value)  # a path
             else:

@@ -179,11 +179,12 @@ def _order(value: Any) -> Tuple[int, Any]:
 
 
 def _number(text: str) -> Optional[float]:
+    if re.fullmatch(r"[+-]?\d+", text.strip()):
+        return int(text)  # exactly: 2**53 + 1 is not 2**53
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         return None
-    return int(value) if value.is_integer() and re.fullmatch(r"[+-]?\d+", text) else value
 
 
 def _iso(text: str) -> Optional[datetime]:

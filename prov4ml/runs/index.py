@@ -29,6 +29,8 @@ import os
 import sqlite3
 import tempfile
 import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
@@ -46,9 +48,11 @@ from .summary import Entry, entry_of, read_entry
 
 __all__ = ["Index", "SCHEMA", "INDEX_FILE", "RACY_S", "location_of", "Row"]
 
-SCHEMA = 1
+SCHEMA = 2
 #: In its own hidden folder: SQLite's journal comes and goes beside it, which must not change the runs' folder.
 INDEX_FILE = ".prov4ml-index/index.sqlite"
+#: Threads reading runs' summaries side by side (the time goes to the disk's or the store's latency).
+READERS = 8
 #: A directory changed this recently is read again at the next refresh (file-system clocks tick coarsely).
 RACY_S = 2.0
 #: File systems where the index is kept in the user's cache instead (SQLite's locking is unsafe on them).
@@ -69,13 +73,13 @@ CREATE TABLE IF NOT EXISTS runs (
     o1 INTEGER, o2 INTEGER, o3 TEXT, o4 INTEGER, o5 INTEGER, o6 TEXT,
     label TEXT, experiment TEXT, run_num INTEGER, run_text TEXT, status TEXT, recorded_status TEXT,
     start REAL, start_text TEXT, "end" REAL, end_text TEXT, nranks INTEGER, needs TEXT, owners TEXT, data TEXT,
-    settled INTEGER NOT NULL);
+    settled INTEGER NOT NULL, crc INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS folders (dir TEXT PRIMARY KEY, stamp TEXT NOT NULL, kind TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS runs_settled ON runs (settled);
 CREATE INDEX IF NOT EXISTS runs_order ON runs (o1, o2, o3, o4, o5, o6);
-CREATE TABLE IF NOT EXISTS params (run INTEGER NOT NULL, name TEXT NOT NULL, k TEXT, num REAL, text TEXT);
+CREATE TABLE IF NOT EXISTS params (run INTEGER NOT NULL, name TEXT NOT NULL, k TEXT, num, text TEXT);
 CREATE TABLE IF NOT EXISTS metrics (run INTEGER NOT NULL, key TEXT NOT NULL, source TEXT, nan INTEGER,
-    {", ".join(f"{s} REAL" for s in _STATS)});
+    {", ".join(_STATS)});
 CREATE TABLE IF NOT EXISTS files (run INTEGER NOT NULL, rank INTEGER, used INTEGER, sha256 TEXT, size INTEGER,
     role TEXT, name TEXT, location TEXT, original TEXT);
 CREATE INDEX IF NOT EXISTS params_run ON params (run, name);
@@ -84,6 +88,7 @@ CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run, key);
 CREATE INDEX IF NOT EXISTS metrics_key ON metrics (key);
 CREATE INDEX IF NOT EXISTS files_digest ON files (sha256);
 CREATE INDEX IF NOT EXISTS files_run ON files (run);
+CREATE INDEX IF NOT EXISTS runs_label ON runs (label);
 """
 
 
@@ -133,11 +138,15 @@ def _resilient(method: F) -> F:
         for attempt in range(3):
             try:
                 return method(self, *args, **kwargs)
-            except sqlite3.DatabaseError:
+            except Prov4MLError:
+                raise  # the runs' trouble (a store out of reach...), said as it is
+            except (sqlite3.DatabaseError, ValueError, KeyError, TypeError):  # a row decoded wrong is corruption
                 if attempt == 2:
                     raise
                 with contextlib.suppress(sqlite3.Error):
                     self.db.close()
+                if self.location != ":memory:":
+                    self._discard()  # a cache: made again from the runs' own files
                 if attempt == 1:
                     self.location = ":memory:"
                 self.db = self._connect()
@@ -233,15 +242,13 @@ class Index:
     # -------------------------------------------------------------------------------------------- refreshing
     @_resilient
     def rebuild(self, step: Step = None) -> int:
-        """Forget everything and index every run again; the number of runs."""
-        with _transaction(self.db):
-            for table in ("runs", "params", "metrics", "files", "folders"):
-                self.db.execute(f"DELETE FROM {table}")
-        self.refresh(step)
+        """Forget everything and index every run again, in one transaction (a reader meanwhile sees the old
+        index, whole); the number of runs."""
+        self.refresh(step, full=True, forget=True)
         return self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
     @_resilient
-    def refresh(self, step: Step = None, full: bool = False) -> Tuple[int, int]:
+    def refresh(self, step: Step = None, full: bool = False, forget: bool = False) -> Tuple[int, int]:
         """Bring the index up to date with the runs; ``(runs read again, runs dropped)``.
 
         A folder (the root, an experiment) whose listing did not change keeps
@@ -256,12 +263,18 @@ class Index:
         else:
             folders = {d: (st, kind) for d, st, kind in self.db.execute("SELECT dir, stamp, kind FROM folders")}
             found, known, seen = self._scan({} if full else folders)
+        if forget:
+            known = {}
         changed = [rel for rel, stamp in found.items() if known.get(rel) != stamp]
         entries = []
-        for i, rel in enumerate(changed):
-            entries.append((rel, found[rel], self._read(rel)))
-            if step is not None:
-                step(i + 1, len(changed))
+        with ThreadPoolExecutor(READERS) as pool:  # reading is mostly waiting for the disk (or the store)
+            for i, (rel, entry) in enumerate(zip(changed, pool.map(self._read, changed))):
+                if entry is None:
+                    del found[rel]  # a folder beside the runs, not a run
+                else:
+                    entries.append((rel, found[rel], entry))
+                if step is not None:
+                    step(i + 1, len(changed))
         gone = [rel for rel in known if rel not in found]
         redone = {rel for rel, *_rest in entries}
         rechecks = [] if self.url is not None else [  # a process may have died since: its journal says so
@@ -270,9 +283,14 @@ class Index:
             if rel not in redone and self._rechecked(rel, json.loads(data)) != (status, json.loads(needs))]
         folders_gone = [(d,) for d in folders if d not in seen]
         folders_new = [(d, st, kind) for d, (st, kind) in seen.items() if folders.get(d) != (st, kind)]
-        if not (entries or gone or rechecks or folders_gone or folders_new):
+        if not (entries or gone or rechecks or folders_gone or folders_new or forget):
             return 0, 0  # nothing to write: the database file is left as it is
         with _transaction(self.db):
+            if forget:
+                for table in ("runs", "params", "metrics", "files", "folders"):
+                    self.db.execute(f"DELETE FROM {table}")
+                folders_gone, rechecks = [], []
+                folders_new = [(d, st, kind) for d, (st, kind) in seen.items()]
             for rel in gone:
                 self._delete(rel)
             for rel, stamp, entry in entries:
@@ -280,7 +298,9 @@ class Index:
                 self._insert(rel, stamp, _rel_order(rel), entry)
             for run, rel, data in rechecks:
                 status, needs = self._rechecked(rel, data)
-                self.db.execute("UPDATE runs SET status = ?, needs = ? WHERE id = ?", (status, json.dumps(needs), run))
+                text = json.dumps(needs)
+                crc = _crc(rel, status, text, self.db.execute("SELECT data FROM runs WHERE id = ?", (run,)).fetchone()[0])
+                self.db.execute("UPDATE runs SET status = ?, needs = ?, crc = ? WHERE id = ?", (status, text, crc, run))
             self.db.executemany("DELETE FROM folders WHERE dir = ?", folders_gone)
             self.db.executemany("INSERT OR REPLACE INTO folders VALUES (?, ?, ?)", folders_new)
         return len(entries), len(gone)
@@ -341,8 +361,7 @@ class Index:
                     run_stamp = _stamp(run.stat(), now)
                 except OSError:
                     continue
-                if known.get(rel) == run_stamp or _holds_run(run.path):
-                    found[rel] = run_stamp
+                found[rel] = run_stamp  # whether it holds a run is seen when it is read
         if kept:
             kept_set = set(kept)
             unsettled = {rel: st for rel, st in self._known().items() if rel.partition("/")[0] in kept_set}
@@ -374,11 +393,14 @@ class Index:
         return {rel: hashlib.sha1(repr(sorted((n, f) for n, (_k, f) in objects.items())).encode()).hexdigest()
                 for rel, objects in runs.items() if any(RANK_FILE.match(n) for n in objects)}
 
-    def _read(self, rel: str) -> Entry:
-        """The entry of one run; a run that cannot be read is an entry saying why (shown, never raised)."""
+    def _read(self, rel: str) -> Optional[Entry]:
+        """The entry of one run (None: the folder holds no run); a run that cannot be read is an entry
+        saying why (shown, never raised)."""
         if self.url is not None:
             return self._read_url(rel)
         run_dir = self.root if rel == "." else self.root / rel
+        if not rank_files(run_dir):
+            return None
         try:
             return read_entry(run_dir)
         except Prov4MLError as exc:
@@ -424,15 +446,17 @@ class Index:
     def _insert(self, rel: str, stamp: str, order: tuple, entry: Entry) -> None:
         r = entry.record
         figures = metric_figures(r)
-        run_num = r.run_id if isinstance(r.run_id, int) and not isinstance(r.run_id, bool) else None
+        run_num = r.run_id if isinstance(r.run_id, int) and not isinstance(r.run_id, bool) and abs(r.run_id) < 2 ** 63 \
+            else None
+        needs, data = json.dumps(r.needs_recovery), _record_json(r, figures)
         cur = self.db.execute(
             'INSERT INTO runs (dir, stamp, o1, o2, o3, o4, o5, o6, label, experiment, run_num, run_text, status, '
-            'recorded_status, start, start_text, "end", end_text, nranks, needs, owners, data, settled) '
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            'recorded_status, start, start_text, "end", end_text, nranks, needs, owners, data, settled, crc) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (rel, stamp, *order, r.label, r.experiment, run_num,
              str(r.run_id), r.status, r.recorded_status, _ts(r.start), _text(r.start), _ts(r.end), _text(r.end),
-             len(r.ranks), json.dumps(r.needs_recovery), json.dumps({str(k): v for k, v in entry.owners.items()}),
-             _record_json(r, figures), int(r.recorded_status in ENDED and not stamp.startswith("racy"))))
+             len(r.ranks), needs, json.dumps({str(k): v for k, v in entry.owners.items()}),
+             data, int(r.recorded_status in ENDED and not stamp.startswith("racy")), _crc(rel, r.status, needs, data)))
         run = cur.lastrowid
         self.db.executemany("INSERT INTO params VALUES (?, ?, ?, ?, ?)",
                             [(run, name, *_typed(value)) for name, value in r.params.items()])
@@ -466,17 +490,24 @@ class Index:
 
     @_resilient
     def select(self, where: Sequence[Condition] = (), sort: Optional[Resolved] = None, desc: bool = False,
-               limit: Optional[int] = None, last: bool = False, series: bool = False) -> Tuple[List[Row], int]:
+               limit: Optional[int] = None, last: bool = False, series: bool = False,
+               folder: Optional[str] = None) -> Tuple[List[Row], int]:
         """The runs matching every bound condition in ``where``, ordered, and how many match in all.
 
         Each run comes with its metric figures (:func:`prov4ml.runs.metric_figures`);
-        ``series=True`` fills each record's ``series`` too.
+        ``series=True`` fills each record's ``series`` too. ``folder``: only
+        the runs in that folder under the root (``""``: those right under it).
 
         Without ``sort`` the order is experiment then run id; ``limit`` keeps
         the first runs (``last=True``: the last ones, still in order).
         """
         now = time.time()
         clauses, args = [], []
+        if folder == "":
+            clauses.append("instr(r.dir, '/') = 0")
+        elif folder is not None:
+            clauses.append("r.dir > ? AND r.dir < ?")
+            args += [folder + "/", folder + "0"]
         for condition in where:
             sql, values = _condition(condition, now)
             clauses.append(sql)
@@ -494,14 +525,57 @@ class Index:
             order = "r.o1 DESC, r.o2 DESC, r.o3 DESC, r.o4 DESC, r.o5 DESC, r.o6 DESC"
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
         rows = self.db.execute(
-            f"SELECT r.dir, r.status, r.needs, r.data FROM runs r {join} {where_sql} ORDER BY {order}{tail}",
+            f"SELECT r.dir, r.status, r.needs, r.data, r.crc FROM runs r {join} {where_sql} ORDER BY {order}{tail}",
             join_args + args).fetchall()
         if sort is None and last and limit is not None:
             rows.reverse()
         out = []
-        for rel, status, needs, data in rows:
+        for rel, status, needs, data, crc in rows:
+            if _crc(rel, status, needs, data) != crc:
+                raise Corrupt(f"the index's row of {rel} fails its checksum")
             out.append(_record_of(self._run_dir(rel), json.loads(data), status, json.loads(needs), series))
         return out, total
+
+    @_resilient
+    def files_of(self, run: str) -> List[Dict[str, Any]]:
+        """The files the run labelled ``run`` (``experiment/run_N``) generated and used, rank by rank."""
+        keys = ("rank", "used", "sha256", "size", "role", "name", "location", "original")
+        rows = self.db.execute(
+            "SELECT f.rank, f.used, f.sha256, f.size, f.role, f.name, f.location, f.original FROM files f "
+            "JOIN runs r ON r.id = f.run WHERE r.label = ? ORDER BY f.rank, f.rowid", (run,)).fetchall()
+        return [{**dict(zip(keys, row)), "run": run, "used": bool(row[1])} for row in rows]
+
+    def label_of(self, run_dir: PathLike) -> Optional[str]:
+        """The label (``experiment/run_N``) of the indexed run in ``run_dir`` (None when it is not under the root)."""
+        if self.root is None:
+            return None
+        try:
+            rel = Path(run_dir).resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return None
+        row = self.db.execute("SELECT label FROM runs WHERE dir = ?", (rel,)).fetchone()
+        return None if row is None else row[0]
+
+    @_resilient
+    def run_info(self, run: str) -> Dict[str, Any]:
+        """The status and source commit of the run labelled ``run`` (empty when it is not indexed)."""
+        row = self.db.execute("SELECT status, data FROM runs WHERE label = ?", (run,)).fetchone()
+        if row is None:
+            return {}
+        source = json.loads(row[1]).get("source") or {}
+        return {"status": row[0], "commit": source.get("git_commit") or source.get("commit")}
+
+    @_resilient
+    def counts(self) -> Dict[str, Dict[str, int]]:
+        """``{folder: {status: runs}}`` (``""``: the runs right under the root); a running run whose
+        process died counts as ``killed (needs recover)``."""
+        out: Dict[str, Dict[str, int]] = {}
+        for folder, status, n in self.db.execute(
+                "SELECT CASE WHEN instr(dir, '/') = 0 THEN '' ELSE substr(dir, 1, instr(dir, '/') - 1) END, "
+                "CASE WHEN recorded_status = 'running' AND needs != '[]' THEN 'killed (needs recover)' "
+                "ELSE recorded_status END, COUNT(*) FROM runs GROUP BY 1, 2"):
+            out.setdefault(folder, {})[status] = n
+        return out
 
     def _run_dir(self, rel: str) -> Path:
         if self.url is not None:
@@ -521,6 +595,14 @@ class Index:
             (sha256,)).fetchall()
         keys = ("run_dir", "run", "rank", "used", "role", "name", "location", "original", "size")
         return [{**dict(zip(keys, row)), "run_dir": self._run_dir(row[0]), "used": bool(row[3])} for row in rows]
+
+
+class Corrupt(sqlite3.DatabaseError):
+    """The database opened, but what it holds is not what this module wrote: it is made again."""
+
+
+def _crc(rel: str, status: str, needs: str, data: str) -> int:
+    return zlib.crc32(f"{rel}\0{status}\0{needs}\0{data}".encode("utf-8", "surrogatepass"))
 
 
 @contextlib.contextmanager
@@ -580,7 +662,7 @@ def _unreadable(run_dir: Path, why: str) -> Entry:
 
 # ------------------------------------------------------------------------------------------------ records as JSON
 _RECORD_FIELDS = ("experiment", "run_id", "ranks", "final_folds", "error_type", "error_message", "command", "user",
-                  "host", "recorded_status")
+                  "host", "recorded_status", "source")
 _SERIES_FIELDS = ("name", "context", "rank", "count", "nan_count", "min", "max", "last", "mean", "first_step",
                   "last_step", "unit", "source", "sampler", "location")
 
@@ -632,7 +714,7 @@ def _typed(value: Any) -> Tuple[Optional[str], Optional[float], Optional[str]]:
             return ("x", None, "nan")
         try:
             return ("n", float(value) if isinstance(value, int) and abs(value) >= 2 ** 63 else value, str(value))
-        except OverflowError:
+        except OverflowError:  # an int beyond a double: compared as text
             return ("s", None, str(value))
     if isinstance(value, datetime):
         return ("t", value.timestamp(), str(value))
@@ -671,7 +753,7 @@ def _compare(c: Condition, k: str, num: str, text: str) -> Tuple[str, List[Any]]
             parts.append(f"{k} IN ('n', 'x')")
     elif c.number is not None:
         parts.append(f"({k} = 'n' AND {num} {op} ?)")
-        args.append(c.number)
+        args.append(c.number if not isinstance(c.number, int) or abs(c.number) < 2 ** 63 else float(c.number))
         if c.op_text == "!=":
             parts.append(f"{k} = 'x'")  # NaN differs from every number
     if c.time is not None:

@@ -123,6 +123,16 @@ def _number(value: Any) -> float:
 _HEADER = re.compile(r"step(.)value\1time")
 
 
+def reference_csv_rows(path: Path) -> List[List[str]]:
+    """The rows of a CSV metric file yProv4ML wrote (after its header line: ``name,context,source`` in 2.x,
+    ``epoch,value,timestep`` in 3.x), as the text it holds: ``[step, value, time in ms]`` each."""
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as fh:
+        fh.readline()
+        return [row for row in csv.reader(fh) if row]
+
+
 def csv_rows(path: Path) -> List[List[str]]:
     """The rows of a CSV metric file as the text it holds (``[step, value, time]`` each); :class:`ProvFileError`
     when its header is not ``step,value,time``."""

@@ -74,7 +74,10 @@ def entry_of(run_dir: Path, summaries: Dict[int, Dict[str, Any]], journal: bool 
             for rank, s in sorted(summaries.items())}
     files = [{"rank": rank, "used": used, **f} for rank, s in sorted(summaries.items())
              for used, kind in ((False, "generated"), (True, "used")) for f in (s.get("files") or {}).get(kind, ())]
-    return Entry(merge_ranks(run_dir, docs, journal), files, {r: s.get("owner") for r, s in summaries.items()})
+    record = merge_ranks(run_dir, docs, journal)
+    git = summaries[min(summaries)].get("git") or {}
+    record.source = {f"git_{k}": decode(v) for k, v in git.items()}
+    return Entry(record, files, {r: s.get("owner") for r, s in summaries.items()})
 
 
 def read_entry(run_dir: Path, journal: bool = True) -> Entry:

@@ -18,6 +18,7 @@ __all__ = ["runs_list", "experiments_fragment", "run_page", "experiment_page", "
 
 MAX_PARAM_COLUMNS = 6  # in the runs list; the experiment page shows them all
 MAX_METRIC_COLUMNS = 6
+LIST_NEWEST = 100  # runs per experiment in the runs list; the experiment page shows them all
 
 
 # ------------------------------------------------------------------ formatting
@@ -154,22 +155,24 @@ def runs_table(runs: Sequence[RunHead], tid: str, params_limit: Optional[int] = 
 
 def experiments_fragment(store: Store) -> str:
     """Every experiment's section of the runs list (also what the list's live refresh fetches)."""
-    experiments = store.experiments()
+    experiments = store.overview(LIST_NEWEST)
     if not experiments:
         return (f'<p class="warning">No runs under {html.escape(str(store.root))} yet. Start one with '
                 f"<code>prov4ml.start_run(..., provenance_save_dir=\"{html.escape(str(store.root))}\")</code>; "
                 "this page shows it as soon as its first document is written.</p>")
     parts = []
-    for i, (key, runs) in enumerate(experiments.items()):
+    for i, (key, counts, runs) in enumerate(experiments):
         title = _experiment_title(key, runs)
-        counts: Dict[str, int] = {}
-        for r in runs:
-            counts[r.label] = counts.get(r.label, 0) + 1
+        total = sum(counts.values())
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        more = ""
+        if total > len(runs):
+            more = (f'<p class="muted">the newest {len(runs)} of {total:,} runs; '
+                    f'<a href="{href("experiment", key)}">every run on the experiment page</a></p>')
         parts.append(f'<section class="experiment" data-experiment="{html.escape(key)}">'
                      f'<h2><a href="{href("experiment", key)}">{html.escape(title)}</a> '
-                     f'<span class="muted">{len(runs)} run{"s" if len(runs) != 1 else ""}: {html.escape(summary)}</span></h2>'
-                     f"{runs_table(runs, f'runs-{i}')}</section>")
+                     f'<span class="muted">{total:,} run{"s" if total != 1 else ""}: {html.escape(summary)}</span></h2>'
+                     f"{runs_table(runs, f'runs-{i}')}{more}</section>")
     return "".join(parts)
 
 

@@ -209,23 +209,37 @@ class Store:
     def runs(self) -> List[RunHead]:
         """Every run, from the index (:mod:`prov4ml.runs.index`), brought up to date first."""
         with self._lock:
-            if self.url and time.monotonic() - self._pulled > self.PULL_EVERY:  # other hosts' runs, as they go
-                runs.local(self.url)
-                self._pulled = time.monotonic()
-            if self._index is None:
-                self._index = Index(self.root)
-            self._index.refresh()
-            rows, _total = self._index.select(series=True)
-        return [self._listed(record) for record, _figures in rows]
+            rows, _total = self._indexed().select(series=True)
+        return [self._listed(record, figures) for record, figures in rows]
 
-    def _listed(self, record: runs.RunRecord) -> RunHead:
+    def overview(self, newest: int) -> List[Tuple[str, Dict[str, int], List[RunHead]]]:
+        """Each experiment: its key, its runs counted by status, and its ``newest`` runs (without series)."""
+        with self._lock:
+            index = self._indexed()
+            out = []
+            for folder, counts in sorted(index.counts().items()):
+                rows, _total = index.select(folder=folder, limit=newest, last=True)
+                out.append((folder or ".", counts, [self._listed(r, f) for r, f in rows]))
+        return out
+
+    def _indexed(self) -> Index:
+        if self.url and time.monotonic() - self._pulled > self.PULL_EVERY:  # other hosts' runs, as they go
+            runs.local(self.url)
+            self._pulled = time.monotonic()
+        if self._index is None:
+            self._index = Index(self.root)
+        self._index.refresh()
+        return self._index
+
+    def _listed(self, record: runs.RunRecord, figures: Dict[str, Dict[str, Any]]) -> RunHead:
         run_dir = Path(record.run_dir)
-        parent = run_dir.parent if run_dir != self.root else run_dir
-        head = RunHead(self.key(run_dir), self.key(parent) if parent != run_dir else ".", run_dir)
+        key = self.key(run_dir)
+        head = RunHead(key, key.rpartition("/")[0] or ".", run_dir)
         if record.status == "unreadable":
             head.error = record.error_message
             return head
         _read_head(head, record)
+        head.last = {k: f["last"] for k, f in figures.items()}  # the lowest rank's, as the series say
         head.needs_recovery = list(record.needs_recovery)
         return head
 
