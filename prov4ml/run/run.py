@@ -354,9 +354,7 @@ class Run:
                 return ending.end(self, create_graph, create_svg, status, error, create_provenance_collection, timeout,
                                   crate_ro_crate, create_card, end_time)
             finally:
-                storage.finish(self._mirror, self._mirror_timeout)
-                if self._lease is not None:  # after the last copy: a rank is alive until the bucket holds its end
-                    self._lease.release()
+                storage.finish(self._mirror, self._mirror_timeout, self._lease)
 
     @property
     def url(self) -> Optional[str]:

@@ -68,9 +68,13 @@ def remote_for(provenance_save_dir: Any, storage_options: Optional[Dict[str, Any
     return Remote(provenance_save_dir, storage_options) if is_url(provenance_save_dir) else None
 
 
-def finish(mirror: Optional[Mirror], timeout: float) -> None:
-    """The last copy of an ended run; a warning naming the fix if it could not be completed in ``timeout`` s."""
-    if mirror is None or mirror.closed is not None or mirror.close(timeout):
+def finish(mirror: Optional[Mirror], timeout: float, lease: Optional[Lease] = None) -> None:
+    """The last copy of an ended run, then its ``lease`` released (the rank is alive until the bucket holds its
+    end); a warning naming the fix if the copy could not be completed in ``timeout`` s."""
+    done = mirror is None or mirror.closed is not None or mirror.close(timeout)
+    if lease is not None:
+        lease.release()
+    if done:
         return
     why = mirror.errors[-1] if mirror.errors else f"it did not finish within mirror_timeout={timeout} s"
     warnings.warn(
