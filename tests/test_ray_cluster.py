@@ -7,6 +7,7 @@ reads every run with exact counts. Slow and sensitive to load: ``.ci/run`` runs 
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,6 +80,7 @@ def test_a_two_node_ray_cluster_on_loopback_sweeps_into_a_bucket(s3, tmp_path, m
         assert out.returncode == 0, out.stderr[-3000:]
     finally:
         stop(nodes)
+        shutil.rmtree(temp, ignore_errors=True)
     results = json.loads(out.stdout.strip().splitlines()[-1])
     assert sorted(r[0] for r in results) == list(range(6))
     assert [r[2] for r in results] == ["killed" if x == 3 else "finished" for x in range(6)]
