@@ -2,6 +2,7 @@
 #
 #   make quickstart   a virtual environment (.venv), torch, prov4ml; runs examples/quickstart.py
 #   make test         the test extras into the same environment, then the test suite
+#   make test-cluster the multi-node tests (two torchrun nodes, a two-node Ray cluster), one at a time
 #   make lock         regenerates constraints.txt (the lock) after a change to pyproject.toml
 #
 # Every install goes through the lock, so pip takes one tested version of each
@@ -25,7 +26,7 @@ UV := uv==0.13.9
 # pip resolves the lock from package metadata alone from 24 on; a venv's bundled pip may be older.
 PIP_VERSION := 26.3
 
-.PHONY: quickstart test lock benchmark
+.PHONY: quickstart test test-cluster lock benchmark
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "make: '$(PYTHON)' not found; install Python >= 3.10 or run 'make PYTHON=/path/to/python3 ...'" >&2; exit 1; }
@@ -42,6 +43,10 @@ test: $(BIN)/python
 	$(PIP) $(TORCH)
 	$(PIP) -e ".[test]"
 	$(IN_VENV) $(BIN)/python -m pytest
+
+# Slow and sensitive to load (several launches on loopback), so on their own, after `make test`.
+test-cluster: $(BIN)/python
+	$(IN_VENV) $(BIN)/python -m pytest -m cluster
 
 # Pins every package of every extra (all, test, bench) for Python >= 3.10 on every
 # platform, with torch held at the tested release. Versions already in the lock

@@ -1,11 +1,14 @@
 """Distributed data-parallel training on CPU, provenance per rank, then one collection document.
 
     torchrun --standalone --nproc_per_node=2 examples/ddp.py [--out prov] [--epochs 3]
+    torchrun --nnodes=2 --node-rank=K ... examples/ddp.py --out s3://bucket/prefix   (docs/cluster.md)
 
 Every rank records its own run document (``collect_all_processes=True``), all
 in one run directory: ``<out>/ddp/run_<id>/prov_rank<k>.json``. After a
 barrier, rank 0 links them in ``<out>/ddp/ddp_collection.json``
-(``prov4ml.prov_collection``), with a bundle per rank.
+(``prov4ml.prov_collection``), with a bundle per rank. With ``--out s3://...``
+each node stages its ranks and end_run copies them to the bucket, where rank 0
+reads every node's documents.
 """
 
 import argparse
@@ -72,7 +75,8 @@ def main() -> None:
 
     dist.barrier()  # every rank's document is on disk
     if rank == 0:
-        collection = create_collection(run.experiment_dir, run.experiment_dir)
+        where = run.experiment_url or run.experiment_dir  # --out s3://...: every node's ranks are in the bucket
+        collection = create_collection(where, where)
         print(f"collection of {world} ranks written to {collection}")
     dist.destroy_process_group()
 

@@ -9,10 +9,16 @@ import tempfile
 from pathlib import Path
 from typing import Callable, IO, Tuple, Union
 
-__all__ = ["slug", "atomic_write", "atomic_write_text", "hash_path"]
+__all__ = ["slug", "atomic_write", "atomic_write_text", "hash_path", "is_url"]
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _HASHED = re.compile(r"-[0-9a-f]{6}$")
+
+
+def is_url(path: object) -> bool:
+    """True for ``proto://...`` strings (``s3://``, ``gs://``, ``file://``, ...), False for local paths."""
+    return isinstance(path, str) and bool(_URL.match(path))
 
 
 def slug(text: str) -> str:

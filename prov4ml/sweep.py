@@ -18,12 +18,21 @@ Backends (``backend=``):
 ``process``  a ``ProcessPoolExecutor`` of *spawned* processes (default for
              ``workers > 1``): ``fn`` must be importable by its module and name;
 ``ray``      Ray tasks (extra ``ray``), on this machine or a cluster; the
-             provenance directory must then be shared by every node.
+             provenance directory must then be shared by every node, or be
+             a URL (``s3://bucket/prefix``) that every node can reach.
+
+Ray retries nothing by itself here (``max_retries=0``): ``retries=N`` runs a
+failed or lost trial again, up to N times, each attempt a new run that names
+the one it retries (``sweep.retry_of``; ``prov:wasInfluencedBy`` and
+``provml:retryOf`` in its document). A trial whose worker was lost (killed,
+out of memory, a node gone) names the run it had started; that run is
+completed from its journal (``prov4ml.recover``) and reads ``killed``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import inspect
 import itertools
@@ -37,6 +46,7 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -44,11 +54,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
-from . import _values, api
+from . import _values, api, storage
+from ._fs import atomic_write_text, slug
 from .run import layout
 from ._optional import require
 from .context import Context
-from .exceptions import InvalidValueError, RunStateError, TrialTimeoutError
+from .exceptions import InvalidValueError, Prov4MLError, RunStateError, TrialTimeoutError
+from .provenance.builder import RETRY_NOTE
 
 __all__ = ["TrialResult", "configurations", "sample", "sweep", "trial_seed", "BACKENDS", "RESERVED_PREFIX"]
 
@@ -146,7 +158,8 @@ def trial_seed(config: Mapping, repetition: int, base_seed: int = 0) -> int:
 # ---------------------------------------------------------------------- results
 @dataclass
 class TrialResult:
-    """What one trial did. ``status`` is the run's: ``finished`` or ``failed``."""
+    """What one trial did. ``status`` is its (last) run's: ``finished``, ``failed``, or ``killed`` for a run
+    whose worker was lost; ``run_dir`` is the run's directory, or its URL on object storage."""
 
     config: Dict[str, Any]
     repetition: int
@@ -161,6 +174,10 @@ class TrialResult:
     error: Optional[str] = None
     traceback: Optional[str] = field(default=None, repr=False)
     duration: float = 0.0
+    #: 1 + the retries it took (``sweep(retries=...)``)
+    attempts: int = 1
+    #: the run ids of the earlier, failed attempts, oldest first
+    retried_runs: List[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -183,6 +200,9 @@ class _Trial:
     pass_seed: bool
     in_worker: bool
     timeout: Optional[float] = None
+    sweep_id: str = ""
+    attempt: int = 0
+    retry_of: Optional[int] = None  # the run id of the failed attempt this one retries
 
 
 def _run_trial(trial: _Trial, fn: Any) -> TrialResult:
@@ -195,14 +215,19 @@ def _run_trial(trial: _Trial, fn: Any) -> TrialResult:
     try:
         with api.run(prov_user_namespace=trial.namespace, experiment_name=trial.experiment_name,
                      provenance_save_dir=trial.save_dir, **trial.start_run_options) as run:
-            out.run_id, out.run_dir = run.run_id, str(run.run_dir)
+            out.run_id, out.run_dir = run.run_id, run.url or str(run.run_dir)
+            _announce(trial, out.run_id, out.run_dir)  # so a lost worker's trial still names its run
             api.log_params(trial.config)
             api.log_params({
                 f"{RESERVED_PREFIX}trial": trial.trial,
                 f"{RESERVED_PREFIX}config_index": trial.config_index,
                 f"{RESERVED_PREFIX}repetition": trial.repetition,
                 f"{RESERVED_PREFIX}seed": trial.seed,
+                **({f"{RESERVED_PREFIX}attempt": trial.attempt} if trial.attempt else {}),
+                **({f"{RESERVED_PREFIX}retry_of": trial.retry_of} if trial.retry_of is not None else {}),
             })
+            if trial.retry_of is not None:
+                run.records.note(RETRY_NOTE, trial.retry_of)
             with _deadline(trial.timeout):
                 result = fn(trial.config, seed=trial.seed) if trial.pass_seed else fn(trial.config)
             _log_result(result)
@@ -291,6 +316,75 @@ def _load_fn(payload: bytes) -> Callable:
         ) from None
 
 
+# ---------------------------------------------------------------------- trial markers
+def _marker(trial: _Trial) -> str:
+    """Where a trial's worker writes which run it started: hidden in the experiment, beside its runs."""
+    return f"{trial.save_dir.rstrip('/')}/{slug(trial.experiment_name)}/.sweeps/{trial.sweep_id}/trial{trial.trial}.{trial.attempt}.json"
+
+
+def _announce(trial: _Trial, run_id: int, location: str) -> None:
+    """Tell the sweep which run this trial's worker started, before ``fn`` runs (a URL: an object in the bucket)."""
+    if not trial.in_worker:
+        return  # a serial trial reports its run itself
+    text = json.dumps({"run_id": run_id, "location": location})
+    path = _marker(trial)
+    if storage.is_url(path):
+        remote = storage.Remote(trial.save_dir, trial.start_run_options.get("storage_options"))
+        remote.fs.pipe_file(remote.root + path[len(remote.url):], text.encode())
+    else:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+
+
+def _announced(trial: _Trial) -> Optional[Dict[str, Any]]:
+    """``{"run_id", "location"}`` of the run a lost trial had started, or None if it started none."""
+    path = _marker(trial)
+    try:
+        if storage.is_url(path):
+            remote = storage.Remote(trial.save_dir, trial.start_run_options.get("storage_options"))
+            raw = remote.fs.cat_file(remote.root + path[len(remote.url):])
+        else:
+            raw = Path(path).read_bytes()
+        return json.loads(raw)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _forget(trials: List[_Trial]) -> None:
+    """Remove the sweep's markers once every trial has reported."""
+    if not trials or not trials[0].in_worker:
+        return
+    folder = _marker(trials[0]).rsplit("/", 1)[0]
+    try:
+        if storage.is_url(folder):
+            remote = storage.Remote(trials[0].save_dir, trials[0].start_run_options.get("storage_options"))
+            remote.fs.rm(remote.root + folder[len(remote.url):], recursive=True)
+        else:
+            import shutil
+
+            shutil.rmtree(folder)
+            Path(folder).parent.rmdir()  # .sweeps/, when no other sweep is running
+    except Exception:  # markers left behind are hidden and harmless; the sweep's results matter more
+        pass
+
+
+def _lost(t: _Trial, error: str) -> TrialResult:
+    """The result of a trial whose worker died: its run, if it had started one, is completed as ``killed``."""
+    out = TrialResult(dict(t.config), t.repetition, t.trial, t.seed, status="failed", error=error)
+    started = _announced(t)
+    if started is None:
+        return out
+    out.run_id, out.run_dir = started["run_id"], started["location"]
+    from .run.recovery import recover
+
+    try:  # the backend saw the worker die: its pid (or lease, on another node) need not be checked
+        recover(out.run_dir, force=True)
+        out.status = "killed"
+    except Prov4MLError as exc:
+        out.error = f"{error}; its run {out.run_dir} could not be recovered ({exc}): run prov4ml recover on it"
+    return out
+
+
 # ---------------------------------------------------------------------- the sweep
 def sweep(
     fn: Callable[..., Any],
@@ -307,6 +401,7 @@ def sweep(
     progress: bool = True,
     ray_options: Optional[Dict[str, Any]] = None,
     timeout: Optional[float] = None,
+    retries: int = 0,
 ) -> List[TrialResult]:
     """Run ``fn(config)`` for every configuration and repetition, each trial one prov4ml run.
 
@@ -314,7 +409,10 @@ def sweep(
     configuration, repetitions of one configuration together), whatever the
     order they finished in. ``timeout``: seconds one trial's ``fn`` may run;
     a trial past it is stopped and recorded as failed (``TrialTimeoutError``),
-    and the sweep goes on. See docs/sweeps.md.
+    and the sweep goes on. ``retries``: how many times a failed or lost trial
+    is run again, each time as a new run naming the failed one (0: never).
+    ``provenance_save_dir`` may be a URL (``s3://bucket/prefix``).
+    See docs/sweeps.md and docs/cluster.md.
     """
     if not callable(fn):
         raise InvalidValueError(f"sweep() needs a callable fn(config), got {fn!r}")
@@ -343,6 +441,12 @@ def sweep(
                                 "use backend='process' from other threads")
     if ray_options is not None and backend != "ray":
         raise InvalidValueError("ray_options is for backend='ray'")
+    if ray_options and {"max_retries", "retry_exceptions"} & set(ray_options):
+        raise InvalidValueError("ray_options may not set max_retries or retry_exceptions: a trial Ray ran again "
+                                "would record into a run left unfinished; use sweep(retries=N), which makes each "
+                                "retry a new run linked to the failed one")
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise InvalidValueError(f"retries must be an integer >= 0, got {retries!r}")
     if api.active_run() is not None and backend == "serial":
         raise RunStateError("sweep() starts one run per trial, but a run is active in this process; call prov4ml.end_run() first")
     if layout.distributed() is not None or layout.world_size() > 1:
@@ -357,23 +461,49 @@ def sweep(
             raise InvalidValueError(f"configuration {i} is {config!r}; every configuration must be a dict of name -> value")
         for key in config:
             _check_key(key, f"configuration {i}")
-    save_dir = str(Path(provenance_save_dir or "prov").expanduser().resolve())  # workers may run elsewhere
+    if storage.is_url(provenance_save_dir):  # a URL stays one: each trial's run is staged and mirrored to it
+        save_dir = str(provenance_save_dir).rstrip("/")
+        storage.Remote(save_dir, options.get("storage_options"))  # a URL fsspec cannot reach fails here, once
+    else:
+        save_dir = str(Path(provenance_save_dir or "prov").expanduser().resolve())  # workers may run elsewhere
     pass_seed = _takes_seed(fn)
     in_worker = backend != "serial"
+    sweep_id = uuid.uuid4().hex[:12]
     trials = [
         _Trial(dict(config), ci, rep, ci * repetitions + rep, trial_seed(config, rep, seed),
                prov_user_namespace, experiment_name, save_dir, options, pass_seed, in_worker,
-               None if timeout is None else float(timeout))
+               None if timeout is None else float(timeout), sweep_id)
         for ci, config in enumerate(configs) for rep in range(repetitions)
     ]
     report = _Progress(experiment_name, len(trials), progress)
     if not trials:
         return []
+    results: List[Optional[TrialResult]] = [None] * len(trials)
+    todo = trials
+    try:
+        while todo:
+            for t, r in zip(todo, _run_backend(backend, fn, todo, workers, report, ray_options or {})):
+                previous = results[t.trial]
+                if previous is not None:
+                    r.attempts, r.retried_runs = previous.attempts + 1, previous.retried_runs + (
+                        [previous.run_id] if previous.run_id is not None else [])
+                results[t.trial] = r
+            todo = [dataclasses.replace(t, attempt=t.attempt + 1, retry_of=results[t.trial].run_id)
+                    for t in todo if not results[t.trial].ok and t.attempt < retries]
+            report.total += len(todo)
+    finally:
+        _forget(trials)
+    return results  # type: ignore[return-value]
+
+
+def _run_backend(backend: str, fn: Callable, trials: List[_Trial], workers: Optional[int], report: "_Progress",
+                 ray_options: Dict[str, Any]) -> List[TrialResult]:
+    """One result per trial of ``trials``, in their order."""
     if backend == "serial":
         return [report(_run_trial(t, fn)) for t in trials]
     if backend == "process":
         return _process_sweep(fn, trials, workers, report)
-    return _ray_sweep(fn, trials, workers, report, ray_options or {})
+    return _ray_sweep(fn, trials, workers, report, ray_options)
 
 
 def _takes_seed(fn: Callable) -> bool:
@@ -436,28 +566,23 @@ def _process_sweep(fn: Callable, trials: List[_Trial], workers: Optional[int], r
     results: List[Optional[TrialResult]] = [None] * len(trials)
     pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
     try:
-        pending = {pool.submit(_run_trial, t, payload): t for t in trials}
+        pending = {pool.submit(_run_trial, t, payload): i for i, t in enumerate(trials)}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
-                t = pending.pop(fut)
+                i = pending.pop(fut)
                 try:
                     r = fut.result()
                 except BrokenProcessPool as exc:
-                    r = _lost(t, f"BrokenProcessPool: a worker process ended abruptly (killed, out of memory, "
-                                 f"os._exit) while this trial was waiting or running; its run, if started, is "
-                                 f"left unfinished. A script that starts a sweep must do so under "
-                                 f"`if __name__ == '__main__':` ({exc})")
-                results[t.trial] = report(r)
+                    r = _lost(trials[i], f"BrokenProcessPool: a worker process ended abruptly (killed, out of "
+                                         f"memory, os._exit) while this trial was waiting or running. A script that "
+                                         f"starts a sweep must do so under `if __name__ == '__main__':` ({exc})")
+                results[i] = report(r)
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
     return results  # type: ignore[return-value]
-
-
-def _lost(t: _Trial, error: str) -> TrialResult:
-    return TrialResult(dict(t.config), t.repetition, t.trial, t.seed, status="failed", error=error)
 
 
 def _ray_sweep(
@@ -466,30 +591,31 @@ def _ray_sweep(
     ray = require("ray", "ray", "sweep(backend='ray')")
     if not ray.is_initialized():
         ray.init()  # a local Ray; call ray.init(address=...) first to use a cluster
-    task = ray.remote(_run_trial)
-    if ray_options:
-        task = task.options(**ray_options)
+    # Ray would run a task whose worker died again, into a second run while the first stays unfinished:
+    # retries are the sweep's own (retries=), each a new run
+    task = ray.remote(_run_trial).options(max_retries=0, retry_exceptions=False, **ray_options)
     fn_ref = ray.put(fn)
     limit = workers or len(trials)
-    queue = list(trials)
-    running: Dict[Any, _Trial] = {}
+    queue = list(range(len(trials)))
+    running: Dict[Any, int] = {}
     results: List[Optional[TrialResult]] = [None] * len(trials)
     try:
         while queue or running:
             while queue and len(running) < limit:
-                t = queue.pop(0)
-                running[task.remote(t, fn_ref)] = t
+                i = queue.pop(0)
+                running[task.remote(trials[i], fn_ref)] = i
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
-                t = running.pop(ref)
+                i = running.pop(ref)
                 try:
                     r = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:
                     cause = getattr(exc, "cause", None)
                     raise cause if isinstance(cause, BaseException) else exc
                 except ray.exceptions.RayError as exc:  # a worker or node died
-                    r = _lost(t, f"{type(exc).__name__}: the Ray worker running this trial was lost ({exc})")
-                results[t.trial] = report(r)
+                    r = _lost(trials[i], f"{type(exc).__name__}: the Ray worker running this trial was lost "
+                                         f"({str(exc).splitlines()[0] if str(exc) else 'no message'})")
+                results[i] = report(r)
     except BaseException:
         for ref in running:
             try:

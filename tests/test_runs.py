@@ -197,7 +197,7 @@ READER_PLACES = ("prov4ml/runs/", "prov4ml/metrics/", "prov4ml/provenance/", "pr
 #: query string.
 OTHER_JSON = {
     "prov4ml/storage/remote.py", "prov4ml/storage/mirror.py", "prov4ml/records/state.py", "prov4ml/run/capture.py",
-    "prov4ml/ui/server.py",
+    "prov4ml/ui/server.py", "prov4ml/storage/lease.py", "prov4ml/sweep.py",  # leases, a sweep's trial markers
 }
 PARSING = re.compile(r"\bjson\.loads?\(|\bcsv\.(reader|DictReader)\(|\bread_csv\(|\bloadtxt\(|\bgenfromtxt\(|"
                      r"\bfromfile\(|\bread_prov\(")

@@ -10,87 +10,21 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
 import warnings
 
 import pytest
 
 pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
 
 import prov4ml  # noqa: E402
 import prov4ml.analysis  # noqa: E402
 from conftest import ROOT  # noqa: E402
 from killing import Child, assert_exact, read_rows, series_count  # noqa: E402
 from prov4ml.storage import local_view, push, staging_root  # noqa: E402
-
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """moto's S3 server on a fixed loopback port, which can be stopped and started again (its data stays)."""
-
-    def __init__(self):
-        self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._server = None
-
-    def start(self):
-        self._server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
-        deadline = time.monotonic() + 20
-        while True:  # serving once a connection is accepted
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self):
-        self._server.stop()
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = Server()
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def s3(server, tmp_path, monkeypatch):
-    """A fresh bucket; yields ``(url prefix, file system)``."""
-    import boto3
-    import fsspec
-
-    env = dict(AWS_ENDPOINT_URL=server.endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_DEFAULT_REGION="us-east-1", PROV4ML_STAGING=str(tmp_path / "staging"))
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    bucket = f"b-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    return f"s3://{bucket}/prefix", fsspec.filesystem("s3", skip_instance_cache=True)
-
-
-def bucket_files(fs, url):
-    """{relative path: bytes} of every object under ``url``."""
-    root = url[len("s3://"):].rstrip("/")
-    fs.invalidate_cache()
-    return {key[len(root) + 1:]: fs.cat_file(key) for key in fs.find(root)}
+from s3_server import Server, _free_port, bucket_files, s3, server  # noqa: E402,F401  (the fixtures)
 
 
 def local_files(directory):

@@ -201,45 +201,5 @@ def test_ray_backend_without_ray_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     with pytest.raises(prov4ml.MissingDependencyError, match=r"prov4ml\[ray\]"):
         sw.sweep(constant, [{"x": 1}], experiment_name="e", provenance_save_dir=str(tmp_path), backend="ray")
-
-
-def fake_ray():
-    """The few Ray calls the sweep makes, run in this process."""
-    ray = types.ModuleType("ray")
-    ray.exceptions = types.SimpleNamespace(RayTaskError=type("RayTaskError", (Exception,), {}),
-                                           RayError=type("RayError", (Exception,), {}))
-    ray.calls = {"init": 0, "options": None}
-
-    class Ref:
-        def __init__(self, value):
-            self.value = value
-
-    class Remote:
-        def __init__(self, f):
-            self.f = f
-
-        def options(self, **kw):
-            ray.calls["options"] = kw
-            return self
-
-        def remote(self, *args):
-            return Ref(self.f(*(a.value if isinstance(a, Ref) else a for a in args)))
-
-    ray.is_initialized = lambda: ray.calls["init"] > 0
-    ray.init = lambda: ray.calls.__setitem__("init", ray.calls["init"] + 1)
-    ray.remote = Remote
-    ray.put = Ref
-    ray.get = lambda ref: ref.value
-    ray.wait = lambda refs, num_returns: (refs[:num_returns], refs[num_returns:])
-    ray.cancel = lambda ref: None
-    return ray
-
-
-def test_ray_backend_runs_trials_as_tasks(tmp_path, monkeypatch):
-    ray = fake_ray()
-    monkeypatch.setitem(sys.modules, "ray", ray)
-    configs = sw.configurations(GRID)
-    results = sw.sweep(quadratic, configs, experiment_name="grid", provenance_save_dir=str(tmp_path),
-                       backend="ray", workers=2, start_run_options=FAST, ray_options={"num_cpus": 1}, progress=False)
-    check_sweep(results, configs, 1)
-    assert ray.calls == {"init": 1, "options": {"num_cpus": 1}}
+# The Ray backend with a real Ray (local, and a two-node cluster on loopback): tests/test_cluster.py and
+# tests/test_ray_cluster.py.

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import argparse
 
+from .._fs import is_url
 from ..runs import DEFAULT_DIR, resolve_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN", help=f"the run: a run directory or EXPERIMENT/run_N under ./{DEFAULT_DIR}")
-    parser.add_argument("--force", action="store_true", help="do not check that the recording process is gone")
+    parser.add_argument("run", metavar="RUN", help=f"the run: a run directory, EXPERIMENT/run_N under ./{DEFAULT_DIR}, "
+                        "or a run's URL (s3://bucket/prefix/EXPERIMENT/run_N)")
+    parser.add_argument("--force", action="store_true",
+                        help="do not check that the recording process is gone (its pid here, its lease in a bucket)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..run.recovery import recover
 
-    run_dir = resolve_run(args.run)
+    run_dir = args.run if is_url(args.run) else resolve_run(args.run)
     done = recover(run_dir, force=args.force)
     if not done:
         print(f"{run_dir}: nothing to recover (the run ended, or was recovered already)")

@@ -81,6 +81,8 @@ SERIES_GROWING = ("count", "nan_count", "min", "max", "last", "mean", "last_step
 #: Statuses of a run that stopped in the middle of a stage: the stage and its epoch get them as provml:outcome
 STOPPED = ("failed", "interrupted", "terminated", "killed")
 ROLES = {"user": "provml:researcher", "library": "provml:recorder", "host": "provml:host"}
+#: the run note naming the run this one retries (prov4ml.sweep)
+RETRY_NOTE = "retry_of"
 
 
 def user_iri(namespace: str, user: str) -> str:
@@ -271,11 +273,19 @@ class Builder:
         }
         if s.error:
             values["provml:error_type"], values["provml:error_message"] = s.error
-        values.update(self.facts(s.notes))
+        values.update(self.facts({k: v for k, v in s.notes.items() if k != RETRY_NOTE}))
+        retried = s.notes.get(RETRY_NOTE)
+        if retried is not None:  # sweep(retries=...): a retry of a failed run, not a consumer of its data
+            values["provml:retryOf"] = self.ns[local_name(s.experiment_name, f"run_{retried}", "rank0")]
         self.run = self.doc.activity(
             self.qn(), s.start_time, s.end_time,
             self.attrs(["mls:Run", "provml:LearningStageExecution"], values),
         )
+        if retried is not None:
+            failed = self.doc.activity(values["provml:retryOf"], other_attributes=self.attrs(
+                ["mls:Run", "provml:LearningStageExecution"],
+                {"prov:label": f"{s.experiment_name} run {retried} rank 0", "provml:run_id": int(retried)}))
+            self.doc.wasInfluencedBy(self.run, failed)
         self.doc.wasStartedBy(self.run, time=s.start_time)
         if s.end_time is not None:
             self.doc.wasEndedBy(self.run, time=s.end_time)

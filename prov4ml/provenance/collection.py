@@ -31,6 +31,10 @@ gets identifiers under the ``collection`` namespace, the directory's
 ``file:`` URI. Files named ``*_collection.json`` (earlier collections) and
 files under a run's ``artifacts/`` or ``metrics/`` are not collected. A missing or corrupt document stops the collection with its name:
 nothing is skipped silently, and nothing half written is left behind.
+
+Both paths may be URLs (``s3://bucket/prefix/experiment``, any fsspec URL):
+the documents are read from the bucket, every rank's whichever host wrote it,
+the collection names them by their URLs, and it is written to the bucket.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +54,8 @@ from prov.identifier import Namespace, QualifiedName
 from prov.model import PROV, ProvActivity, ProvDocument, ProvEntity
 
 from .. import _commands
+from .._fs import is_url
+from .._optional import require
 from . import files
 from ..exceptions import ProvFileError
 from .dot import type_uris
@@ -84,10 +91,26 @@ class _Doc:
     run_activity: Optional[QualifiedName]    # its mls:Run activity
 
 
-def collection_path(experiment_path: PathLike, output_dir: PathLike) -> Path:
-    """Where :func:`create_collection` writes: ``<output_dir>/<directory name>_collection.json``."""
-    name = Path(os.path.abspath(experiment_path)).name or "experiment"
+def collection_path(experiment_path: PathLike, output_dir: PathLike) -> Union[Path, str]:
+    """Where :func:`create_collection` writes: ``<output_dir>/<directory name>_collection.json`` (a URL in a URL)."""
+    if is_url(str(experiment_path)):
+        name = str(experiment_path).rstrip("/").rsplit("/", 1)[-1] or "experiment"
+    else:
+        name = Path(os.path.abspath(experiment_path)).name or "experiment"
+    if is_url(str(output_dir)):
+        return f"{str(output_dir).rstrip('/')}/{name}{COLLECTION_SUFFIX}"
     return Path(output_dir) / f"{name}{COLLECTION_SUFFIX}"
+
+
+def _collected(rel_parts: Sequence[str], name: str) -> bool:
+    return (name.startswith("prov") and name.endswith(".json") and not name.endswith(COLLECTION_SUFFIX)
+            and not _SKIPPED_DIRS.intersection(rel_parts))
+
+
+def _order(p: Path) -> Tuple[int, int, str]:
+    run = _RUN_DIR.match(p.parent.name)
+    rank = _RANK_FILE.match(p.name)
+    return (int(run.group(1)) if run else -1, int(rank.group(1)) if rank else -1, p.as_posix())
 
 
 def find_documents(experiment_path: PathLike) -> List[Path]:
@@ -101,43 +124,78 @@ def find_documents(experiment_path: PathLike) -> List[Path]:
         raise ProvFileError(f"{root}: no such directory; give an experiment directory (<provenance_save_dir>/<experiment_name>)")
     if not root.is_dir():
         raise ProvFileError(f"{root} is not a directory; give the experiment directory that holds the run_<id>/ folders")
-    found = [
-        p for p in root.rglob("prov*.json")
-        if p.is_file() and not p.name.endswith(COLLECTION_SUFFIX)
-        and not _SKIPPED_DIRS.intersection(p.relative_to(root).parts[:-1])
-    ]
+    found = [p for p in root.rglob("prov*.json") if p.is_file() and _collected(p.relative_to(root).parts[:-1], p.name)]
     if not found:
         raise ProvFileError(
             f"no prov*.json under {root}; give the experiment directory (<provenance_save_dir>/<experiment_name>) "
             "of runs that have saved their provenance"
         )
-
-    def order(p: Path) -> Tuple[int, int, str]:
-        run = _RUN_DIR.match(p.parent.name)
-        rank = _RANK_FILE.match(p.name)
-        return (int(run.group(1)) if run else -1, int(rank.group(1)) if rank else -1, p.as_posix())
-
-    return sorted(found, key=order)
+    return sorted(found, key=_order)
 
 
 def create_collection(experiment_path: PathLike, output_dir: PathLike,
-                      progress: Callable[[List[Path]], Iterable[Path]] = iter) -> Path:
-    """Write the collection document of every run and rank under ``experiment_path``; returns its path.
+                      progress: Callable[[List[Path]], Iterable[Path]] = iter) -> Union[Path, str]:
+    """Write the collection document of every run and rank under ``experiment_path``; returns its path (or URL).
 
     ``progress`` wraps the list of documents as they are read (the console command shows a bar with it).
     """
-    root = Path(experiment_path)
-    out = collection_path(root, output_dir)
-    docs = [_read(path) for path in progress(find_documents(root))]
-    collection = build_collection(docs, root, out.parent)
-    return files.write_output(out, collection.serialize(format="json", indent=1))
+    out = collection_path(experiment_path, output_dir)
+    if is_url(str(experiment_path)):
+        with tempfile.TemporaryDirectory(prefix="prov4ml-collect-") as tmp:
+            root = _fetch(str(experiment_path).rstrip("/"), Path(tmp))
+            docs = [_read(path) for path in progress(find_documents(root))]
+            collection = build_collection(docs, root, Path(tmp), base=str(experiment_path).rstrip("/") + "/")
+    else:
+        root = Path(experiment_path)
+        docs = [_read(path) for path in progress(find_documents(root))]
+        collection = build_collection(docs, root, Path(out).parent)
+    text = collection.serialize(format="json", indent=1)
+    if isinstance(out, str):
+        fs, key = _file_system(out)
+        try:
+            fs.pipe_file(key, text.encode("utf-8"))
+        except Exception as exc:
+            raise ProvFileError(f"cannot write {out} ({type(exc).__name__}: {exc}); check the URL and the credentials") from None
+        return out
+    return files.write_output(out, text)
 
 
-def build_collection(docs: Sequence[_Doc], root: Path, out_dir: Path) -> ProvDocument:
+def _file_system(url: str) -> Tuple[Any, str]:
+    fsspec = require("fsspec", "s3", url)
+    try:
+        return fsspec.core.url_to_fs(url)
+    except ImportError as exc:  # fsspec knows the protocol, its driver (s3fs, gcsfs, ...) is missing
+        raise ProvFileError(f'{url}: {exc} (for s3:// URLs: pip install "prov4ml[s3]")') from None
+
+
+def _fetch(url: str, into: Path) -> Path:
+    """The documents under the experiment ``url``, copied under ``into`` at their relative paths (to be parsed)."""
+    fs, root = _file_system(url)
+    root = root.rstrip("/")
+    try:
+        keys = [k for k in fs.find(root) if k.startswith(root + "/")]
+    except Exception as exc:
+        raise ProvFileError(f"cannot list {url} ({type(exc).__name__}: {exc}); check the URL and the credentials") from None
+    wanted = []
+    for key in keys:
+        rel = key[len(root) + 1:].split("/")
+        if not any(part.startswith(".") for part in rel[:-1]) and _collected(rel[:-1], rel[-1]):
+            wanted.append((key, into.joinpath(*rel)))
+    for _key, path in wanted:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if wanted:
+        fs.get([k for k, _p in wanted], [str(p) for _k, p in wanted])
+    elif not keys:
+        raise ProvFileError(f"{url} holds nothing; give the experiment's URL (<provenance_save_dir>/<experiment_name>)")
+    return into
+
+
+def build_collection(docs: Sequence[_Doc], root: Path, out_dir: Path, base: Optional[str] = None) -> ProvDocument:
+    """``base``: the IRI the documents' paths are relative to (default: ``root``'s ``file:`` URI; an experiment's URL)."""
     col = ProvDocument()
     col.add_namespace(PROVML)
     col.add_namespace(MLS)
-    local = col.add_namespace("collection", Path(os.path.abspath(root)).as_uri() + "/")
+    local = col.add_namespace("collection", base or Path(os.path.abspath(root)).as_uri() + "/")
 
     experiments: "OrderedDict[Any, Tuple[Optional[str], OrderedDict[Any, List[_Doc]]]]" = OrderedDict()
     for d in docs:
@@ -239,8 +297,9 @@ def _weights(document: ProvDocument) -> List[Tuple[QualifiedName, str]]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = _commands.parser("prov4ml.prov_collection", "Link every PROV-JSON of an experiment's runs and ranks in one document.")
-    p.add_argument("--experiment_path", required=True, help="the experiment directory (<provenance_save_dir>/<experiment_name>)")
-    p.add_argument("--output_dir", required=True, help=f"where to write <name>{COLLECTION_SUFFIX}")
+    p.add_argument("--experiment_path", required=True,
+                   help="the experiment directory (<provenance_save_dir>/<experiment_name>), or its URL (s3://...)")
+    p.add_argument("--output_dir", required=True, help=f"where to write <name>{COLLECTION_SUFFIX} (a directory or a URL)")
     args = p.parse_args(argv)
     return _commands.run("prov4ml.prov_collection", lambda: create_collection(args.experiment_path, args.output_dir))
 

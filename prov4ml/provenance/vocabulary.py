@@ -81,6 +81,9 @@ TERMS: Dict[str, Term] = {
     "error_type": _d("The exception class that failed the run."),
     "error_message": _d("The exception message that failed the run."),
     "command": _d("The command line, secrets redacted."),
+    "retryOf": Term("ObjectProperty", "The run (its rank-0 activity) that failed and that this run retries, "
+                    "as sweep(retries=...) does; stated also as prov:wasInfluencedBy.", "prov:wasInfluencedBy",
+                    "prov:Activity"),
     "note": _d("A free-form fact about a record, 'key: value'."),
     "execution_start_time": _d("Set by log_execution_start_time().", "xsd:dateTime"),
     "execution_end_time": _d("Set by log_execution_end_time().", "xsd:dateTime"),

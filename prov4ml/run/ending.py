@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from .. import storage
 from ..exceptions import StorageError
 from ..metrics.formats import archives_run
 from ..records import state as _state
@@ -185,15 +186,18 @@ def _graphs(run: "Run", svg: bool) -> None:
 
 
 def _collection(run: "Run") -> None:
-    """Rank 0 links every document of the experiment, once every rank has written its own."""
+    """Rank 0 links every document of the experiment, once every rank has written its own (on object storage:
+    once every rank's last copy is in the bucket, where rank 0 reads them, whichever node wrote them)."""
+    storage.finish(run._mirror, run._mirror_timeout)
     dist = layout.distributed()
     if dist is not None and dist.get_world_size() > 1:
         dist.barrier()  # every rank calls end_run(create_provenance_collection=True)
     if run.rank != 0:
         return
+    where = run.experiment_url or run.experiment_dir
     try:
         from ..provenance import collection as prov_collection
 
-        prov_collection.create_collection(run.experiment_dir, run.experiment_dir)
+        prov_collection.create_collection(where, where)
     except Exception as exc:
         warnings.warn(f"end_run: the collection could not be made: {exc}", stacklevel=4)

@@ -5,15 +5,22 @@ are rebuilt exactly, the series summaries recomputed, half-written temporary
 files removed, and the PROV-JSON rewritten with status ``killed``, an end time
 (the last point's) and a note saying it was recovered. Running it again
 changes nothing; a run whose process is still alive is refused.
+
+A run on object storage (``recover("s3://bucket/prefix/exp/run_0")``) is
+brought into this host's staging directory, completed there and uploaded:
+any host can recover it, with the points whose journal reached the bucket.
+Whether its ranks are alive is told by their leases in the bucket
+(``storage/lease.py``), as another host cannot check a pid.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Dict, List, Optional, Union
 
 from ..records import state as _state
 from ..records.journal import read_records
@@ -25,7 +32,7 @@ from ..metrics import _sink
 from ..metrics.formats import get_format, remove_temporaries
 from ..metrics.journal import SPARE, read_series
 from ..provenance.live import with_summaries
-from ..storage import writes_back
+from .. import storage
 
 __all__ = ["recover", "needs_recovery"]
 
@@ -34,13 +41,33 @@ _UNFINISHED = ("running", "incomplete")  # statuses whose journal holds what the
 
 
 def needs_recovery(run_dir: Union[str, Path]) -> List[int]:
-    """The ranks of ``run_dir`` whose process died before ``end_run`` (empty when none)."""
-    out = []
-    for rank_dir in sorted(Path(run_dir, _state.STATE_DIR).glob("rank*")):
-        owner = _state.read_owner(rank_dir)
-        if not _state.owner_alive(owner) and _status(rank_dir) in _UNFINISHED:
-            out.append(int(rank_dir.name[4:]))
-    return out
+    """The ranks of ``run_dir`` (a directory or a run's URL) whose process died before ``end_run`` (empty when none)."""
+    local, leases = _located(run_dir)
+    return [rank for rank, rank_dir in _rank_dirs(local)
+            if not _alive(rank, rank_dir, leases) and _status(rank_dir) in _UNFINISHED]
+
+
+def _located(run_dir: Union[str, Path]) -> tuple:
+    """The local directory of ``run_dir`` (a URL: its staging copy, brought up to date) and the leases of its ranks
+    (None for a local run: its owners' pids tell)."""
+    if not storage.is_url(run_dir):
+        return Path(run_dir), None
+    remote = storage.Remote(str(run_dir))
+    local = storage.local_view(str(run_dir))
+    return local, storage.read_leases(remote, local)
+
+
+def _rank_dirs(run_dir: Path) -> List[tuple]:
+    return [(int(d.name[4:]), d) for d in sorted(Path(run_dir, _state.STATE_DIR).glob("rank*")) if d.name[4:].isdigit()]
+
+
+def _alive(rank: int, rank_dir: Path, leases: Optional[Dict[int, "storage.lease.LeaseState"]]) -> bool:
+    """Whether the process recording ``rank`` may still run: its pid on this host, else (a URL) its lease."""
+    owner = _state.read_owner(rank_dir)
+    if leases is None or owner and owner.get("host") == socket.gethostname():  # a pid here tells for sure
+        return _state.owner_alive(owner)
+    lease = leases.get(rank)
+    return lease is not None and lease.alive  # no lease: the rank released it at its end, or never ran
 
 
 def _status(rank_dir: Path) -> Optional[str]:
@@ -50,32 +77,54 @@ def _status(rank_dir: Path) -> Optional[str]:
         return "running" if (rank_dir / "series.jsonl").exists() else None
 
 
-@writes_back  # a URL: recovered in its staging directory, then uploaded
-def recover(run_dir: Union[str, Path], force: bool = False) -> List[Path]:
-    """Complete every rank of ``run_dir`` left ``running``; returns the documents rewritten.
+def recover(run_dir: Union[str, Path], force: bool = False) -> List[Union[Path, str]]:
+    """Complete every rank of ``run_dir`` left ``running``; returns the documents rewritten (URLs for a URL).
 
     ``force=True`` skips the check that the recording process is gone (use it
-    only for a run copied from another host whose process you know ended).
+    only for a run whose process you know ended: a run copied from another
+    host, or one on object storage whose node froze before its lease expired).
     """
-    run_dir = Path(run_dir).resolve()
+    if not storage.is_url(run_dir):
+        return _recover(Path(run_dir).resolve(), None, force)
+    url = str(run_dir).rstrip("/")
+    remote = storage.Remote(url)
+    local, leases = _located(url)
+    done = _recover(local, leases, force)
+    storage.push(url)
+    for path in done:
+        rank = int(path.stem[len("prov_rank"):])
+        storage.remove_lease(remote, local, rank)  # the rank is complete: no host waits on it any more
+    return [remote.url_of(path) for path in done]
+
+
+def _recover(run_dir: Path, leases: Optional[Dict[int, "storage.lease.LeaseState"]], force: bool) -> List[Path]:
     root = run_dir / _state.STATE_DIR
     if not root.is_dir():
         if not run_dir.is_dir():
             raise RecoveryError(f"{run_dir} is not a directory; pass a run directory such as prov/<experiment>/run_0")
         return []  # ended cleanly (or never recorded): nothing to complete
+    ranks = _rank_dirs(run_dir)
+    if not force:
+        for rank, rank_dir in ranks:
+            if _status(rank_dir) in _UNFINISHED and _alive(rank, rank_dir, leases):
+                raise RecoveryError(_live_message(run_dir, rank, rank_dir, leases))
     done = []
-    for rank_dir in sorted(root.glob("rank*")):
-        owner = _state.read_owner(rank_dir)
-        if not force and _state.owner_alive(owner):
-            raise RecoveryError(
-                f"{run_dir} is still being recorded by pid {owner['pid']} on {owner['host']}; "
-                "wait for it to end (or stop it), then run recover again"
-            )
-        path = _recover_rank(run_dir, rank_dir, owner or {})
+    for _rank, rank_dir in ranks:
+        path = _recover_rank(run_dir, rank_dir, _state.read_owner(rank_dir) or {})
         if path is not None:
             done.append(path)
     _remove_temporaries(run_dir)
     return done
+
+
+def _live_message(run_dir: Path, rank: int, rank_dir: Path, leases: Optional[Dict[int, "storage.lease.LeaseState"]]) -> str:
+    lease = (leases or {}).get(rank)
+    if lease is not None and lease.alive:
+        return (f"{run_dir.name} is still being recorded: {lease.describe()}; wait for it to end, or for its lease "
+                "to expire if its node is lost, then run recover again (--force / force=True recovers it now)")
+    owner = _state.read_owner(rank_dir) or {}
+    return (f"{run_dir} is still being recorded by pid {owner.get('pid')} on {owner.get('host')}; "
+            "wait for it to end (or stop it), then run recover again")
 
 
 def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:

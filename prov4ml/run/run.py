@@ -65,6 +65,7 @@ OPTIONS: Dict[str, Any] = {
     "user": None,  # the user agent's name; default: the login name
     "storage_options": None,  # for a provenance_save_dir URL: passed to fsspec (docs/storage.md)
     "mirror_timeout": 60.0,  # seconds end_run waits for the last copy to a provenance_save_dir URL
+    "lease_ttl": 30.0,  # a URL run's lease expires this many seconds after its last renewal (docs/cluster.md)
     "default_context": None,
     # accepted for code written for the reference library; see docs/api.md
     "use_run_id": True,
@@ -137,6 +138,7 @@ class Run:
         self._at_end: List[Callable[[], None]] = []  # see at_end
         self._refresher: Optional[Refresher] = None
         self._mirror: Optional[storage.Mirror] = None
+        self._lease: Optional[storage.Lease] = None
         self.metrics = MetricRecorder(
             str(self.journal_dir), self._format, self.rank, save_after_n_logs, samplers,
             self.options["default_sampler"], self.default_context, self._poke,
@@ -161,6 +163,7 @@ class Run:
                                self._format.suffix.lstrip("."), self._format.compressor)
             outputs.write_snapshot(self)  # a readable document exists when start_run returns
             if self._remote is not None:
+                self._lease = storage.Lease(self._remote, self.run_dir, self.rank, float(self.options["lease_ttl"]))
                 self._mirror = storage.Mirror(self._remote, self.run_dir, self.rank)
         except OSError as exc:
             self.metrics.close()
@@ -351,7 +354,17 @@ class Run:
                 return ending.end(self, create_graph, create_svg, status, error, create_provenance_collection, timeout,
                                   crate_ro_crate, create_card, end_time)
             finally:
-                storage.finish(self._mirror, self._mirror_timeout)
+                storage.finish(self._mirror, self._mirror_timeout, self._lease)
+
+    @property
+    def url(self) -> Optional[str]:
+        """The run's URL when it is recorded to object storage (``run_dir`` is then its staging copy), else None."""
+        return None if self._remote is None else self._remote.url_of(self.run_dir)
+
+    @property
+    def experiment_url(self) -> Optional[str]:
+        """The experiment's URL when the run is recorded to object storage, else None."""
+        return None if self._remote is None else self._remote.url_of(self.experiment_dir)
 
     def set_outcome(self, status: str, error: Optional[BaseException] = None, signum: Optional[int] = None) -> None:
         """How the run ended: an error marks it failed, Ctrl-C interrupted, SIGTERM terminated."""
@@ -393,6 +406,7 @@ def _checked_options(options: Dict[str, Any], provenance_save_dir: Any) -> tuple
     samplers = dict(options["metric_samplers"] or {})
     for spec in list(samplers.values()) + [options["default_sampler"]]:
         make_sampler(spec)  # validate now, not at the first log_metric
+    _interval(options, "lease_ttl")
     if provenance_save_dir is not None and not isinstance(provenance_save_dir, (str, os.PathLike)):
         raise InvalidValueError(f"provenance_save_dir must be a path, got {provenance_save_dir!r}")
     return (min_interval, max_interval), samplers, separator, fmt, _interval(options, "mirror_timeout")

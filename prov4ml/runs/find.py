@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
-from .._fs import slug
+from .._fs import is_url, slug
 from ..exceptions import ProvFileError
 from ..storage import local_view
 
@@ -147,13 +147,22 @@ def walk(root: Path, depth: int = 3) -> List[Path]:
 
 
 def experiment_candidates(spec: PathLike, base: PathLike = DEFAULT_DIR) -> List[Path]:
-    """Where an experiment named ``spec`` may be: a directory, a folder under ``base``, or its name made safe (slug)."""
+    """Where an experiment named ``spec`` may be: a directory, a folder under ``base``, or its name made safe (slug);
+    for a URL, its copy in the staging directory, brought up to date (never ``spec`` read as a path)."""
+    if is_url(str(spec)):
+        return [local(str(spec))]
     return [Path(spec), Path(base) / spec, Path(base) / slug(str(spec))]
 
 
 def resolve_run(spec: PathLike, base: PathLike = DEFAULT_DIR) -> Path:
     """The run directory ``spec`` names: a run directory, or ``EXPERIMENT/run_N`` (or ``EXPERIMENT/N``) under ``base``."""
     spec_text = str(spec)
+    if is_url(spec_text):  # read through its staging copy, brought up to date
+        found = local(spec_text)
+        if is_run_dir(found):
+            return found
+        raise ProvFileError(f"{spec_text} holds no prov_rank<k>.json; give a run's URL "
+                            "(<provenance_save_dir>/<experiment>/run_<id>; prov4ml ls URL lists them)")
     tried: List[Path] = []
     candidates = [Path(spec_text), Path(base) / spec_text]
     parts = Path(spec_text).parts

@@ -8,20 +8,20 @@ a URL is used: ``pip install "prov4ml[s3]"``.
 
 from __future__ import annotations
 
-import functools
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, TypeVar, Union
+from typing import Any, Dict, Optional, Union
 
 from ..exceptions import InvalidValueError
+from .lease import Lease, read_leases, remove_lease
 from .mirror import Mirror, run_dirs
 from .remote import Remote, is_url, staging_root
 
-__all__ = ["local_view", "push", "staging_root", "is_url", "remote_for", "finish", "writes_back", "Mirror", "Remote"]
+__all__ = ["local_view", "push", "staging_root", "is_url", "remote_for", "finish", "Mirror", "Remote",
+           "Lease", "read_leases", "remove_lease"]
 
 PathOrUrl = Union[str, "os.PathLike[str]"]
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def local_view(path_or_url: PathOrUrl) -> Path:
@@ -47,9 +47,20 @@ def push(path_or_url: PathOrUrl, storage_options: Optional[Dict[str, Any]] = Non
     if not remote.local.is_dir():
         raise InvalidValueError(f"{path_or_url}: nothing was recorded on this host under {remote.local}")
     try:
-        return sum(Mirror(remote, run_dir, background=False).sync() for run_dir in run_dirs(remote.local))
+        sent = 0
+        for run_dir in run_dirs(remote.local):
+            sent += Mirror(remote, run_dir, background=False).sync()
+            for rank in _ended_ranks(run_dir):  # a lease an outage kept end_run from deleting
+                remove_lease(remote, run_dir, rank)
+        return sent
     except Exception as exc:  # what was sent before the failure is remembered: the next push goes on from there
         raise remote.storage_error(str(path_or_url), exc) from None
+
+
+def _ended_ranks(run_dir: Path) -> list:
+    """The ranks whose document is here and whose journal is gone: they ended cleanly on this host."""
+    ranks = [int(p.stem[len("prov_rank"):]) for p in run_dir.glob("prov_rank*.json") if p.stem[len("prov_rank"):].isdigit()]
+    return [k for k in ranks if not (run_dir / ".prov4ml" / f"rank{k}").exists()]
 
 
 def remote_for(provenance_save_dir: Any, storage_options: Optional[Dict[str, Any]] = None) -> Optional[Remote]:
@@ -57,9 +68,13 @@ def remote_for(provenance_save_dir: Any, storage_options: Optional[Dict[str, Any
     return Remote(provenance_save_dir, storage_options) if is_url(provenance_save_dir) else None
 
 
-def finish(mirror: Optional[Mirror], timeout: float) -> None:
-    """The last copy of an ended run; a warning naming the fix if it could not be completed in ``timeout`` s."""
-    if mirror is None or mirror.closed is not None or mirror.close(timeout):
+def finish(mirror: Optional[Mirror], timeout: float, lease: Optional[Lease] = None) -> None:
+    """The last copy of an ended run, then its ``lease`` released (the rank is alive until the bucket holds its
+    end); a warning naming the fix if the copy could not be completed in ``timeout`` s."""
+    done = mirror is None or mirror.closed is not None or mirror.close(timeout)
+    if lease is not None:
+        lease.release()
+    if done:
         return
     why = mirror.errors[-1] if mirror.errors else f"it did not finish within mirror_timeout={timeout} s"
     warnings.warn(
@@ -67,17 +82,3 @@ def finish(mirror: Optional[Mirror], timeout: float) -> None:
         f"Upload it once the storage is reachable: prov4ml.storage.push({mirror.url!r})",
         stacklevel=4,
     )
-
-
-def writes_back(func: F) -> F:
-    """``func(path_or_url, ...)`` works on the local copy of a URL, then uploads what it changed."""
-
-    @functools.wraps(func)
-    def wrapper(path_or_url: PathOrUrl, *args: Any, **kwargs: Any) -> Any:
-        if not is_url(path_or_url):
-            return func(path_or_url, *args, **kwargs)
-        result = func(local_view(path_or_url), *args, **kwargs)
-        push(path_or_url)
-        return result
-
-    return wrapper  # type: ignore[return-value]

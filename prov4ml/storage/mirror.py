@@ -50,6 +50,8 @@ _EXITING = threading.Event()
 _CHILD = ("import json, sys; a = json.loads(sys.argv[1]); sys.path[:0] = a['path']; "
           "from prov4ml.storage import push; push(a['url'], a['options'])")
 _DUTY = 0.2  # the most of the time the mirror spends uploading, on a slow link
+#: a rank's state files sent before start_run returns (``Mirror._seed``)
+_SEED = ("owner.json", "state.pickle")
 
 
 def _watch_exit() -> None:
@@ -115,6 +117,7 @@ class Mirror:
         self._thread: Optional[threading.Thread] = None
         if background:
             _watch_exit()
+            self._seed()
             self._thread = threading.Thread(target=self._loop, name="prov4ml-mirror", daemon=True)
             self._thread.start()
             self.push()
@@ -172,6 +175,25 @@ class Mirror:
         before = self.sent
         self._pass()
         return self.sent - before
+
+    def _seed(self) -> None:
+        """Send what ``recover`` needs to rebuild a rank's document (its owner and its records) before
+        ``start_run`` returns: a rank killed at once is still a run any host can complete."""
+        if self.rank is None:
+            return
+        for name in _SEED:
+            rel = f"{STATE_DIR}/rank{self.rank}/{name}"
+            try:
+                stamp = _stamp(self.run_dir / rel, False)
+                self.remote.upload(self.run_dir / rel, f"{self._key}/{rel}")
+            except FileNotFoundError:
+                continue
+            except Exception as exc:  # the first pass of the thread tries again
+                self._report(exc)
+                return
+            self._sent[rel] = stamp
+            self.sent += 1
+        self._record.save(self._sent, self._mine)
 
     # -- the thread --------------------------------------------------------
     def _loop(self) -> None:
@@ -243,7 +265,8 @@ class Mirror:
             self._sent.setdefault(rel, ())
         self._record.save(self._sent, self._mine)
         try:
-            for rel in sorted(todo, key=lambda r: (r in documents, r)):  # the documents last
+            # the documents last (they claim what the rest holds); the big journal segments after the small files
+            for rel in sorted(todo, key=lambda r: (r in documents, "/seg." in r, r)):
                 try:
                     self.remote.upload(self.run_dir / rel, f"{self._key}/{rel}", documents.get(rel, (None, None))[1])
                 except FileNotFoundError:

@@ -27,20 +27,21 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from .._fs import atomic_write_text
+from .._fs import atomic_write_text, is_url
 from .._optional import require
 from ..exceptions import InvalidValueError, MissingDependencyError, StorageError
 
-__all__ = ["is_url", "staging_root", "Remote", "CLAIM_FILE"]
+__all__ = ["is_url", "staging_root", "Remote", "CLAIM_FILE", "is_lease"]
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: the marker object whose create-if-absent write gives a run id to one run only
 CLAIM_FILE = ".run.claimed"
+#: a rank's lease (``lease.py``): read from the bucket when needed, never copied to a host
+_LEASE = re.compile(r"(^|/)\.prov4ml/rank\d+/lease\.json$")
 
 
-def is_url(path: Any) -> bool:
-    """True for ``proto://...`` strings (``s3://``, ``gs://``, ``file://``, ...), False for local paths."""
-    return isinstance(path, str) and bool(_URL.match(path))
+def is_lease(key: str) -> bool:
+    """True for the key (or relative path) of a rank's lease object."""
+    return bool(_LEASE.search(key))
 
 
 def staging_root() -> Path:
@@ -170,7 +171,7 @@ class Remote:
         with _pulled(self) as seen:
             wanted = {}  # key -> (local path, fingerprint)
             for key, info in listing.items():
-                if info.get("type") == "directory" or key.endswith(".uploading"):
+                if info.get("type") == "directory" or key.endswith(".uploading") or is_lease(key):
                     continue
                 local = self._local_of(key)
                 tag, stamp, known = fingerprint(info), _stat(local), seen.get(key)

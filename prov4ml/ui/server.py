@@ -40,6 +40,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .. import _commands
+from .._fs import is_url
 from ..exceptions import InvalidValueError, MissingDependencyError, Prov4MLError
 from . import pages
 from .graph import PER_KIND, render_svg
@@ -275,7 +276,8 @@ def serve(root: Any = ".", host: str = "127.0.0.1", port: int = DEFAULT_PORT, ve
 
 def add_arguments(p: "argparse.ArgumentParser") -> None:
     """The options of ``prov4ml ui`` (also ``python -m prov4ml.ui``)."""
-    p.add_argument("dir", nargs="?", default="prov", help="the provenance_save_dir of the runs (default: prov)")
+    p.add_argument("dir", nargs="?", default="prov",
+                   help="the provenance_save_dir of the runs, a directory or a URL such as s3://bucket/prefix (default: prov)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the port (default {DEFAULT_PORT}; 0: any free port)")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--verbose", action="store_true", help="log every request")
@@ -284,7 +286,7 @@ def add_arguments(p: "argparse.ArgumentParser") -> None:
 def run(args: "argparse.Namespace") -> int:
     """Serve until Ctrl-C; returns the exit status."""
     try:
-        server = UIServer(Path(args.dir), args.host, args.port, args.verbose)
+        server = UIServer(args.dir if is_url(args.dir) else Path(args.dir), args.host, args.port, args.verbose)
     except InvalidValueError as exc:
         print(f"prov4ml ui: {exc}", file=sys.stderr)
         return _commands.EXIT_INPUT
@@ -295,7 +297,7 @@ def run(args: "argparse.Namespace") -> int:
         print(f"prov4ml ui: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
               "choose another port with --port", file=sys.stderr)
         return _commands.EXIT_INPUT
-    print(f"prov4ml ui: serving {server.store.root} at {server.url} (Ctrl-C stops)", flush=True)
+    print(f"prov4ml ui: serving {server.store.url or server.store.root} at {server.url} (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

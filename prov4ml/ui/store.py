@@ -16,12 +16,14 @@ import math
 import os
 import statistics
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .. import runs
+from .._fs import is_url
 from ..exceptions import InvalidValueError, Prov4MLError
 from ..runs.document import local_attrs
 from ..runs.index import Index
@@ -167,8 +169,14 @@ def environment(record: runs.RunRecord) -> Dict[str, Any]:
 class Store:
     """The experiments and runs under ``root`` (a provenance save dir, an experiment dir or a run dir)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root).resolve()
+    #: seconds between two copies of a URL's changes into its staging directory
+    PULL_EVERY = 2.0
+
+    def __init__(self, root: "Path | str") -> None:
+        #: the runs' URL (``s3://...``), read through its staging copy, which the runs list keeps up to date
+        self.url = str(root).rstrip("/") if is_url(str(root)) else None
+        self._pulled = time.monotonic()
+        self.root = (runs.local(self.url) if self.url else Path(root)).resolve()
         if not self.root.is_dir():
             raise InvalidValueError(f"{root}: no such directory; give the provenance_save_dir of your runs (e.g. prov)")
         self._heads: Dict[Path, Tuple[Tuple, RunHead]] = {}
@@ -215,6 +223,9 @@ class Store:
         return out
 
     def _indexed(self) -> Index:
+        if self.url and time.monotonic() - self._pulled > self.PULL_EVERY:  # other hosts' runs, as they go
+            runs.local(self.url)
+            self._pulled = time.monotonic()
         if self._index is None:
             self._index = Index(self.root)
         self._index.refresh()
