@@ -141,6 +141,15 @@ def _snapshot(i, rng, rank=0, run_id=None):
     )
 
 
+def _written(tmp_path, n, seed):
+    """``tmp_path/prov`` holding ``n`` runs of random snapshots (``seed``), written by the library's writers."""
+    rng = random.Random(seed)
+    save_dir = tmp_path / "prov"
+    for i in range(n):
+        _write(save_dir, _snapshot(i, rng))
+    return save_dir, rng
+
+
 def _write(save_dir, snap):
     from prov4ml._fs import atomic_write_text
     from prov4ml.provenance import build_document, to_json
@@ -164,10 +173,7 @@ SORTS = ["lr", "opt", "flag", "when", "val_loss", "val_loss.best", "loss/testing
 
 
 def test_where_and_sort_run_as_sql_agree_with_python_over_the_documents(tmp_path):
-    rng = random.Random(7)
-    save_dir = tmp_path / "prov"
-    for i in range(60):
-        _write(save_dir, _snapshot(i, rng))
+    save_dir, rng = _written(tmp_path, 60, 7)
     for rank in (0, 1):  # a run of two ranks
         _write(save_dir, _snapshot(1, rng, rank=rank, run_id=100))
     records = [runs.read_run(d, details=False) for d in runs.find_run_dirs(save_dir)]
@@ -320,10 +326,7 @@ def test_eight_processes_writing_runs_while_ls_loops_never_give_an_error_or_a_ha
 
 
 def test_the_index_deleted_over_and_over_while_listing_changes_no_answer(tmp_path):
-    rng = random.Random(3)
-    save_dir = tmp_path / "prov"
-    for i in range(40):
-        _write(save_dir, _snapshot(i, rng))
+    save_dir, _rng = _written(tmp_path, 40, 3)
     code, expected, err = ls(str(save_dir), cwd=tmp_path)
     assert code == 0 and len(expected) == 40
     stop = threading.Event()
@@ -352,10 +355,7 @@ def test_the_index_deleted_over_and_over_while_listing_changes_no_answer(tmp_pat
 
 
 def test_a_corrupt_index_or_one_of_another_schema_is_rebuilt(tmp_path):
-    rng = random.Random(5)
-    save_dir = tmp_path / "prov"
-    for i in range(10):
-        _write(save_dir, _snapshot(i, rng))
+    save_dir, _rng = _written(tmp_path, 10, 5)
     code, expected, err = ls(str(save_dir), cwd=tmp_path)
     path = save_dir / INDEX_FILE
     path.write_bytes(os.urandom(8192))
@@ -380,10 +380,7 @@ def test_the_index_lives_beside_the_runs_on_a_local_disk_and_in_the_cache_on_a_s
 
 
 def test_prov4ml_index_rebuild_says_what_it_did(tmp_path):
-    rng = random.Random(9)
-    save_dir = tmp_path / "prov"
-    for i in range(12):
-        _write(save_dir, _snapshot(i, rng))
+    save_dir, _rng = _written(tmp_path, 12, 9)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "prov4ml", "index", "--rebuild", str(save_dir)], capture_output=True,
                          text=True, env=env)
@@ -395,10 +392,7 @@ def test_prov4ml_index_rebuild_says_what_it_did(tmp_path):
 
 
 def test_a_rebuild_while_ls_loops_never_shows_a_part_of_the_runs(tmp_path):
-    rng = random.Random(11)
-    save_dir = tmp_path / "prov"
-    for i in range(300):
-        _write(save_dir, _snapshot(i, rng))
+    save_dir, _rng = _written(tmp_path, 300, 11)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     stop = threading.Event()
     rebuilds = []
@@ -424,10 +418,7 @@ def test_a_rebuild_while_ls_loops_never_shows_a_part_of_the_runs(tmp_path):
 
 
 def test_a_damaged_row_or_an_index_of_an_older_layout_is_made_again(tmp_path):
-    rng = random.Random(13)
-    save_dir = tmp_path / "prov"
-    for i in range(20):
-        _write(save_dir, _snapshot(i, rng))
+    save_dir, _rng = _written(tmp_path, 20, 13)
     code, expected, err = ls(str(save_dir), cwd=tmp_path)
     path = save_dir / INDEX_FILE
     for damage in ("UPDATE runs SET data = '{' WHERE rowid = (SELECT MIN(rowid) FROM runs)",
