@@ -12,11 +12,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True)
 def _no_active_run():
-    """Every test starts and ends with no active run, whatever it did."""
+    """Every test starts and ends with no active run and no child process of its own, whatever it did."""
     yield
     run = prov4ml.active_run()
     if run is not None:
         run.end()
+    from killing import kill_leftovers
+
+    kill_leftovers()  # a test that failed before its kill leaves no child logging forever
 
 
 @pytest.fixture

@@ -32,6 +32,25 @@ def flag(k):
 """
 
 
+#: Every child started, so that a test that fails before its kill never leaves one logging forever.
+STARTED: list = []
+
+
+def kill_leftovers() -> None:
+    """SIGKILL every child (and its process group) still running: a loop left alive would fill the disk."""
+    while STARTED:
+        child = STARTED.pop()
+        if child.proc.poll() is None:
+            try:
+                if child.group:
+                    os.killpg(child.proc.pid, signal.SIGKILL)
+                else:
+                    child.proc.kill()
+            except ProcessLookupError:
+                pass
+            child.proc.wait(30)
+
+
 class Child:
     def __init__(self, tmp_path: Path, body: str, group: bool = False, env=None):
         self.tmp_path = tmp_path
@@ -45,6 +64,7 @@ class Child:
             [sys.executable, "-c", code], cwd=tmp_path, env=full_env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=group,
         )
+        STARTED.append(self)
 
     def _read(self, k: int) -> int:
         with open(self.counter, "rb") as fh:
