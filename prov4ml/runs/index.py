@@ -377,15 +377,9 @@ class Index:
         from ..storage.remote import Remote, fingerprint
 
         self._remote = remote = Remote(self.url, self.storage_options)
-        try:
-            listing = remote.fs.find(remote.root, detail=True)
-        except FileNotFoundError:
-            listing = {}
-        except Exception as exc:
-            raise remote.storage_error(self.url, exc) from None
         runs: Dict[str, Dict[str, Any]] = {}
         prefix = remote.root + "/"
-        for key, info in listing.items():
+        for key, info in remote.listing().items():
             rel, _, name = key[len(prefix):].rpartition("/") if key.startswith(prefix) else ("", "", "")
             if rel.count("/") < 2 and (RANK_FILE.match(name) or SUMMARY_FILE.match(name)):
                 runs.setdefault(rel or ".", {})[name] = (key, fingerprint(info))

@@ -157,15 +157,19 @@ class Remote:
         return max(ids, default=-1) + 1
 
     # ------------------------------------------------------------ reading
-    def pull(self) -> Path:
-        """Bring the remote copy of this URL into the staging directory; returns the local path."""
+    def listing(self) -> Dict[str, Dict[str, Any]]:
+        """``{key: info}`` of every object under this URL, as the store says it now (empty when none)."""
         self.fs.invalidate_cache()
         try:
-            listing = self.fs.find(self.root, detail=True)
+            return self.fs.find(self.root, detail=True)
         except FileNotFoundError:
-            listing = {}
+            return {}
         except Exception as exc:
             raise self.storage_error(self.url, exc) from None
+
+    def pull(self) -> Path:
+        """Bring the remote copy of this URL into the staging directory; returns the local path."""
+        listing = self.listing()
         if not listing and not self.local.exists():
             raise StorageError(f"{self.url} holds nothing; check the URL (a run is <prefix>/<experiment>/run_<id>)")
         with _pulled(self) as seen:
