@@ -277,10 +277,13 @@ class Index:
                     step(i + 1, len(changed))
         gone = [rel for rel in known if rel not in found]
         redone = {rel for rel, *_rest in entries}
-        rechecks = [] if self.url is not None else [  # a process may have died since: its journal says so
-            (run, rel, json.loads(data)) for run, rel, data, status, needs in self.db.execute(
-                "SELECT id, dir, data, status, needs FROM runs WHERE recorded_status = 'running'").fetchall()
-            if rel not in redone and self._rechecked(rel, json.loads(data)) != (status, json.loads(needs))]
+        rechecks = []  # (run, dir, data, status now, needs now): a process may have died since, its journal says so
+        if self.url is None:
+            for run, rel, data, status, needs in self.db.execute(
+                    "SELECT id, dir, data, status, needs FROM runs WHERE recorded_status = 'running'").fetchall():
+                now = self._rechecked(rel, json.loads(data)) if rel not in redone else None
+                if now is not None and now != (status, json.loads(needs)):
+                    rechecks.append((run, rel, data, *now))
         folders_gone = [(d,) for d in folders if d not in seen]
         folders_new = [(d, st, kind) for d, (st, kind) in seen.items() if folders.get(d) != (st, kind)]
         if not (entries or gone or rechecks or folders_gone or folders_new or forget):
@@ -296,11 +299,10 @@ class Index:
             for rel, stamp, entry in entries:
                 self._delete(rel)
                 self._insert(rel, stamp, _rel_order(rel), entry)
-            for run, rel, data in rechecks:
-                status, needs = self._rechecked(rel, data)
+            for run, rel, data, status, needs in rechecks:
                 text = json.dumps(needs)
-                crc = _crc(rel, status, text, self.db.execute("SELECT data FROM runs WHERE id = ?", (run,)).fetchone()[0])
-                self.db.execute("UPDATE runs SET status = ?, needs = ?, crc = ? WHERE id = ?", (status, text, crc, run))
+                self.db.execute("UPDATE runs SET status = ?, needs = ?, crc = ? WHERE id = ?",
+                                (status, text, _crc(rel, status, text, data), run))
             self.db.executemany("DELETE FROM folders WHERE dir = ?", folders_gone)
             self.db.executemany("INSERT OR REPLACE INTO folders VALUES (?, ?, ?)", folders_new)
         return len(entries), len(gone)
