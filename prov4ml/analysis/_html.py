@@ -1,4 +1,10 @@
-"""The pieces of the HTML reports: values as text, tables (sortable ones with a small inline script), the page."""
+"""The pieces of the HTML reports: values as text, tables (sortable ones with a small inline script), the page.
+
+The charts are drawn by the web UI's plotting module (``prov4ml/ui/static/plot.js``)
+and the library it uses (``static/vendor/echarts.min.js``), inlined into the page:
+one plotting path for both, so a fix to a plot lands in the UI and the reports.
+The files are read as data, not imported: they are the browser's.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import math
 import os
 from datetime import datetime
 from pathlib import Path
+from functools import lru_cache
 from typing import Any, Iterable, Optional, Sequence
 from urllib.parse import quote
 
@@ -26,10 +33,12 @@ table.sortable th[data-dir=desc]::after{content:" \\25BC"}.wide{overflow-x:auto}
 .plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figcaption{font-size:.85em;color:#555;max-width:480px}
 .muted{color:#777}.swatch{display:inline-block;width:.8em;height:.8em;margin:0 .3em 0 .6em;border-radius:.2em}
 .graph{overflow:auto;max-height:48em;border:1px solid #ddd}
-svg.chart text{font-size:11px;fill:#333}svg.chart text.t{font-size:12px;font-weight:600}svg.chart text.m{fill:#777}
-svg.chart .grid line{stroke:#e6e6e6}svg.chart .frame{fill:none;stroke:#999}
-svg.chart .line{fill:none;stroke-width:1.5}svg.chart .band{opacity:.15;stroke:none}
+figure.plot{border:1px solid #ddd;border-radius:4px;padding:.4em}
 """
+
+#: The plotting module and its library, in the order the page runs them.
+PLOT_ASSETS = ("vendor/echarts.min.js", "plot.js")
+STATIC = Path(__file__).resolve().parent.parent / "ui" / "static"
 
 # Sorting for every table.sortable: click a header to sort by it, again to reverse. A cell sorts by its
 # data-v attribute when it has one (full-precision numbers, seconds), else by its text; numbers before
@@ -136,8 +145,15 @@ def status_badge(status: str) -> str:
     return f'<span class="status" style="background:{STATUS_COLOURS.get(status, "#555")}">{html.escape(status)}</span>'
 
 
-def page(title: str, body: Sequence[str], script: bool = False) -> str:
-    """A whole HTML page: inline CSS (and the sorting script when asked), nothing fetched."""
+@lru_cache(maxsize=1)
+def plot_script() -> str:
+    """The plotting library and module as one inline script, then the call that draws every chart."""
+    parts = [(STATIC / name).read_text(encoding="utf-8") for name in PLOT_ASSETS]
+    return "\n".join(parts + ["P4Plot.mountAll(document);"])
+
+
+def page(title: str, body: Sequence[str], script: bool = False, plots: bool = False) -> str:
+    """A whole HTML page: inline CSS (the sorting script, the plotting module when asked), nothing fetched."""
     stamp = datetime.now().isoformat(sep=" ", timespec="seconds")
     return "\n".join([
         "<!DOCTYPE html>",
@@ -147,5 +163,6 @@ def page(title: str, body: Sequence[str], script: bool = False) -> str:
         *body,
         f'<p class="muted">Written by prov4ml.analysis on {stamp}.</p>',
         f"<script>{SORT_JS}</script>" if script else "",
+        f"<script>{plot_script()}</script>" if plots else "",
         "</body></html>\n",
     ])

@@ -8,14 +8,15 @@ draws every point against its position in the log instead. Either way the
 plot says which was done.
 
 :func:`plot_metric` draws with matplotlib (the ``analysis`` extra) on an Agg
-figure, leaving pyplot alone. :func:`svg_chart` writes a small SVG by hand
-(no matplotlib, a few milliseconds a chart) for the HTML reports.
+figure, leaving pyplot alone. :func:`plot_spec` is what the HTML reports
+embed for the browser: the lines as JSON, drawn by the same plotting module
+as the web UI (``prov4ml/ui/static/plot.js``), long lines cut to every
+bucket's min and max by :func:`minmax_indices` (the UI's server decimates
+with it too).
 """
 
 from __future__ import annotations
 
-import html
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ from .._optional import require
 from ..exceptions import InvalidValueError
 from .load import ExperimentData, RunData, _pandas, experiment_data, runs_of
 
-__all__ = ["LineData", "line_data", "spread_data", "plot_metric", "svg_chart", "axis_label", "SAME_STEP", "PALETTE"]
+__all__ = ["LineData", "line_data", "spread_data", "plot_metric", "plot_spec", "minmax_indices", "axis_label",
+           "SAME_STEP", "PALETTE", "BUCKETS"]
 
 #: What to do with points that share a step: "aggregate" (mean, min–max band) or "order" (by position).
 SAME_STEP = ("aggregate", "order")
@@ -45,6 +47,8 @@ class LineData:
     point's position in the log, 0, 1, ...) or ``"runs mean"`` (the mean over
     several runs' lines at each step, ``low``/``high`` the mean ∓ their
     standard deviation, ``count`` how many runs). ``points``: the logged points.
+    ``time``: each drawn point's wall time (seconds since the epoch) where
+    each is one logged point (modes ``"step"`` and ``"order"``).
     """
 
     label: str
@@ -55,6 +59,7 @@ class LineData:
     low: Optional[np.ndarray] = None
     high: Optional[np.ndarray] = None
     count: Optional[np.ndarray] = None
+    time: Optional[np.ndarray] = None
 
     @property
     def note(self) -> str:
@@ -82,14 +87,24 @@ def line_data(points: Any, label: str = "", same_step: str = "aggregate") -> Lin
         raise InvalidValueError(f"same_step={same_step!r}; known: {', '.join(SAME_STEP)}")
     steps = np.asarray(points["step"])
     values = np.asarray(points["value"], dtype="float64")
+    times = _column(points, "time", len(values))
     if same_step == "order":
-        return LineData(label, np.arange(len(values), dtype="float64"), values, "order", len(values))
+        return LineData(label, np.arange(len(values), dtype="float64"), values, "order", len(values), time=times)
     order = np.argsort(steps, kind="stable")
     x, starts, _counts = np.unique(steps[order], return_index=True, return_counts=True)
     if len(x) == len(steps):
-        return LineData(label, steps[order].astype("float64"), values[order], "step", len(values))
+        return LineData(label, steps[order].astype("float64"), values[order], "step", len(values),
+                        time=None if times is None else times[order])
     mean, low, high, count = _per_group(values[order], starts)
     return LineData(label, x.astype("float64"), mean, "step mean", len(values), low=low, high=high, count=count)
+
+
+def _column(points: Any, name: str, n: int) -> Optional[np.ndarray]:
+    try:
+        col = np.asarray(points[name], dtype="float64")
+    except (KeyError, TypeError, ValueError):
+        return None
+    return col if len(col) == n else None
 
 
 def _per_group(values: np.ndarray, starts: np.ndarray):
@@ -231,119 +246,55 @@ def plot_metric(data: Any, name: str, context: Optional[str] = None, ax: Any = N
     return ax
 
 
-# ---------------------------------------------------------------------------- SVG
-_W, _H = 480, 250
-_LEFT, _RIGHT, _TOP, _BOTTOM = 62, 14, 26, 40
+# ---------------------------------------------------------------------------- the browser's plots
+BUCKETS = 1000  # runs of consecutive points a long line is cut to: up to 4 points each (first, last, min, max)
 
 
-def svg_chart(lines: Sequence[LineData], title: str, ylabel: str, width: int = _W, height: int = _H) -> str:
-    """A line chart of ``lines`` as an ``<svg>`` element (colours from :data:`PALETTE`, in order).
+def minmax_indices(values: np.ndarray, buckets: int = BUCKETS) -> np.ndarray:
+    """The sorted indices to keep of ``values``: per bucket of consecutive points the first, the last,
+    the lowest and the highest (NaN never wins a min or a max); all of them when there are few.
 
-    Long lines are thinned to at most two points (min and max) per pixel
-    column, which keeps the shape and the extremes; non-finite values are
-    not drawn. A line with ``low`` and ``high`` gets its band.
+    A plot shows at most a low and a high value per pixel column, so a line drawn
+    from these has the same spikes, both ways, as the whole one, and its minimum
+    and maximum are exactly the whole line's.
     """
-    pw, ph = width - _LEFT - _RIGHT, height - _TOP - _BOTTOM
-    finite = [a[np.isfinite(a)] for line in lines for a in (line.y, line.low, line.high) if a is not None]
-    ys = np.concatenate(finite) if finite else np.empty(0)
-    xs = np.concatenate([line.x for line in lines]) if lines else np.empty(0)
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(title)}">',
-        f'<text x="{width / 2:.0f}" y="16" text-anchor="middle" class="t">{_esc(title)}</text>',
-    ]
-    if not len(ys) or not len(xs):
-        out.append(f'<text x="{width / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle" class="m">no finite value</text></svg>')
-        return "".join(out)
-    x0, x1 = _span(float(xs.min()), float(xs.max()))
-    y0, y1 = _span(float(ys.min()), float(ys.max()))
-    xt, yt = _ticks(x0, x1, 6, integer=True), _ticks(y0, y1, 5)
-    x0, x1 = min(x0, xt[0]), max(x1, xt[-1])
-    y0, y1 = min(y0, yt[0]), max(y1, yt[-1])
-
-    def px(x):
-        return _LEFT + (np.asarray(x, dtype="float64") - x0) / (x1 - x0) * pw
-
-    def py(y):
-        return _TOP + (1 - (np.asarray(y, dtype="float64") - y0) / (y1 - y0)) * ph
-
-    out.append('<g class="grid">')
-    out += [f'<line x1="{_LEFT}" x2="{_LEFT + pw}" y1="{v:.1f}" y2="{v:.1f}"/>' for v in py(yt)]
-    out.append("</g>")
-    out += [f'<text x="{_LEFT - 5}" y="{v + 3.5:.1f}" text-anchor="end">{_tick(t)}</text>' for t, v in zip(yt, py(yt))]
-    out += [f'<text x="{v:.1f}" y="{_TOP + ph + 14}" text-anchor="middle">{_tick(t)}</text>' for t, v in zip(xt, px(xt))]
-    out.append(f'<rect class="frame" x="{_LEFT}" y="{_TOP}" width="{pw}" height="{ph}"/>')
-    out.append(f'<text x="{_LEFT + pw / 2:.0f}" y="{height - 6}" text-anchor="middle">{_esc(x_label(lines))}</text>')
-    out.append(f'<text transform="translate(13 {_TOP + ph / 2:.0f}) rotate(-90)" text-anchor="middle">{_esc(ylabel)}</text>')
-    for i, line in enumerate(lines):
-        colour = PALETTE[i % len(PALETTE)]
-        if line.low is not None and line.high is not None:
-            ok = np.isfinite(line.low) & np.isfinite(line.high)
-            bx, blo, bhi = _thin_band(px(line.x[ok]), py(line.low[ok]), py(line.high[ok]), pw)
-            if len(bx):
-                ring = np.concatenate([np.stack([bx, bhi], 1), np.stack([bx, blo], 1)[::-1]])
-                out.append(f'<path class="band" fill="{colour}" d="M{_coords(ring)}Z"/>')
-        ok = np.isfinite(line.y)
-        lx, ly = _thin(px(line.x[ok]), py(line.y[ok]), pw)
-        tip = f"<title>{_esc(line.label)}</title>" if line.label else ""
-        if len(lx) < 30:
-            out.append(f'<g fill="{colour}">' + "".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2"/>' for a, b in zip(lx, ly)) + "</g>")
-        if len(lx) > 1:
-            out.append(f'<path class="line" stroke="{colour}" d="M{_coords(np.stack([lx, ly], 1))}">{tip}</path>')
-    out.append("</svg>")
-    return "".join(out)
+    n = len(values)
+    if n <= 4 * buckets:
+        return np.arange(n)
+    size = -(-n // buckets)
+    full = n // size * size
+    v = np.asarray(values, dtype="float64")
+    nan = np.isnan(v)
+    low, high = np.where(nan, np.inf, v), np.where(nan, -np.inf, v)
+    starts = np.arange(0, full, size)
+    keep = [starts, starts + size - 1,
+            starts + low[:full].reshape(-1, size).argmin(1), starts + high[:full].reshape(-1, size).argmax(1)]
+    if full < n:  # the last, shorter bucket
+        keep.append(np.array([full, n - 1, full + int(low[full:].argmin()), full + int(high[full:].argmax())]))
+    return np.unique(np.concatenate(keep))
 
 
-def _esc(text: Any) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _span(lo: float, hi: float) -> Tuple[float, float]:
-    if hi > lo:
-        return lo, hi
-    pad = abs(lo) * 0.05 or 0.5  # one value: centre it
-    return lo - pad, hi + pad
-
-
-def _ticks(lo: float, hi: float, n: int, integer: bool = False) -> np.ndarray:
-    """About ``n`` round tick values (1, 2, 5 times a power of ten) covering ``[lo, hi]``."""
-    raw = (hi - lo) / max(n - 1, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    if integer:
-        step = max(1.0, round(step))
-    first = math.floor(lo / step) * step
-    count = int(math.ceil((hi - first) / step - 1e-9)) + 1
-    return first + step * np.arange(count)
-
-
-def _tick(value: float) -> str:
-    return format(float(value), ".4g").replace("e+0", "e").replace("e-0", "e-")
-
-
-def _coords(xy: np.ndarray) -> str:
-    return "L".join(f"{a:.1f},{b:.1f}" for a, b in xy)
-
-
-def _columns(x: np.ndarray, width: int) -> Optional[np.ndarray]:
-    """The start index of each pixel column of the sorted ``x``, or None when thinning is not needed."""
-    if len(x) <= 2 * width:
+def _numbers(a: Optional[np.ndarray], keep: np.ndarray) -> Optional[list]:
+    if a is None:
         return None
-    col = np.floor(x).astype("int64")
-    return np.flatnonzero(np.r_[True, col[1:] != col[:-1]])
+    a = np.asarray(a, dtype="float64")[keep]
+    return [float(v) if np.isfinite(v) else None for v in a.tolist()]
 
 
-def _thin(x: np.ndarray, y: np.ndarray, width: int) -> Tuple[np.ndarray, np.ndarray]:
-    starts = _columns(x, width)
-    if starts is None:
-        return x, y
-    lo, hi = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
-    return np.repeat(x[starts], 2), np.stack([lo, hi], 1).ravel()
-
-
-def _thin_band(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, width: int):
-    starts = _columns(x, width)
-    if starts is None:
-        return x, lo, hi
-    # Screen y grows downwards: the band's top edge is the smallest y of a column, its bottom the largest.
-    return x[starts], np.maximum.reduceat(lo, starts), np.minimum.reduceat(hi, starts)
+def plot_spec(lines: Sequence[LineData], title: str, ylabel: str, buckets: int = BUCKETS) -> Dict[str, Any]:
+    """What the browser's plotting module (``plot.js``, shared with the web UI) draws of ``lines``: a JSON-able
+    dict ``{title, ylabel, series: [{label, color, x, y, lo?, hi?, t?, total}]}``, NaN as None.
+    Lines longer than ``4 * buckets`` points are cut to :func:`minmax_indices` of their values and band."""
+    series = []
+    for i, line in enumerate(lines):
+        keep = minmax_indices(line.y, buckets)
+        if len(keep) < len(line.y) and line.low is not None and line.high is not None:
+            keep = np.union1d(keep, np.union1d(minmax_indices(line.low, buckets), minmax_indices(line.high, buckets)))
+        s: Dict[str, Any] = {"label": line.label, "color": PALETTE[i % len(PALETTE)], "x": _numbers(line.x, keep),
+                             "y": _numbers(line.y, keep), "total": len(line.y), "run": line.label}
+        if line.low is not None and line.high is not None:
+            s["lo"], s["hi"] = _numbers(line.low, keep), _numbers(line.high, keep)
+        if line.time is not None:
+            s["t"] = _numbers(line.time, keep)
+        series.append(s)
+    return {"title": title, "ylabel": ylabel, "series": series}

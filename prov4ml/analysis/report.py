@@ -1,16 +1,19 @@
 """Self-contained HTML reports: one run (:func:`html_report`) and a whole experiment (:func:`experiment_report`).
 
 Neither pandas nor matplotlib is needed: the runs are read with
-:mod:`prov4ml.runs` (NumPy columns) and the charts are drawn by hand.
-A report is one file that needs nothing else to display: inline CSS, charts as
-inline SVG drawn by :func:`~prov4ml.analysis.plots.svg_chart`, the provenance
-graph as inline SVG (Graphviz), and a small inline script that sorts tables.
-Nothing is fetched. Links to the run's files are relative to the report.
+:mod:`prov4ml.runs` (NumPy columns). A report is one file that needs nothing
+else to display: inline CSS, the charts as JSON (:func:`~prov4ml.analysis.plots.plot_spec`)
+drawn in the browser by the web UI's own plotting module and library, both
+inlined (smoothing, log scale, x = step or time, hover values, zoom, PNG/SVG/CSV
+downloads, as in ``prov4ml ui``), the provenance graph as inline SVG
+(Graphviz), and a small inline script that sorts tables. Nothing is fetched.
+Links to the run's files are relative to the report.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import math
 import re
 import shutil
@@ -27,7 +30,7 @@ from ._html import Raw, Sorted, fmt, format_duration, href, native, page, status
 from ._progress import Progress, steps
 from .compare import Metrics, compare_rows, select_series, sweep_rows
 from .load import PathLike, RunData, artifact_rows, read, run_dirs
-from .plots import PALETTE, LineData, axis_label, line_data, series_units, spread_data, svg_chart
+from .plots import PALETTE, LineData, axis_label, line_data, plot_spec, series_units, spread_data
 
 __all__ = ["html_report", "experiment_report", "graph_svg", "format_duration", "GRAPH_MAX_PER_KIND", "GRAPH_TIMEOUT_S"]
 
@@ -181,7 +184,7 @@ def _render_run(run: RunData, output_dir: Path, keys: List[Tuple[Any, Any]], met
         note += f" Rank {run.ranks[0]}'s document; the other ranks' are linked above."
     body.append(f'<p class="muted">{html.escape(note)}</p>')
     step("graph")
-    return page(title, body, script=True)
+    return page(title, body, script=True, plots=True)
 
 
 def _errors(run: RunData) -> List[str]:
@@ -273,7 +276,8 @@ def _metrics(run: RunData, keys: List[Tuple[Any, Any]], metrics: Metrics, multi:
 
 
 def _figure(lines: Sequence[LineData], title: str, ylabel: str) -> str:
-    svg = svg_chart(lines, title, ylabel)
+    """A chart the page's plotting module draws from its JSON spec; its caption says how the lines were made."""
+    spec = json.dumps(plot_spec(lines, title, ylabel), allow_nan=False).replace("</", "<\\/")
     notes = sorted({line.note for line in lines if line.note})
     hidden = sum(int((~np.isfinite(line.y)).sum()) for line in lines)
     if hidden:
@@ -284,7 +288,8 @@ def _figure(lines: Sequence[LineData], title: str, ylabel: str) -> str:
                          for i, line in enumerate(lines))
         legend = f"<br>{legend}"
     caption = html.escape(title + (": " + "; ".join(notes) if notes else ""))
-    return f"<figure>{svg}<figcaption>{caption}{legend}</figcaption></figure>"
+    return (f'<figure class="plot p4fig"><script type="application/json" class="p4spec">{spec}</script>'
+            f"<figcaption>{caption}{legend}</figcaption></figure>")
 
 
 def _artifacts(run: RunData, output_dir: Path, multi: bool) -> str:
@@ -373,7 +378,7 @@ def _render_experiment(experiment_dir: Path, runs: List[RunData], output_dir: Pa
                  _sweep_table(sweep, keys), f'<div class="plots">{"".join(spreads)}</div>']
     body.append("<h2>Metrics across runs</h2>")
     body.append(f'<div class="plots">{"".join(overlays)}</div>' if overlays else '<p class="muted">no metric recorded</p>')
-    return page(f"{name} — {len(runs)} run(s)", body, script=True)
+    return page(f"{name} — {len(runs)} run(s)", body, script=True, plots=True)
 
 
 def _runs_table(runs: List[RunData], output_dir: Path, keys: List[Tuple[Any, Any]]) -> str:

@@ -11,9 +11,9 @@ from urllib.parse import quote
 from .. import runs
 from ..exceptions import Prov4MLError
 from .graph import PER_KIND
-from .store import SERIES_FIELDS, RunHead, Store, duration_s, environment, native, sweep_groups
+from .store import SERIES_FIELDS, RunHead, Store, duration_s, environment, native
 
-__all__ = ["runs_list", "experiments_fragment", "run_page", "experiment_page", "graph_page", "error_page",
+__all__ = ["runs_list", "experiments_fragment", "run_page", "live_box", "graph_page", "error_page",
            "MAX_PARAM_COLUMNS", "MAX_METRIC_COLUMNS"]
 
 MAX_PARAM_COLUMNS = 6  # in the runs list; the experiment page shows them all
@@ -90,7 +90,8 @@ def page(title: str, body: str, store: Store) -> str:
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<title>{html.escape(title)} · prov4ml</title><link rel="icon" href="data:,">'
-        '<link rel="stylesheet" href="/static/ui.css"><script src="/static/ui.js" defer></script></head><body>'
+        '<link rel="stylesheet" href="/static/ui.css"><script src="/static/vendor/echarts.min.js" defer></script>'
+        '<script src="/static/plot.js" defer></script><script src="/static/ui.js" defer></script></head><body>'
         f'<header><a href="/">prov4ml</a><span class="dir">{html.escape(str(store.root))}</span></header>'
         f"<main>{body}</main></body></html>\n"
     )
@@ -182,9 +183,10 @@ def runs_list(store: Store) -> str:
 
 
 # ------------------------------------------------------------------ a run
-def _live(runs: Sequence[Tuple[str, str]], groups: Sequence[Dict[str, Any]] = (), run_page: bool = False) -> str:
-    """The box ui.js fills with live plots; on a run's page it also keeps the summary table fresh."""
-    data = html.escape(json.dumps([{"key": k, "label": label} for k, label in runs]))
+def live_box(runs: Sequence[Tuple[str, str, str]], groups: Sequence[Dict[str, Any]] = (), run_page: bool = False) -> str:
+    """The box ui.js fills with live plots of ``runs`` (key, line label, status); on a run's page it
+    also keeps the summary table fresh."""
+    data = html.escape(json.dumps([{"key": k, "label": label, "status": status} for k, label, status in runs]))
     attrs = f' data-runs="{data}"'
     if groups:
         attrs += f' data-groups="{html.escape(json.dumps(groups))}"'
@@ -225,7 +227,7 @@ def run_page(store: Store, entry: RunHead) -> str:
     if run.error_type:
         parts.append(f'<p class="error"><b>{html.escape(str(run.error_type))}</b>: '
                      f'{html.escape(str(run.error_message or ""))}</p>')
-    parts.append("<h2>Metrics</h2>" + _live([(entry.key, title)], run_page=True)
+    parts.append("<h2>Metrics</h2>" + live_box([(entry.key, title, entry.label)], run_page=True)
                  + f'<div id="summary">{summary_table(entry)}</div>')
     dur = duration_s(entry)
     fields = [("status", status), ("start", run.start), ("end", run.end),
@@ -274,47 +276,7 @@ def _artifacts(entry: RunHead, run: runs.RunRecord) -> str:
     return _table(["kind", "name", "location", "model", "version", "step", "context", "bytes", "sha256"], rows, "sortable")
 
 
-# ------------------------------------------------------------------ an experiment
-def experiment_page(store: Store, key: str, runs: Sequence[RunHead]) -> str:
-    title = _experiment_title(key, runs)
-    readable = [r for r in runs if r.readable]
-    groups = sweep_groups(readable)
-    parts = [f"<h1>{html.escape(title)}</h1><p class=\"muted\">{len(runs)} runs · {html.escape(str(store.resolve(key)))}</p>",
-             "<h2>Runs</h2>", runs_table(runs, "runs-0", params_limit=None, metrics_limit=None)]
-    pcols = _param_columns(readable, None)
-    if pcols:
-        rows = []
-        for k in pcols:
-            values = [r.params.get(k) for r in readable]
-            differ = len({json.dumps(v, default=str) for v in values}) > 1
-            rows.append([f'<th{" class=diff" if differ else ""}>{html.escape(k)}</th>'] + [_cell(v) for v in values])
-        parts.append("<h2>Parameters</h2>" + _table(["parameter"] + [f"run {r.run_id}" for r in readable], rows, "", "params"))
-    labels = []
-    if groups:
-        metrics = sorted({m for g in groups for m in g["metrics"]})
-        rows = []
-        for g in groups:
-            label = ", ".join(f"{k}={fmt(v)}" for k, v in g["params"].items()) or "(no parameters)"
-            labels.append({"label": label, "runs": g["runs"]})
-            cells = [f"<td>{html.escape(label)}</td>", _cell(len(g["runs"]))]
-            for m in metrics:
-                s = g["metrics"].get(m)
-                text = "" if s is None else (f"{s['mean']:.6g} ± {s['std']:.3g}" if s["std"] is not None else f"{s['mean']:.6g}")
-                cells.append(f'<td class="num" data-sort="{"" if s is None else s["mean"]}">{html.escape(text)}</td>')
-            rows.append(cells)
-        parts.append("<h2>Sweep: mean ± std over repetitions</h2>"
-                     '<p class="muted">Runs with the same parameters (less <code>sweep.*</code> and <code>seed</code>) '
-                     "are repetitions of one configuration; std is the sample standard deviation of the last values.</p>"
-                     + _table(["configuration", "runs"] + [f"{m} (last)" for m in metrics], rows, "sortable", "sweep"))
-    parts.append("<h2>Metrics</h2>")
-    if groups:
-        parts.append('<div class="modes"><button data-mode="run" class="on">one line per run</button>'
-                     '<button data-mode="config">mean ± std per configuration</button></div>')
-    parts.append(_live([(r.key, f"run {r.run_id}") for r in readable], labels))
-    return page(title, "".join(parts), store)
-
-
-# ------------------------------------------------------------------ the graph
+# ------------------------------------------------------------------ the graph (an experiment's page: compare.py)
 def graph_page(store: Store, entry: RunHead, rank: int, per_kind: int, attributes: bool) -> str:
     title = f"{entry.experiment_name or entry.experiment} · run {entry.run_id} · provenance"
     ranks = " ".join(

@@ -13,7 +13,9 @@ URL                             what
 ``/graph/<run>``                the provenance graph, full page
 ``/api/runs``                   the runs list as JSON
 ``/api/points/<run>``           new metric points since ``?offsets=`` (JSON
-                                ``{series key: [location, byte offset]}``)
+                                ``{series key: [location, byte offset]}``); a
+                                long series' first answer is decimated
+``/api/series/<run>?key=``      one series' every point as CSV (``name/context/rank``)
 ``/api/graph/<run>``            the graph as SVG (``rank``, ``per_kind``,
                                 ``attributes``)
 ``/files/<run>?path=``          a file of the run (an artifact)
@@ -37,17 +39,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .. import _commands
 from .._fs import is_url
 from ..exceptions import InvalidValueError, MissingDependencyError, Prov4MLError
-from . import pages
+from . import compare, pages
 from .graph import PER_KIND, render_svg
+from .decimate import BUCKETS, decimated, thin
 from .store import RunHead, Store, duration_s, metric_files
 from ..runs import read_new, read_points
 
-__all__ = ["UIServer", "serve", "points", "runs_json", "main", "DEFAULT_PORT"]
+__all__ = ["UIServer", "serve", "points", "series_csv", "runs_json", "main", "DEFAULT_PORT"]
 
 DEFAULT_PORT = 8765
 MAX_BYTES = 4 << 20  # of one metric file per answer: a long run's history arrives in a few answers, not one huge one
@@ -64,7 +67,8 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def points(store: Store, key: str, offsets: Dict[str, Any], limit: Optional[int] = None) -> Dict[str, Any]:
+def points(store: Store, key: str, offsets: Dict[str, Any], limit: Optional[int] = None,
+           buckets: int = BUCKETS) -> Dict[str, Any]:
     """The points of run ``key`` that the caller has not seen, and where to read on next time.
 
     ``offsets``: series key (``name/context/rank``) -> ``[location, byte offset]``
@@ -72,6 +76,13 @@ def points(store: Store, key: str, offsets: Dict[str, Any], limit: Optional[int]
     its offset only, at most ``limit`` bytes of it (default ``MAX_BYTES``; ``more`` says there is more
     to read: ask again at once); a finished columnar file (Parquet) is sent
     whole, once (offset -1). ``reset``: forget this series' earlier points.
+
+    A long series (a CSV file over ``decimate.DECIMATE_BYTES``, a columnar one
+    over ``4 * buckets`` points) comes at first decimated to ``buckets`` runs of
+    points, each one's first, last, min and max (``decimate.minmax_indices``):
+    ``total`` then counts the points it stands for, and ``full`` (every series
+    has it) is the URL of all of them as CSV. Later answers follow the file
+    from where the decimated one ended, point by point.
     """
     entry = store.head(key)
     limit = MAX_BYTES if limit is None else limit
@@ -81,16 +92,42 @@ def points(store: Store, key: str, offsets: Dict[str, Any], limit: Optional[int]
         seen_location, seen = _seen(offsets.get(series["key"]))
         moved = seen_location is not None and seen_location != location
         offset = 0 if moved else seen
+        full = f"/api/series/{quote(entry.key)}?key={quote(series['key'])}"
         if location.endswith(".csv"):
+            cut = decimated(entry.run_dir / location, buckets) if offset == 0 else None
+            if cut is not None:
+                out.append({**series, "offset": cut["offset"], "reset": moved, "more": False, "step": cut["step"],
+                            "value": cut["value"], "time": cut["time"], "total": cut["total"], "full": full})
+                continue
             chunk = read_new(entry.run_dir / location, offset, limit)
-            steps, values, new_offset, reset, more = chunk.step, chunk.value, chunk.offset, chunk.reset or moved, chunk.more
+            steps, values, times = chunk.step, chunk.value, chunk.time
+            new_offset, reset, more = chunk.offset, chunk.reset or moved, chunk.more
         elif moved or seen_location is None:
-            steps, values = _whole_series(entry, series)
+            steps, values, times = _whole_series(entry, series)
             new_offset, reset, more = -1, moved, False
         else:
             continue  # a columnar file already sent
-        out.append({**series, "offset": new_offset, "reset": reset, "more": more, "step": steps, "value": values})
+        row = {**series, "offset": new_offset, "reset": reset, "more": more, "full": full}
+        if len(values) > 4 * buckets:
+            steps, values, times, row["total"] = thin(steps, values, times, buckets)
+        out.append({**row, "step": steps, "value": values, "time": times})
     return {"run": entry.key, "status": entry.label, "series": out}
+
+
+def series_csv(store: Store, key: str, series_key: str) -> bytes:
+    """Every point of one series of run ``key`` as CSV (``step,value,time``): a CSV metric file as it is."""
+    entry = store.head(key)
+    found = [s for s in (metric_files(entry.record) if entry.record is not None else ()) if s["key"] == series_key]
+    if not found:
+        known = ", ".join(s["key"] for s in metric_files(entry.record)) if entry.record is not None else ""
+        raise InvalidValueError(f"run {key!r} has no series {series_key!r}; its series: {known or 'none'}")
+    location = found[0]["location"]
+    if location.endswith(".csv"):
+        return (entry.run_dir / location).read_bytes()
+    steps, values, times = _whole_series(entry, found[0])
+    rows = ["step,value,time"] + [f"{s},{'' if v is None else repr(v)},{'' if t is None else repr(t)}"
+                                  for s, v, t in zip(steps, values, times)]
+    return ("\n".join(rows) + "\n").encode()
 
 
 def _seen(value: Any) -> Tuple[Optional[str], int]:
@@ -101,11 +138,11 @@ def _seen(value: Any) -> Tuple[Optional[str], int]:
     return None, 0
 
 
-def _whole_series(entry: RunHead, series: Dict[str, Any]) -> Tuple[List[Any], List[Any]]:
+def _whole_series(entry: RunHead, series: Dict[str, Any]) -> Tuple[List[Any], List[Any], List[Any]]:
     cols = read_points(entry.run_dir, series["location"])
     if cols is None:
-        return [], []
-    return [int(s) for s in cols["step"]], [float(v) for v in cols["value"]]
+        return [], [], []
+    return [int(s) for s in cols["step"]], [float(v) for v in cols["value"]], [float(t) for t in cols["time"]]
 
 
 def runs_json(store: Store) -> List[Dict[str, Any]]:
@@ -180,7 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, pages.run_page(store, store.head(key)), "text/html")
 
     def experiment_page(self, store: Store, key: str, _query: Dict[str, str]) -> None:
-        self._send(HTTPStatus.OK, pages.experiment_page(store, key, store.experiment(key)), "text/html")
+        self._send(HTTPStatus.OK, compare.experiment_page(store, key, store.experiment(key)), "text/html")
 
     def graph_page(self, store: Store, key: str, query: Dict[str, str]) -> None:
         rank, per_kind, attributes = _graph_options(query)
@@ -197,6 +234,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(offsets, dict):
             raise InvalidValueError("offsets must be a JSON object: {series key: [location, byte offset]}")
         self._json(points(store, key, offsets))
+
+    def api_series(self, store: Store, key: str, query: Dict[str, str]) -> None:
+        if not query.get("key"):
+            raise InvalidValueError("say which series: ?key=name/context/rank")
+        self._send(HTTPStatus.OK, series_csv(store, key, query["key"]), "text/csv")
 
     def api_graph(self, store: Store, key: str, query: Dict[str, str]) -> None:
         entry = store.head(key)
@@ -215,8 +257,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, target.read_bytes(), ctype)
 
     def static(self, _store: Store, name: str, _query: Dict[str, str]) -> None:
-        asset = resources.files(__package__).joinpath("static", name)
-        if "/" in name or not asset.is_file():
+        parts = name.split("/")
+        asset = resources.files(__package__).joinpath("static", *parts)
+        if len(parts) > 2 or (len(parts) == 2 and parts[0] != "vendor") or not asset.is_file():
             raise InvalidValueError(f"no static file {name!r}")
         self._send(HTTPStatus.OK, asset.read_bytes(), mimetypes.guess_type(name)[0] or "application/octet-stream", cache=True)
 
@@ -229,6 +272,7 @@ _ROUTES: Tuple[Tuple[str, _Route], ...] = (
     ("/graph/", _Handler.graph_page),
     ("/api/runs", _Handler.api_runs),
     ("/api/points/", _Handler.api_points),
+    ("/api/series/", _Handler.api_series),
     ("/api/graph/", _Handler.api_graph),
     ("/files/", _Handler.files),
     ("/static/", _Handler.static),

@@ -1,146 +1,10 @@
-/* prov4ml ui: SVG line plots fed by polling the run's metric files, zoomable graphs, sortable tables.
-   No dependency: this file is all the script the pages load. */
+/* prov4ml ui: live plots (drawn by plot.js) fed by polling the run's metric files, the comparison's
+   sweep charts, zoomable graphs, sortable tables. */
 (function () {
   "use strict";
-  const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-  const SVGNS = "http://www.w3.org/2000/svg";
-  const W = 480, H = 270, M = { l: 62, r: 14, t: 10, b: 40 };
+  const PALETTE = window.P4Plot.PALETTE;
   const POLL_MS = 1000;
-
-  function svgEl(tag, attrs, parent) {
-    const e = document.createElementNS(SVGNS, tag);
-    for (const k in attrs) e.setAttribute(k, attrs[k]);
-    if (parent) parent.appendChild(e);
-    return e;
-  }
-
-  function fmt(v) {
-    if (v === null || v === undefined || Number.isNaN(v)) return "";
-    const a = Math.abs(v);
-    if (a !== 0 && (a >= 1e6 || a < 1e-3)) return v.toExponential(2);
-    return String(+v.toPrecision(4));
-  }
-
-  function ticks(lo, hi, n) {
-    if (!(hi > lo)) { hi = lo + 1; lo = lo - 1; }
-    const raw = (hi - lo) / n, mag = Math.pow(10, Math.floor(Math.log10(raw)));
-    const step = [1, 2, 2.5, 5, 10].map(f => f * mag).find(s => s >= raw);
-    const out = [];
-    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toPrecision(12));
-    return out;
-  }
-
-  // A path through at most ~2 points per pixel column: the first, min and max of each column keep spikes visible.
-  function pathOf(xs, ys, sx, sy) {
-    let d = "", col = null, lo = null, hi = null;
-    const flush = () => { if (col !== null) d += "L" + col + "," + lo + "L" + col + "," + hi; };
-    for (let i = 0; i < xs.length; i++) {
-      if (ys[i] === null || !Number.isFinite(ys[i])) continue;
-      const px = Math.round(sx(xs[i]) * 2) / 2, py = +sy(ys[i]).toFixed(1);
-      if (d === "") { d = "M" + px + "," + py; col = px; lo = hi = py; continue; }
-      if (px === col) { lo = Math.min(lo, py); hi = Math.max(hi, py); continue; }
-      flush();
-      d += "L" + px + "," + py; col = px; lo = hi = py;
-    }
-    flush();
-    return d;
-  }
-
-  /* One plot: series keyed by a string, each {label, color, x, y, lo?, hi?}. x is the step, unless some
-     series logs several points per step (or steps go back): then the plot draws by point order and says so. */
-  class Plot {
-    constructor(parent, title, id) {
-      this.series = new Map();
-      this.fig = document.createElement("figure");
-      this.fig.className = "plot";
-      if (id) this.fig.id = id;
-      const cap = document.createElement("figcaption");
-      cap.textContent = title;
-      this.fig.appendChild(cap);
-      this.svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title, "data-points": "0" }, this.fig);
-      this.note = document.createElement("div");
-      this.note.className = "note";
-      this.fig.appendChild(this.note);
-      this.legend = document.createElement("div");
-      this.legend.className = "legend";
-      this.fig.appendChild(this.legend);
-      parent.appendChild(this.fig);
-    }
-
-    set(key, s) { if (!s.color) s.color = PALETTE[this.series.size % PALETTE.length]; this.series.set(key, s); }
-
-    render() {
-      const all = [...this.series.values()];
-      const byOrder = all.some(s => s.x.some((v, i) => i > 0 && !(v > s.x[i - 1])));
-      let xmin = Infinity, xmax = -Infinity, ymin = Infinity, ymax = -Infinity, points = 0;
-      for (const s of all) {
-        s.px = byOrder ? s.y.map((_, i) => i) : s.x;
-        points += s.y.length;
-        for (let i = 0; i < s.y.length; i++) {
-          const ys = [s.y[i], s.lo ? s.lo[i] : null, s.hi ? s.hi[i] : null];
-          for (const y of ys) if (y !== null && Number.isFinite(y)) { ymin = Math.min(ymin, y); ymax = Math.max(ymax, y); }
-          if (s.px[i] !== null) { xmin = Math.min(xmin, s.px[i]); xmax = Math.max(xmax, s.px[i]); }
-        }
-      }
-      while (this.svg.firstChild) this.svg.removeChild(this.svg.firstChild);
-      this.svg.setAttribute("data-points", String(points));
-      this.svg.setAttribute("data-series", String(all.length));
-      this.svg.setAttribute("data-x", byOrder ? "order" : "step");
-      this.note.textContent = byOrder ? "x: point order (several points share a step)" : "";
-      if (!Number.isFinite(ymin)) {
-        svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty" }, this.svg).textContent = "no points yet";
-        this.renderLegend(all);
-        return;
-      }
-      if (xmax === xmin) { xmin -= 1; xmax += 1; }
-      if (ymax === ymin) { const d = Math.abs(ymin) * 0.1 || 1; ymin -= d; ymax += d; }
-      const pad = (ymax - ymin) * 0.05; ymin -= pad; ymax += pad;
-      const sx = x => M.l + (x - xmin) / (xmax - xmin) * (W - M.l - M.r);
-      const sy = y => H - M.b - (y - ymin) / (ymax - ymin) * (H - M.t - M.b);
-      const axes = svgEl("g", { class: "axes" }, this.svg);
-      for (const t of ticks(ymin, ymax, 5)) {
-        svgEl("line", { x1: M.l, x2: W - M.r, y1: sy(t), y2: sy(t), class: "grid" }, axes);
-        svgEl("text", { x: M.l - 6, y: sy(t) + 4, "text-anchor": "end" }, axes).textContent = fmt(t);
-      }
-      for (const t of ticks(xmin, xmax, 6)) {
-        if (!byOrder && !Number.isInteger(t)) continue;
-        svgEl("line", { x1: sx(t), x2: sx(t), y1: H - M.b, y2: H - M.b + 4, class: "tick" }, axes);
-        svgEl("text", { x: sx(t), y: H - M.b + 16, "text-anchor": "middle" }, axes).textContent = fmt(t);
-      }
-      svgEl("rect", { x: M.l, y: M.t, width: W - M.l - M.r, height: H - M.t - M.b, class: "frame" }, axes);
-      svgEl("text", { x: (M.l + W - M.r) / 2, y: H - 6, "text-anchor": "middle", class: "label" }, axes)
-        .textContent = byOrder ? "point" : "step";
-      for (const s of all) {
-        if (s.lo && s.hi) {
-          const edge = [];
-          for (let i = 0; i < s.px.length; i++) if (s.hi[i] !== null) edge.push(sx(s.px[i]).toFixed(1) + "," + sy(s.hi[i]).toFixed(1));
-          for (let i = s.px.length - 1; i >= 0; i--) if (s.lo[i] !== null) edge.push(sx(s.px[i]).toFixed(1) + "," + sy(s.lo[i]).toFixed(1));
-          if (edge.length > 2) svgEl("polygon", { points: edge.join(" "), fill: s.color, class: "band" }, this.svg);
-        }
-        const d = pathOf(s.px, s.y, sx, sy);
-        if (d) svgEl("path", { d: d, stroke: s.color, class: "line" }, this.svg);
-        if (s.y.length <= 40) {
-          for (let i = 0; i < s.y.length; i++) {
-            if (s.y[i] !== null && Number.isFinite(s.y[i])) svgEl("circle", { cx: sx(s.px[i]), cy: sy(s.y[i]), r: 2.5, fill: s.color }, this.svg);
-          }
-        }
-      }
-      this.renderLegend(all);
-    }
-
-    renderLegend(all) {
-      this.legend.textContent = "";
-      if (all.length < 2 && !all.some(s => s.lo)) return;
-      for (const s of all) {
-        const item = document.createElement("span");
-        const sw = document.createElement("i");
-        sw.style.background = s.color;
-        item.appendChild(sw);
-        item.appendChild(document.createTextNode(s.label));
-        this.legend.appendChild(item);
-      }
-    }
-  }
+  const COMPLETE = new Set(["finished"]);  // what mean ± std averages unless told to include every run
 
   function keyPath(key) { return key.split("/").map(encodeURIComponent).join("/"); }
 
@@ -149,9 +13,10 @@
   class Live {
     constructor(box) {
       this.box = box;
-      this.runs = JSON.parse(box.dataset.runs);  // [{key, label}]
+      this.runs = JSON.parse(box.dataset.runs);  // [{key, label, status}]
       this.groups = box.dataset.groups ? JSON.parse(box.dataset.groups) : [];  // [{label, runs: [key]}]
       this.mode = "run";
+      this.includeAll = false;  // mean ± std: finished runs only, unless the toggle says every run
       this.plots = new Map();
       this.state = new Map(this.runs.map(r => [r.key, { offsets: {}, series: new Map(), status: null, more: false }]));
       this.polls = 0;
@@ -167,8 +32,10 @@
       const body = await res.json();
       for (const s of body.series) {
         let data = st.series.get(s.key);
-        if (!data || s.reset) { data = { name: s.name, context: s.context, rank: s.rank, x: [], y: [] }; st.series.set(s.key, data); }
-        for (let i = 0; i < s.step.length; i++) { data.x.push(s.step[i]); data.y.push(s.value[i]); }
+        if (!data || s.reset) { data = { name: s.name, context: s.context, rank: s.rank, x: [], y: [], t: [], total: 0 }; st.series.set(s.key, data); }
+        for (let i = 0; i < s.step.length; i++) { data.x.push(s.step[i]); data.y.push(s.value[i]); data.t.push(s.time[i]); }
+        data.total += s.total ?? s.step.length;  // a decimated answer stands for more points than it holds
+        data.full = s.full;
         st.offsets[s.key] = [s.location, s.offset];
       }
       const before = st.status;
@@ -197,7 +64,7 @@
     plot(name) {
       let p = this.plots.get(name);
       if (!p) {
-        p = new Plot(this.box, name, "plot-" + name.replace(/[^A-Za-z0-9_-]/g, "_"));
+        p = new window.P4Plot.Chart(this.box, name, "plot-" + name.replace(/[^A-Za-z0-9_-]/g, "_"));
         this.plots.set(name, p);
         const figs = [...this.box.children].filter(c => c.tagName === "FIGURE").sort((a, b) => a.id < b.id ? -1 : 1);
         figs.forEach(f => this.box.appendChild(f));
@@ -214,7 +81,8 @@
           const ranks = new Set([...this.state.get(run.key).series.values()].map(s => s.rank));
           for (const [skey, s] of this.state.get(run.key).series) {
             const label = [multi ? run.label : null, ranks.size > 1 ? "rank " + s.rank : null].filter(Boolean).join(", ") || s.name;
-            this.plot(s.name + " (" + s.context + ")").set(run.key + "|" + skey, { label: label, x: s.x, y: s.y });
+            this.plot(s.name + " (" + s.context + ")").set(run.key + "|" + skey,
+              { label: label, x: s.x, y: s.y, t: s.t, run: run.key, total: s.total, full: s.full });
           }
         }
       }
@@ -226,14 +94,22 @@
         }
         p.render();
       }
-      this.box.dataset.points = String([...this.plots.values()].reduce((n, p) => n + Number(p.svg.dataset.points), 0));
+      this.box.dataset.points = String([...this.plots.values()].reduce((n, p) => n + Number(p.fig.dataset.points), 0));
     }
 
-    // Mean and sample std over the repetitions of each configuration, step by step (lowest rank of each run).
+    /* Mean and sample std over the repetitions of each configuration, step by step (lowest rank of each
+       run); a killed, failed or still running run is no repetition unless includeAll says so. */
+    used(g) {
+      return g.runs.filter(key => {
+        const st = this.state.get(key), run = this.runs.find(r => r.key === key);
+        return this.includeAll || COMPLETE.has((st && st.status) || (run && run.status));
+      });
+    }
+
     renderGroups() {
       for (const g of this.groups) {
-        const byName = new Map();
-        for (const key of g.runs) {
+        const byName = new Map(), used = this.used(g);
+        for (const key of used) {
           const st = this.state.get(key);
           if (!st) continue;
           const lowest = new Map();
@@ -254,12 +130,14 @@
             const sd = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - m) * (b - m), 0) / (v.length - 1)) : 0;
             mean.push(m); lo.push(m - sd); hi.push(m + sd);
           }
-          this.plot(name).set("group|" + g.label, { label: g.label + " (mean ± std, n=" + g.runs.length + ")", x: xs, y: mean, lo: lo, hi: hi });
+          this.plot(name).set("group|" + g.label, { label: g.label + " (mean ± std, n=" + used.length + ")", x: xs, y: mean, lo: lo, hi: hi });
         }
       }
     }
 
     setMode(mode) { this.mode = mode; this.render(); }
+
+    setIncludeAll(all) { this.includeAll = all; this.render(); }
 
     /* While a run goes on, its summary table (the document's, refreshed every few seconds by the library)
        is computed here from the points the plots hold, which are fresher. */
@@ -370,6 +248,22 @@
     }, 3000);
   }
 
+  /* A sweep's parallel coordinates and parameter-vs-metric scatter, redrawn when a select changes. */
+  function sweepCharts() {
+    const tag = document.getElementById("sweep-data");
+    if (!tag) return;
+    const spec = JSON.parse(tag.textContent), metric = document.getElementById("sweep-metric"), param = document.getElementById("sweep-param");
+    const draw = () => {
+      const rows = spec.rows.filter(r => r.metrics[metric.value] !== undefined && r.metrics[metric.value] !== null);
+      window.P4Plot.parallel(document.getElementById("parallel"), {
+        dims: [...spec.params, metric.value], rows: rows.map(r => ({ label: r.label, values: [...spec.params.map(p => r.params[p] ?? null), r.metrics[metric.value]] })) });
+      window.P4Plot.scatter(document.getElementById("scatter"), spec, param.value, metric.value);
+    };
+    metric.addEventListener("change", draw);
+    param.addEventListener("change", draw);
+    draw();
+  }
+
   function init() {
     const list = document.getElementById("experiments");
     if (list) {
@@ -383,6 +277,12 @@
       document.querySelectorAll("[data-mode]").forEach(x => x.classList.toggle("on", x === b));
       lives.forEach(l => l.setMode(b.dataset.mode));
     }));
+    const include = document.getElementById("include-all");
+    if (include) include.addEventListener("change", () => {
+      lives.forEach(l => l.setIncludeAll(include.checked));
+      document.querySelectorAll("[data-include]").forEach(t => { t.hidden = (t.dataset.include === "all") !== include.checked; });
+    });
+    sweepCharts();
     const badge = document.getElementById("run-status");
     lives.forEach(l => {
       l.box.addEventListener("status", e => { if (badge) { badge.textContent = e.detail.status; badge.dataset.status = e.detail.status; } });
@@ -392,6 +292,6 @@
     document.querySelectorAll(".graph[data-src]").forEach(loadGraph);
   }
 
-  window.P4 = { Plot: Plot, Live: Live, zoomable: zoomable, lives: [] };
+  window.P4 = { Live: Live, zoomable: zoomable, lives: [] };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();
 })();
