@@ -45,13 +45,28 @@ def read_csv_whole(path: Path) -> Optional[Tuple["np.ndarray", "np.ndarray", "np
         return None
     end = data.rfind(b"\n") + 1  # the writer may be half-way through the last line
     try:
-        cols = np.loadtxt(io.BytesIO(data[:end]), delimiter=m.group(1).decode(), dtype="float64", ndmin=2, comments=None)
+        cols = _parse(data[:end], m.group(1).decode())
     except ValueError:
         return None
     if cols.shape[0] and cols.shape[1] != 3:
         return None
     cols = cols.reshape(-1, 3)
     return cols[:, 0], cols[:, 1], cols[:, 2], len(header) + end
+
+
+def _parse(data: bytes, sep: str) -> "np.ndarray":
+    """The rows of ``data`` as floats, exactly as written: pandas' C reader (round-trip precision) where
+    the ``analysis`` extra is installed, three times faster than NumPy's, which reads them otherwise."""
+    import numpy as np
+
+    try:
+        import pandas as pd
+    except ImportError:
+        return np.loadtxt(io.BytesIO(data), delimiter=sep, dtype="float64", ndmin=2, comments=None)
+    if not data:
+        return np.empty((0, 3))
+    frame = pd.read_csv(io.BytesIO(data), sep=sep, header=None, dtype="float64", engine="c", float_precision="round_trip")
+    return frame.to_numpy()
 
 
 def _steps(steps: "np.ndarray") -> List[Optional[int]]:

@@ -192,7 +192,7 @@
       const legend = multi || v.lines.some(l => l.s.lo) || sm > 0;
       return {
         animation: false,
-        grid: { left: 10, right: 16, top: legend ? 48 : 28, bottom: 30, containLabel: true },
+        grid: { left: 10, right: 16, top: 48, bottom: 30, containLabel: true },  // room for the legend, shown or not: a toggle never moves the plot
         legend: { show: legend, type: "scroll", top: 0, textStyle: { fontSize: 11 }, data: out.filter(o => !o.silent).map(o => o.name) },
         tooltip: { trigger: "axis", className: "p4tip", confine: true, transitionDuration: 0, order: "seriesAsc",
           axisPointer: { type: "line", animation: false },
@@ -202,7 +202,7 @@
               `<div class="p4row" data-name="${escapeHtml(i.seriesName)}" data-value="${i.value[1]}">${i.marker}${escapeHtml(i.seriesName)}: <b>${fmtValue(i.value[1])}</b></div>`);
             return `<div class="p4head">${escapeHtml(v.xname)} ${head}</div>` + rows.join("");
           } },
-        toolbox: { right: 4, top: legend ? 22 : 0, itemSize: 12, feature: { dataZoom: { yAxisIndex: 0, xAxisIndex: 0, title: { zoom: "box zoom", back: "zoom back" } } } },
+        toolbox: { right: 4, top: 22, itemSize: 12, feature: { dataZoom: { yAxisIndex: 0, xAxisIndex: 0, title: { zoom: "box zoom", back: "zoom back" } } } },
         xAxis: { type: v.mode === "wall" ? "time" : "value", name: v.xname, nameLocation: "middle", nameGap: 24, scale: true,
           min: "dataMin", max: "dataMax", minInterval: v.mode === "step" && !v.byOrder ? 1 : 0, splitLine: { show: false },
           axisLabel: { hideOverlap: true, formatter: x => this.xLabel(x, v.mode) } },

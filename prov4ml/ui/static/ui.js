@@ -253,12 +253,15 @@
     const tag = document.getElementById("sweep-data");
     if (!tag) return;
     const spec = JSON.parse(tag.textContent), metric = document.getElementById("sweep-metric"), param = document.getElementById("sweep-param");
+    const include = document.getElementById("include-all");
     const draw = () => {
-      const rows = spec.rows.filter(r => r.metrics[metric.value] !== undefined && r.metrics[metric.value] !== null);
+      const rows = spec.rows.filter(r => r.metrics[metric.value] !== undefined && r.metrics[metric.value] !== null
+        && (COMPLETE.has(r.status) || (include && include.checked)));
       window.P4Plot.parallel(document.getElementById("parallel"), {
         dims: [...spec.params, metric.value], rows: rows.map(r => ({ label: r.label, values: [...spec.params.map(p => r.params[p] ?? null), r.metrics[metric.value]] })) });
-      window.P4Plot.scatter(document.getElementById("scatter"), spec, param.value, metric.value);
+      window.P4Plot.scatter(document.getElementById("scatter"), { rows: rows }, param.value, metric.value);
     };
+    if (include) include.addEventListener("change", draw);
     metric.addEventListener("change", draw);
     param.addEventListener("change", draw);
     draw();
