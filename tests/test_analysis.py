@@ -173,7 +173,7 @@ def test_html_report(recorded, tmp_path):
     text = " ".join(page.text)
     for needle in ("lr", "0.1", "optimizer", "sgd", "finished", "net v1 (step 1)", "final loss (min)"):
         assert needle in text, needle
-    assert len(page.charts) == 3 and not page.imgs  # one inline SVG chart per series
+    assert sum(s.get("class") == "p4spec" for s in page.scripts) == 3 and not page.imgs  # a chart per series, drawn by plot.js
     assert "link" not in page.tags and all("src" not in s for s in page.scripts)  # self-contained
     assert not any(link.startswith("http") for link in page.links)
     # relative links to the run's document, its graph (written with create_graph) and its artifacts

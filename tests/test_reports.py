@@ -3,6 +3,7 @@ experiments and sweeps, metric selection, progress."""
 
 import html
 import json
+import re
 import socket
 import shutil
 import statistics
@@ -18,6 +19,10 @@ import prov4ml  # noqa: E402
 from conftest import ROOT, entities_of_type, load_json  # noqa: E402
 from prov4ml import analysis  # noqa: E402
 from prov4ml.analysis._html import SORT_JS  # noqa: E402
+
+STATIC = ROOT / "prov4ml" / "ui" / "static"
+PLOT_JS = (STATIC / "plot.js").read_text()
+ECHARTS = (STATIC / "vendor" / "echarts.min.js").read_text()
 from prov4ml.exceptions import InvalidValueError  # noqa: E402
 
 NS = "www.example.org"
@@ -33,6 +38,7 @@ class Page(HTMLParser):
     def __init__(self, text):
         super().__init__()
         self.tables, self.captions, self.svgs, self.scripts, self.errors = [], [], [], [], []
+        self.specs = []  # the charts' JSON, drawn by plot.js in the browser
         self.svg_texts = []
         self._buf = {}
         self._row = None
@@ -77,6 +83,8 @@ class Page(HTMLParser):
             self.captions.append("".join(self._buf.pop("caption")))
         elif tag == "script":
             self.scripts[-1]["text"] = "".join(self._buf.pop("script"))
+            if self.scripts[-1].get("class") == "p4spec":
+                self.specs.append(json.loads(self.scripts[-1]["text"]))
         elif tag == "div" and "error" in self._buf:
             self.errors.append("".join(self._buf.pop("error")))
         elif tag == "svg":
@@ -166,9 +174,9 @@ def test_units_on_axes_and_readable_duration(env_run, tmp_path):
     run = analysis.load_run(run_dir)
     assert run.summary.set_index("name").loc["epoch_time", "unit"] == "s"
     page = parse(analysis.html_report(run, tmp_path / "r.html", progress=False))
-    charts = {"".join(t) for t in page.svg_texts}
-    assert any("epoch_time [s]" in t for t in charts)  # the y axis names the unit
-    assert any("loss" in t and "loss [" not in t for t in charts)  # no unit recorded: the name alone
+    ylabels = {spec["title"]: spec["ylabel"] for spec in page.specs}
+    assert ylabels["epoch_time (training)"] == "epoch_time [s]"  # the y axis names the unit
+    assert ylabels["loss (training)"] == "loss"  # no unit recorded: the name alone
     (info,) = [t for t in page.table("field") if t["rows"][0][0] == "run_id"]
     duration = dict(row[:2] for row in info["rows"])["duration"]
     assert duration == analysis.format_duration(run.info["duration_s"])
@@ -230,7 +238,7 @@ def test_graph_without_dot_is_a_note(env_run, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no dot on PATH
     out = analysis.html_report(run_dir, tmp_path / "r.html", progress=False)
     page = parse(out)
-    assert [s.get("class") for s in page.svgs] == ["chart", "chart"]
+    assert page.svgs == [] and len(page.specs) == 2  # no graph; the two charts are drawn in the browser
     assert "Graphviz's dot program is not on PATH; install Graphviz" in html.unescape(out.read_text())
 
 
@@ -385,9 +393,10 @@ def test_experiment_report(sweep_dir, tmp_path):
     spread, overlay = page.captions  # the sweep's chart (a line per configuration), the runs overlaid
     assert "lr=0.1" in spread and "lr=0.01" in spread and "mean over the runs at each step" in spread
     assert [f"run {i}" in overlay for i in range(6)] == [True] * 6
-    # the sorting script ships inline; nothing is fetched
-    assert [s.get("src") for s in page.scripts] == [None] and "prov4mlCompare" in page.scripts[0]["text"]
-    assert "http://" not in out.read_text().replace("http://www.w3.org/2000/svg", "")
+    # the sorting script and the plotting module ship inline; nothing is fetched
+    assert all(s.get("src") is None for s in page.scripts) and "prov4mlCompare" in page.scripts[-2]["text"]
+    assert PLOT_JS in page.scripts[-1]["text"] and ECHARTS in page.scripts[-1]["text"]
+    assert not re.search(r'(src|href)="https?:', out.read_text())
     # progress: six runs loaded, then one series and the write
     assert [c[:2] for c in calls] == [(i, 6) for i in range(1, 7)] + [(1, 2), (2, 2)]
 
@@ -466,27 +475,26 @@ def test_reports_need_pandas_only(many_series, tmp_path, monkeypatch):
         analysis.plot_metric(analysis.load_run(many_series), "loss")
 
 
-def _path_points(svg):
-    import re
-
-    (d,) = re.findall(r'<path class="line" stroke="[^"]+" d="M([^"]+)"', svg)
-    return [tuple(map(float, p.split(","))) for p in d.split("L")]
-
-
-def test_long_lines_are_thinned_keeping_their_extremes():
+def test_long_lines_are_cut_keeping_their_extremes():
     import numpy as np
 
-    from prov4ml.analysis.plots import LineData, svg_chart
+    from prov4ml.analysis.plots import BUCKETS, LineData, plot_spec
 
-    x = np.arange(10000, dtype="float64")
-    y = np.zeros(10000)
-    y[5000], y[7000] = 1.0, -1.0
-    thin = _path_points(svg_chart([LineData("a", x, y, "step", len(x))], "t", "y"))
-    keep = [0, 5000, 7000, 9999]
-    extremes = _path_points(svg_chart([LineData("a", x[keep], y[keep], "step", 4)], "t", "y"))
-    assert len(thin) <= 2 * 404  # two points per pixel column of the plot area
-    assert min(p[1] for p in thin) == min(p[1] for p in extremes)  # the spike up
-    assert max(p[1] for p in thin) == max(p[1] for p in extremes)  # and down
+    x = np.arange(100_000, dtype="float64")
+    y = np.sin(x / 1000)
+    y[5000], y[7000], y[99_999] = 3.0, -3.0, np.nan
+    (line,) = plot_spec([LineData("a", x, y, "step", len(x), time=x + 1e9)], "t", "y")["series"]
+    assert len(line["y"]) <= 4 * BUCKETS and line["total"] == 100_000
+    kept = [v for v in line["y"] if v is not None]
+    assert max(kept) == 3.0 and min(kept) == -3.0 and line["y"][-1] is None  # the spikes both ways, the NaN as null
+    assert all(y[int(i)] == v for i, v in zip(line["x"], line["y"]) if v is not None)  # logged points, at their steps
+    assert line["t"] == [i + 1e9 for i in line["x"]]
+
+
+def test_reports_embed_the_uis_plot_module(env_run, tmp_path):
+    _repo, run_dir, _commit = env_run
+    text = analysis.html_report(run_dir, tmp_path / "r.html", progress=False).read_text()
+    assert PLOT_JS in text and ECHARTS in text  # the very files the UI serves: one plotting path
 
 
 @needs_dot

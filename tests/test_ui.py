@@ -388,12 +388,12 @@ def test_browser_follows_a_running_run(browser, live, save_dir, ui, tmp_path):
     assert row.find_element(By.CSS_SELECTOR, ".status").text == "running"
 
     row.find_element(By.LINK_TEXT, "run_0").click()
-    plot = "document.querySelector('#plot-loss__training_ svg')"
+    plot = "document.getElementById('plot-loss__training_')"
     first = _js_wait(d, f"const s = {plot}; return s && Number(s.dataset.points)", what="the loss plot's first points")
     later = _js_wait(d, f"const s = {plot}; return Number(s.dataset.points) > {first} && Number(s.dataset.points)",
                      what="the loss plot to gain points")
     assert later > first
-    assert d.execute_script(f"return {plot}.querySelectorAll('path.line').length") == 1
+    assert d.execute_script(f"return {plot}.dataset.series") == "1"
     assert d.execute_script("return document.getElementById('run-status').textContent") == "running"
     # the summary table follows the points the plot holds: count and last step (steps 0, 1, ...) are theirs
     same = (f"const n = Number({plot}.dataset.points), row = document.querySelector('#summary tr[data-key=\"loss/training/0\"]');"
@@ -439,14 +439,15 @@ def test_browser_overlays_runs_and_sweeps_on_the_experiment_page(browser, start,
         _finished_run(start, params={"lr": lr, "seed": seed}, losses=[1.0, 0.7, last])
     d = browser
     d.get(ui.url + "experiment/exp")
-    plot = "document.querySelector('#plot-loss__training_ svg')"
+    plot = "document.getElementById('plot-loss__training_')"
     _js_wait(d, f"const s = {plot}; return s && s.dataset.points === '9'", what="three runs of three points")
     assert d.execute_script(f"return {plot}.dataset.series") == "3"
-    assert d.execute_script(f"return {plot}.querySelectorAll('path.line').length") == 3
+
     d.find_element(By.CSS_SELECTOR, "button[data-mode=config]").click()
     assert d.execute_script(f"return {plot}.dataset.series") == "1"  # only lr=0.1 has repetitions
-    assert d.execute_script(f"return {plot}.querySelectorAll('polygon.band').length") == 1
-    assert d.find_element(By.CSS_SELECTOR, "#plot-loss__training_ .legend").text == "lr=0.1 (mean ± std, n=2)"
+    assert d.execute_script(f"return P4.lives[0].plots.get('loss (training)').series.size") == 1
+    assert d.execute_script("return [...P4.lives[0].plots.get('loss (training)').series.values()].map(s => [s.label, !!s.hi])") == \
+        [["lr=0.1 (mean ± std, n=2)", True]]  # the line and its band
     headers = [th.text for th in d.find_elements(By.CSS_SELECTOR, "#runs-0 thead th")]
     assert "seed" in headers and "lr" in headers
     d.find_elements(By.CSS_SELECTOR, "#runs-0 thead th")[headers.index("loss/training (last)")].click()
@@ -461,7 +462,7 @@ def test_browser_plots_by_point_order_when_points_share_a_step(browser, start, u
         prov4ml.log_metric("loss", 1.0 / (i + 1), prov4ml.Context.TRAINING, step=i // 4)
     prov4ml.end_run()
     browser.get(ui.url + "run/exp/run_0")
-    plot = "document.querySelector('#plot-loss__training_ svg')"
+    plot = "document.getElementById('plot-loss__training_')"
     _js_wait(browser, f"const s = {plot}; return s && s.dataset.points === '12'", what="the plot")
     assert browser.execute_script(f"return {plot}.dataset.x") == "order"
     assert browser.find_element("css selector", "#plot-loss__training_ .note").text == \

@@ -294,3 +294,25 @@ def test_parallel_coordinates_and_scatter(browser, ui):
     assert browser.execute_script("return document.getElementById('scatter').dataset.points") == "4"
     names = browser.execute_script("return [...document.querySelectorAll('#scatter svg text')].map(t => t.textContent)")
     assert "lr" in names and "loss/training" in names
+
+
+# ------------------------------------------------------------------ the HTML reports: the same module
+def test_reports_draw_with_the_same_module(browser, save_dir, tmp_path):
+    from prov4ml import analysis
+
+    out = analysis.experiment_report(save_dir / "sweep", tmp_path / "sweep.html", progress=False)
+    browser.get(out.as_uri())
+    n = _js(browser, "const f = [...document.querySelectorAll('figure.p4plot')]; return f.length && f.every(x => x.dataset.rendered) && f.length")
+    assert n == 2 * 2  # loss and acc: the sweep's mean ± std and the runs overlaid
+    assert browser.execute_script("return typeof P4Plot.Chart === 'function' && document.querySelectorAll('.p4bar input.p4log').length") == n
+    # the wide runs table scrolls inside its box: the page itself never runs off the right edge
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    run = analysis.html_report(save_dir / "rss" / "run_0", tmp_path / "rss.html", progress=False)
+    browser.get(run.as_uri())
+    _js(browser, "const f = document.querySelector('figure.p4plot'); return f && f.dataset.rendered")
+    overlap = browser.execute_script("""
+        const texts = [...document.querySelectorAll('figure.p4plot svg text')];
+        const name = texts.find(t => t.textContent === 'rss').getBoundingClientRect();
+        return texts.filter(t => t.textContent !== 'rss').map(t => t.getBoundingClientRect())
+          .some(r => r.left < name.right && name.left < r.right && r.top < name.bottom && name.top < r.bottom);""")
+    assert overlap is False  # the axis name clear of its tick labels (3.3100001e8...)
