@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
@@ -81,11 +82,17 @@ def decimated(path: Path, buckets: int = BUCKETS) -> Optional[Dict[str, object]]
     ``offset`` (to follow the file from), ``total`` (the points in the file). None when the file is
     small (the incremental reader sends it as it is) or cannot be read with NumPy."""
     try:
-        if path.stat().st_size <= DECIMATE_BYTES:
-            return None
+        stat = path.stat()
     except FileNotFoundError:
         return None
-    whole = read_csv_whole(path)
+    if stat.st_size <= DECIMATE_BYTES:
+        return None
+    return _decimated(str(path), stat.st_size, stat.st_mtime_ns, buckets)
+
+
+@lru_cache(maxsize=32)  # a finished run's page opened again: its files are not read again
+def _decimated(path: str, _size: int, _mtime_ns: int, buckets: int) -> Optional[Dict[str, object]]:
+    whole = read_csv_whole(Path(path))
     if whole is None:
         return None
     steps, values, times, offset = whole

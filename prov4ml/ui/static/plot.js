@@ -285,10 +285,10 @@
     });
     chart.setOption({
       animation: false,
-      parallel: { left: 40, right: 90, top: 30, bottom: 24 },
+      parallel: { left: 40, right: 150, top: 30, bottom: 24 },
       parallelAxis: dims,
       tooltip: { trigger: "item", formatter: p => escapeHtml(p.name) },
-      visualMap: { show: true, type: "continuous", dimension: dims.length - 1, right: 0, top: "middle", calculable: true, itemHeight: 120,
+      visualMap: { show: true, type: "continuous", dimension: dims.length - 1, right: 10, top: "middle", calculable: true, itemHeight: 120,
         min: Math.min(...spec.rows.map(r => r.values[dims.length - 1]).filter(Number.isFinite)),
         max: Math.max(...spec.rows.map(r => r.values[dims.length - 1]).filter(Number.isFinite)),
         inRange: { color: ["#d62728", "#bcbd22", "#2ca02c"] }, text: [spec.dims[dims.length - 1], ""] },
