@@ -28,14 +28,15 @@ experiment_report   a self-contained HTML report of an experiment's runs
 ==================  ========================================================
 
 The modules: ``load`` (reading), ``compare`` (tables), ``plots`` (line data,
-matplotlib, SVG charts), ``report`` (the HTML pages), ``cli``.
+matplotlib, the browser's chart specs), ``report`` (the HTML pages), ``cli``.
 
 pandas and matplotlib are the ``analysis`` extra (``pip install
 "prov4ml[analysis]"``): they are imported inside the functions, and a missing
 one raises :class:`~prov4ml.exceptions.MissingDependencyError`. The HTML
 reports (:func:`html_report`, :func:`experiment_report`), :func:`line_data`
 and :func:`spread_data` need neither: runs are read with :mod:`prov4ml.runs`,
-the one reader of recorded runs, and the charts are inline SVG. A missing directory, a directory without
+the one reader of recorded runs, and the charts are drawn in the browser by
+the web UI's plotting module, inlined. A missing directory, a directory without
 ``prov_rank<k>.json``, a corrupt document or a missing metric file raises
 :class:`~prov4ml.exceptions.ProvFileError` naming it. Plots draw on a
 ``matplotlib.figure.Figure`` with the Agg canvas: pyplot and the global
