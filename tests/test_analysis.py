@@ -294,7 +294,7 @@ def test_cli_subprocess(recorded, tmp_path):
     )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip() == str(out)
-    assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart"' in out.read_text() and "0.001" in out.read_text()
+    assert 'class="p4spec"' in out.read_text() and "0.001" in out.read_text()
 
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "prov_rank0.json").write_text("[1, 2]")

@@ -151,8 +151,8 @@ def test_report_without_pandas_or_matplotlib(quickstart):
     assert Path(where, written).resolve() == (run_dir / "report.html").resolve()
     text = (run_dir / "report.html").read_text()
     run = runs.read_run(run_dir)
-    charts = re.findall(r'<svg xmlns="http://www.w3.org/2000/svg" class="chart"', text)
-    assert len(charts) == len({s.key for s in run.series}) == 3  # one inline SVG chart per series
+    charts = re.findall(r'<script type="application/json" class="p4spec">', text)
+    assert len(charts) == len({s.key for s in run.series}) == 3  # one chart per series (drawn by the inline plot.js)
     assert "<td>batch_size</td>" in text and "val_loss (validation)" in text and "finished" in text
     written = _prov4ml(env, where, "report", "quickstart").strip()
     assert "run 0" in Path(where, written).read_text()
