@@ -148,7 +148,7 @@ def _datasets(run: runs.RunRecord) -> str:
         rows.append(cells)
     names = {"size": "samples", "size_bytes": "bytes", "digest": "sampled digest", "sha256": "sha256 (full)",
              "num_batches": "batches"}
-    return _table([names.get(c, c) for c in columns], rows, "sortable", "datasets-table")
+    return f'<div class="scroll">{_table([names.get(c, c) for c in columns], rows, "sortable", "datasets-table")}</div>'
 
 
 def _artifacts(store: Store, entry: RunHead, artifacts: Sequence[Dict[str, Any]]) -> str:
