@@ -121,7 +121,7 @@ def _errors(run: runs.RunRecord) -> str:
         rows = [(min(run.ranks), run.error_type, run.error_message)]
     if not rows:
         return ""
-    items = "".join(f'<p class="error" data-rank="{rank}"><b>{html.escape(str(kind))}</b>: {html.escape(str(message or ""))}'
+    items = "".join(f'<p class="error"><b>{html.escape(str(kind))}</b>: {html.escape(str(message or ""))}'
                     f'{f" <span class=muted>(rank {rank})</span>" if len(run.ranks) > 1 else ""}</p>'
                     for rank, kind, message in rows)
     return f'<h2 id="errors">Error</h2>{items}'
