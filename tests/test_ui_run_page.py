@@ -147,6 +147,21 @@ def test_a_preview_is_bounded_and_a_file_outside_the_run_is_refused(runs, tmp_pa
     assert err.value.code == 404
 
 
+def test_show_and_the_report_list_datasets_with_label_and_size(runs, capsys, tmp_path):
+    import prov4ml.analysis
+    from prov4ml.cli import main
+
+    _save_dir, producer, _versions, _ui = runs
+    assert main(["show", str(producer)]) == 0
+    section = capsys.readouterr().out.split("\ndatasets\n")[1].split("\n\n")[0].splitlines()
+    rows = {line.split()[0]: line.split() for line in section[1:] if line.strip() and not set(line) <= set("-─ ")}
+    assert section[0].split()[:4] == ["label", "rank", "samples", "bytes"]
+    assert rows["mnist-train"][2] == "40" and rows["raw-bytes"][2] == str(256 * 64)  # no samples: bytes come next
+    report = prov4ml.analysis.html_report(producer, tmp_path / "report.html")
+    table = Path(report).read_text().split("<h2>Datasets</h2>")[1].split("<h2>")[0]
+    assert "mnist-train" in table and ">40<" in table and "raw-bytes" in table and f">{256 * 64}<" in table
+
+
 # ------------------------------------------------------------------ graphs
 def _epochs_run(save_dir, epochs):
     """The quickstart's shape: parameters, two datasets, three series, a model version per epoch."""
