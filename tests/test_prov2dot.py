@@ -69,11 +69,11 @@ def test_prov_shapes_and_colours():
     assert (entity.get_shape(), entity.get_fillcolor().strip('"')) == ("ellipse", "#FFFC87")
     assert (activity.get_shape(), activity.get_fillcolor().strip('"')) == ("box", "#9FB1FC")
     assert (agent.get_shape(), agent.get_fillcolor().strip('"')) == ("house", "#FED37F")
-    assert graph.get_rankdir() == "BT"
+    assert graph.get_rankdir() == "RL"  # causes on the left, effects on the right: a wide rank becomes a column
 
 
 def test_one_node_per_metric_series_and_edges_named_by_relation():
-    graph = parse(prov2dot.prov_to_dot(synthetic_run(n_series=4)))
+    graph = parse(prov2dot.prov_to_dot(synthetic_run(n_series=4), fold=False))  # every relation drawn
     nodes = titles(graph)
     assert [t for t in nodes if t.startswith("m") and "(" in t] == [
         "m0 (training)", "m1 (validation)", "m2 (training)", "m3 (validation)"]
@@ -108,9 +108,20 @@ def test_labels_are_shortened_keeping_the_tail():
     assert len(long) == 1 and len(long[0]) == 30 and "…" in long[0]
 
 
-def test_a_thousand_model_versions_collapse_into_a_summary_node(tmp_path):
+def test_a_thousand_model_versions_fold_into_one_node():
     doc = synthetic_run(n_series=60, n_versions=1000, n_params=5)
     graph = parse(prov2dot.prov_to_dot(doc))
+    nodes = titles(graph)
+    assert "model versions ×1000" in nodes and not any(t.startswith("models/net/net_step") for t in nodes)
+    folded = nodes["model versions ×1000"]
+    assert "net_step0.pt" in folded.get_label() and "net_step999.pt" in folded.get_label()  # from ... to
+    assert "wasGeneratedBy ×1000" in edge_labels(graph)
+    assert not any(e.get_source() == e.get_destination() for e in graph.get_edges())
+
+
+def test_a_thousand_model_versions_collapse_into_a_summary_node(tmp_path):
+    doc = synthetic_run(n_series=60, n_versions=1000, n_params=5)
+    graph = parse(prov2dot.prov_to_dot(doc, fold=False))
     nodes = titles(graph)
     assert "… 980 more model versions" in nodes
     assert "… 40 more metric series" in nodes

@@ -163,6 +163,8 @@ def _render_run(run: RunData, output_dir: Path, keys: List[Tuple[Any, Any]], met
     exact = [(k, repr(v) if isinstance(v, float) else v) for k, v in run.params.items()]  # 6 digits are not enough here
     body.append(table(["name", "value"], exact, sortable=True) if run.params else '<p class="muted">none recorded</p>')
 
+    body += ["<h2>Datasets</h2>", _datasets(run)]
+
     body.append("<h2>Metrics</h2>")
     body += _metrics(run, keys, metrics, multi, step)
     body.append("<h2>Artifacts and model versions</h2>")
@@ -290,6 +292,17 @@ def _figure(lines: Sequence[LineData], title: str, ylabel: str) -> str:
     caption = html.escape(title + (": " + "; ".join(notes) if notes else ""))
     return (f'<figure class="plot p4fig"><script type="application/json" class="p4spec">{spec}</script>'
             f"<figcaption>{caption}{legend}</figcaption></figure>")
+
+
+def _datasets(run: RunData) -> str:
+    """Each dataset: its label, size in samples and bytes, batch size, location and digest."""
+    found = run.record.datasets
+    if not found:
+        return '<p class="muted">none recorded</p>'
+    rows = [(d.get("label"), d.get("context"), d.get("size"), d.get("size_bytes"), d.get("batch_size"), d.get("location"),
+             Raw(f"<code>{html.escape(str(d.get('sha256') or d.get('digest'))[:12])}</code>") if d.get("sha256") or d.get("digest") else "")
+            for d in found]
+    return table(["label", "context", "samples", "bytes", "batch size", "location", "sha256"], rows, sortable=True)
 
 
 def _artifacts(run: RunData, output_dir: Path, multi: bool) -> str:

@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-attributes", action="store_true", help="titles only: a smaller, quicker picture")
     parser.add_argument("--max-per-kind", type=int, default=20, metavar="N",
                         help="elements of one kind drawn before the rest fold into one summary node (default 20)")
+    parser.add_argument("--full", action="store_true",
+                        help="every model version and content entity as its own node (default: one node per model's versions)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidValueError(f"{out} is an SVG name; add --svg, or name a .dot file")
         dot = out.with_suffix(".dot") if svg else out
         with busy(f"drawing {doc}"):
-            prov2dot.convert(doc, dot, show_attributes=not args.no_attributes, max_per_kind=args.max_per_kind)
+            prov2dot.convert(doc, dot, show_attributes=not args.no_attributes, max_per_kind=args.max_per_kind,
+                             fold=not args.full)
             print(dot)
             if svg:
                 print(dot2svg.convert(dot, out))

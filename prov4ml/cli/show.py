@@ -64,8 +64,10 @@ def show(r: RunRecord) -> None:
                     for a in others])
     if r.datasets:
         _heading("datasets")
-        keys: List[str] = list(dict.fromkeys(k for d in r.datasets for k in d if k != "rank"))[:8]
-        print_table(["rank"] + keys, [[d.get("rank")] + [d.get(k) for k in keys] for d in r.datasets])
+        print_table(["label", "rank", "samples", "bytes", "batch_size", "context", "location", "sha256"],
+                    [[d.get("label"), d.get("rank"), d.get("size"), d.get("size_bytes"), d.get("batch_size"),
+                      d.get("context"), d.get("location"), (d.get("sha256") or d.get("digest") or "")[:12]]
+                     for d in r.datasets])
     _heading("environment")
     env: Dict[str, Any] = {**r.source, **r.environment}  # the source file and its git state, then the interpreter and host
     _table_or_none(["name", "value"], [(k, v) for k, v in env.items() if v not in (None, "")])

@@ -16,6 +16,10 @@ The drawing rules (also in docs/graphs.md):
   (value, count, min, max, last, ...), then the others in document order, then
   "… N more"; long values are cut in the middle. The full identifier is the
   node's tooltip.
+* Model versions (checkpoints included) and the content entities files
+  specialise are folded (``fold=True``, the default; ``FOLDED_KINDS``): each
+  model's versions become ONE node "model versions ×N" naming the first and
+  the last, the contents one node "contents ×N"; ``fold=False`` draws them.
 * Elements of one kind (metric series, model versions, parameters, datasets,
   artifacts, contexts, ... see ``KINDS``) in one bundle are capped at
   ``max_per_kind`` (20): the first 10 and the last 10 are drawn, the ones
@@ -26,6 +30,9 @@ The drawing rules (also in docs/graphs.md):
   only the titles are drawn, so Graphviz lays out any document in seconds.
 * Edges point from the effect to its cause, as in PROV, labelled with the
   relation's name; a plan of an association is a dashed "hadPlan" edge.
+* The layout fits a screen: leaves hanging off one node (a run's parameters,
+  a context's metric series) are staggered over up to ``STAGGER`` ranks, as
+  Graphviz's ``unflatten`` does, so a run with many of them is not a strip.
 
 Styles are data (``ELEMENT_STYLE``, ``RELATION_STYLE``, ``KINDS``), and
 ``prov_to_dot`` is the one entry point; ``convert`` and ``main`` wrap it.
@@ -49,7 +56,8 @@ from .. import _commands
 from . import files
 from ..exceptions import InvalidValueError
 
-__all__ = ["prov_to_dot", "convert", "main", "ELEMENT_STYLE", "RELATION_STYLE", "KINDS", "FIRST_ATTRIBUTES"]
+__all__ = ["prov_to_dot", "convert", "main", "ELEMENT_STYLE", "RELATION_STYLE", "KINDS", "FIRST_ATTRIBUTES",
+           "FOLDED_KINDS", "STAGGER", "LEAVES_PER_RANK"]
 
 _PROV = "http://www.w3.org/ns/prov#"
 _MLS = "http://www.w3.org/ns/mls#"
@@ -102,7 +110,14 @@ KINDS: Sequence[Tuple[str, str]] = (
     (_MLS + "Run", "runs"),
     (_PROVML + "LearningStage", "contexts"),
     (_PROVML + "Epoch", "epochs"),
+    (_PROVML + "Content", "contents"),
 )
+#: Kinds drawn as one node per bundle (per model, for model versions) when folding: their detail is
+#: a chain or a set that tells nothing at a glance.
+FOLDED_KINDS: Tuple[str, ...] = ("model versions", "contents")
+#: At most this many ranks to stagger the leaves of one node over, with about ``LEAVES_PER_RANK`` per rank.
+STAGGER = 2
+LEAVES_PER_RANK = 8
 _KIND_RANK = {uri: i for i, (uri, _noun) in enumerate(KINDS)}
 _GENERIC_KIND = {_PROV + "Entity": "entities", _PROV + "Activity": "activities", _PROV + "Agent": "agents"}
 # ML-Schema's object properties: links, not rows. A part of a run or context (mls:hasPart) and the
@@ -149,13 +164,18 @@ def prov_to_dot(
     max_per_kind: int = 20,
     attribute_node_limit: int = 300,
     max_label: int = 40,
+    fold: bool = True,
 ) -> pydot.Dot:
-    """The DOT graph of a ``prov.model.ProvDocument`` (or bundle), by the rules of this module."""
+    """The DOT graph of a ``prov.model.ProvDocument`` (or bundle), by the rules of this module.
+
+    ``fold``: draw each model's versions, and the contents, as one node each (``FOLDED_KINDS``).
+    """
     for name, value, low in (("max_attributes", max_attributes, 0), ("max_per_kind", max_per_kind, 2),
                              ("attribute_node_limit", attribute_node_limit, 0), ("max_label", max_label, 8)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise InvalidValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    builder = _Builder(max_attributes if show_attributes else 0, max_per_kind, max_label)
+    builder = _Builder(max_attributes if show_attributes else 0, max_per_kind, max_label,
+                       FOLDED_KINDS if fold else ())
     graph = builder.build(document)
     if len(graph.nodes) > attribute_node_limit:
         for node in graph.nodes.values():
@@ -181,16 +201,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--max_attributes", type=int, default=8, help="attributes drawn per node (default 8)")
     p.add_argument("--max_per_kind", type=int, default=20,
                    help="elements of one kind drawn before the rest become one summary node (default 20)")
+    p.add_argument("--full", action="store_true",
+                   help="draw every model version and content entity (default: one node per model's versions)")
     args = p.parse_args(argv)
     return _commands.run("prov4ml.prov2dot", lambda: convert(
         args.prov_json, args.output, show_attributes=not args.no_attributes,
-        max_attributes=args.max_attributes, max_per_kind=args.max_per_kind,
+        max_attributes=args.max_attributes, max_per_kind=args.max_per_kind, fold=not args.full,
     ))
 
 
 # -------------------------------------------------------------- the building
 class _Builder:
-    def __init__(self, max_attributes: int, max_per_kind: int, max_label: int) -> None:
+    def __init__(self, max_attributes: int, max_per_kind: int, max_label: int, fold: Sequence[str] = ()) -> None:
+        self.fold = fold
         self.max_attributes = max_attributes
         self.max_per_kind = max_per_kind
         self.max_label = max_label
@@ -210,15 +233,19 @@ class _Builder:
                         first[record.identifier] = (key, record)
                     elif seen[0] != key:
                         first[record.identifier] = (None, seen[1])
-        groups: "OrderedDict[Tuple[Any, str, str], List[Any]]" = OrderedDict()
+        groups: "OrderedDict[Tuple[Any, str, str, Any], List[Any]]" = OrderedDict()
         for key, record in first.values():
             rtype = record.get_type().uri
-            groups.setdefault((key, rtype, self._kind(record, rtype)), []).append(record)
-        for (key, rtype, kind), records in groups.items():
+            kind = self._kind(record, rtype)
+            model = _attribute(record, "model_name") if kind in self.fold else None
+            groups.setdefault((key, rtype, kind, model), []).append(record)
+        for (key, rtype, kind, model), records in groups.items():
             cluster = self._cluster(key)
             head = self.max_per_kind - self.max_per_kind // 2
             tail = self.max_per_kind // 2
-            if len(records) <= self.max_per_kind:
+            if kind in self.fold and len(records) > 1:
+                keep, hidden = [], records
+            elif len(records) <= self.max_per_kind:
                 keep, hidden = records, []
             else:
                 keep = records[:head] + records[len(records) - tail:]
@@ -226,7 +253,7 @@ class _Builder:
             for record in keep:
                 self.node_of[record.identifier] = self._element_node(record, rtype, cluster)
             if hidden:
-                name = self._summary_node(rtype, kind, hidden, cluster)
+                name = self._summary_node(rtype, kind, hidden, cluster, model, folded=not keep)
                 for record in hidden:
                     self.node_of[record.identifier] = name
         for _key, container in containers:
@@ -273,12 +300,15 @@ class _Builder:
             node.hidden_rows = len(rows) - len(node.rows)
         return self._add(node, cluster)
 
-    def _summary_node(self, rtype: str, kind: str, hidden: List[Any], cluster: Any) -> str:
-        node = _Node(self._new_name(), rtype, f"… {len(hidden)} more {kind}", "", summary=True)
+    def _summary_node(self, rtype: str, kind: str, hidden: List[Any], cluster: Any, model: Any = None,
+                      folded: bool = False) -> str:
+        """One node for ``hidden``: "model versions ×3" when folded, else "… 980 more model versions"."""
+        title = f"{kind} ×{len(hidden)}" if folded else f"… {len(hidden)} more {kind}"
+        node = _Node(self._new_name(), rtype, title, "", summary=True)
         first, last = self._title(hidden[0]), self._title(hidden[-1])
         node.tooltip = f"{hidden[0].identifier.uri} … {hidden[-1].identifier.uri}"
         if self.max_attributes:
-            node.rows = [("from", first), ("to", last)]
+            node.rows = ([("model", _value_text(model))] if model is not None else []) + [("from", first), ("to", last)]
         return self._add(node, cluster)
 
     def _title(self, record: Any) -> str:
@@ -317,8 +347,34 @@ class _Builder:
 
 
 # ------------------------------------------------------------------ rendering
+def _staggered(graph: _Graph) -> Dict[Tuple[str, str, str], int]:
+    """``minlen`` of the edges to leaves: the leaves of one node spread over ranks (``unflatten -l``).
+
+    A leaf is a node with a single neighbour; a node with ``k`` leaves puts about ``LEAVES_PER_RANK``
+    of them on each of up to ``STAGGER`` ranks, so a run with 30 parameters is a block, not a strip.
+    """
+    neighbours: Dict[str, set] = {}
+    for src, dst, _rtype in graph.edges:
+        if src != dst:
+            neighbours.setdefault(src, set()).add(dst)
+            neighbours.setdefault(dst, set()).add(src)
+    leaves: "OrderedDict[str, List[Tuple[str, str, str]]]" = OrderedDict()
+    for edge in graph.edges:
+        src, dst, _rtype = edge
+        for leaf, hub in ((src, dst), (dst, src)):
+            if len(neighbours.get(leaf, ())) == 1 and len(neighbours.get(hub, ())) > 1:
+                leaves.setdefault(hub, []).append(edge)
+    out: Dict[Tuple[str, str, str], int] = {}
+    for edges in leaves.values():
+        levels = min(STAGGER, -(-len(edges) // LEAVES_PER_RANK))
+        for i, edge in enumerate(edges):
+            if i % levels:
+                out[edge] = 1 + i % levels
+    return out
+
+
 def _to_pydot(graph: _Graph) -> pydot.Dot:
-    dot = pydot.Dot("prov", graph_type="digraph", rankdir="BT", charset="utf-8")
+    dot = pydot.Dot("prov", graph_type="digraph", rankdir="RL", charset="utf-8")
     dot.set_node_defaults(fontname="Helvetica", fontsize="11")
     dot.set_edge_defaults(fontname="Helvetica")
     in_cluster = {n for _title, names in graph.clusters.values() for n in names}
@@ -330,10 +386,13 @@ def _to_pydot(graph: _Graph) -> pydot.Dot:
         for name in names:
             cluster.add_node(_pydot_node(graph.nodes[name]))
         dot.add_subgraph(cluster)
+    minlen = _staggered(graph)
     for (src, dst, rtype), count in graph.edges.items():
         style = dict(PLAN_STYLE if rtype == "hadPlan" else LINK_STYLE.get(rtype) or RELATION_STYLE.get(rtype, {**_EDGE, "label": _local(rtype)}))
         if count > 1:
             style["label"] = f"{style['label']} ×{count}"
+        if (src, dst, rtype) in minlen:
+            style["minlen"] = str(minlen[(src, dst, rtype)])
         dot.add_edge(pydot.Edge(src, dst, **style))
     return dot
 
@@ -368,6 +427,14 @@ def _html_label(title: str, rows: List[Tuple[str, str]], hidden: int) -> str:
 # -------------------------------------------------------------------- helpers
 def _bundles(document: Any) -> Iterator[Any]:
     return iter(getattr(document, "bundles", ()) or ())
+
+
+def _attribute(record: Any, local: str) -> Any:
+    """The first value of the attribute whose local name is ``local`` (``model_name``), or None."""
+    for attr, value in record.attributes:
+        if _local(attr) == local:
+            return value.value if isinstance(value, Literal) else value
+    return None
 
 
 def _types(record: Any) -> List[Any]:

@@ -94,7 +94,8 @@ def summarize(snap: RunSnapshot, owner: Optional[Dict[str, Any]] = None) -> Dict
         entry["best"] = encode(best)
         series.append(entry)
     files: Dict[str, List[Dict[str, Any]]] = {"generated": [], "used": []}
-    for a in snap.artifacts:
+    # model versions are files the run generated too: a run that evaluates one finds its producer by it
+    for a in list(snap.artifacts) + [v.artifact for v in getattr(snap, "versions", ())]:
         files["used" if a.is_input else "generated"].append(
             {"sha256": a.sha256, "size": a.size, "role": a.role, "name": a.name, "location": a.location,
              "original": a.original, "context": None if a.context is None else str(a.context), "step": a.step})

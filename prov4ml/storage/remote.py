@@ -25,7 +25,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .._fs import atomic_write_text, is_url
 from .._optional import require
@@ -167,8 +167,11 @@ class Remote:
         except Exception as exc:
             raise self.storage_error(self.url, exc) from None
 
-    def pull(self) -> Path:
-        """Bring the remote copy of this URL into the staging directory; returns the local path."""
+    def pull(self, skip: Optional[Callable[[str], bool]] = None) -> Path:
+        """Bring the remote copy of this URL into the staging directory; returns the local path.
+
+        ``skip(relative key)``: True for objects to leave in the bucket for now (:meth:`fetch` brings one).
+        """
         listing = self.listing()
         if not listing and not self.local.exists():
             raise StorageError(f"{self.url} holds nothing; check the URL (a run is <prefix>/<experiment>/run_<id>)")
@@ -176,6 +179,8 @@ class Remote:
             wanted = {}  # key -> (local path, fingerprint)
             for key, info in listing.items():
                 if info.get("type") == "directory" or key.endswith(".uploading") or is_lease(key):
+                    continue
+                if skip is not None and skip(key[len(self.root):].lstrip("/")):
                     continue
                 local = self._local_of(key)
                 tag, stamp, known = fingerprint(info), _stat(local), seen.get(key)
@@ -189,6 +194,21 @@ class Remote:
                     local.unlink()  # gone from the bucket, and this host never changed its copy
                 del seen[key]
         return self.local
+
+    def fetch(self, local: Path) -> bool:
+        """Download the one object whose staging copy is ``local``; False when the bucket has none."""
+        key = self.key(local)
+        try:
+            info = self.fs.info(key)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise self.storage_error(self.url_of(local), exc) from None
+        if info.get("type") == "directory":
+            return False
+        with _pulled(self) as seen:
+            self._download({key: (local, fingerprint(info))}, seen)
+        return True
 
     def _local_of(self, key: str) -> Path:
         return self.local / key[len(self.root):].lstrip("/")

@@ -33,8 +33,6 @@ def read_csv_whole(path: Path) -> Optional[Tuple["np.ndarray", "np.ndarray", "np
     """``(step, value, time, offset)`` of every complete line of the metric CSV ``path``, read with NumPy
     (a million points in a fraction of a second); ``offset`` is where the next incremental read starts.
     None when the file is not a metric file yet or holds a cell that is not a number."""
-    import numpy as np
-
     try:
         with open(path, "rb") as fh:
             header = fh.readline()

@@ -1,6 +1,7 @@
 """The provenance graph of a run as inline SVG: :func:`prov4ml.prov2dot.prov_to_dot`, then Graphviz ``dot``.
 
-Big runs are drawn collapsed: elements of one kind beyond ``per_kind`` become
+Model versions and contents are folded into one node each unless ``fold`` is
+off (the graph page's "full detail" link). Big runs are drawn collapsed: elements of one kind beyond ``per_kind`` become
 one summary node (prov2dot's rule), and above ``ATTRIBUTES_UP_TO`` nodes only
 titles are drawn. The SVG of a document is cached until the document changes.
 """
@@ -29,15 +30,17 @@ _PROLOG = re.compile(r"^.*?(?=<svg\b)", re.S)
 _SIZE = re.compile(r'(<svg\b[^>]*?)\s(width|height)="[^"]*"')
 
 
-def render_svg(prov_json: Path, per_kind: int = PER_KIND, attributes: bool = True) -> str:
-    """The ``<svg>`` element (no XML prolog, no fixed size: it fills its box) of the document ``prov_json``."""
+def render_svg(prov_json: Path, per_kind: int = PER_KIND, attributes: bool = True, fold: bool = True) -> str:
+    """The ``<svg>`` element (no XML prolog, no fixed size: it fills its box) of the document ``prov_json``;
+    ``fold``: each model's versions as one node (prov2dot's ``fold``)."""
     st = prov_json.stat()
-    key = (str(prov_json), st.st_mtime_ns, st.st_size, per_kind, attributes)
+    key = (str(prov_json), st.st_mtime_ns, st.st_size, per_kind, attributes, fold)
     with _lock:
         if key in _cache:
             return _cache[key]
     document = files.read_prov(prov_json)
-    dot = prov_to_dot(document, show_attributes=attributes, max_per_kind=per_kind, attribute_node_limit=ATTRIBUTES_UP_TO)
+    dot = prov_to_dot(document, show_attributes=attributes, max_per_kind=per_kind, attribute_node_limit=ATTRIBUTES_UP_TO,
+                      fold=fold)
     try:
         proc = subprocess.run([dot_executable(), "-Tsvg"], input=dot.to_string(), capture_output=True, text=True,
                               timeout=TIMEOUT_S)

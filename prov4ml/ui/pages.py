@@ -1,4 +1,7 @@
-"""The UI's HTML pages: tables rendered here, plots and graphs drawn by ``static/ui.js`` in the browser."""
+"""The UI's HTML pages: tables rendered here, plots and graphs drawn by ``static/ui.js`` in the browser.
+
+A run's page and the graph page are in :mod:`prov4ml.ui.run_page`.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,9 @@ from datetime import datetime
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import quote
 
-from .. import runs
-from ..exceptions import Prov4MLError
-from .graph import PER_KIND
-from .store import SERIES_FIELDS, RunHead, Store, duration_s, environment, native
+from .store import RunHead, Store, duration_s
 
-__all__ = ["runs_list", "experiments_fragment", "run_page", "live_box", "graph_page", "error_page",
+__all__ = ["runs_list", "experiments_fragment", "live_box", "error_page",
            "MAX_PARAM_COLUMNS", "MAX_METRIC_COLUMNS"]
 
 MAX_PARAM_COLUMNS = 6  # in the runs list; the experiment page shows them all
@@ -195,100 +195,3 @@ def live_box(runs: Sequence[Tuple[str, str, str]], groups: Sequence[Dict[str, An
     return f'<div class="live" id="plots"{attrs}></div>'
 
 
-def _graph_box(entry: RunHead, rank: int, per_kind: int, attributes: bool, tall: bool = False) -> str:
-    src = f"/api/graph/{quote(entry.key)}?rank={rank}&per_kind={per_kind}&attributes={int(attributes)}"
-    return ('<div class="zoom"><button data-zoom="in" title="zoom in">+</button>'
-            '<button data-zoom="out" title="zoom out">−</button><button data-zoom="reset">fit</button>'
-            '<span class="muted">mouse wheel zooms, drag pans</span></div>'
-            f'<div class="graph{" tall" if tall else ""}" id="graph" data-src="{html.escape(src)}">loading the graph…</div>')
-
-
-def run_page(store: Store, entry: RunHead) -> str:
-    error, run = entry.error, None
-    if entry.readable:
-        try:
-            run = store.full(entry)
-        except Prov4MLError as exc:  # half-copied or corrupt: say so on the page
-            error = str(exc)
-    if run is None:
-        return page(entry.key, f"<h1>{html.escape(entry.key)}</h1>{_status('unreadable')}"
-                               f'<p class="error">{html.escape(error or "")}</p>', store)
-    status = entry.label
-    title = f"{run.experiment or entry.run_dir.parent.name} · run {run.run_id}"
-    exp_key = entry.experiment
-    parts = [f'<h1>{html.escape(title)}</h1><p>{_status(status, "run-status")} '
-             f'<a href="{href("experiment", exp_key)}">experiment</a> · '
-             f'<a href="{href("graph", entry.key)}">provenance graph</a> · '
-             f'<span class="muted">{html.escape(str(entry.run_dir))}</span></p>']
-    if entry.needs_recovery and status.startswith("killed"):
-        parts.append(f'<p class="warning">The process of rank(s) {", ".join(map(str, entry.needs_recovery))} was '
-                     "killed before end_run; what is shown is its last refresh. Complete it with "
-                     f"<code>prov4ml recover {html.escape(str(entry.run_dir))}</code>.</p>")
-    if run.error_type:
-        parts.append(f'<p class="error"><b>{html.escape(str(run.error_type))}</b>: '
-                     f'{html.escape(str(run.error_message or ""))}</p>')
-    parts.append("<h2>Metrics</h2>" + live_box([(entry.key, title, entry.label)], run_page=True)
-                 + f'<div id="summary">{summary_table(entry)}</div>')
-    dur = duration_s(entry)
-    fields = [("status", status), ("start", run.start), ("end", run.end),
-              ("duration", duration(dur)), ("ranks", run.ranks), ("user", run.user),
-              ("host", run.host), ("command", run.command)]
-    fields += [(f"final {k}", v) for k, v in run.final_metrics.items()]
-    parts.append("<h2>Run</h2>" + _kv((k, v) for k, v in fields if v not in (None, "", [])))
-    parts.append("<h2>Parameters</h2>" + (_kv((k, repr(v) if isinstance(v, float) else v) for k, v in run.params.items())
-                                         if run.params else '<p class="muted">none recorded</p>'))
-    parts.append("<h2>Artifacts and model versions</h2>" + _artifacts(entry, run))
-    env = environment(run)
-    parts.append("<h2>Environment</h2>" + (_kv(env.items()) if env else '<p class="muted">not recorded</p>'))
-    parts.append("<h2>Provenance graph</h2>" + _graph_box(entry, min(run.ranks), PER_KIND, True))
-    return page(title, "".join(parts), store)
-
-
-def _series_key(row: Dict[str, Any]) -> str:
-    return f"{row['name']}/{row['context']}/{row['rank']}"  # the key /api/points gives the series
-
-
-def summary_table(entry: RunHead) -> str:
-    """Each series' summary as its document says; rows keyed ``name/context/rank`` for ui.js."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in SERIES_FIELDS)
-    body = "".join(
-        f'<tr data-key="{html.escape(_series_key(row))}">' + "".join(_cell(row[f]) for f in SERIES_FIELDS) + "</tr>"
-        for row in entry.series
-    )
-    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _artifacts(entry: RunHead, run: runs.RunRecord) -> str:
-    if not run.artifacts:
-        return '<p class="muted">none recorded</p>'
-    cols = ["kind", "name", "location", "model_name", "version", "step", "context", "size_bytes", "sha256"]
-    rows = []
-    for artifact in run.artifacts:
-        rec = [native(artifact.get(c)) for c in cols]
-        loc = rec[2]
-        cells = [_cell(v) for v in rec]
-        if isinstance(loc, str) and loc:
-            url = f"/files/{quote(entry.key)}?path={quote(loc)}"
-            cells[2] = f'<td><a href="{html.escape(url)}">{html.escape(loc)}</a></td>'
-        if isinstance(rec[8], str):
-            cells[8] = f'<td><code title="{html.escape(rec[8])}">{html.escape(rec[8][:12])}</code></td>'
-        rows.append(cells)
-    return _table(["kind", "name", "location", "model", "version", "step", "context", "bytes", "sha256"], rows, "sortable")
-
-
-# ------------------------------------------------------------------ the graph (an experiment's page: compare.py)
-def graph_page(store: Store, entry: RunHead, rank: int, per_kind: int, attributes: bool) -> str:
-    title = f"{entry.experiment_name or entry.experiment} · run {entry.run_id} · provenance"
-    ranks = " ".join(
-        f'<a href="{href("graph", entry.key)}?rank={r}&amp;per_kind={per_kind}&amp;attributes={int(attributes)}">rank {r}</a>'
-        for r in entry.ranks
-    ) if len(entry.ranks) > 1 else ""
-    base = f'{href("graph", entry.key)}?rank={rank}'
-    links = (f'<a href="{base}&amp;per_kind={max(2, per_kind // 2)}&amp;attributes={int(attributes)}">fewer nodes</a> · '
-             f'<a href="{base}&amp;per_kind={per_kind * 2}&amp;attributes={int(attributes)}">more nodes</a> · '
-             f'<a href="{base}&amp;per_kind={per_kind}&amp;attributes={int(not attributes)}">'
-             f'{"titles only" if attributes else "with attributes"}</a>')
-    body = (f'<h1>{html.escape(title)}</h1><p><a href="{href("run", entry.key)}">back to the run</a> · {links} '
-            f'<span class="muted">(elements of one kind beyond {per_kind} are drawn as one summary node)</span> {ranks}</p>'
-            + _graph_box(entry, rank, per_kind, attributes, tall=True))
-    return page(title, body, store)

@@ -7,7 +7,8 @@ URL                             what
 ==============================  ==============================================
 ``/``                           the experiments and their runs
 ``/run/<run>``                  a run: live metric plots, summaries, parameters,
-                                artifacts, environment, status, inline graph
+                                datasets, artifacts with previews, model
+                                versions and lineage, environment, errors, graph
 ``/experiment/<experiment>``    the runs compared: overlaid plots, parameters,
                                 mean ± std over repetitions of a configuration
 ``/graph/<run>``                the provenance graph, full page
@@ -17,8 +18,9 @@ URL                             what
                                 long series' first answer is decimated
 ``/api/series/<run>?key=``      one series' every point as CSV (``name/context/rank``)
 ``/api/graph/<run>``            the graph as SVG (``rank``, ``per_kind``,
-                                ``attributes``)
-``/files/<run>?path=``          a file of the run (an artifact)
+                                ``attributes``, ``fold``)
+``/files/<run>?path=``          a file of the run (an artifact; from the bucket
+                                when first asked, for runs on a URL)
 ==============================  ==============================================
 
 ``<run>`` and ``<experiment>`` are paths relative to DIR. Nothing outside DIR
@@ -44,7 +46,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from .. import _commands
 from .._fs import is_url
 from ..exceptions import InvalidValueError, MissingDependencyError, Prov4MLError
-from . import compare, pages
+from . import compare, pages, run_page as run_pages
 from .graph import PER_KIND, render_svg
 from .decimate import BUCKETS, decimated, thin
 from .store import RunHead, Store, duration_s, metric_files
@@ -214,14 +216,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, text, "text/html")
 
     def run_page(self, store: Store, key: str, _query: Dict[str, str]) -> None:
-        self._send(HTTPStatus.OK, pages.run_page(store, store.head(key)), "text/html")
+        self._send(HTTPStatus.OK, run_pages.run_page(store, store.head(key)), "text/html")
 
     def experiment_page(self, store: Store, key: str, _query: Dict[str, str]) -> None:
         self._send(HTTPStatus.OK, compare.experiment_page(store, key, store.experiment(key)), "text/html")
 
     def graph_page(self, store: Store, key: str, query: Dict[str, str]) -> None:
-        rank, per_kind, attributes = _graph_options(query)
-        self._send(HTTPStatus.OK, pages.graph_page(store, store.head(key), rank, per_kind, attributes), "text/html")
+        rank, per_kind, attributes, fold = _graph_options(query)
+        self._send(HTTPStatus.OK, run_pages.graph_page(store, store.head(key), rank, per_kind, attributes, fold), "text/html")
 
     def api_runs(self, store: Store, _rest: str, _query: Dict[str, str]) -> None:
         self._json(runs_json(store))
@@ -242,16 +244,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def api_graph(self, store: Store, key: str, query: Dict[str, str]) -> None:
         entry = store.head(key)
-        rank, per_kind, attributes = _graph_options(query)
+        rank, per_kind, attributes, fold = _graph_options(query)
         if rank not in entry.ranks:
             raise InvalidValueError(f"run {key!r} has no rank {rank}; ranks: {', '.join(map(str, entry.ranks)) or 'none'}")
-        svg = render_svg(entry.run_dir / f"prov_rank{rank}.json", per_kind, attributes)
+        svg = render_svg(entry.run_dir / f"prov_rank{rank}.json", per_kind, attributes, fold)
         self._send(HTTPStatus.OK, svg, "image/svg+xml")
 
     def files(self, store: Store, key: str, query: Dict[str, str]) -> None:
-        run_dir = store.head(key).run_dir
-        target = (run_dir / query.get("path", "")).resolve()
-        if run_dir not in target.parents or not target.is_file():
+        target = store.file(store.head(key), query.get("path", ""))  # from the bucket first, for a URL's runs
+        if target is None:
             raise InvalidValueError(f"no file {query.get('path')!r} in run {key!r}")
         ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         self._send(HTTPStatus.OK, target.read_bytes(), ctype)
@@ -279,14 +280,15 @@ _ROUTES: Tuple[Tuple[str, _Route], ...] = (
 )
 
 
-def _graph_options(query: Dict[str, str]) -> Tuple[int, int, bool]:
+def _graph_options(query: Dict[str, str]) -> Tuple[int, int, bool, bool]:
     try:
         rank, per_kind = int(query.get("rank", 0)), int(query.get("per_kind", PER_KIND))
     except ValueError:
         raise InvalidValueError("rank and per_kind must be integers, e.g. ?rank=0&per_kind=10") from None
     if per_kind < 2:
         raise InvalidValueError(f"per_kind must be at least 2, got {per_kind}")
-    return rank, per_kind, query.get("attributes", "1") not in ("0", "false", "no")
+    off = ("0", "false", "no")
+    return rank, per_kind, query.get("attributes", "1") not in off, query.get("fold", "1") not in off
 
 
 class UIServer(ThreadingHTTPServer):

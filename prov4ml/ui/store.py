@@ -11,6 +11,7 @@ when a document changed. Neither pandas nor matplotlib is needed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -20,13 +21,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .. import runs
 from .._fs import is_url
 from ..exceptions import InvalidValueError, Prov4MLError
 from ..runs.document import local_attrs
 from ..runs.index import Index
+from ..storage.remote import Remote
 
 __all__ = ["Store", "RunHead", "configuration", "sweep_groups", "metric_files", "environment", "duration_s",
            "native", "SWEEP_EXCLUDED", "STATUS_ORDER", "SERIES_FIELDS"]
@@ -173,10 +175,12 @@ class Store:
     PULL_EVERY = 2.0
 
     def __init__(self, root: "Path | str") -> None:
-        #: the runs' URL (``s3://...``), read through its staging copy, which the runs list keeps up to date
+        #: the runs' URL (``s3://...``), read through its staging copy, which the runs list keeps up to date;
+        #: artifacts are left in the bucket until a page needs one (:meth:`file`)
         self.url = str(root).rstrip("/") if is_url(str(root)) else None
+        self._remote = Remote(self.url) if self.url else None
         self._pulled = time.monotonic()
-        self.root = (runs.local(self.url) if self.url else Path(root)).resolve()
+        self.root = (self._remote.pull(skip=_artifact) if self._remote else Path(root)).resolve()
         if not self.root.is_dir():
             raise InvalidValueError(f"{root}: no such directory; give the provenance_save_dir of your runs (e.g. prov)")
         self._heads: Dict[Path, Tuple[Tuple, RunHead]] = {}
@@ -223,8 +227,8 @@ class Store:
         return out
 
     def _indexed(self) -> Index:
-        if self.url and time.monotonic() - self._pulled > self.PULL_EVERY:  # other hosts' runs, as they go
-            runs.local(self.url)
+        if self._remote and time.monotonic() - self._pulled > self.PULL_EVERY:  # other hosts' runs, as they go
+            self._remote.pull(skip=_artifact)
             self._pulled = time.monotonic()
         if self._index is None:
             self._index = Index(self.root)
@@ -258,6 +262,22 @@ class Store:
             raise InvalidValueError(f"no experiment {key!r} under {self.root}")
         return runs
 
+    def file(self, head: RunHead, location: str) -> Optional[Path]:
+        """The local path of a file of run ``head`` (``location`` relative to the run directory), downloaded
+        from the bucket first for runs on object storage; None when the run has no such file."""
+        path = (head.run_dir / location).resolve()
+        if head.run_dir not in path.parents:
+            raise InvalidValueError(f"{location!r} is outside run {head.key!r}")
+        if not path.is_file() and self._remote is not None:
+            self._remote.fetch(path)
+        return path if path.is_file() else None
+
+    @contextlib.contextmanager
+    def index(self) -> Iterator[Index]:
+        """The index, brought up to date and held for the caller's queries (lineage asks several)."""
+        with self._lock:
+            yield self._indexed()
+
     def full(self, head: RunHead) -> runs.RunRecord:
         """The run in full (:func:`prov4ml.runs.read_run`), read again when a document changed."""
         sig = _signature(head.run_dir)
@@ -289,6 +309,11 @@ class Store:
             # a kill leaves the document as it was: the journal says whether the process is gone
             head.needs_recovery = runs.needs_recovery(run_dir, quiet=True)
         return head
+
+
+def _artifact(key: str) -> bool:
+    """Whether a key of the bucket is a run's artifact (copied to this host only when a page shows it)."""
+    return "/artifacts/" in f"/{key}"
 
 
 def _signature(run_dir: Path) -> Tuple:
