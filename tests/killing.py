@@ -103,16 +103,16 @@ class Child:
 
 
 def wait_for_sinks(run_dir: Path, timeout: float = 60.0) -> None:
-    """Wait until no sink process still works on ``run_dir`` (it finishes the files of a killed run)."""
-    needle = str(run_dir)
+    """Wait until no sink process still works on ``run_dir`` (it finishes the files of a killed run, then
+    removes the ``sink.pid`` its run's journal folder holds)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         busy = False
-        for p in psutil.process_iter(["cmdline"]):
-            cmd = p.info.get("cmdline") or []
-            if any("_sink.py" in c for c in cmd) and any(needle in c for c in cmd):
-                busy = True
-                break
+        for pid_file in run_dir.glob(".prov4ml/rank*/sink.pid"):
+            try:
+                busy = busy or psutil.Process(int(pid_file.read_text())).status() != psutil.STATUS_ZOMBIE
+            except (OSError, ValueError, psutil.Error):  # gone, or the file went meanwhile
+                pass
         if not busy:
             return
         time.sleep(0.05)

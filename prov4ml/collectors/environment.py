@@ -82,20 +82,24 @@ def capture(
 def git_state(cwd: Optional[str] = None) -> Tuple[Dict[str, Any], Optional[str]]:
     """(git info, diff text or None) for the repository holding ``cwd``."""
     where = cwd or os.getcwd()
-    ok, out = _git(["rev-parse", "--show-toplevel"], where)
+    # Three independent questions asked at once: the capture waits for the slowest git, not for the sum.
+    # One status call gives the commit, the branch and the changed files.
+    (ok, out), status, (has_remote, remote) = [_git_result(_git_start(args, where)) for args in (
+        ["rev-parse", "--show-toplevel"],
+        ["status", "--porcelain=v2", "--branch", "--untracked-files=normal", "-z"],
+        ["config", "--get", "remote.origin.url"],
+    )]
     if not ok:
         return {"available": False, "reason": out}, None
     root = out.strip()
-    # One status call gives the commit, the branch and the changed files.
-    ok, out = _git(["status", "--porcelain=v2", "--branch", "--untracked-files=normal", "-z"], where)
+    ok, out = status
     if not ok:
         return {"available": False, "reason": out}, None
     commit, branch, changed, untracked = _parse_status(out)
-    ok, remote = _git(["config", "--get", "remote.origin.url"], where)
     info: Dict[str, Any] = {
         "commit": commit,
         "branch": branch,
-        "remote": redact_value(remote.strip()) if ok and remote.strip() else None,
+        "remote": redact_value(remote.strip()) if has_remote and remote.strip() else None,
         "dirty": bool(changed or untracked),
         "root": root,
     }
@@ -140,6 +144,11 @@ def _parse_status(out: str) -> Tuple[Optional[str], Optional[str], bool, List[st
 
 def _git(args: List[str], cwd: str) -> Tuple[bool, str]:
     """(True, stdout) or (False, the reason); never raises, never waits more than GIT_TIMEOUT_S."""
+    return _git_result(_git_start(args, cwd))
+
+
+def _git_start(args: List[str], cwd: str) -> Any:
+    """The git process running ``args`` in ``cwd``, or (False, why it could not start)."""
     env = {
         **os.environ,
         "GIT_OPTIONAL_LOCKS": "0",  # status must not take index.lock under a concurrent git command
@@ -150,7 +159,7 @@ def _git(args: List[str], cwd: str) -> Tuple[bool, str]:
         return False, f"directory not found: {cwd}"
     try:
         # Its own process group, so that a timeout also ends any child git started.
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             ["git", *args],
             cwd=cwd,
             env=env,
@@ -163,14 +172,20 @@ def _git(args: List[str], cwd: str) -> Tuple[bool, str]:
         return False, "git executable not found"
     except OSError as exc:  # permission denied, ...
         return False, f"git could not run: {exc}"
+
+
+def _git_result(proc: Any) -> Tuple[bool, str]:
+    """(True, stdout) or (False, the reason) of a process from ``_git_start``."""
+    if isinstance(proc, tuple):
+        return proc
     try:
         stdout, stderr = proc.communicate(timeout=GIT_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         _kill(proc)
-        return False, f"git {args[0]} took more than {GIT_TIMEOUT_S:g} s"
+        return False, f"git {proc.args[1]} took more than {GIT_TIMEOUT_S:g} s"
     if proc.returncode != 0:
         message = stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = message[0] if message else f"git {args[0]} exited with {proc.returncode}"
+        reason = message[0] if message else f"git {proc.args[1]} exited with {proc.returncode}"
         if reason.startswith("fatal: not a git repository"):
             reason = "not a git repository"
         return False, reason

@@ -6,27 +6,35 @@ series' summary (count, min, max, last, ...) of the rows that are on disk.
 By default it runs in a child process (``python -I -S _sink.py``), on another
 core, so that formatting floats never holds the training process's GIL; the
 run falls back to running it in its refresher thread when the child cannot
-start or dies.
+start or dies. The child is started once per training process and serves its
+runs one after another (a sweep of short trials starts one child, not one per
+trial).
 
 The child needs nothing from the training process to read points: it maps
 the journal files. The pipe only carries requests, parent to child::
 
+    b"R" <8 hex digits: n> <n bytes of JSON>
+                          open a run: {"journal_dir", "run_dir", "separator", "documents"}; no reply
     b"S" <8-char token>   catch up, then reply the token and one JSON report line
     b"D" <8-char token>   catch up, rewrite the PROV-JSON if anything changed, reply a short report
     b"F" <8-char token>   a flush: catch up with everything committed, rewrite the document, reply the whole report
-    b"X"                  read everything to the end, close the files, reply a report, exit
+    b"X"                  read everything to the end, close the files, reply a report; then wait for the next run
 
-In document mode (a fourth argument, JSON: the training process's import path
-and the ``module:function`` that writes a document, given by the run) the
-child also writes the run's PROV-JSON during the run, from the records the
-training process saves in ``state.pickle`` and its own summaries of the rows
-on disk (``prov4ml.provenance.live``); the training process then does no
-periodic document work at all.
+In document mode (``documents``: the training process's import path and the
+``module:function`` that writes a document, given by the run) the child also
+writes the run's PROV-JSON during the run, from the records the training
+process saves in ``state.pickle`` and its own summaries of the rows on disk
+(``prov4ml.provenance.live``); the training process then does no periodic
+document work at all.
 
-and on EOF (the parent died) the child reads the journal to the end, closes
-its files and exits, so a killed training process still gets complete metric
-files. It ignores SIGINT and SIGTERM: a Ctrl-C or a launcher's SIGTERM to the
-process group must not stop it before its parent has finished.
+On EOF (the parent died) the child reads the open run's journal to the end,
+closes its files and exits, so a killed training process still gets complete
+metric files. The parent writes the child's pid to the run's ``sink.pid``
+when it opens a run; the child removes that file once it is done with the run
+(after ``X``, or the files finished after EOF), so ``recover`` waits for a
+child only while it still works on that run. The child ignores SIGINT and
+SIGTERM: a Ctrl-C or a launcher's SIGTERM to the process group must not stop
+it before its parent has finished.
 
 A row is written whole or not at all: a short or failed ``write()`` (a full
 disk) is cut back to the last whole row, the rows are kept and written again
@@ -52,6 +60,7 @@ POLL = 0.1  # seconds between journal polls in the sink process
 BUDGET = 0.1  # seconds of work per poll at most while the run lives: a request never waits longer
 FLUSH_BUDGET = 30.0  # a flush catches up with everything committed before it (a loop faster than the sink: bounded)
 LOAD_AFTER = 1.5  # seconds after start before the sink imports the document builder unasked
+SINK_PID = "sink.pid"  # in the journal folder: the pid of the sink that works on the run
 STATS = ("count", "nan_count", "min", "max", "last", "mean", "first_step", "last_step", "first_time", "last_time")
 
 
@@ -482,19 +491,31 @@ class Documents:
         consumer._error(("document",), self.failed)
 
 
-def serve(journal_dir, run_dir, separator, documents=None, inp_fd=0, out=None):
-    """The sink process's loop."""
+def serve(inp_fd=0, out=None):
+    """The sink process's loop: runs one after another, each opened by ``R`` and closed by ``X``."""
+    out = out or sys.stdout.buffer
+    pipe = _Pipe(inp_fd)
+    while True:
+        tag = pipe.read(1)
+        if tag != b"R":  # EOF between runs: the parent is gone or done
+            return
+        spec = json.loads(pipe.read(int(pipe.read(8), 16)))
+        if not _serve_run(spec, pipe, out):
+            return
+
+
+def _serve_run(spec, pipe, out):
+    """Serve one run's requests; True once it is closed by ``X``, False on EOF (its files finished)."""
     import select
 
-    out = out or sys.stdout.buffer
-    consumer = Consumer(journal_dir, run_dir, separator)
+    journal_dir = spec["journal_dir"]
+    consumer = Consumer(journal_dir, spec["run_dir"], spec["separator"])
+    documents = spec.get("documents")
     if documents is not None:
-        spec = json.loads(documents)
-        documents = Documents(journal_dir, run_dir, spec["path"], spec["writer"])
-    pipe = _Pipe(inp_fd)
+        documents = Documents(journal_dir, spec["run_dir"], documents["path"], documents["writer"])
     try:
         while True:
-            ready, _, _ = select.select([inp_fd], [], [], 0 if consumer.behind else POLL)
+            ready, _, _ = select.select([pipe.fd], [], [], 0 if consumer.behind else POLL)
             if not ready:
                 _guarded(consumer, False)
                 if documents is not None and time.monotonic() > documents.load_after:
@@ -515,15 +536,25 @@ def serve(journal_dir, run_dir, separator, documents=None, inp_fd=0, out=None):
             elif tag == b"X":
                 _guarded(consumer, True)
                 consumer.fsync()
+                _done_with(journal_dir)
                 _reply(out, b"", consumer.report())
-                return
+                return True
             else:  # EOF: the parent is gone; finish the files (and the document) from the journal
                 _guarded(consumer, True)
                 if documents is not None:
                     documents.update(consumer)
-                return
+                _done_with(journal_dir)
+                return False
     finally:
         consumer.close()
+
+
+def _done_with(journal_dir):
+    """This process no longer works on the run: ``recover`` need not wait for it."""
+    try:
+        os.unlink(os.path.join(journal_dir, SINK_PID))
+    except OSError:
+        pass
 
 
 def _guarded(consumer, final, budget=BUDGET):
@@ -553,6 +584,6 @@ if __name__ == "__main__":
         if sig is not None:
             signal.signal(sig, signal.SIG_IGN)
     try:
-        serve(*sys.argv[1:5])
+        serve()
     except BaseException:  # never print into the user's terminal; the run reports what is missing
         sys.exit(1)

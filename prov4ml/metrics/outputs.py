@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
 import subprocess
 import sys
+import threading
 import weakref
 from typing import Optional
 
 from . import _sink
 
-__all__ = ["ThreadOutput", "ProcessOutput", "open_output", "SinkError"]
+__all__ = ["ThreadOutput", "ProcessOutput", "SinkProcess", "open_output", "SinkError"]
 
 
 class SinkError(OSError):
@@ -41,14 +43,105 @@ class ThreadOutput:
         self._consumer.close()
 
 
+class SinkProcess:
+    """``python -I -S _sink.py``: started once per training process, it serves the process's runs one after another."""
+
+    def __init__(self) -> None:
+        self.owner = os.getpid()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", _sink.__file__],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0,
+            start_new_session=False,
+        )
+        self.buf = b""
+
+    @property
+    def usable(self) -> bool:
+        """True while it runs and belongs to this process (a forked child starts its own)."""
+        return self.owner == os.getpid() and self.proc.poll() is None and not self.proc.stdin.closed
+
+    def send(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self.proc.stdin.write(view):]
+        except (OSError, ValueError) as exc:
+            raise SinkError(f"the metric sink process is gone ({exc})") from None
+
+    def line(self, timeout: Optional[float]) -> bytes:
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buf:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if not ready:
+                raise SinkError(f"the metric sink process did not answer within {timeout} s")
+            part = os.read(fd, 1 << 16)
+            if not part:
+                raise SinkError("the metric sink process ended")
+            self.buf += part
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
+
+    def let_go(self) -> None:
+        """Close the pipes: the child finishes the run it serves (if any) from the journal and exits."""
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def stop(self, timeout: Optional[float]) -> None:
+        """Let go of the child and wait until it has exited (killed past ``timeout``)."""
+        self.let_go()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+_idle: Optional[SinkProcess] = None  # the sink of the run that ended last, waiting for the next run
+_idle_lock = threading.Lock()
 _live: "weakref.WeakSet[ProcessOutput]" = weakref.WeakSet()
+
+
+def _take_sink() -> SinkProcess:
+    """The idle sink if it is still usable, else a new one."""
+    global _idle
+    with _idle_lock:
+        sink, _idle = _idle, None
+    if sink is not None and sink.usable:
+        return sink
+    return SinkProcess()
+
+
+def _give_back(sink: SinkProcess) -> None:
+    """A run is done with ``sink``: the next run of this process reuses it."""
+    global _idle
+    with _idle_lock:
+        old, _idle = _idle, sink
+    if old is not None:
+        old.stop(5)
+
+
+@atexit.register
+def _stop_idle_sink() -> None:
+    # Runs after the run's own atexit (registered later, at the first start_run): that run is ended by then.
+    global _idle
+    sink, _idle = _idle, None
+    if sink is not None and sink.owner == os.getpid():
+        sink.stop(5)
 
 
 def _close_in_forked_child() -> None:
     # A process forked from the training process (a DataLoader worker, say)
     # must not hold the sink's pipe open: the sink ends when it sees EOF.
+    global _idle, _idle_lock
+    _idle_lock = threading.Lock()  # another thread may have held it at the fork
     for out in list(_live):
         out.abandon()
+    if _idle is not None:
+        _idle.let_go()
+        _idle = None
 
 
 if hasattr(os, "register_at_fork"):
@@ -56,7 +149,7 @@ if hasattr(os, "register_at_fork"):
 
 
 class ProcessOutput:
-    """Asks ``python _sink.py`` (another core) to consume the journal, and reads its reports.
+    """One run served by the sink process (another core): it consumes the journal, and this reads its reports.
 
     With ``documents="module:function"`` (the run's document writer) the child also
     keeps the run's PROV-JSON up to date (see ``_sink.Documents``); it is given this
@@ -64,46 +157,28 @@ class ProcessOutput:
     """
 
     def __init__(self, journal_dir: str, run_dir: str, separator: str, documents: Optional[str] = None) -> None:
-        command = [sys.executable, "-I", "-S", _sink.__file__, journal_dir, run_dir, separator]
+        spec = {"journal_dir": journal_dir, "run_dir": run_dir, "separator": separator, "documents": None}
         if documents:  # the package's own folder first: the child must import this very prov4ml
             package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_sink.__file__))))
             path = [package_root] + [p for p in sys.path if p and os.path.isdir(p)]
-            command.append(json.dumps({"path": path, "writer": documents}))
+            spec["documents"] = {"path": path, "writer": documents}
         self.documents = documents is not None
-        self._proc = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0,
-            start_new_session=False,
-        )
+        request = json.dumps(spec).encode()
+        request = b"R%08x" % len(request) + request
+        self._sink = _take_sink()
+        try:
+            self._sink.send(request)
+        except SinkError:  # the idle sink died since its last run: a new one
+            self._sink = SinkProcess()
+            self._sink.send(request)
+        self._proc = self._sink.proc
         self._token = 0
-        self._buf = b""
         _live.add(self)
-        try:  # recover waits for a sink that outlived its run before it rebuilds the files
-            with open(os.path.join(journal_dir, "sink.pid"), "w") as fh:
+        try:  # recover waits for the sink while it works on this run (the sink removes the file when done)
+            with open(os.path.join(journal_dir, _sink.SINK_PID), "w") as fh:
                 fh.write(str(self._proc.pid))
         except OSError:
             pass
-
-    def _send(self, data: bytes) -> None:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[self._proc.stdin.write(view):]
-        except (OSError, ValueError) as exc:
-            raise SinkError(f"the metric sink process is gone ({exc})") from None
-
-    def _line(self, timeout: Optional[float]) -> bytes:
-        fd = self._proc.stdout.fileno()
-        while b"\n" not in self._buf:
-            ready, _, _ = select.select([fd], [], [], timeout)
-            if not ready:
-                raise SinkError(f"the metric sink process did not answer within {timeout} s")
-            part = os.read(fd, 1 << 16)
-            if not part:
-                raise SinkError("the metric sink process ended")
-            self._buf += part
-        line, self._buf = self._buf.split(b"\n", 1)
-        return line
 
     def sync(self, timeout: Optional[float] = 30.0, full: bool = False) -> dict:
         """The sink's report after a poll; ``full`` (a flush): once it has consumed everything committed before this call."""
@@ -119,41 +194,27 @@ class ProcessOutput:
     def _ask(self, tag: bytes, timeout: Optional[float]) -> dict:
         self._token = (self._token + 1) % (1 << 32)
         token = b"%08x" % self._token  # text: a token byte must never be a newline
-        self._send(tag + token)
-        line = self._line(timeout)
+        self._sink.send(tag + token)
+        line = self._sink.line(timeout)
         if line[:8] != token:
             raise SinkError("the metric sink process answered out of turn")
         return json.loads(line[8:])
 
     def close(self, timeout: Optional[float] = 60.0) -> dict:
-        """Read the journal to the end, close the files; the final report."""
-        try:
-            self._send(b"X")
-            report = json.loads(self._line(timeout))
-        finally:
-            self._reap(timeout)
-        return report
-
-    def _reap(self, timeout: Optional[float]) -> None:
-        for pipe in (self._proc.stdin, self._proc.stdout):
-            try:
-                pipe.close()
-            except OSError:
-                pass
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(5)
+        """Read the journal to the end, close the files; the final report. The sink then waits for the next run."""
         _live.discard(self)
+        try:
+            self._sink.send(b"X")
+            report = json.loads(self._sink.line(timeout))
+        except BaseException:
+            self._sink.stop(timeout)
+            raise
+        _give_back(self._sink)
+        return report
 
     def abandon(self) -> None:
         """Let go of the child: it reads the journal to the end and exits on its own."""
-        for pipe in (self._proc.stdin, self._proc.stdout):
-            try:
-                pipe.close()
-            except OSError:
-                pass
+        self._sink.let_go()
         _live.discard(self)
 
 

@@ -1,31 +1,25 @@
-"""The reproducibility capture of a run, done in a child process.
+"""The reproducibility capture of a run, done in a thread of the training process.
 
-Listing the installed packages, running git and hashing the copied script
-take a few hundred milliseconds of Python work; in a thread of the training
-process that work would hold the GIL during the first steps of training. So
-``start_run`` hands it to ``python -m prov4ml.run.capture`` (a JSON
-request on stdin, a JSON answer on stdout), which writes the environment
-files into the run's artifacts and describes them; the run only reads the
-answer. When the child cannot run, the same function runs in a thread.
+The capture asks git three questions at once (its processes run on another
+core while they work), lists the installed packages from the names of their
+metadata folders and copies the script: a few milliseconds of Python work in
+all, so the run's capture thread does it itself. It writes the environment
+files into the run's artifacts and describes them (``capture_into``); the run
+keeps that description as its records.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
-import subprocess
-import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-__all__ = ["capture_into", "capture_in_child", "records_of"]
+__all__ = ["capture_into"]
 
 
 def capture_into(run_dir: str, rank: int, parts: Dict[str, bool], env_vars: bool, argv: List[str],
                  main: Optional[str], cwd: str) -> Dict[str, Any]:
-    """Capture, write the environment files under the run's artifacts, describe both (JSON-able)."""
+    """Capture, write the environment files under the run's artifacts, describe both."""
     from ..records.artifacts import ArtifactStore
     from ..collectors import environment
 
@@ -51,34 +45,7 @@ def capture_into(run_dir: str, rank: int, parts: Dict[str, bool], env_vars: bool
             env["source_copy_error"] = repr(exc)
     return {
         "env": {k: v for k, v in env.items() if isinstance(v, (str, int, float, bool))},
-        "records": [{**dataclasses.asdict(r), "time": r.time.isoformat()} for r in records],
+        "records": records,
         "main_source": cap.main_source,
         "command": " ".join(cap.command) if cap.command else None,
     }
-
-
-def records_of(answer: Dict[str, Any]) -> list:
-    from ..records.model import ArtifactRecord
-
-    return [ArtifactRecord(**{**r, "time": datetime.fromisoformat(r["time"])}) for r in answer["records"]]
-
-
-def capture_in_child(request: Dict[str, Any], timeout: float = 120.0) -> Dict[str, Any]:
-    """``capture_into(**request)`` in a child process; raises OSError / ValueError when it fails."""
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
-    out = subprocess.run(
-        [sys.executable, "-m", "prov4ml.run.capture"], input=json.dumps(request).encode(),
-        capture_output=True, timeout=timeout, env=env, cwd=request["cwd"],
-    )
-    if out.returncode != 0:
-        raise OSError(f"the capture process failed: {out.stderr.decode(errors='replace').strip().splitlines()[-1:]}")
-    return json.loads(out.stdout)
-
-
-if __name__ == "__main__":
-    try:
-        os.nice(10)  # yield the CPU to training when the cores are busy
-    except OSError:
-        pass
-    sys.stdout.write(json.dumps(capture_into(**json.loads(sys.stdin.buffer.read()))))

@@ -157,12 +157,8 @@ class Collectors:
             # git describes the script's repository, not the one the script was started from
             "cwd": str(Path(main).parent) if main else os.getcwd(),
         }
-        try:
-            answer = capture.capture_in_child(request)
-        except Exception as exc:  # no child process here: the same work in this thread
-            records.notes["capture_process"] = f"ran in the training process: {exc}"
-            answer = capture.capture_into(**request)
-        captured = capture.records_of(answer)
+        answer = capture.capture_into(**request)
+        captured = answer["records"]
         with records.lock:
             copied = {a.original for a in records.artifacts if a.role == "source"}
             twins = [r for r in captured if r.role == "source" and r.original in copied]  # log_source_code() was faster

@@ -219,23 +219,25 @@ def _with_journaled_records(snap: RunSnapshot, rank_dir: Path) -> RunSnapshot:
 
 
 def _wait_for_sink(rank_dir: Path, timeout: float = 120.0) -> None:
-    """Let the sink of a killed run finish reading its journal (then it exits); stop it past ``timeout``."""
+    """Let the sink of a killed run finish reading its journal (it then removes ``sink.pid``); stop it past ``timeout``."""
     import signal
     import time
 
+    pid_file = rank_dir / "sink.pid"
     try:
-        pid = int((rank_dir / "sink.pid").read_text())
+        pid = int(pid_file.read_text())
         import psutil
 
         proc = psutil.Process(pid)
-        if not any("_sink.py" in part for part in proc.cmdline()) or str(rank_dir) not in " ".join(proc.cmdline()):
-            return  # the pid was reused by another program
+        # the pid was reused by another program, or by a process started after the file was written
+        if not any("_sink.py" in part for part in proc.cmdline()) or proc.create_time() > pid_file.stat().st_mtime + 1:
+            return
     except Exception:  # no pid file, no psutil, the process already gone
         return
     deadline = time.monotonic() + timeout
-    while proc.is_running() and proc.status() != "zombie" and time.monotonic() < deadline:
+    while pid_file.exists() and proc.is_running() and proc.status() != "zombie" and time.monotonic() < deadline:
         time.sleep(0.05)
-    if proc.is_running() and proc.status() != "zombie":
+    if pid_file.exists() and proc.is_running() and proc.status() != "zombie":
         os.kill(pid, signal.SIGKILL)
 
 
