@@ -1,5 +1,5 @@
 /* prov4ml ui: SVG line plots fed by polling the run's metric files, zoomable graphs, sortable tables.
-   No dependency: this file is all the script the pages load. */
+   No dependency: this file and runs.js (the runs tables' filter, columns and ticks) are all the script the pages load. */
 (function () {
   "use strict";
   const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
@@ -359,23 +359,7 @@
     if (table.id && sorts[table.id]) sortBy(table, ...sorts[table.id]);
   }
 
-  // The runs list reads itself again every few seconds while one of its runs is running.
-  function refreshList(box) {
-    if (!box.querySelector('[data-status="running"]')) return;
-    setTimeout(async () => {
-      try {
-        const res = await fetch(box.dataset.src, { cache: "no-store" });
-        if (res.ok) { box.innerHTML = await res.text(); box.querySelectorAll("table.sortable").forEach(sortable); }
-      } finally { refreshList(box); }
-    }, 3000);
-  }
-
   function init() {
-    const list = document.getElementById("experiments");
-    if (list) {
-      performance.mark("runs-table-rendered");
-      refreshList(list);
-    }
     document.querySelectorAll("table.sortable").forEach(sortable);
     const lives = [...document.querySelectorAll(".live")].map(box => new Live(box));
     window.P4.lives = lives;
@@ -392,6 +376,6 @@
     document.querySelectorAll(".graph[data-src]").forEach(loadGraph);
   }
 
-  window.P4 = { Plot: Plot, Live: Live, zoomable: zoomable, lives: [] };
+  window.P4 = { Plot: Plot, Live: Live, zoomable: zoomable, sortable: sortable, lives: [] };  // runs.js sorts with it
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();
 })();
