@@ -115,31 +115,33 @@ def _param_columns(runs: Sequence[RunHead], limit: Optional[int]) -> List[str]:
     With a ``limit`` (the ones the runs list shows at first), a sweep's bookkeeping is
     left out but for ``sweep.repetition``, which tells repetitions apart.
     """
+    seen, varying = _params_seen(runs, bookkeeping=limit is None)
+    ordered = sorted(varying, key=lambda k: (k.startswith("sweep."), k)) + sorted(k for k in seen if k not in varying)
+    return ordered if limit is None else ordered[:limit]
+
+
+def _constant_params(runs: Sequence[RunHead]) -> set:
+    """Parameters with one value in every readable run, when there are two runs or more to tell apart."""
+    if sum(r.readable for r in runs) < 2:
+        return set()
+    seen, varying = _params_seen(runs, bookkeeping=True)
+    return set(seen) - set(varying)
+
+
+def _params_seen(runs: Sequence[RunHead], bookkeeping: bool) -> Tuple[Dict[str, set], List[str]]:
+    """Each parameter's values (as JSON), and those that vary: two values, or missing in a readable run."""
     seen: Dict[str, set] = {}
     for r in runs:
         for k, v in r.params.items():
-            if limit is None or not k.startswith("sweep.") or k == "sweep.repetition":
+            if bookkeeping or not k.startswith("sweep.") or k == "sweep.repetition":
                 seen.setdefault(k, set()).add(json.dumps(v, default=str, sort_keys=True))
-    varying = [k for k, vals in seen.items() if len(vals) > 1 or any(k not in r.params for r in runs if r.readable)]
-    ordered = sorted(varying, key=lambda k: (k.startswith("sweep."), k)) + sorted(k for k in seen if k not in varying)
-    return ordered if limit is None else ordered[:limit]
+    return seen, [k for k, vals in seen.items() if len(vals) > 1 or any(k not in r.params for r in runs if r.readable)]
 
 
 def _metric_columns(lasts: Sequence[Dict[str, Any]], limit: Optional[int]) -> List[str]:
     """Every ``name/context``, validation and test metrics first (as ``prov4ml ls`` orders them); ``limit``: the first few."""
     names = sorted({n for d in lasts for n in d}, key=lambda k: (context_rank(k.rpartition("/")[2]), k))
     return names if limit is None else names[:limit]
-
-
-def _constant_params(runs: Sequence[RunHead]) -> set:
-    """Parameters with one value in every readable run, when there are two runs or more to tell apart."""
-    readable = [r for r in runs if r.readable]
-    if len(readable) < 2:
-        return set()
-    first = readable[0].params
-    return {k for k, v in first.items()
-            if all(k in r.params and json.dumps(r.params[k], default=str, sort_keys=True) ==
-                   json.dumps(v, default=str, sort_keys=True) for r in readable[1:])}
 
 
 def _th(title: str, col: str, hide: str = "") -> str:
