@@ -115,27 +115,23 @@ def _param_columns(runs: Sequence[RunHead], limit: Optional[int]) -> List[str]:
     With a ``limit`` (the ones the runs list shows at first), a sweep's bookkeeping is
     left out but for ``sweep.repetition``, which tells repetitions apart.
     """
-    seen, varying = _params_seen(runs, bookkeeping=limit is None)
-    ordered = sorted(varying, key=lambda k: (k.startswith("sweep."), k)) + sorted(k for k in seen if k not in varying)
-    return ordered if limit is None else ordered[:limit]
+    return _param_order(*_params_seen(runs), limit)
 
 
-def _constant_params(runs: Sequence[RunHead]) -> set:
-    """Parameters with one value in every readable run, when there are two runs or more to tell apart."""
-    if sum(r.readable for r in runs) < 2:
-        return set()
-    seen, varying = _params_seen(runs, bookkeeping=True)
-    return set(seen) - set(varying)
-
-
-def _params_seen(runs: Sequence[RunHead], bookkeeping: bool) -> Tuple[Dict[str, set], List[str]]:
+def _params_seen(runs: Sequence[RunHead]) -> Tuple[Dict[str, set], List[str]]:
     """Each parameter's values (as JSON), and those that vary: two values, or missing in a readable run."""
     seen: Dict[str, set] = {}
     for r in runs:
         for k, v in r.params.items():
-            if bookkeeping or not k.startswith("sweep.") or k == "sweep.repetition":
-                seen.setdefault(k, set()).add(json.dumps(v, default=str, sort_keys=True))
+            seen.setdefault(k, set()).add(json.dumps(v, default=str, sort_keys=True))
     return seen, [k for k, vals in seen.items() if len(vals) > 1 or any(k not in r.params for r in runs if r.readable)]
+
+
+def _param_order(seen: Dict[str, set], varying: List[str], limit: Optional[int]) -> List[str]:
+    ordered = sorted(varying, key=lambda k: (k.startswith("sweep."), k)) + sorted(k for k in seen if k not in varying)
+    if limit is None:
+        return ordered
+    return [k for k in ordered if not k.startswith("sweep.") or k == "sweep.repetition"][:limit]
 
 
 def _metric_columns(lasts: Sequence[Dict[str, Any]], limit: Optional[int]) -> List[str]:
@@ -153,23 +149,23 @@ def _th(title: str, col: str, hide: str = "") -> str:
 
 def runs_table(runs: Sequence[RunHead], tid: str, params_limit: Optional[int] = MAX_PARAM_COLUMNS,
                metrics_limit: Optional[int] = MAX_METRIC_COLUMNS) -> str:
-    """The sortable table of ``runs``: a tick box and the run, status, start, duration, ranks, parameters, last
-    metric values.
+    """The sortable table of ``runs``: the run, status, start, duration, ranks, parameters, last metric values.
 
     Every parameter and metric has a column; those beyond ``params_limit`` parameters (the ones that differ
     first) and ``metrics_limit`` metrics (validation and test first), and the parameters with one value in
     every run, start hidden: the page's column chooser (runs.js) shows them.
     """
-    pcols, mcols = _param_columns(runs, None), _metric_columns([r.last for r in runs], None)
-    constant = _constant_params(runs)
-    first_params = set(_param_columns(runs, params_limit))
+    seen, varying = _params_seen(runs)
+    pcols, mcols = _param_order(seen, varying, None), _metric_columns([r.last for r in runs], None)
+    # one value in every run: hidden at first, when there are two runs or more to tell apart
+    constant = set(seen) - set(varying) if sum(r.readable for r in runs) > 1 else set()
+    first_params = set(_param_order(seen, varying, params_limit))
     first_metrics = set(_metric_columns([r.last for r in runs], metrics_limit))
     several = len({r.experiment for r in runs}) > 1  # runs of several experiments (a comparison): named in full
     rows = []
-    for run in runs:
-        tick = f'<input type="checkbox" class="tick" value="{html.escape(run.key)}" title="tick to compare"> '
+    for run in runs:  # runs.js puts a tick box before each run's link (not sent: 1,000 rows parse sooner)
         name = run.key if several else run.run_dir.name
-        link = f'{tick}<a href="{href("run", run.key)}">{html.escape(name)}</a>'
+        link = f'<a href="{href("run", run.key)}">{html.escape(name)}</a>'
         if not run.readable:
             rows.append([f"<td>{link}</td>", f"<td>{_status('unreadable')}</td>",
                          f'<td colspan="{3 + len(pcols) + len(mcols)}" class="error">{html.escape(run.error or "")}</td>'])

@@ -114,6 +114,17 @@
 
   function refreshColumns() { applyColumns(); buildChooser(); }
 
+  // A tick box before each run's link, its value the run's key (the link is /run/<key>).
+  function addTicks() {
+    for (const link of document.querySelectorAll("table.runs tbody tr > td:first-child > a:first-child")) {
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.className = "tick";
+      box.value = decodeURIComponent(link.getAttribute("href").slice("/run/".length));
+      link.before(box);
+    }
+  }
+
   function syncTicks() {
     document.querySelectorAll("input.tick").forEach(b => { b.checked = ticked.has(b.value); });
     const n = ticked.size, button = document.getElementById("compare");
@@ -147,6 +158,7 @@
         if (mine !== asked || !res.ok) return;
         list.innerHTML = text;
         list.querySelectorAll("table.sortable").forEach(window.P4.sortable);
+        addTicks();
         refreshColumns();
         syncTicks();
         list.dataset.loads = String(Number(list.dataset.loads || 0) + 1);
@@ -169,6 +181,7 @@
     const list = document.getElementById("experiments");
     if (list) performance.mark("runs-table-rendered");
     if (toolbar()) {
+      addTicks();
       refreshColumns();
       syncTicks();
     }
