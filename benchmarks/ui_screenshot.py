@@ -4,8 +4,8 @@
 
 Records a small sweep (2 learning rates x 3 repetitions, through
 ``prov4ml.sweep``) and one run that keeps training in a child process, serves
-them with ``prov4ml.ui``, and saves ``ui-runs.png``, ``ui-run.png``,
-``ui-experiment.png`` and ``ui-graph.png``. Then prints the runs list's first
+them with ``prov4ml.ui``, and saves ``ui-runs.png``, ``ui-runs-filter.png`` (the list filtered, two
+runs ticked, the column chooser open), ``ui-run.png``, ``ui-experiment.png`` and ``ui-graph.png``. Then prints the runs list's first
 paint: the time from navigation to the runs table in the DOM (the page's
 ``runs-table-rendered`` performance mark) and Chromium's first contentful
 paint, for the first load of a fresh server (every document read) and the
@@ -86,6 +86,17 @@ def wait(driver, script, timeout=60.0):
             return
         time.sleep(0.1)
     raise RuntimeError(f"timed out: {script}")
+
+
+def runs_list_tools(driver, out: Path) -> None:
+    """``ui-runs-filter.png``: the runs list filtered, two runs ticked, the column chooser open."""
+    driver.find_element("css selector", "#filter input[name=where]").send_keys("lr<0.05 and status==finished\n")
+    wait(driver, "return document.getElementById('experiments').dataset.loads === '1'")
+    for tick in driver.find_elements("css selector", "input.tick")[:2]:
+        tick.click()
+    driver.find_element("css selector", "#columns summary").click()
+    driver.save_screenshot(str(out / "ui-runs-filter.png"))
+    driver.execute_script("sessionStorage.clear()")
 
 
 def first_paint(driver, url):
@@ -169,6 +180,7 @@ def main() -> None:
             driver.get(server.url)
             wait(driver, "return document.querySelector('#runs-0') !== null")
             driver.save_screenshot(str(out / "ui-runs.png"))
+            runs_list_tools(driver, out)
             driver.get(server.url + "run/demo/run_6")
             wait(driver, "const s = document.querySelector('#plots svg'); return s && Number(s.dataset.points) > 40")
             driver.save_screenshot(str(out / "ui-run.png"))

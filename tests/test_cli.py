@@ -635,3 +635,58 @@ def test_an_experiment_named_like_another_ones_slug_keeps_its_own_folder(tmp_pat
     rows = listed if isinstance(listed, list) else listed["runs"]
     assert sorted((r["experiment"], r["run_id"]) for r in rows) == [("100%", 0), ("100-fae31e", 0)]
     assert "0.5" in ok("compare", "100%", cwd=tmp_path) and "0.25" not in ok("compare", "100%", cwd=tmp_path)
+
+
+# ------------------------------------------------------------------ and, booleans, counts, query by name (in-process)
+@pytest.fixture
+def inproc(capsys, monkeypatch):
+    """``prov4ml ARGS`` run in this process from ``cwd``: (exit status, stdout, stderr)."""
+    from prov4ml.cli.main import main
+
+    def call(cwd, *args):
+        monkeypatch.chdir(cwd)
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return call
+
+
+def test_ls_where_joins_conditions_with_and(recorded, inproc):
+    cwd, _ = recorded
+
+    def kept(*where):
+        code, out, err = inproc(cwd, "ls", "prov/exp", "--json", *[a for w in where for a in ("--where", w)])
+        assert code == 0, err
+        return [r["run"] for r in json.loads(out)]
+
+    assert kept("opt==adam and lr<0.01") == kept("opt==adam", "lr<0.01") == ["exp/run_2"]
+    assert kept("lr<0.05 AND val_acc.best>=0.5  and  status==finished") == [
+        f"exp/run_{i}" for i, v in RUNS.items() if v[0] < 0.05 and max(v[3]) >= 0.5 and i != 3]
+    assert kept("opt=='adam and sgd'") == []  # a quoted value keeps its "and"
+    code, _out, err = inproc(cwd, "ls", "--where", "lr<0.01 and")
+    assert code == 1 and "'lr<0.01 and': and joins two conditions, and one is missing" in err
+
+
+def test_booleans_print_as_json_writes_them_and_one_run_is_one_run(tmp_path, inproc):
+    with prov4ml.run(NS, "flags", str(tmp_path / "prov"), capture=False):
+        prov4ml.log_params({"use_bn": True, "shuffle": False})
+    code, show, _err = inproc(tmp_path, "show", "flags/run_0")
+    assert code == 0 and re.search(r"^use_bn\s+true$", show, re.M) and re.search(r"^shuffle\s+false$", show, re.M)
+    assert json.loads(inproc(tmp_path, "show", "flags/run_0", "--json")[1])["params"] == {"use_bn": True, "shuffle": False}
+    (row,) = csv.DictReader(io.StringIO(inproc(tmp_path, "ls", "--csv")[1]))
+    assert (row["use_bn"], row["shuffle"]) == ("true", "false")
+    table = inproc(tmp_path, "ls")[1].splitlines()
+    assert table[0] == "1 run in 1 experiment"
+    assert table[1].split()[-2:] == ["use_bn", "shuffle"] and table[2].split()[-2:] == ["true", "false"]
+    assert inproc(tmp_path, "compare", "flags")[1].splitlines()[0] == "1 run"
+
+
+def test_query_finds_an_experiment_by_its_name_as_other_commands_do(recorded, inproc):
+    cwd, _ = recorded
+    sparql = "SELECT ?status WHERE { ?run a mls:Run ; provml:status ?status } ORDER BY ?status"
+    by_name = inproc(cwd, "query", "exp", sparql, "--csv")
+    assert by_name == inproc(cwd, "query", "prov/exp", sparql, "--csv") and by_name[0] == 0
+    assert by_name[1].split() == ["status", "failed", "finished", "finished", "finished"]
+    code, _out, err = inproc(cwd, "query", "nope", sparql)
+    assert code == 1 and "nope: no such experiment (looked for nope, prov/nope)" in err

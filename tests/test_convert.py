@@ -55,12 +55,28 @@ def test_turtle_without_rdflib_warnings_escaping(prov_json, tmp_path):
     assert len(graph) > 50
 
 
+def test_rdf_is_rdf_xml_of_the_same_graph_as_turtle_and_reads_back(prov_json, tmp_path):
+    from rdflib.compare import isomorphic
+
+    from prov4ml.cli.main import main
+
+    assert main(["convert", str(prov_json), str(tmp_path / "a.rdf")]) == 0
+    assert (tmp_path / "a.rdf").read_text().lstrip().startswith("<?xml")
+    turtle = conv.convert(prov_json, tmp_path / "a.ttl")
+    assert isomorphic(rdf_graph(tmp_path / "a.rdf", "xml"), rdf_graph(turtle, "turtle"))
+    assert main(["convert", str(tmp_path / "a.rdf"), str(tmp_path / "back.json")]) == 0  # .rdf read back as RDF/XML
+    assert main(["convert", str(turtle), str(tmp_path / "back_ttl.json")]) == 0
+    # the same document as Turtle gives back (tests/test_prov_rdf_terms.py: Turtle gives back a run's document)
+    assert ProvDocument.deserialize(str(tmp_path / "back.json")) == ProvDocument.deserialize(str(tmp_path / "back_ttl.json"))
+
+
 def test_collection_goes_to_trig_not_turtle(tmp_path):
     exp = write_experiment(tmp_path, "exp", runs=1, ranks=2)
     col = create_collection(exp, tmp_path)
-    with pytest.raises(InvalidValueError, match="TriG"):
-        conv.convert(col, tmp_path / "c.ttl")
-    assert not (tmp_path / "c.ttl").exists()
+    for name in ("c.ttl", "c.rdf"):
+        with pytest.raises(InvalidValueError, match="TriG"):
+            conv.convert(col, tmp_path / name)
+        assert not (tmp_path / name).exists()
     dataset = rdf_graph(conv.convert(col, tmp_path / "c.trig"), "trig")
     named = [g for g in dataset.graphs() if "document" in str(g.identifier)]
     assert len(named) == 2
@@ -68,15 +84,16 @@ def test_collection_goes_to_trig_not_turtle(tmp_path):
 
 @pytest.mark.parametrize("name, fmt, expected", [
     ("x.ttl", None, "rdf"), ("x.out", "ttl", "rdf"), ("x.out", "turtle", "rdf"), ("x.provx", None, "xml"),
-    ("x.PROVN", None, "provn"), ("x.json", "provn", "provn"), ("x.trig", None, "trig"),
+    ("x.PROVN", None, "provn"), ("x.json", "provn", "provn"), ("x.trig", None, "trig"), ("x.rdf", None, "rdfxml"),
+    ("x.out", "rdfxml", "rdfxml"),
 ])
 def test_format_from_suffix_or_argument(name, fmt, expected):
     assert conv.format_for(name, fmt).name == expected
 
 
-@pytest.mark.parametrize("name, fmt", [("x.rdf", None), ("x", None), ("x.ttl", "n3")])
+@pytest.mark.parametrize("name, fmt", [("x.nt", None), ("x", None), ("x.ttl", "n3")])
 def test_unknown_format_lists_the_known_ones(name, fmt, prov_json, tmp_path, capsys):
-    with pytest.raises(InvalidValueError, match="known formats: json, .*provn, rdf, trig, ttl"):
+    with pytest.raises(InvalidValueError, match=r"known formats: json, .*provn, rdf, rdfxml, trig, ttl.*\.rdf"):
         conv.convert(prov_json, tmp_path / name, fmt)
     argv = ["--prov_json", str(prov_json), "--output", str(tmp_path / name)] + (["--format", fmt] if fmt else [])
     assert conv.main(argv) == 1

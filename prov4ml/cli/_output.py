@@ -19,7 +19,7 @@ import time
 from datetime import datetime
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, TypeVar
 
-__all__ = ["fmt", "duration", "print_table", "print_json", "print_csv", "progress", "steps", "busy", "jsonable",
+__all__ = ["fmt", "counted", "duration", "print_table", "print_json", "print_csv", "progress", "steps", "busy", "jsonable",
            "status_style", "stdout_console", "PROGRESS_AFTER_S"]
 
 #: Progress shows once a task has run this long (shorter tasks stay silent).
@@ -48,6 +48,11 @@ def fmt(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(fmt(v) for v in value)
     return str(value)
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 run``, ``2 runs``, ``1,000 runs``: a count with its noun, plural unless one."""
+    return f"{n:,} {noun}{'s' * (n != 1)}"
 
 
 def duration(seconds: Optional[float]) -> str:
@@ -138,9 +143,21 @@ def print_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
     for r in rows:
-        writer.writerow(["" if v is None else v.isoformat() if isinstance(v, datetime) else repr(v)
-                         if isinstance(v, float) and math.isfinite(v) else v for v in r])
+        writer.writerow([_csv_cell(v) for v in r])
     sys.stdout.write(buf.getvalue())
+
+
+def _csv_cell(value: Any) -> Any:
+    """A CSV cell: booleans as JSON writes them (``true``), floats exactly (repr), times as ISO 8601."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return fmt(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    return value
 
 
 def progress(items: Sequence[T], description: str) -> Iterator[T]:

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from ..analysis.compare import compare_rows
 from ..analysis.load import of_record
-from ._output import fmt, print_json, print_table
+from ._output import counted, fmt, print_json, print_table
 from ..runs import DEFAULT_DIR, RunRecord, experiment_candidates, find_run_dirs, higher_is_better, is_run_dir, read_run, resolve_run
 from ..runs.index import Index
 
@@ -54,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
         columns = ["field"] + [f"config {n} (n={len(c['runs'])})" for n, c in enumerate(configs, 1)]
         table: List[List[Any]] = [["runs"] + [", ".join(c["runs"]) for c in configs]]
         table += [[k] + [_shown(c["fields"].get(k)) for c in configs] for k in fields]
-        print_table(columns, table, title=f"{len(records)} runs, {len(configs)} configurations: mean ± std over repetitions")
+        print_table(columns, table, title=f"{counted(len(records), 'run')}, {counted(len(configs), 'configuration')}: mean ± std over repetitions")
     else:
         columns = ["field"] + [rec.label for rec in records]
-        print_table(columns, [[k] + [row.get(k) for row in rows] for k in fields], title=f"{len(records)} runs")
+        print_table(columns, [[k] + [row.get(k) for row in rows] for k in fields], title=counted(len(records), "run"))
     return 0
 
 

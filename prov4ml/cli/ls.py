@@ -22,9 +22,9 @@ import sys
 from typing import Any, Dict, List, Sequence, Tuple
 
 from ..exceptions import InvalidValueError, ProvFileError
-from ._output import duration, print_csv, print_json, print_table, status_style, steps
+from ._output import counted, duration, print_csv, print_json, print_table, status_style, steps
 from ..runs import DEFAULT_DIR, RunRecord
-from ..runs.fields import MISSING, Condition, Fields, context_rank
+from ..runs.fields import MISSING, Fields, conditions, context_rank
 from ..runs.index import Index
 
 MAIN_METRICS = 3   # metrics shown by default
@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", nargs="?", default=DEFAULT_DIR, metavar="DIR",
                         help=f"provenance_save_dir, experiment or run directory (default ./{DEFAULT_DIR})")
     parser.add_argument("--where", action="append", metavar="COND",
-                        help="keep runs where COND holds, e.g. 'lr<0.01', 'status==finished' (repeat: all must hold)")
+                        help="keep runs where COND holds, e.g. 'lr<0.01', 'status==finished', "
+                        "'lr<0.01 and val_acc.best>0.9' (repeat, or join with and: all must hold)")
     parser.add_argument("--sort", metavar="FIELD", help="order by FIELD, e.g. val_loss, val_loss.best, lr, duration")
     parser.add_argument("--desc", action="store_true", help="largest first (with --sort)")
     parser.add_argument("--metrics", metavar="M,M", help="metrics to show: names or name/context, comma-separated "
@@ -59,18 +60,18 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidValueError("--desc orders by --sort FIELD; add --sort, e.g. --sort val_loss --desc")
     if args.limit < 0:
         raise InvalidValueError(f"--limit {args.limit}: give a number of runs, or 0 for all")
-    conditions = [Condition(text) for text in args.where or ()]  # a typo costs nothing: before any reading
+    where = conditions(args.where or ())  # a typo costs nothing: before any reading
     with Index(args.dir) as index:
         with steps("reading runs") as step:
             index.refresh(step)
         if not len(index):
             _no_runs(args.dir)
         fields = index.fields()
-        for condition in conditions:
+        for condition in where:
             condition.bind(fields)
         sort = fields.resolve(args.sort, f"--sort {args.sort!r}") if args.sort else None
         whole = args.json or args.csv or not args.limit
-        rows, total = index.select(conditions, sort, args.desc, None if whole else args.limit, last=True)
+        rows, total = index.select(where, sort, args.desc, None if whole else args.limit, last=True)
     if args.json:
         print_json([as_json(r, f) for r, f in rows])
     elif args.csv:
@@ -130,7 +131,7 @@ def show_table(rows: Sequence[Row], fields: Fields, args: argparse.Namespace, to
         line += [f.get(k, {}).get(s) for k in metrics for s in ("last", "best")]
         table.append(line)
     experiments = len({r.label.rpartition("/")[0] for r, _f in rows})  # by folder: an unreadable run names none
-    title = f"{len(rows)} run{'s' * (len(rows) != 1)} in {experiments} experiment{'s' * (experiments != 1)}"
+    title = f"{counted(len(rows), 'run')} in {counted(experiments, 'experiment')}"
     if total > len(rows):
         which = "first" if args.sort else "last"
         title = f"the {which} {len(rows):,} of {total:,} runs (--limit 0 shows all, --where narrows)"

@@ -9,18 +9,19 @@ json      ``.json``                   (none)           PROV-JSON, re-indented
 provn     ``.provn``                  (none)           PROV-N, the human-readable notation
 xml       ``.xml``, ``.provx``        ``prov4ml[xml]`` PROV-XML (lxml)
 rdf, ttl  ``.ttl``                    ``prov4ml[rdf]`` PROV-O as Turtle (rdflib)
+rdfxml    ``.rdf``                    ``prov4ml[rdf]`` PROV-O as RDF/XML (not PROV-XML: that is ``.xml``)
 trig      ``.trig``                   ``prov4ml[rdf]`` PROV-O as TriG: a named graph per bundle
 ========  ==========================  ===============  ====================================
 
 The RDF formats hold, beside PROV-O's qualified forms, the direct triples
 they imply (``prov:wasGeneratedBy``, ``prov:used``, ``prov:wasDerivedFrom``,
 ``prov:wasRevisionOf``...; see :mod:`prov4ml.provenance.rdf`), so plain SPARQL
-finds them; :func:`prov4ml.provenance.rdf.read` (and ``convert`` given a ``.ttl`` or
-``.trig`` file) reads them back through ``prov`` as the document that was
+finds them; :func:`prov4ml.provenance.rdf.read` (and ``convert`` given a ``.ttl``,
+``.rdf`` or ``.trig`` file) reads them back through ``prov`` as the document that was
 written. In PROV-XML a location whose IRI does not fit an ``xs:QName``
 (``rundir:metrics/loss.csv``) is written as the ``xsd:anyURI`` it stands for.
 
-The format is the ``format`` argument, else the output's suffix. Turtle has no
+The format is the ``format`` argument, else the output's suffix. Turtle and RDF/XML have no
 named graphs, so a document with bundles (a collection) must go to TriG: the
 error says so rather than merging the bundles silently. One registry,
 ``FORMATS``, maps each format to its writer; an unknown format is an error
@@ -75,11 +76,14 @@ def _xml(doc: Any) -> str:
     return ProvDocument.deserialize(content=json.dumps(data), format="json").serialize(format="xml")
 
 
+_RDF_NAMES = {"turtle": "Turtle", "xml": "RDF/XML", "trig": "TriG"}
+
+
 def _rdf(rdf_format: str) -> Callable[[Any], str]:
     def write(doc: Any) -> str:
-        if rdf_format == "turtle" and list(doc.bundles):
+        if rdf_format != "trig" and list(doc.bundles):
             raise InvalidValueError(
-                f"the document has {len(list(doc.bundles))} bundles and Turtle cannot keep them apart; "
+                f"the document has {len(list(doc.bundles))} bundles and {_RDF_NAMES[rdf_format]} cannot keep them apart; "
                 "write TriG instead (--format trig, or an output ending in .trig)"
             )
         from .rdf import graph
@@ -97,6 +101,7 @@ FORMATS: Dict[str, Format] = {
     "provn": Format("provn", (".provn",), _provn, None, "PROV-N"),
     "xml": Format("xml", (".xml", ".provx"), _xml, ("lxml", "xml"), "PROV-XML"),
     "rdf": Format("rdf", (".ttl",), _rdf("turtle"), ("rdflib", "rdf"), "PROV-O in Turtle"),
+    "rdfxml": Format("rdfxml", (".rdf",), _rdf("xml"), ("rdflib", "rdf"), "PROV-O in RDF/XML"),
     "trig": Format("trig", (".trig",), _rdf("trig"), ("rdflib", "rdf"), "PROV-O in TriG"),
 }
 ALIASES: Dict[str, str] = {"ttl": "rdf", "turtle": "rdf", "prov-n": "provn", "prov-xml": "xml", "prov-json": "json"}

@@ -1,7 +1,7 @@
 """PROV files in and out: a document read with errors that name the fix, outputs written atomically.
 
 A document is read from PROV-JSON, or from the Turtle or TriG that ``prov4ml convert`` writes
-(``.ttl``, ``.trig``: see :func:`prov4ml.provenance.rdf.read`).
+(``.ttl``, ``.rdf`` (RDF/XML), ``.trig``: see :func:`prov4ml.provenance.rdf.read`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ READABLE = 0o644  # outputs are for sharing; mkstemp makes its files 0600
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: suffixes of PROV-O files read back (through prov4ml.provenance.rdf.read), with their rdflib format
-RDF_SUFFIXES = {".ttl": "turtle", ".trig": "trig"}
+RDF_SUFFIXES = {".ttl": "turtle", ".rdf": "xml", ".trig": "trig"}
 
 
 def read_prov(path: PathLike):
-    """The ``prov.model.ProvDocument`` in the PROV-JSON (or ``.ttl``, ``.trig``) file ``path``.
+    """The ``prov.model.ProvDocument`` in the PROV-JSON (or ``.ttl``, ``.rdf``, ``.trig``) file ``path``.
 
     Raises :class:`ProvFileError` naming the file and the problem: missing,
     empty, not JSON (or cut short), or JSON that is not PROV-JSON.
@@ -75,7 +75,8 @@ def _read_rdf(path: Path, rdf_format: str):
     try:
         return read(path, rdf_format)
     except Exception as exc:  # rdflib's parser errors, prov's decoding errors
-        raise ProvFileError(f"{path} is not PROV-O {rdf_format.capitalize()} that prov can read: {exc}") from None
+        name = {"xml": "RDF/XML"}.get(rdf_format, rdf_format.capitalize())
+        raise ProvFileError(f"{path} is not PROV-O {name} that prov can read: {exc}") from None
 
 
 def write_output(path: PathLike, text: str) -> Path:

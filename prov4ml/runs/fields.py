@@ -10,7 +10,9 @@ over a metric of the same name (reach the metric as ``name/context``).
 ``--where FIELD OP VALUE`` with OP one of ``< <= > >= == !=`` (``=`` is
 ``==``): numbers compare numerically (``lr<0.01``), times with an ISO date
 (``start>=2026-12-01``), anything else as text with ``==`` / ``!=``. A run
-without the field never matches.
+without the field never matches. Several conditions joined by ``and`` must
+all hold (``lr<0.01 and val_acc.best>0.9``; :func:`conditions`), as repeated
+``--where`` options do; the UI's filter box reads the same text.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from ..exceptions import InvalidValueError
 from .record import RunRecord
 
-__all__ = ["Fields", "Condition", "Resolved", "sort_runs", "context_rank", "FIXED", "STATS", "CONTEXT_PREFERENCE",
+__all__ = ["Fields", "Condition", "conditions", "Resolved", "sort_runs", "context_rank", "FIXED", "STATS", "CONTEXT_PREFERENCE",
            "MISSING"]
 
 FIXED = ("run", "experiment", "run_id", "status", "start", "end", "duration", "ranks")
@@ -37,6 +39,8 @@ _OPS: Dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt, ">": operator.gt, "=": operator.eq,
 }
 _WHERE = re.compile(r"^\s*(?P<field>[^<>=!]+?)\s*(?P<op><=|>=|==|!=|<|>|=)\s*(?P<value>.*?)\s*$")
+# `and` between conditions, or a quoted value (which may hold " and " itself): only the former splits.
+_AND = re.compile(r"'[^']*'|\"[^\"]*\"|(?<!\S)and(?!\S)", re.IGNORECASE)
 
 Getter = Callable[[RunRecord, Dict[str, Dict[str, Any]]], Any]
 #: What a field name means: ``("fixed", name, "")``, ``("param", name, "")`` or ``("metric", "name/context", stat)``.
@@ -117,16 +121,34 @@ def _present(value: Any) -> Any:
     return MISSING if value is None else value
 
 
-class Condition:
-    """One ``--where FIELD OP VALUE``."""
+def conditions(texts: Sequence[str], option: str = "--where") -> List["Condition"]:
+    """The conditions of every text in ``texts``, each one condition or several joined by ``and``."""
+    out = []
+    for text in texts:
+        parts, start = [], 0
+        for m in _AND.finditer(text):
+            if m.group(0)[0] not in "'\"":
+                parts.append(text[start:m.start()])
+                start = m.end()
+        parts.append(text[start:])
+        if len(parts) > 1 and not all(p.strip() for p in parts):
+            raise InvalidValueError(f"{option} {text!r}: and joins two conditions, and one is missing; "
+                                    "write e.g. 'lr<0.01 and val_acc.best>0.9'")
+        out += [Condition(p, option) for p in parts]
+    return out
 
-    def __init__(self, text: str):
+
+class Condition:
+    """One ``FIELD OP VALUE`` (``option`` names where it was given, in error messages: ``--where``, the UI's filter)."""
+
+    def __init__(self, text: str, option: str = "--where"):
         m = _WHERE.match(text)
         if m is None or not m.group("value"):
             raise InvalidValueError(
-                f"--where {text!r} is not FIELD OP VALUE; write e.g. --where 'lr<0.01' (OP: < <= > >= == !=)"
+                f"{option} {text!r} is not FIELD OP VALUE; write e.g. 'lr<0.01' (OP: < <= > >= == !=), "
+                "several joined by and: 'lr<0.01 and val_acc.best>0.9'"
             )
-        self.text, self.field, op = text, m.group("field"), m.group("op")
+        self.text, self.option, self.field, op = text, option, m.group("field"), m.group("op")
         self.op_text = "==" if op == "=" else op
         self.op = _OPS[op]
         raw = m.group("value")
@@ -137,14 +159,14 @@ class Condition:
         self.time = _iso(raw) if self.number is None else None
         if op in ("<", "<=", ">", ">=") and self.number is None and self.time is None:
             raise InvalidValueError(
-                f"--where {text!r}: {op} compares numbers (or times, as ISO dates); use == or != to compare text"
+                f"{option} {text!r}: {op} compares numbers (or times, as ISO dates); use == or != to compare text"
             )
         self.get: Optional[Getter] = None
         self.resolved: Optional[Resolved] = None
 
     def bind(self, fields: Fields) -> "Condition":
-        self.resolved = fields.resolve(self.field, f"--where {self.text!r}")
-        self.get = fields.getter(self.field, f"--where {self.text!r}")
+        self.resolved = fields.resolve(self.field, f"{self.option} {self.text!r}")
+        self.get = fields.getter(self.field, f"{self.option} {self.text!r}")
         return self
 
     def __call__(self, run: RunRecord, figures: Dict[str, Dict[str, Any]]) -> bool:

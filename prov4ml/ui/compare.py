@@ -14,7 +14,7 @@ import html
 import json
 from typing import Any, Dict, List, Sequence
 
-from .pages import _cell, _experiment_title, _param_columns, _table, fmt, live_box, page, runs_table
+from .pages import _cell, _experiment_title, _param_columns, _runs, _table, fmt, href, live_box, page, runs_table
 from .store import RunHead, Store, sweep_groups
 
 __all__ = ["comparison", "experiment_page", "compare_page", "run_labels", "COMPLETE"]
@@ -127,11 +127,15 @@ def comparison(store: Store, runs: Sequence[RunHead]) -> str:
 def experiment_page(store: Store, key: str, runs: Sequence[RunHead]) -> str:
     """An experiment's page: every run in a sortable table, then their :func:`comparison`."""
     title = _experiment_title(key, runs)
-    parts = [f"<h1>{html.escape(title)}</h1><p class=\"muted\">{len(runs)} runs · {html.escape(str(store.resolve(key)))}</p>",
+    parts = [f"<h1>{html.escape(title)}</h1><p class=\"muted\">{_runs(len(runs))} · {html.escape(str(store.resolve(key)))}</p>",
              "<h2>Runs</h2>", runs_table(runs, "runs-0", params_limit=None, metrics_limit=None), comparison(store, runs)]
     return page(title, "".join(parts), store)
 
 
-def compare_page(store: Store, runs: Sequence[RunHead], title: str = "comparison") -> str:
-    """A page of :func:`comparison` alone (runs ticked across experiments)."""
-    return page(title, f"<h1>{html.escape(title)}</h1>" + comparison(store, runs), store)
+def compare_page(store: Store, runs: Sequence[RunHead]) -> str:
+    """The page of runs ticked in a runs list (``/compare?runs=``, also across experiments): their
+    table, then their :func:`comparison`."""
+    links = " · ".join(f'<a href="{href("run", r.key)}">{html.escape(r.key)}</a>' for r in runs)
+    body = (f"<h1>{_runs(len(runs))} compared</h1><p><a href=\"/\">all runs</a> · {links}</p>"
+            + runs_table(runs, "runs-0", params_limit=None, metrics_limit=None) + comparison(store, runs))
+    return page("compare", body, store)

@@ -9,25 +9,28 @@ import html
 import json
 from datetime import datetime
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from .store import RunHead, Store, duration_s
+from ..exceptions import InvalidValueError
+from ..runs.fields import context_rank
+from .store import RunHead, Section, Store, duration_s
 
 __all__ = ["runs_list", "experiments_fragment", "live_box", "error_page",
            "MAX_PARAM_COLUMNS", "MAX_METRIC_COLUMNS"]
 
-MAX_PARAM_COLUMNS = 6  # in the runs list; the experiment page shows them all
+MAX_PARAM_COLUMNS = 6  # shown at first in the runs list (the column chooser shows the others); the experiment page shows them all
 MAX_METRIC_COLUMNS = 6
 LIST_NEWEST = 100  # runs per experiment in the runs list; the experiment page shows them all
 
 
 # ------------------------------------------------------------------ formatting
 def fmt(value: Any) -> str:
-    """A cell's text: floats to 6 significant digits, datetimes to the second, lists joined."""
+    """A cell's text: booleans as JSON and the console write them (``true``), floats to 6 significant
+    digits, datetimes to the second, lists joined."""
     if value is None:
         return ""
     if isinstance(value, bool):
-        return str(value)
+        return "true" if value else "false"
     if isinstance(value, float):
         return format(value, ".6g")
     if isinstance(value, datetime):
@@ -91,7 +94,8 @@ def page(title: str, body: str, store: Store) -> str:
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<title>{html.escape(title)} · prov4ml</title><link rel="icon" href="data:,">'
         '<link rel="stylesheet" href="/static/ui.css"><script src="/static/vendor/echarts.min.js" defer></script>'
-        '<script src="/static/plot.js" defer></script><script src="/static/ui.js" defer></script></head><body>'
+        '<script src="/static/plot.js" defer></script><script src="/static/ui.js" defer></script>'
+        '<script src="/static/runs.js" defer></script></head><body>'
         f'<header><a href="/">prov4ml</a><span class="dir">{html.escape(str(store.root))}</span></header>'
         f"<main>{body}</main></body></html>\n"
     )
@@ -110,31 +114,60 @@ def _experiment_title(key: str, runs: Sequence[RunHead]) -> str:
 def _param_columns(runs: Sequence[RunHead], limit: Optional[int]) -> List[str]:
     """Parameters that differ between the runs first (they tell the runs apart), then the others.
 
-    With a ``limit`` (the runs list), a sweep's bookkeeping is left to the experiment
-    page but for ``sweep.repetition``, which tells repetitions apart.
+    With a ``limit`` (the ones the runs list shows at first), a sweep's bookkeeping is
+    left out but for ``sweep.repetition``, which tells repetitions apart.
     """
+    return _param_order(*_params_seen(runs), limit)
+
+
+def _params_seen(runs: Sequence[RunHead]) -> Tuple[Dict[str, set], List[str]]:
+    """Each parameter's values (as JSON), and those that vary: two values, or missing in a readable run."""
     seen: Dict[str, set] = {}
     for r in runs:
         for k, v in r.params.items():
-            if limit is None or not k.startswith("sweep.") or k == "sweep.repetition":
-                seen.setdefault(k, set()).add(json.dumps(v, default=str, sort_keys=True))
-    varying = [k for k, vals in seen.items() if len(vals) > 1 or any(k not in r.params for r in runs if r.readable)]
+            seen.setdefault(k, set()).add(json.dumps(v, default=str, sort_keys=True))
+    return seen, [k for k, vals in seen.items() if len(vals) > 1 or any(k not in r.params for r in runs if r.readable)]
+
+
+def _param_order(seen: Dict[str, set], varying: List[str], limit: Optional[int]) -> List[str]:
     ordered = sorted(varying, key=lambda k: (k.startswith("sweep."), k)) + sorted(k for k in seen if k not in varying)
-    return ordered if limit is None else ordered[:limit]
+    if limit is None:
+        return ordered
+    return [k for k in ordered if not k.startswith("sweep.") or k == "sweep.repetition"][:limit]
 
 
 def _metric_columns(lasts: Sequence[Dict[str, Any]], limit: Optional[int]) -> List[str]:
-    names = sorted({n for d in lasts for n in d})
+    """Every ``name/context``, validation and test metrics first (as ``prov4ml ls`` orders them); ``limit``: the first few."""
+    names = sorted({n for d in lasts for n in d}, key=lambda k: (context_rank(k.rpartition("/")[2]), k))
     return names if limit is None else names[:limit]
+
+
+def _th(title: str, col: str, hide: str = "") -> str:
+    """A runs-table header: ``data-col`` names the column for the chooser (runs.js); ``data-hide`` says why
+    it is hidden at first (``constant``: one value in every run; ``more``: beyond the first few)."""
+    extra = f' data-hide="{hide}"' if hide else ""
+    return f'<th data-col="{html.escape(col)}"{extra}>{html.escape(title)}</th>'
 
 
 def runs_table(runs: Sequence[RunHead], tid: str, params_limit: Optional[int] = MAX_PARAM_COLUMNS,
                metrics_limit: Optional[int] = MAX_METRIC_COLUMNS) -> str:
-    """The sortable table of ``runs``: status, start, duration, ranks, key parameters, last metric values."""
-    pcols, mcols = _param_columns(runs, params_limit), _metric_columns([r.last for r in runs], metrics_limit)
+    """The sortable table of ``runs``: the run, status, start, duration, ranks, parameters, last metric values.
+
+    Every parameter and metric has a column; those beyond ``params_limit`` parameters (the ones that differ
+    first) and ``metrics_limit`` metrics (validation and test first), and the parameters with one value in
+    every run, start hidden: the page's column chooser (runs.js) shows them.
+    """
+    seen, varying = _params_seen(runs)
+    pcols, mcols = _param_order(seen, varying, None), _metric_columns([r.last for r in runs], None)
+    # one value in every run: hidden at first, when there are two runs or more to tell apart
+    constant = set(seen) - set(varying) if sum(r.readable for r in runs) > 1 else set()
+    first_params = set(_param_order(seen, varying, params_limit))
+    first_metrics = set(_metric_columns([r.last for r in runs], metrics_limit))
+    several = len({r.experiment for r in runs}) > 1  # runs of several experiments (a comparison): named in full
     rows = []
-    for run in runs:
-        link = f'<a href="{href("run", run.key)}">{html.escape(run.run_dir.name)}</a>'
+    for run in runs:  # runs.js puts a tick box before each run's link (not sent: 1,000 rows parse sooner)
+        name = run.key if several else run.run_dir.name
+        link = f'<a href="{href("run", run.key)}">{html.escape(name)}</a>'
         if not run.readable:
             rows.append([f"<td>{link}</td>", f"<td>{_status('unreadable')}</td>",
                          f'<td colspan="{3 + len(pcols) + len(mcols)}" class="error">{html.escape(run.error or "")}</td>'])
@@ -150,35 +183,85 @@ def runs_table(runs: Sequence[RunHead], tid: str, params_limit: Optional[int] = 
         cells += [_cell(run.params.get(k)) for k in pcols]
         cells += [_cell(run.last.get(k)) for k in mcols]
         rows.append(cells)
-    columns = ["run", "status", "start", "duration", "ranks"] + pcols + [f"{m} (last)" for m in mcols]
-    return f'<div class="scroll">{_table(columns, rows, "sortable runs", tid)}</div>'
+    head = [_th(c, c) for c in ("run", "status", "start", "duration", "ranks")]
+    head += [_th(k, k, "constant" if k in constant else "" if k in first_params else "more") for k in pcols]
+    head += [_th(f"{m} (last)", m, "" if m in first_metrics else "more") for m in mcols]
+    body = "".join("<tr>" + "".join(r) + "</tr>" for r in rows)
+    return (f'<div class="scroll"><table class="sortable runs" id="{tid}"><thead><tr>{"".join(head)}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
 
 
-def experiments_fragment(store: Store) -> str:
-    """Every experiment's section of the runs list (also what the list's live refresh fetches)."""
-    experiments = store.overview(LIST_NEWEST)
-    if not experiments:
+def experiments_fragment(store: Store, where: str = "") -> str:
+    """The runs counted and every experiment's section of the runs list, its runs filtered by ``where``
+    (``prov4ml ls --where``'s grammar); also what the list's filter box and live refresh fetch.
+
+    A filter that does not parse, or names no field, is said in the page (``#filter-error``) above the whole list.
+    """
+    problem = ""
+    try:
+        sections = store.overview(LIST_NEWEST, where)
+    except InvalidValueError as exc:
+        problem = f'<p class="error" id="filter-error">{html.escape(str(exc))}</p>'
+        sections, where = store.overview(LIST_NEWEST), ""
+    if not sections:
         return (f'<p class="warning">No runs under {html.escape(str(store.root))} yet. Start one with '
                 f"<code>prov4ml.start_run(..., provenance_save_dir=\"{html.escape(str(store.root))}\")</code>; "
                 "this page shows it as soon as its first document is written.</p>")
-    parts = []
-    for i, (key, counts, runs) in enumerate(experiments):
-        title = _experiment_title(key, runs)
-        total = sum(counts.values())
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        more = ""
-        if total > len(runs):
-            more = (f'<p class="muted">the newest {len(runs)} of {total:,} runs; '
-                    f'<a href="{href("experiment", key)}">every run on the experiment page</a></p>')
-        parts.append(f'<section class="experiment" data-experiment="{html.escape(key)}">'
-                     f'<h2><a href="{href("experiment", key)}">{html.escape(title)}</a> '
-                     f'<span class="muted">{total:,} run{"s" if total != 1 else ""}: {html.escape(summary)}</span></h2>'
-                     f"{runs_table(runs, f'runs-{i}')}{more}</section>")
+    filtered = bool(where.strip())
+    parts = [problem, _counted(sections, filtered)]
+    for i, section in enumerate(sections):
+        if filtered and not section.matching:
+            continue
+        parts.append(_section(section, f"runs-{i}", filtered))
     return "".join(parts)
 
 
-def runs_list(store: Store) -> str:
-    body = f'<h1>Experiments and runs</h1><div id="experiments" data-src="/?fragment=1">{experiments_fragment(store)}</div>'
+def _counted(sections: Sequence[Section], filtered: bool) -> str:
+    """``12 of 3,400 runs match the filter``, or ``1,000 of 10,000 runs shown``: the rows of the page, counted."""
+    total = sum(s.total for s in sections)
+    matching = sum(s.matching for s in sections)
+    shown = sum(len(s.runs) for s in sections)
+    text = f"{matching:,} of {_runs(total)} match the filter" if filtered else _runs(total)
+    if shown < matching:
+        text += f"; the newest {shown:,} shown (up to {LIST_NEWEST} of each experiment)"
+    return (f'<p id="count" data-total="{total}" data-matching="{matching}" data-shown="{shown}">'
+            f"{html.escape(text)}</p>")
+
+
+def _runs(n: int) -> str:
+    return f"{n:,} run{'s' * (n != 1)}"
+
+
+def _section(section: Section, tid: str, filtered: bool) -> str:
+    key, runs = section.key, section.runs
+    title = _experiment_title(key, runs)
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(section.counts.items()))
+    more = ""
+    if section.matching > len(runs):
+        which = "matching runs" if filtered else "runs"
+        more = (f'<p class="muted">the newest {len(runs)} of {section.matching:,} {which}; '
+                f'<a href="{href("experiment", key)}">every run on the experiment page</a></p>')
+    matching = f"{section.matching:,} of " if filtered else ""
+    return (f'<section class="experiment" data-experiment="{html.escape(key)}">'
+            f'<h2><a href="{href("experiment", key)}">{html.escape(title)}</a> '
+            f'<span class="muted">{matching}{_runs(section.total)}: {html.escape(summary)}</span></h2>'
+            f"{runs_table(runs, tid)}{more}</section>")
+
+
+FILTER_HELP = ("FIELD OP VALUE, several joined by and; FIELD: run_id, status, start, duration, ranks, experiment, "
+               "a parameter, or a metric (val_acc is its last value; val_acc.best, .min, .max, .mean, .count; "
+               "loss/training names the context); OP: < <= > >= == !=")
+
+
+def runs_list(store: Store, where: str = "") -> str:
+    """The front page: the filter box, the tools of the runs tables (runs.js), every experiment's runs."""
+    src = "/?" + urlencode({"fragment": 1, "where": where}) if where else "/?fragment=1"
+    form = ('<form id="filter" action="/" method="get">'
+            f'<input type="search" name="where" value="{html.escape(where)}" size="60" '
+            f'placeholder="filter, e.g. lr&lt;0.01 and val_acc.best&gt;0.9" title="{html.escape(FILTER_HELP)}">'
+            '<button type="submit">filter</button> <a href="/">clear</a></form>')
+    body = (f'<h1>Experiments and runs</h1>{form}<div id="runs-tools"></div>'
+            f'<div id="experiments" data-src="{html.escape(src)}">{experiments_fragment(store, where)}</div>')
     return page("runs", body, store)
 
 

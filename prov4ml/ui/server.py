@@ -5,7 +5,10 @@
 ==============================  ==============================================
 URL                             what
 ==============================  ==============================================
-``/``                           the experiments and their runs
+``/``                           the experiments and their runs; ``?where=``
+                                filters them (``prov4ml ls --where``'s grammar)
+``/compare?runs=<run>,<run>``   the runs ticked in a runs list, compared (also
+                                runs of different experiments)
 ``/run/<run>``                  a run: live metric plots, summaries, parameters,
                                 datasets, artifacts with previews, model
                                 versions and lineage, environment, errors, graph
@@ -212,8 +215,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- routes
     def index(self, store: Store, _rest: str, query: Dict[str, str]) -> None:
-        text = pages.experiments_fragment(store) if query.get("fragment") else pages.runs_list(store)
+        where = query.get("where", "")
+        text = pages.experiments_fragment(store, where) if query.get("fragment") else pages.runs_list(store, where)
         self._send(HTTPStatus.OK, text, "text/html")
+
+    def compare_page(self, store: Store, _rest: str, query: Dict[str, str]) -> None:
+        keys = [k for k in query.get("runs", "").split(",") if k]
+        if not keys:
+            raise InvalidValueError("no runs to compare: tick runs in the runs list, or give /compare?runs=EXP/run_0,EXP/run_1")
+        runs = [store.head(k) for k in dict.fromkeys(keys)]
+        self._send(HTTPStatus.OK, compare.compare_page(store, runs), "text/html")
 
     def run_page(self, store: Store, key: str, _query: Dict[str, str]) -> None:
         self._send(HTTPStatus.OK, run_pages.run_page(store, store.head(key)), "text/html")
@@ -268,6 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
 _Route = Callable[[_Handler, Store, str, Dict[str, str]], None]
 _ROUTES: Tuple[Tuple[str, _Route], ...] = (
     ("/", _Handler.index),
+    ("/compare", _Handler.compare_page),
     ("/run/", _Handler.run_page),
     ("/experiment/", _Handler.experiment_page),
     ("/graph/", _Handler.graph_page),

@@ -27,10 +27,11 @@ from .. import runs
 from .._fs import is_url
 from ..exceptions import InvalidValueError, Prov4MLError
 from ..runs.document import local_attrs
+from ..runs.fields import conditions
 from ..runs.index import Index
 from ..storage.remote import Remote
 
-__all__ = ["Store", "RunHead", "configuration", "sweep_groups", "metric_files", "environment", "duration_s",
+__all__ = ["Store", "RunHead", "Section", "configuration", "sweep_groups", "metric_files", "environment", "duration_s",
            "native", "SWEEP_EXCLUDED", "STATUS_ORDER", "SERIES_FIELDS"]
 
 # Parameters that tell repetitions of one configuration apart rather than configurations.
@@ -85,6 +86,21 @@ class RunHead:
     @property
     def readable(self) -> bool:
         return self.error is None
+
+
+@dataclass
+class Section:
+    """An experiment in the runs list: ``counts`` of its runs by status, how many of them match the
+    filter (``matching``: all of them without one), and the newest of those (``runs``, in run-id order)."""
+
+    key: str
+    counts: Dict[str, int]
+    matching: int
+    runs: List[RunHead]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
 
 
 def _read_head(head: RunHead, record: runs.RunRecord) -> RunHead:
@@ -216,14 +232,24 @@ class Store:
             rows, _total = self._indexed().select(series=True)
         return [self._listed(record, figures) for record, figures in rows]
 
-    def overview(self, newest: int) -> List[Tuple[str, Dict[str, int], List[RunHead]]]:
-        """Each experiment: its key, its runs counted by status, and its ``newest`` runs (without series)."""
+    def overview(self, newest: int, where: str = "") -> List[Section]:
+        """Each experiment's :class:`Section`: its ``newest`` runs (without series) of those matching ``where``.
+
+        ``where`` is ``prov4ml ls --where``'s grammar, conditions joined by ``and``
+        (:func:`prov4ml.runs.fields.conditions`), applied by the index to every
+        run, not only to those shown; :class:`InvalidValueError` says what is wrong with it.
+        """
+        wanted = conditions([where], "filter") if where.strip() else []  # a typo costs nothing: before any reading
         with self._lock:
             index = self._indexed()
+            if wanted:
+                fields = index.fields()
+                for condition in wanted:
+                    condition.bind(fields)
             out = []
             for folder, counts in sorted(index.counts().items()):
-                rows, _total = index.select(folder=folder, limit=newest, last=True)
-                out.append((folder or ".", counts, [self._listed(r, f) for r, f in rows]))
+                rows, matching = index.select(wanted, folder=folder, limit=newest, last=True)
+                out.append(Section(folder or ".", counts, matching, [self._listed(r, f) for r, f in rows]))
         return out
 
     def _indexed(self) -> Index:

@@ -1,5 +1,5 @@
 /* prov4ml ui: live plots (drawn by plot.js) fed by polling the run's metric files, the comparison's
-   sweep charts, zoomable graphs, sortable tables. */
+   sweep charts, zoomable graphs, sortable tables; runs.js has the runs tables' filter, columns and ticks. */
 (function () {
   "use strict";
   const PALETTE = window.P4Plot.PALETTE;
@@ -237,17 +237,6 @@
     if (table.id && sorts[table.id]) sortBy(table, ...sorts[table.id]);
   }
 
-  // The runs list reads itself again every few seconds while one of its runs is running.
-  function refreshList(box) {
-    if (!box.querySelector('[data-status="running"]')) return;
-    setTimeout(async () => {
-      try {
-        const res = await fetch(box.dataset.src, { cache: "no-store" });
-        if (res.ok) { box.innerHTML = await res.text(); box.querySelectorAll("table.sortable").forEach(sortable); }
-      } finally { refreshList(box); }
-    }, 3000);
-  }
-
   /* A sweep's parallel coordinates and parameter-vs-metric scatter, redrawn when a select changes. */
   function sweepCharts() {
     const tag = document.getElementById("sweep-data");
@@ -268,11 +257,6 @@
   }
 
   function init() {
-    const list = document.getElementById("experiments");
-    if (list) {
-      performance.mark("runs-table-rendered");
-      refreshList(list);
-    }
     document.querySelectorAll("table.sortable").forEach(sortable);
     const lives = [...document.querySelectorAll(".live")].map(box => new Live(box));
     window.P4.lives = lives;
@@ -295,6 +279,6 @@
     document.querySelectorAll(".graph[data-src]").forEach(loadGraph);
   }
 
-  window.P4 = { Live: Live, zoomable: zoomable, lives: [] };
+  window.P4 = { Live: Live, zoomable: zoomable, sortable: sortable, lives: [] };  // runs.js sorts with it
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();
 })();
