@@ -175,7 +175,7 @@ def test_runs_ticked_in_two_experiments_open_their_comparison(page, ui):
     _js_wait(d, "return location.pathname === '/compare'", what="the comparison page")
     assert d.find_element("tag name", "h1").text == "2 runs compared"
     assert sorted(_shown(d)) == ["other/run_0", "sweep/run_3"]
-    plot = "document.querySelector('#plot-val_acc__validation_ svg')"
+    plot = "document.getElementById('plot-val_acc__validation_')"
     points = len(SWEEP[3][2]) + len(OTHER[0][2])
     _js_wait(d, f"const s = {plot}; return s && Number(s.dataset.points) === {points}", what="both runs' val_acc")
     assert d.execute_script(f"return {plot}.dataset.series") == "2"
