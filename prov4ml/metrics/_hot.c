@@ -739,11 +739,12 @@ buf_reserve(Buf *b, Py_ssize_t more)
 }
 
 /* The correctly rounded sum of the values that are not NaN, as math.fsum (Shewchuk's partials):
- * 0 done, -1 when fsum would not give a number (an infinity, an intermediate overflow). */
+ * 0 done, -1 when it is left to the caller (an infinity, an intermediate overflow, or more partials
+ * than kept here: values of very different magnitudes, where fsum grows its list). */
 static int
 exact_sum(const char *raw, const Py_ssize_t *next, Py_ssize_t first, double *out)
 {
-    double p[64];  /* non-overlapping partials: at most ~40 span the doubles' exponents */
+    double p[64];  /* non-overlapping partials: a few for values of like magnitudes */
     int n = 0;
     for (Py_ssize_t i = first; i >= 0; i = next[i]) {
         double x;
@@ -975,8 +976,8 @@ static PyMethodDef module_methods[] = {
      "first_time, last_time, numbers, total)]: journal slots (32 bytes each; void ones skipped) grouped by series\n"
      "in order of first appearance; text is the series' CSV rows, exactly '%d{sep}%r{sep}%.3f\\n' of\n"
      "each point; numbers the values that are not NaN, as native doubles (min and max are None when\n"
-     "there are none; -0.0 is below 0.0); total their math.fsum, or None where that is not a number\n"
-     "(an infinity, an intermediate overflow)."},
+     "there are none; -0.0 is below 0.0); total their math.fsum, or None where it is left to the caller\n"
+     "(an infinity, an intermediate overflow, values of very different magnitudes)."},
     {NULL}
 };
 

@@ -195,12 +195,17 @@ def _fold(stats, count, nan, lo, hi, last, first_step, last_step, first_time, la
 def _mean(numbers, k: int, lo: float, hi: float, total) -> float:
     """The exact mean of ``k`` numbers (native doubles, no NaN), correctly rounded; never raises.
 
-    ``total`` is their ``fsum`` where ``rows`` could take it (None: not a number, or an overflow on the way).
+    ``total`` is their ``fsum`` where ``rows`` took it, else None.
     """
     if math.isinf(lo) or math.isinf(hi):  # IEEE: inf with +inf alone, -inf with -inf alone, NaN with both
         return lo + hi if lo == -hi else (hi if math.isinf(hi) else lo)
     if lo == hi == 0.0:
         return lo + hi  # all zeros: -0.0 only if every one is -0.0, as their IEEE sum
+    if total is None:  # rows could not take it (more partials than it keeps, an overflow on the way)
+        try:
+            total = math.fsum(memoryview(numbers).cast("d"))
+        except OverflowError:
+            pass
     if total is not None and not math.isinf(total):
         return total / k
     # the sum is beyond a float, the mean is not: sum the values scaled by 2**-e (exact)
@@ -237,14 +242,11 @@ def _rows_py(slots, separator):
                 lo = -0.0 if any(v == 0.0 and math.copysign(1.0, v) < 0 for v in numbers) else 0.0
             if hi == 0.0:
                 hi = 0.0 if any(v == 0.0 and math.copysign(1.0, v) > 0 for v in numbers) else -0.0
-            try:
-                total = math.fsum(numbers)
-            except (OverflowError, ValueError):  # an intermediate overflow, inf - inf
-                pass
-            if total is not None and math.isinf(total) and not (math.isinf(lo) or math.isinf(hi)):
-                total = None
-            elif math.isinf(lo) or math.isinf(hi):
-                total = None
+            if not (math.isinf(lo) or math.isinf(hi)):
+                try:
+                    total = math.fsum(numbers)
+                except OverflowError:  # on the way: _mean scales the values
+                    pass
         text = ((row * len(values)) % tuple(flat)).encode()
         out.append((sid, text, len(values), len(values) - len(numbers), lo, hi, values[-1], flat[0], flat[-3],
                     flat[2], flat[-1], struct.pack(f"<{len(numbers)}d", *numbers), total))

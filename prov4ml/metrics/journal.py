@@ -439,13 +439,20 @@ class JournalReader:
                 return out
             if i < SEGMENT_SLOTS:
                 continue
-            if not self._next_segment_exists():
+            if not self._roll():
                 return out
+        return out
+
+    def _roll(self) -> bool:
+        """Go on to the next segment once this one is read to its end (False: there is none yet)."""
+        if not self._next_segment_exists():
+            return False
+        if self._mm is not None:
             self._mm.close()
             self._mm = None
-            self.segment += 1
-            self.slot = FIRST_SLOT
-        return out
+        self.segment += 1
+        self.slot = FIRST_SLOT
+        return True
 
     def read_slots(self, final: bool = False, now: float = 0.0, limit: int = 1 << 16) -> bytes:
         """The records of ``read`` as raw slots (``RECORD``; commit words not kept, void slots may be there).
@@ -453,6 +460,8 @@ class JournalReader:
         A whole committed range is copied from the mapping as it is; holes
         and a segment's end go record by record through ``read``.
         """
+        if self.slot >= SEGMENT_SLOTS:
+            self._roll()
         mm = self._map()
         if mm is not None and self.slot < SEGMENT_SLOTS:
             i = self.slot
