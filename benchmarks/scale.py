@@ -143,6 +143,31 @@ def training_loop(steps, save_dir):
            sampler, path)
 
 
+def sink_throughput(points, save_dir):
+    """The sink alone, on one core: a journal of ``points`` points of one series turned into a CSV file."""
+    from prov4ml.metrics import _sink
+    from prov4ml.metrics.journal import Journal
+
+    journal, out = Path(save_dir, "journal"), Path(save_dir, "metrics")
+    out.mkdir(parents=True)
+    j = Journal(str(journal))
+    j.add_series({"sid": 0, "name": "loss", "context": "training", "kind": "metric", "unit": None, "file": "loss.csv"})
+    t0 = time.time()
+    for i in range(points):
+        j.append(0, i, 1.0 / (i + 1), t0 + i * 1e-6)  # values of 17 digits, times of every millisecond
+    j.close()
+    consumer = _sink.Consumer(str(journal), str(out))
+    wall, cpu = time.perf_counter(), time.process_time()
+    consumer.poll(final=True)
+    consumer.fsync()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    consumer.close()
+    size = (out / "loss.csv").stat().st_size
+    how = "C" if getattr(_sink, "rows", None) not in (None, getattr(_sink, "_rows_py", None)) else "Python"
+    print(f"\nthe sink alone ({how} rows): {points:,} points into CSV")
+    print(f"  {wall:.2f} s wall, {cpu:.2f} s CPU: {points / wall / 1e6:.1f} M points/s ({size / wall / 1e6:.0f} MB/s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=10_000_000)
@@ -151,6 +176,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20_000, help="steps of the training loop")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        sink_throughput(args.points, Path(tmp) / "s")
         case("one series", 1, args.points, Path(tmp) / "a")
         case(f"{args.series:,} series x {args.per_series:,} points", args.series, args.per_series, Path(tmp) / "b")
         training_loop(args.steps, Path(tmp) / "c")
