@@ -1,17 +1,21 @@
-"""Scale figures: 10,000,000 points in one series, and 1,000 series x 10,000 points.
+"""Scale figures: 10,000,000 points in one series, 1,000 series x 10,000 points, and a real training loop.
 
-    python benchmarks/scale.py [--points 10000000] [--series 1000] [--per-series 10000]
+    python benchmarks/scale.py [--points 10000000] [--series 1000] [--per-series 10000] [--steps 20000]
 
 For each case: logging time and µs per point, peak RSS of the training process
-and of the sink process sampled every 0.25 s while logging (flat means flat),
+and of the sink process sampled every 50 ms while logging (flat means flat),
 end_run time (mostly the consumer finishing the files), PROV-JSON size, and how
-far the consumer lags behind (points logged but not yet in the metric files at
-the last refresh, in points and in seconds of logging).
+far the sink lags behind (points logged but not yet rows in the metric files,
+counted in the files every 50 ms, in points and in seconds of logging).
+The last case is compare.py's MLP loop (5 floats a step, a few kHz of points):
+there end_run should not depend on the run's length.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import tempfile
 import threading
 import time
@@ -23,7 +27,7 @@ import prov4ml
 
 
 class Sampler(threading.Thread):
-    """RSS of this process and of the sink, and the consumer's lag, every ``every`` seconds."""
+    """RSS of this process and of the sink, and the sink's lag, every ``every`` seconds."""
 
     def __init__(self, run, logged, every=0.05):
         super().__init__(daemon=True)
@@ -33,9 +37,26 @@ class Sampler(threading.Thread):
         proc = getattr(run._refresher._out, "_proc", None)
         self.sink = psutil.Process(proc.pid) if proc is not None else None
         self.me = psutil.Process()
+        self.metrics = Path(run.run_dir) / "metrics"
+        self.read = {}  # file -> (bytes counted, newlines in them)
+
+    def rows_on_disk(self):
+        """Rows in the metric files now (their newlines, less the headers), reading only what was appended."""
+        rows = 0
+        for entry in os.scandir(self.metrics):
+            done, lines = self.read.get(entry.path, (0, 0))
+            size = entry.stat().st_size
+            if size > done:
+                with open(entry.path, "rb") as fh:
+                    fh.seek(done)
+                    lines += fh.read(size - done).count(b"\n")
+                self.read[entry.path] = (size, lines)
+            rows += max(lines - 1, 0)
+        return rows
 
     def run(self):
         last = (time.perf_counter(), 0)
+        rate = 0.0
         while not self.stop.wait(self.every):
             self.rss.append(self.me.memory_info().rss)
             if self.sink is not None:
@@ -43,12 +64,32 @@ class Sampler(threading.Thread):
                     self.sink_rss.append(self.sink.memory_info().rss)
                 except psutil.Error:
                     pass
-            on_disk = self.prov_run._refresher.last_report.get("points", 0)  # rows in the files, as the sink said
             now, n = time.perf_counter(), self.logged[0]
-            rate = (n - last[1]) / max(now - last[0], 1e-9)
-            last = (now, n)
-            self.lag_points.append(n - on_disk)
-            self.lag_s.append((n - on_disk) / rate if rate > 0 else 0.0)
+            on_disk = self.rows_on_disk()
+            if now - last[0] >= 0.5:  # the logging rate over the last half second
+                rate = (n - last[1]) / (now - last[0])
+                last = (now, n)
+            behind = max(n - on_disk, 0)
+            self.lag_points.append(behind)
+            self.lag_s.append(behind / rate if rate > 0 else 0.0)
+
+
+def report(label, n, logging, ended, sampler, path):
+    files = sum(p.stat().st_size for p in (path.parent / "metrics").iterdir())
+    mib = 1 << 20
+    half = len(sampler.rss) // 2
+    print(f"\n{label}: {n:,} points")
+    print(f"  logging                 {logging:8.1f} s   ({logging / n * 1e6:.2f} µs/point)")
+    print(f"  end_run                 {ended:8.3f} s   ({ended / logging:.2f}x the logging time: the sink finishing the files, the final document)")
+    print(f"  peak RSS, training      {max(sampler.rss) / mib:8.1f} MiB  (first half of the run {max(sampler.rss[:half] or [0]) / mib:.1f}, "
+          f"second half {max(sampler.rss[half:] or [0]) / mib:.1f})")
+    if sampler.sink_rss:
+        print(f"  peak RSS, sink          {max(sampler.sink_rss) / mib:8.1f} MiB")
+    lags = sorted(sampler.lag_s) or [0.0]
+    print(f"  not in the files yet    median {lags[len(lags) // 2]:.2f} s, max {lags[-1]:.2f} s "
+          f"({max(sampler.lag_points or [0]):,} points at most; counted in the files every 50 ms)")
+    print(f"  PROV-JSON               {path.stat().st_size / 1024:8.1f} KiB")
+    print(f"  metric files            {files / n:8.1f} bytes/point")
 
 
 def case(label, series, per_series, save_dir):
@@ -72,21 +113,59 @@ def case(label, series, per_series, save_dir):
     t = time.perf_counter()
     path = prov4ml.end_run()
     ended = time.perf_counter() - t
-    n = series * per_series
-    files = sum(p.stat().st_size for p in (path.parent / "metrics").iterdir())
-    mib = 1 << 20
-    half = len(sampler.rss) // 2
-    print(f"\n{label}: {n:,} points")
-    print(f"  logging                 {logging:8.1f} s   ({logging / n * 1e6:.2f} µs/point)")
-    print(f"  end_run                 {ended:8.2f} s   (the consumer finishing the files, the final document)")
-    print(f"  peak RSS, training      {max(sampler.rss) / mib:8.1f} MiB  (first half of the run {max(sampler.rss[:half] or [0]) / mib:.1f}, "
-          f"second half {max(sampler.rss[half:] or [0]) / mib:.1f})")
-    if sampler.sink_rss:
-        print(f"  peak RSS, sink          {max(sampler.sink_rss) / mib:8.1f} MiB")
-    print(f"  not in the files yet    median {sorted(sampler.lag_s)[len(sampler.lag_s) // 2]:.2f} s, max {max(sampler.lag_s):.2f} s "
-          f"({max(sampler.lag_points):,} points; sampled from the sink's report at each refresh, every ~2 s)")
-    print(f"  PROV-JSON               {path.stat().st_size / 1024:8.1f} KiB")
-    print(f"  metric files            {files / n:8.1f} bytes/point")
+    report(label, series * per_series, logging, ended, sampler, path)
+
+
+def training_loop(steps, save_dir):
+    """compare.py's MLP loop, logging 5 floats a step."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import compare
+
+    torch, model, opt, xs, ys = compare._setup()
+    compare._loop(200, None, torch, model, opt, xs, ys)  # warm up
+    run = prov4ml.start_run("www.example.org", "scale", str(save_dir), capture=False)
+    logged = [0]
+    calls = compare.prov4ml_calls("prov4ml_floats", prov4ml.log_metric, prov4ml.Context.TRAINING)
+
+    def log(i, *values):
+        calls(i, *values)
+        logged[0] += 5
+
+    sampler = Sampler(run, logged)
+    sampler.start()
+    logging = compare._loop(steps, log, torch, model, opt, xs, ys)
+    sampler.stop.set()
+    sampler.join()
+    t = time.perf_counter()
+    path = prov4ml.end_run()
+    ended = time.perf_counter() - t
+    report(f"a training loop (MLP, {steps / logging:,.0f} steps/s, 5 floats a step)", logged[0], logging, ended,
+           sampler, path)
+
+
+def sink_throughput(points, save_dir):
+    """The sink alone, on one core: a journal of ``points`` points of one series turned into a CSV file."""
+    from prov4ml.metrics import _sink
+    from prov4ml.metrics.journal import Journal
+
+    journal, out = Path(save_dir, "journal"), Path(save_dir, "metrics")
+    out.mkdir(parents=True)
+    j = Journal(str(journal))
+    j.add_series({"sid": 0, "name": "loss", "context": "training", "kind": "metric", "unit": None, "file": "loss.csv"})
+    t0 = time.time()
+    for i in range(points):
+        j.append(0, i, 1.0 / (i + 1), t0 + i * 1e-6)  # values of 17 digits, times of every millisecond
+    j.close()
+    consumer = _sink.Consumer(str(journal), str(out))
+    wall, cpu = time.perf_counter(), time.process_time()
+    consumer.poll(final=True)
+    consumer.fsync()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    consumer.close()
+    size = (out / "loss.csv").stat().st_size
+    how = "C" if getattr(_sink, "rows", None) not in (None, getattr(_sink, "_rows_py", None)) else "Python"
+    print(f"\nthe sink alone ({how} rows): {points:,} points into CSV")
+    print(f"  {wall:.2f} s wall, {cpu:.2f} s CPU: {points / wall / 1e6:.1f} M points/s ({size / wall / 1e6:.0f} MB/s)")
 
 
 def main() -> None:
@@ -94,10 +173,13 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=10_000_000)
     parser.add_argument("--series", type=int, default=1000)
     parser.add_argument("--per-series", type=int, default=10_000)
+    parser.add_argument("--steps", type=int, default=20_000, help="steps of the training loop")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        sink_throughput(args.points, Path(tmp) / "s")
         case("one series", 1, args.points, Path(tmp) / "a")
         case(f"{args.series:,} series x {args.per_series:,} points", args.series, args.per_series, Path(tmp) / "b")
+        training_loop(args.steps, Path(tmp) / "c")
 
 
 if __name__ == "__main__":

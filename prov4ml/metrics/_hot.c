@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
+#include <math.h>
 
 #define SLOT 32
 #define VOID_SID 0xFFFFFFFFu
@@ -553,6 +554,433 @@ HotPath_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
+/* -------------------------------------------------------------- sink rows */
+
+/* The metric sink's bulk formatting (rows() below): journal slots to CSV rows "step,value,time\n",
+ * byte for byte what "%d,%r,%.3f\n" % (step, value, time) gives in Python, at ~10x its speed. */
+
+#include "ryu.h"
+
+static const char DIGIT_PAIRS[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* The decimal digits of x at p; returns the count. */
+static inline int
+put_u64(uint64_t x, char *p)
+{
+    char tmp[20];
+    int n = 20;
+    while (x >= 100) {
+        uint64_t q = x / 100;
+        memcpy(tmp + (n -= 2), DIGIT_PAIRS + 2 * (x - 100 * q), 2);
+        x = q;
+    }
+    if (x >= 10)
+        memcpy(tmp + (n -= 2), DIGIT_PAIRS + 2 * x, 2);
+    else
+        tmp[--n] = (char)('0' + x);
+    memcpy(p, tmp + n, 20 - n);
+    return 20 - n;
+}
+
+static inline int
+put_i64(int64_t x, char *p)
+{
+    if (x < 0) {
+        *p = '-';
+        return 1 + put_u64(0 - (uint64_t)x, p + 1);
+    }
+    return put_u64((uint64_t)x, p);
+}
+
+/* repr(x): Ryu's shortest round-trip digits, laid out as float_repr_style 'short' does
+ * (exponent form when the decimal point is at or before -4 or after 16 digits). At most 25 bytes. */
+static inline int
+put_repr(double x, char *p)
+{
+    uint64_t bits;
+    memcpy(&bits, &x, 8);
+    int neg = (int)(bits >> 63);
+    uint64_t mant = bits & ((1ull << 52) - 1);
+    uint32_t expo = (uint32_t)((bits >> 52) & 0x7ff);
+    char *start = p;
+    if (expo == 0x7ff) {
+        if (mant) {  /* repr drops a NaN's sign */
+            memcpy(p, "nan", 3);
+            return 3;
+        }
+        if (neg)
+            *p++ = '-';
+        memcpy(p, "inf", 3);
+        return (int)(p - start) + 3;
+    }
+    if (neg)
+        *p++ = '-';
+    if (expo == 0 && mant == 0) {
+        memcpy(p, "0.0", 3);
+        return (int)(p - start) + 3;
+    }
+    floating_decimal_64 d = d2d(mant, expo);
+    while (d.mantissa % 10 == 0) {  /* Ryu may end on zeros (a rounding up); repr's digits do not */
+        d.mantissa /= 10;
+        d.exponent++;
+    }
+    char digits[20];
+    int n = put_u64(d.mantissa, digits);
+    int decpt = n + d.exponent;  /* the value is 0.DIGITS x 10^decpt */
+    if (decpt <= -4 || decpt > 16) {
+        *p++ = digits[0];
+        if (n > 1) {
+            *p++ = '.';
+            memcpy(p, digits + 1, n - 1);
+            p += n - 1;
+        }
+        int e = decpt - 1;
+        *p++ = 'e';
+        *p++ = e < 0 ? '-' : '+';
+        if (e < 0)
+            e = -e;
+        if (e >= 100)
+            *p++ = (char)('0' + e / 100), e %= 100;
+        memcpy(p, DIGIT_PAIRS + 2 * e, 2);
+        p += 2;
+    }
+    else if (decpt <= 0) {
+        memcpy(p, "0.", 2);
+        p += 2;
+        memset(p, '0', -decpt);
+        p += -decpt;
+        memcpy(p, digits, n);
+        p += n;
+    }
+    else if (decpt >= n) {
+        memcpy(p, digits, n);
+        p += n;
+        memset(p, '0', decpt - n);
+        p += decpt - n;
+        memcpy(p, ".0", 2);
+        p += 2;
+    }
+    else {
+        memcpy(p, digits, decpt);
+        p += decpt;
+        *p++ = '.';
+        memcpy(p, digits + decpt, n - decpt);
+        p += n - decpt;
+    }
+    return (int)(p - start);
+}
+
+/* "%.3f" % t for a finite t below 2**53 in magnitude, exactly (round half to even on the binary
+ * value, as Python's dtoa): t = m * 2**e, so t * 1000 = m * 1000 * 2**e in integers. Else -1. */
+static inline int
+put_fixed3(double t, char *p)
+{
+    uint64_t bits;
+    memcpy(&bits, &t, 8);
+    int neg = (int)(bits >> 63);
+    uint64_t mant = bits & ((1ull << 52) - 1);
+    int expo = (int)((bits >> 52) & 0x7ff);
+    if (expo >= 1023 + 53)  /* inf, NaN, or beyond 2**53: the general routine */
+        return -1;
+    uint64_t m = expo ? (mant | (1ull << 52)) : mant;
+    int shift = (expo ? expo : 1) - 1075;  /* t = m * 2**shift */
+    uint64_t q;  /* round(|t| * 1000) */
+    if (shift >= 0) {
+        q = (m << shift) * 1000;
+    }
+    else {
+        uint64_t n = m * 1000;  /* < 2**63 */
+        int s = -shift;
+        if (s >= 64) {
+            q = 0;  /* n < 2**63 <= half of 2**s */
+        }
+        else {
+            q = n >> s;
+            uint64_t r = n & ((1ull << s) - 1), half = 1ull << (s - 1);
+            q += r > half || (r == half && (q & 1));
+        }
+    }
+    char *start = p;
+    if (neg)
+        *p++ = '-';
+    p += put_u64(q / 1000, p);
+    unsigned frac = (unsigned)(q % 1000);
+    *p++ = '.';
+    *p++ = (char)('0' + frac / 100);
+    memcpy(p, DIGIT_PAIRS + 2 * (frac % 100), 2);
+    return (int)(p + 2 - start);
+}
+
+/* A growing byte buffer (PyMem). */
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Buf;
+
+static int
+buf_reserve(Buf *b, Py_ssize_t more)
+{
+    if (b->len + more <= b->cap)
+        return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 1 << 16;
+    while (cap < b->len + more)
+        cap *= 2;
+    char *data = PyMem_Realloc(b->data, cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+/* The correctly rounded sum of the values that are not NaN, as math.fsum (Shewchuk's partials):
+ * 0 done, -1 when it is left to the caller (an infinity, an intermediate overflow, or more partials
+ * than kept here: values of very different magnitudes, where fsum grows its list). */
+static int
+exact_sum(const char *raw, const Py_ssize_t *next, Py_ssize_t first, double *out)
+{
+    double p[64];  /* non-overlapping partials: a few for values of like magnitudes */
+    int n = 0;
+    for (Py_ssize_t i = first; i >= 0; i = next[i]) {
+        double x;
+        memcpy(&x, raw + i * SLOT + 8, 8);
+        if (x != x)
+            continue;
+        if (!isfinite(x))
+            return -1;
+        int k = 0;
+        for (int j = 0; j < n; j++) {
+            double y = p[j];
+            if (fabs(x) < fabs(y)) {
+                double swap = x;
+                x = y;
+                y = swap;
+            }
+            double hi = x + y, lo = y - (hi - x);
+            if (lo != 0.0)
+                p[k++] = lo;
+            x = hi;
+        }
+        n = k;
+        if (x != 0.0) {
+            if (!isfinite(x) || n == 64)
+                return -1;
+            p[n++] = x;
+        }
+    }
+    double hi = 0.0, lo = 0.0;
+    if (n > 0) {
+        hi = p[--n];
+        while (n > 0) {  /* sum from the top down, stopping once the sum is inexact */
+            double x = hi, y = p[--n];
+            hi = x + y;
+            lo = y - (hi - x);
+            if (lo != 0.0)
+                break;
+        }
+        /* round half-even on an exact tie with the next partial's sign */
+        if (n > 0 && ((lo < 0.0 && p[n - 1] < 0.0) || (lo > 0.0 && p[n - 1] > 0.0))) {
+            double y = lo * 2.0, x = hi + y;
+            if (y == x - hi)
+                hi = x;
+        }
+    }
+    *out = hi;
+    return 0;
+}
+
+typedef struct {
+    uint32_t sid;
+    Py_ssize_t count, nan, first, last;  /* first, last: slot indices */
+    Py_ssize_t start, end;               /* its rows in the text buffer */
+    double lo, hi;
+} Group;
+
+static inline void
+record_at(const char *slot, int64_t *step, double *value, double *t, uint32_t *sid)
+{
+    memcpy(step, slot, 8);
+    memcpy(value, slot + 8, 8);
+    memcpy(t, slot + 16, 8);
+    memcpy(sid, slot + 24, 4);
+}
+
+/* Where sid's group is in an open-addressing table of 2**bits entries (index + 1; 0 is empty). */
+static inline Py_ssize_t *
+group_slot(Py_ssize_t *table, int bits, const Group *groups, uint32_t sid)
+{
+    size_t mask = ((size_t)1 << bits) - 1, h = ((size_t)sid * 0x9E3779B1u) & mask;
+    while (table[h] && groups[table[h] - 1].sid != sid)
+        h = (h + 1) & mask;
+    return &table[h];
+}
+
+static PyObject *
+sink_rows(PyObject *module, PyObject *args)
+{
+    Py_buffer view;
+    const char *sep;
+    Py_ssize_t seplen;
+    if (!PyArg_ParseTuple(args, "y*s#", &view, &sep, &seplen))
+        return NULL;
+    PyObject *out = NULL;
+    Buf text = {0};
+    Group *groups = NULL;
+    Py_ssize_t *table = NULL, *next = NULL, ngroups = 0;
+    Py_ssize_t n = view.len / SLOT;
+    const char *raw = view.buf;
+    int bits = 4;
+    while (((Py_ssize_t)1 << bits) < 2 * n)
+        bits++;
+    table = PyMem_Calloc((size_t)1 << bits, sizeof(Py_ssize_t));
+    groups = PyMem_Malloc((n ? n : 1) * sizeof(Group));
+    next = PyMem_Malloc((n ? n : 1) * sizeof(Py_ssize_t));  /* the next slot of the same series */
+    if (table == NULL || groups == NULL || next == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* Pass 1: group the slots by series (each series in journal order) and summarise each group. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t step;
+        double v, t;
+        uint32_t sid;
+        record_at(raw + i * SLOT, &step, &v, &t, &sid);
+        if (sid == VOID_SID)
+            continue;
+        Py_ssize_t *where = group_slot(table, bits, groups, sid);
+        Group *g;
+        if (*where == 0) {
+            g = &groups[ngroups++];
+            *where = ngroups;
+            g->sid = sid;
+            g->count = g->nan = 0;
+            g->first = i;
+            g->lo = g->hi = 0.0;
+        }
+        else {
+            g = &groups[*where - 1];
+            next[g->last] = i;
+        }
+        g->last = i;
+        next[i] = -1;
+        g->count++;
+        if (v != v) {
+            g->nan++;
+        }
+        else if (g->count - g->nan == 1) {
+            g->lo = g->hi = v;
+        }
+        else {  /* IEEE order, -0.0 below +0.0 */
+            if (v < g->lo || (v == 0.0 && v == g->lo && signbit(v)))
+                g->lo = v;
+            if (v > g->hi || (v == 0.0 && v == g->hi && !signbit(v)))
+                g->hi = v;
+        }
+    }
+    /* Pass 2: each group's rows, one after the other in one buffer. */
+    for (Py_ssize_t k = 0; k < ngroups; k++) {
+        Group *g = &groups[k];
+        g->start = text.len;
+        for (Py_ssize_t i = g->first; i >= 0; i = next[i]) {
+            int64_t step;
+            double v, t;
+            uint32_t sid;
+            record_at(raw + i * SLOT, &step, &v, &t, &sid);
+            if (buf_reserve(&text, 20 + 25 + 2 * seplen + 26 + 1) < 0)
+                goto done;
+            char *p = text.data + text.len;
+            p += put_i64(step, p);
+            memcpy(p, sep, seplen);
+            p += seplen;
+            p += put_repr(v, p);
+            memcpy(p, sep, seplen);
+            p += seplen;
+            int w = put_fixed3(t, p);
+            if (w < 0) {  /* a time no clock gives: Python's own routine */
+                char *s = PyOS_double_to_string(t, 'f', 3, 0, NULL);
+                if (s == NULL)
+                    goto done;
+                Py_ssize_t len = (Py_ssize_t)strlen(s), at = p - text.data;
+                if (buf_reserve(&text, at - text.len + len + 1) < 0) {
+                    PyMem_Free(s);
+                    goto done;
+                }
+                p = text.data + at;
+                memcpy(p, s, len);
+                PyMem_Free(s);
+                w = (int)len;
+            }
+            p += w;
+            *p++ = '\n';
+            text.len = p - text.data;
+        }
+        g->end = text.len;
+    }
+    out = PyList_New(ngroups);
+    if (out == NULL)
+        goto done;
+    for (Py_ssize_t k = 0; k < ngroups; k++) {
+        Group *g = &groups[k];
+        PyObject *numbers = PyBytes_FromStringAndSize(NULL, (g->count - g->nan) * 8);
+        if (numbers == NULL)
+            goto fail;
+        char *w = PyBytes_AS_STRING(numbers);
+        for (Py_ssize_t i = g->first; i >= 0; i = next[i]) {
+            double v;
+            memcpy(&v, raw + i * SLOT + 8, 8);
+            if (v == v) {
+                memcpy(w, &v, 8);
+                w += 8;
+            }
+        }
+        int64_t first_step, last_step;
+        double first_time, last_time, last;
+        memcpy(&first_step, raw + g->first * SLOT, 8);
+        memcpy(&first_time, raw + g->first * SLOT + 16, 8);
+        memcpy(&last_step, raw + g->last * SLOT, 8);
+        memcpy(&last, raw + g->last * SLOT + 8, 8);
+        memcpy(&last_time, raw + g->last * SLOT + 16, 8);
+        int numbers_seen = g->count > g->nan;
+        double total = 0.0;
+        int summed = numbers_seen && exact_sum(raw, next, g->first, &total) == 0;
+        PyObject *item = Py_BuildValue(
+            "(ky#nnNNdLLddNN)", (unsigned long)g->sid, text.data + g->start, g->end - g->start, g->count, g->nan,
+            numbers_seen ? PyFloat_FromDouble(g->lo) : Py_NewRef(Py_None),
+            numbers_seen ? PyFloat_FromDouble(g->hi) : Py_NewRef(Py_None), last, (long long)first_step,
+            (long long)last_step, first_time, last_time, numbers,
+            summed ? PyFloat_FromDouble(total) : Py_NewRef(Py_None));
+        if (item == NULL)
+            goto fail;
+        PyList_SET_ITEM(out, k, item);
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    PyMem_Free(text.data);
+    PyMem_Free(groups);
+    PyMem_Free(table);
+    PyMem_Free(next);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+static PyMethodDef module_methods[] = {
+    {"rows", sink_rows, METH_VARARGS,
+     "rows(slots, separator) -> [(sid, text, count, nan_count, min, max, last, first_step, last_step,\n"
+     "first_time, last_time, numbers, total)]: journal slots (32 bytes each; void ones skipped) grouped by series\n"
+     "in order of first appearance; text is the series' CSV rows, exactly '%d{sep}%r{sep}%.3f\\n' of\n"
+     "each point; numbers the values that are not NaN, as native doubles (min and max are None when\n"
+     "there are none; -0.0 is below 0.0); total their math.fsum, or None where it is left to the caller\n"
+     "(an infinity, an intermediate overflow, values of very different magnitudes)."},
+    {NULL}
+};
+
 /* ------------------------------------------------------------------ module */
 
 static struct PyModuleDef hot_module = {
@@ -560,6 +988,7 @@ static struct PyModuleDef hot_module = {
     .m_name = "prov4ml.metrics._hot",
     .m_doc = "The hot path of log_metric in C (see hotpath.py).",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC

@@ -344,6 +344,20 @@ def _whole_prefix(commits: list, first: int) -> int:
     return lo
 
 
+def _all_committed(raw: bytes, n: int) -> bool:
+    """Whether the first ``n`` slots of ``raw`` are all committed.
+
+    A slot's commit word is 0 until it is committed (segments are zero-filled)
+    and its own number after, below 2**24: a slot is committed iff one of the
+    word's three low bytes is not 0. Three strided copies and an OR of big
+    integers check 65,536 slots in a fraction of a millisecond.
+    """
+    words = 0
+    for byte in range(28, 31):
+        words |= int.from_bytes(raw[byte: n * SLOT: SLOT], "little")
+    return b"\0" not in words.to_bytes(n, "little")
+
+
 def _stable(mm, start: int, end: int) -> bytes:
     """The bytes of ``mm[start:end]`` that two reads agree on (a prefix of whole slots).
 
@@ -430,16 +444,29 @@ class JournalReader:
                 return out
             if i < SEGMENT_SLOTS:
                 continue
-            if not self._next_segment_exists():
+            if not self._roll():
                 return out
-            self._mm.close()
-            self._mm = None
-            self.segment += 1
-            self.slot = FIRST_SLOT
         return out
 
-    def read_columns(self, final: bool = False, now: float = 0.0, limit: int = 1 << 16):
-        """Like ``read``, as four lists (sids, steps, values, times): built in C when a range is whole."""
+    def _roll(self) -> bool:
+        """Go on to the next segment once this one is read to its end (False: there is none yet)."""
+        if not self._next_segment_exists():
+            return False
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+        self.segment += 1
+        self.slot = FIRST_SLOT
+        return True
+
+    def read_slots(self, final: bool = False, now: float = 0.0, limit: int = 1 << 16) -> bytes:
+        """The records of ``read`` as raw slots (``RECORD``; commit words not kept, void slots may be there).
+
+        A whole committed range is copied from the mapping as it is; holes
+        and a segment's end go record by record through ``read``.
+        """
+        if self.slot >= SEGMENT_SLOTS:
+            self._roll()
         mm = self._map()
         if mm is not None and self.slot < SEGMENT_SLOTS:
             i = self.slot
@@ -449,22 +476,14 @@ class JournalReader:
             raw = _stable(mm, i * SLOT, end * SLOT)
             n = len(raw) // SLOT
             if n:
-                words = memoryview(raw).cast("I")
-                commits = words[7::8].tolist()
+                commits = memoryview(raw).cast("I")[7::8]
                 if commits[-1] != i + n:  # the last slots are not committed yet: read only the whole prefix
                     n = _whole_prefix(commits, i)
-                    commits = commits[:n]
-                if n and commits == list(range(i + 1, i + n + 1)):
-                    sids = words[6:8 * n:8].tolist()
-                    if VOID not in sids:
-                        self.slot = i + n
-                        quads = memoryview(raw)[: n * SLOT]
-                        return sids, quads.cast("q")[0::4].tolist(), quads.cast("d")[1::4].tolist(), quads.cast("d")[2::4].tolist()
-        records = self.read(final, now, limit)  # holes, voids, a segment's end: record by record
-        if not records:
-            return [], [], [], []
-        sids, steps, values, times = (list(c) for c in zip(*records))
-        return sids, steps, values, times
+                if n and _all_committed(raw, n):
+                    self.slot = i + n
+                    return raw[: n * SLOT]
+        records = self.read(final, now, limit)  # holes, a segment's end: record by record
+        return b"".join(RECORD.pack(step, value, time, sid, 0) for sid, step, value, time in records)
 
     def _written_end(self, start: int, end: int) -> int:
         """A slot bound past the last slot from ``start`` to ``end`` with a byte written (``start`` if none).

@@ -1,0 +1,141 @@
+"""The sink's rows: formatted in bulk (C, or Python where the extension is not built), every value exact.
+
+The CSV text is the one docs/formats.md documents, ``"%d,%r,%.3f\\n"`` of
+each point byte for byte, so every value reads back as the double logged.
+"""
+
+import math
+import random
+import struct
+
+import pandas as pd
+import pytest
+
+import prov4ml
+from prov4ml.metrics import _sink
+from prov4ml.metrics.formats import read_csv
+from prov4ml.metrics.journal import RECORD, VOID
+
+_hot = pytest.importorskip("prov4ml.metrics._hot")
+
+rng = random.Random(26)
+
+
+def _bits(x):
+    return struct.pack("<d", x)
+
+
+def _double(bits):
+    return struct.unpack("<d", struct.pack("<Q", bits))[0]
+
+
+def hard_values(n):
+    """Random bit patterns (every exponent, subnormals, NaNs), the edges, and common metric values."""
+    edges = [0.0, -0.0, math.inf, -math.inf, math.nan, 5e-324, -5e-324, 2.2250738585072009e-308,
+             2.2250738585072014e-308, 1.7976931348623157e308, 1e16, 9999999999999998.0, 1e-4, 1e-5, 0.1, 1 / 3,
+             123456789012345680.0, 1e22, 1e23, 2.0 ** 63, 9007199254740993.0, 0.30000000000000004, 100.0]
+    return (edges + [_double(rng.getrandbits(64)) for _ in range(n)] + [rng.random() for _ in range(n)]
+            + [float(rng.randint(-10 ** 6, 10 ** 6)) for _ in range(n // 10)]
+            + [struct.unpack("<f", struct.pack("<f", rng.gauss(0, 1)))[0] for _ in range(n // 10)])
+
+
+def hard_times(n):
+    """Clock times and what no clock gives: exact ties at the third decimal, negatives, huge, subnormal, inf, NaN."""
+    edges = [0.0625, 0.1875, 1.0005, 0.0015, -0.0, -1e-10, 2.5e-300, 1e17, 2.0 ** 53 - 1, 2.0 ** 53, 1e300,
+             math.inf, -math.inf, math.nan, -3.9995, 1796556948.5715]
+    return edges + [rng.uniform(1.7e9, 1.8e9) for _ in range(n)] + [rng.uniform(-1e6, 1e6) for _ in range(n // 10)]
+
+
+def slots(points):
+    return b"".join(RECORD.pack(step, value, t, sid, 0) for sid, step, value, t in points)
+
+
+def random_points(n, sids=(3,)):
+    values, times = hard_values(n), hard_times(n)
+    steps = [0, -1, 2 ** 63 - 1, -2 ** 63] + [rng.randint(-2 ** 63, 2 ** 63 - 1) for _ in range(n)]
+    m = max(len(values), len(times), len(steps))
+    return [(rng.choice(sids), steps[k % len(steps)], values[k % len(values)], times[k % len(times)])
+            for k in range(m)]
+
+
+@pytest.mark.parametrize("separator", [",", ";", "\t", " | "])
+def test_rows_are_python_formatting_byte_for_byte(separator):
+    points = random_points(20_000, sids=(1, 7, 2 ** 32 - 2))
+    points.insert(5, (VOID, 1, 2.0, 3.0))  # a slot given up: no row
+    row = _sink.row_format(separator)
+    groups = _hot.rows(slots(points), separator)
+    assert [g[0] for g in groups] == list(dict.fromkeys(p[0] for p in points if p[0] != VOID))
+    for g in groups:
+        mine = [p for p in points if p[0] == g[0]]
+        assert g[1] == "".join(row % p[1:] for p in mine).encode()
+    # the fallback gives the same rows and summaries
+    python = _sink._rows_py(slots(points), separator)
+    assert _exact([g[:-1] for g in python]) == _exact([g[:-1] for g in groups])
+    for mine, theirs in zip(groups, python):  # the sum: the C one may leave it to _fold (None)
+        assert mine[-1] is None or _bits(mine[-1]) == _bits(theirs[-1])
+
+
+def _exact(items):
+    """Floats as their bits, so NaN equals NaN and -0.0 differs from 0.0."""
+    if isinstance(items, (list, tuple)):
+        return [_exact(x) for x in items]
+    return _bits(items) if isinstance(items, float) else items
+
+
+def test_every_value_reads_back_bit_for_bit():
+    points = random_points(20_000)
+    ((_, text, *_),) = _hot.rows(slots(points), ",")
+    for (_, step, value, t), line in zip(points, text.decode().splitlines(), strict=True):
+        s, v, tt = line.split(",")
+        assert int(s) == step
+        assert _bits(float(v)) == _bits(value) or (math.isnan(value) and math.isnan(float(v)))
+        assert tt == "%.3f" % t
+
+
+def test_summaries_of_a_chunk_are_exact():
+    cases = [[1e308, 1e308, -1e308], [1e308, 1e308], [-0.0, -0.0], [0.0, -0.0], [-0.0, 0.0], [math.nan, 1.0],
+             [math.nan], [math.inf, 1.0], [math.inf, -math.inf], [1e100, 1.0, -1e100], [0.1] * 10, [5e-324] * 3]
+    cases += [[rng.choice([1.0, -1.0, 1e16, -1e16, 0.5, 2.0 ** -52, 1e-300, 7e15, math.nan]) * rng.choice([1, 3, 0.1])
+               for _ in range(rng.randint(1, 30))] for _ in range(500)]
+    for values in cases:
+        raw = slots([(1, k, v, 1.5 + k) for k, v in enumerate(values)])
+        ((_, _, count, nan, lo, hi, last, *_, numbers, total),) = _hot.rows(raw, ",")
+        finite = [v for v in values if v == v]
+        assert (count, nan) == (len(values), len(values) - len(finite))
+        assert _bits(last) == _bits(values[-1])
+        assert list(memoryview(numbers).cast("d")) == finite
+        if finite:
+            assert _bits(lo) == _bits(min(finite, key=lambda v: (v, math.copysign(1, v))))
+            assert _bits(hi) == _bits(max(finite, key=lambda v: (v, math.copysign(1, v))))
+            try:
+                want = math.fsum(finite)
+            except (OverflowError, ValueError):
+                want = None
+            assert total is None or _bits(total) == _bits(want)
+        mine, python = _sink.new_stats(), _sink.new_stats()
+        _sink._fold(mine, *_hot.rows(raw, ",")[0][2:])
+        _sink._fold(python, *_sink._rows_py(raw, ",")[0][2:])
+        assert _exact(mine) == _exact(python)
+
+
+def test_a_run_reads_back_what_was_logged(tmp_path):
+    """Through the real sink process: the CSV gives back each value, step and time logged, bit for bit."""
+    values = [v for v in hard_values(3000) if v == v]
+    steps = [rng.randint(-2 ** 62, 2 ** 62) for _ in values]
+    times = [rng.uniform(1e9, 2e9) for _ in values]
+    prov4ml.start_run("www.example.org", "rows", str(tmp_path), capture=False)
+    for value, step, t in zip(values, steps, times):
+        prov4ml.log_metric("loss", value, prov4ml.Context.TRAINING, step=step)
+        prov4ml.log_metric("timed", value, prov4ml.Context.TRAINING, step=step, timestamp=t)
+    prov4ml.log_metric("nan", math.nan, prov4ml.Context.TRAINING, step=0)
+    path = prov4ml.end_run()
+    metrics = path.parent / "metrics"
+    for name in ("loss", "timed"):
+        data = read_csv(metrics / f"{name}_training_rank0.csv")
+        assert [_bits(v) for v in data["value"]] == [_bits(v) for v in values]
+        assert list(data["step"]) == steps
+        frame = pd.read_csv(metrics / f"{name}_training_rank0.csv")  # the default parser reads a shortest repr exactly
+        assert [_bits(v) for v in frame["value"]] == [_bits(v) for v in values]
+    timed = (metrics / "timed_training_rank0.csv").read_text().splitlines()[1:]
+    assert [line.rsplit(",", 1)[1] for line in timed] == ["%.3f" % t for t in times]
+    assert math.isnan(read_csv(metrics / "nan_training_rank0.csv")["value"][0])
