@@ -185,16 +185,22 @@ class Condition:
 
 
 def sort_runs(runs: List[Tuple[RunRecord, Dict[str, Dict[str, Any]]]], get: Getter, descending: bool):
-    """``runs`` ordered by a field; runs without it come last, in either direction."""
+    """``runs`` ordered by a field; runs with NaN there (a value with no rank: a diverged run), then runs
+    without it, come last, in either direction."""
     present = [(get(r, f), (r, f)) for r, f in runs]
-    have = [p for p in present if p[0] is not MISSING]
+    have = [p for p in present if p[0] is not MISSING and not _nan(p[0])]
     have.sort(key=lambda p: _order(p[0]), reverse=descending)
-    return [rf for _v, rf in have] + [rf for v, rf in present if v is MISSING]
+    return ([rf for _v, rf in have] + [rf for v, rf in present if v is not MISSING and _nan(v)]
+            + [rf for v, rf in present if v is MISSING])
+
+
+def _nan(value: Any) -> bool:
+    return isinstance(value, float) and value != value
 
 
 def _order(value: Any) -> Tuple[int, Any]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (0, value) if value == value else (1, 0)  # NaN after every number
+        return (0, value)
     if isinstance(value, datetime):
         return (2, value.timestamp())
     return (3, str(value))

@@ -515,7 +515,7 @@ class Index:
         if sort is not None:
             join, join_args, (k, num, text) = _sort_value(sort, now)
             direction = " DESC" if desc else ""
-            order = (f"{k} IS NULL, CASE {k} WHEN 'n' THEN 0 WHEN 'x' THEN 1 WHEN 't' THEN 2 ELSE 3 END{direction}, "
+            order = (f"{k} IS NULL, {k} = 'x', CASE {k} WHEN 'n' THEN 0 WHEN 't' THEN 2 ELSE 3 END{direction}, "
                      f"{num}{direction}, {text}{direction}, {order}")
         elif last and limit is not None:
             order = "r.o1 DESC, r.o2 DESC, r.o3 DESC, r.o4 DESC, r.o5 DESC, r.o6 DESC"

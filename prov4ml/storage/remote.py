@@ -77,7 +77,8 @@ class Remote:
         self.root = root.rstrip("/")
         parts = [p for p in self.root.split("/") if p]
         if not parts or any(p in (".", "..") for p in parts):
-            raise InvalidValueError(f"{url!r} needs a bucket (and may have a prefix), without '.' or '..' parts")
+            raise InvalidValueError(f"{url!r} needs a bucket (and may have a prefix), without '.' or '..' parts; "
+                                   f"check the URL: {protocol}://BUCKET/PREFIX")
         self.url = url.rstrip("/")
         self.protocol = protocol
         self.local = staging_root() / protocol / Path(*parts)
@@ -157,6 +158,12 @@ class Remote:
         return max(ids, default=-1) + 1
 
     # ------------------------------------------------------------ reading
+    def _exists(self, key: str) -> bool:
+        try:
+            return bool(self.fs.exists(key))
+        except Exception as exc:
+            raise self.storage_error(self.url, exc) from None
+
     def listing(self) -> Dict[str, Dict[str, Any]]:
         """``{key: info}`` of every object under this URL, as the store says it now (empty when none)."""
         self.fs.invalidate_cache()
@@ -167,14 +174,22 @@ class Remote:
         except Exception as exc:
             raise self.storage_error(self.url, exc) from None
 
-    def pull(self, skip: Optional[Callable[[str], bool]] = None) -> Path:
+    def pull(self, skip: Optional[Callable[[str], bool]] = None, empty_ok: bool = False) -> Path:
         """Bring the remote copy of this URL into the staging directory; returns the local path.
 
         ``skip(relative key)``: True for objects to leave in the bucket for now (:meth:`fetch` brings one).
+        ``empty_ok``: an empty prefix of a bucket that exists is an empty directory (a reader that waits
+        for runs), not an error.
         """
         listing = self.listing()
         if not listing and not self.local.exists():
-            raise StorageError(f"{self.url} holds nothing; check the URL (a run is <prefix>/<experiment>/run_<id>)")
+            bucket = self.root.split("/", 1)[0]
+            if not self._exists(bucket):
+                raise StorageError(f"{self.url}: there is no bucket {bucket!r} at this store; check the URL "
+                                   "and the endpoint (AWS_ENDPOINT_URL or storage_options={'endpoint_url': ...})")
+            if not empty_ok:
+                raise StorageError(f"{self.url} holds nothing; check the URL (a run is <prefix>/<experiment>/run_<id>)")
+            self.local.mkdir(parents=True, exist_ok=True)
         with _pulled(self) as seen:
             wanted = {}  # key -> (local path, fingerprint)
             for key, info in listing.items():

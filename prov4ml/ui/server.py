@@ -48,7 +48,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .. import _commands
 from .._fs import is_url
-from ..exceptions import InvalidValueError, MissingDependencyError, Prov4MLError
+from ..exceptions import InvalidValueError, MissingDependencyError, Prov4MLError, StorageError
 from . import compare, pages, run_page as run_pages
 from .graph import PER_KIND, render_svg
 from .decimate import BUCKETS, decimated, thin
@@ -361,6 +361,9 @@ def run(args: "argparse.Namespace") -> int:
     except MissingDependencyError as exc:
         print(f"prov4ml ui: {exc}", file=sys.stderr)
         return _commands.EXIT_DEPENDENCY
+    except StorageError as exc:  # the URL's store, not the port
+        print(f"prov4ml ui: {exc}", file=sys.stderr)
+        return _commands.EXIT_INPUT
     except OSError as exc:
         print(f"prov4ml ui: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
               "choose another port with --port", file=sys.stderr)

@@ -193,10 +193,10 @@ class Store:
     def __init__(self, root: "Path | str") -> None:
         #: the runs' URL (``s3://...``), read through its staging copy, which the runs list keeps up to date;
         #: artifacts are left in the bucket until a page needs one (:meth:`file`)
-        self.url = str(root).rstrip("/") if is_url(str(root)) else None
-        self._remote = Remote(self.url) if self.url else None
+        self._remote = Remote(str(root)) if is_url(str(root)) else None
+        self.url = self._remote.url if self._remote else None
         self._pulled = time.monotonic()
-        self.root = (self._remote.pull(skip=_artifact) if self._remote else Path(root)).resolve()
+        self.root = (self._remote.pull(skip=_artifact, empty_ok=True) if self._remote else Path(root)).resolve()
         if not self.root.is_dir():
             raise InvalidValueError(f"{root}: no such directory; give the provenance_save_dir of your runs (e.g. prov)")
         self._heads: Dict[Path, Tuple[Tuple, RunHead]] = {}

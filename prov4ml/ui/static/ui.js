@@ -219,12 +219,15 @@
     ths.forEach(h => delete h.dataset.dir);
     ths[col].dataset.dir = dir === 1 ? "asc" : "desc";
     if (table.id) sorts[table.id] = [col, dir];
+    // an empty cell or a NaN has no value to rank: last in either direction, as `prov4ml ls --sort` puts it
     const val = r => {
-      const c = r.cells[col], v = c ? (c.dataset.sort ?? c.textContent) : "", n = parseFloat(v);
-      return Number.isNaN(n) || !/^[-+\d.eE]+$/.test(v.trim()) ? v : n;
+      const c = r.cells[col], v = c ? (c.dataset.sort ?? c.textContent) : "", t = v.trim(), n = parseFloat(t);
+      if (t === "" || /^[-+]?nan$/i.test(t)) return null;
+      return Number.isNaN(n) || !/^[-+\d.eE]+$/.test(t) ? v : n;
     };
     rows.sort((a, b) => {
       const x = val(a), y = val(b);
+      if (x === null || y === null) return (x === null) - (y === null);
       return (typeof x === typeof y ? (x < y ? -1 : x > y ? 1 : 0) : typeof x === "number" ? -1 : 1) * dir;
     });
     rows.forEach(r => body.appendChild(r));
