@@ -4,7 +4,6 @@ import io
 import json
 import math
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -346,31 +345,6 @@ def test_module_command_serves_and_reports_a_bad_directory(tmp_path, start, save
 
 
 # ------------------------------------------------------------------ in Chromium
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    binary, driver_path = _chromium(), shutil.which("chromedriver")
-    if binary is None or driver_path is None:
-        pytest.skip("no Chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1000"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)  # a local driver: nothing downloaded
-    yield driver
-    driver.quit()
-
-
 def _js_wait(driver, script, timeout=30.0, what=None):
     return _wait(lambda: driver.execute_script(script), timeout, what or script)
 

@@ -20,7 +20,7 @@ from prov4ml.ui import serve
 
 from conftest import ROOT
 from s3_server import s3, server  # noqa: F401 (a real S3 server on loopback)
-from test_ui import _js_wait, browser  # noqa: F401 (the module's one Chromium)
+from test_ui import _js_wait
 
 NS = "www.example.org"
 # markup a careless page would run: each sets a flag on window if it ever executes

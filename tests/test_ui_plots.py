@@ -7,7 +7,6 @@ series of a million points.
 
 import json
 import math
-import shutil
 import statistics
 import time
 import urllib.request
@@ -20,7 +19,7 @@ from prov4ml.analysis.plots import BUCKETS, minmax_indices
 from prov4ml.ui import serve
 from prov4ml.ui.server import points
 
-from conftest import ROOT, run_python
+from conftest import run_python
 
 NS = "www.example.org"
 SWEEP = {(0.1, 1): 0.5, (0.1, 2): 0.3, (0.01, 1): 0.9, (0.01, 2): 0.7}  # (lr, seed) -> the last loss
@@ -83,24 +82,6 @@ def ui(save_dir):
     yield server
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    binary = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
-    driver_path = shutil.which("chromedriver")
-    if binary is None or driver_path is None:
-        pytest.skip("no Chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1000"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    yield driver
-    driver.quit()
 
 
 def _js(d, script, timeout=30.0):
@@ -226,7 +207,7 @@ def test_csv_download_is_the_points_shown(browser, ui, save_dir):
     got = [(int(r.split(",")[1]), float(r.split(",")[4])) for r in rows[1:]]
     assert got == [(i, _loss(SWEEP[(0.1, 2)], i)) for i in range(20)]
     csv = (save_dir / "sweep" / "run_1" / "metrics" / "loss_training_rank0.csv").read_text().splitlines()[1:]
-    assert [r.split(",")[2] for r in rows[1:]] == [c.split(",")[2] for c in csv]  # the wall times, as recorded
+    assert [float(r.split(",")[2]) for r in rows[1:]] == [float(c.split(",")[2]) for c in csv]  # the wall times, as recorded
     # the button saves that text (a blob link clicked)
     href = browser.execute_script("const made = []; const orig = URL.createObjectURL; URL.createObjectURL = b => { made.push(b); return orig(b); };"
                                   "document.querySelector('#plot-loss__training_ button[data-act=csv]').click(); URL.createObjectURL = orig;"

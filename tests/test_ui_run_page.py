@@ -2,7 +2,6 @@
 fit a screen, and the UI over a bucket: real runs, real Graphviz, a real S3 server, a real headless Chromium."""
 
 import csv
-import io
 import json
 import os
 import re
@@ -21,7 +20,7 @@ from prov4ml.ui import serve
 
 from conftest import ROOT
 from s3_server import s3, server  # noqa: F401  (the fixtures)
-from test_ui import _js_wait, browser  # noqa: F401  (one Chromium for the module)
+from test_ui import _js_wait
 
 CSV_ROWS = [["epoch", "loss"], ["0", "1.5"], ["1", "0.75"], ["2", "0.5"]]
 JSON_DATA = {"lr": 0.01, "layers": [8, 4], "note": "<b>not markup</b>"}

@@ -14,7 +14,7 @@ from prov4ml.exceptions import InvalidValueError
 from prov4ml.ui import serve
 from prov4ml.ui.store import Store
 
-from test_ui import _js_wait, browser  # noqa: F401 (the module's one Chromium)
+from test_ui import _js_wait
 
 NS = "www.example.org"
 NEWEST = 3  # runs per experiment in the list here (LIST_NEWEST): the oldest runs of "sweep" are not shown

@@ -14,7 +14,7 @@ import pytest
 import prov4ml
 from prov4ml.ui import serve
 
-from test_ui import _js_wait, browser  # noqa: F401 (the module's one Chromium)
+from test_ui import _js_wait
 
 NS = "www.example.org"
 EPOCHS, BATCHES = 3, 4
