@@ -1,11 +1,18 @@
-"""PROV-JSON text of a document, fast enough for the refreshes during a run."""
+"""PROV-JSON text of a document, fast enough for the refreshes during a run and for runs with many series."""
 
 from __future__ import annotations
 
 import io
-from typing import Any, Dict, Optional
+import itertools
+import json
+from pathlib import Path
+from typing import IO, Any, Dict, Iterator, Optional, Union
 
-__all__ = ["to_json", "xml_compatible"]
+from .._fs import atomic_write
+
+__all__ = ["to_json", "document_json", "write_document", "xml_compatible"]
+
+_CHUNK = 2000  # records per write
 
 
 def to_json(document, indent: Optional[int] = 1) -> str:
@@ -17,6 +24,62 @@ def to_json(document, indent: Optional[int] = 1) -> str:
     stream = io.StringIO()
     ProvJSONSerializer(document).serialize(stream, indent=indent)
     return stream.getvalue()
+
+
+def document_json(snapshot, indent: Optional[int] = 1) -> str:
+    """The PROV-JSON text of a rank's snapshot: the document ``build_document`` makes, written as :func:`write_document` does."""
+    return "".join(_pieces(snapshot, indent))
+
+
+def write_document(path: Union[str, Path], snapshot, indent: Optional[int] = 1, fsync: bool = False) -> Path:
+    """Write the PROV-JSON of a rank's snapshot to ``path`` atomically, streamed.
+
+    The series' records (a run may have 100,000 series) are written as they are made, never held as
+    ``prov`` objects or all at once; the rest of the document is built with ``prov`` as usual.
+    ``indent=1`` writes each record on a line of its own (json's C encoder, fast); ``None`` writes one line."""
+
+    def write(fh: IO[bytes]) -> None:
+        batch = []
+        for piece in _pieces(snapshot, indent):
+            batch.append(piece)
+            if len(batch) >= _CHUNK:
+                fh.write("".join(batch).encode("utf-8"))
+                batch.clear()
+        fh.write("".join(batch).encode("utf-8"))
+
+    return atomic_write(path, write, fsync=fsync)
+
+
+def _pieces(snapshot, indent: Optional[int]) -> Iterator[str]:
+    """The document's text in pieces: each record kind of the ``prov`` part, then the series' records of that kind."""
+    from prov.serializers.provjson import encode_json_document
+
+    from .builder import SERIES_KINDS, Builder
+
+    builder = Builder(snapshot)
+    container: Dict[str, Dict[str, Any]] = encode_json_document(builder.build(series=False))
+    anonymous = sum(k.startswith("_:") for kind, records in container.items() if kind != "prefix" for k in records)
+    kinds = list(container) + [k for k in SERIES_KINDS if k not in container]
+    dumps = json.dumps
+    inner, outer, between = ("\n  ", "\n ", ",") if indent is not None else ("", "", ", ")
+    yield "{"
+    first_kind = True
+    for kind in kinds:
+        records = container.get(kind, {}).items()
+        head = f"{'' if first_kind else between}{outer}{dumps(kind)}: {{"
+        first = True
+        series = builder.series_records(kind) if kind in SERIES_KINDS else ()
+        for ident, content in itertools.chain(records, series):
+            if ident is None:
+                anonymous += 1
+                ident = f"_:id{anonymous}"
+            if first:
+                yield head
+            yield f"{'' if first else between}{inner}{dumps(ident)}: {dumps(content)}"
+            first = first_kind = False
+        if not first:
+            yield f"{outer}}}"
+    yield "\n}" if indent is not None else "}"
 
 
 def xml_compatible(data: dict) -> dict:
