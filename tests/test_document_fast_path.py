@@ -57,6 +57,12 @@ def snapshot(case: str) -> RunSnapshot:
         _series("empty", val, count=0),
         _series("nowhere", train, location=None),
         _series("rank_1_loss", train, location="/elsewhere/metrics/loss rank 1.csv"),
+        _series("doubled_slash", train, location="metrics//doubled.csv"),
+        _series("dot_folder", train, location="./metrics/./dot.parquet"),
+        _series("unicode_file", train, location='metrics/ünï cödé "q" λ.csv'),
+        _series("root_file", train, location="//top.csv"),
+        _series("no_suffix", train, location="metrics/no_suffix"),
+        _series("two_suffixes", train, location="metrics/two.tar.gz"),
     ]
     for fold in range(3):
         series.append(_series(f"fold{fold}_loss", val, values=(fold, fold + 1, fold + 0.5, fold + 0.25)))

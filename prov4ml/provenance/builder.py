@@ -41,14 +41,16 @@ document of a run merges with its final one (:meth:`Builder.growing`, docs/prov-
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import datetime
+from urllib.parse import quote
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..context import Context
 from ..metrics.formats import media_type
 from ..records.model import ArtifactRecord, ModelVersionRecord, RunSnapshot, SeriesSummary
 from . import vocabulary
-from .names import CONTENT_IRI, FILES, NAMESPACES, RUNDIR, dir_iri, file_local, local_name, user_namespace_iri
+from .names import CONTENT_IRI, FILES, NAMESPACES, RUNDIR, dir_iri, file_local, local_name, part, user_namespace_iri
 
 __all__ = ["Builder", "build_document", "user_iri", "CONTEXT_TYPES", "ARTIFACT_TYPES", "SERIES_FIELDS", "EVALUATION_CONTEXTS",
            "SERIES_KINDS"]
@@ -487,26 +489,50 @@ class Builder:
 
     def prepare_series(self) -> None:
         """What the series' records need of the rest: their activities, namespaces, and the run's outputs."""
-        self.series_activities: Dict[Context, str] = {}
-        self.evaluations: Dict[Context, bool] = {}
+        self.series_contexts: Dict[Context, Tuple[str, str, bool]] = {}  # name prefix, activity, evaluation
+        self.series_folders: Dict[str, str] = {}
+        self.media_types: Dict[str, Optional[str]] = {}
         for m in self.snap.series:
             ctx = m.context
-            if ctx not in self.series_activities:
-                self.series_activities[ctx] = str(self.activity_for(ctx).identifier)
-                self.evaluations[ctx] = _is_evaluation(ctx)
+            if ctx not in self.series_contexts:
+                self.series_contexts[ctx] = (f"ex:{local_name(*self.base, 'metric', ctx)}",
+                                             str(self.activity_for(ctx).identifier), _is_evaluation(ctx))
             if m.location is not None and m.location.startswith("/"):
                 self.location(m.location)  # binds fs:
-            if m.source == "metric" and self.evaluations[ctx]:
+            if m.source == "metric" and self.series_contexts[ctx][2]:
                 self.run_parts["mls:hasOutput"].append(self.doc.valid_qualified_name(self.series_state(m)[2]))
 
     def series_state(self, m: SeriesSummary) -> Tuple[str, Dict[str, Any], str]:
         """A series' identifier, its growing values, and the identifier of the entity generated (see :meth:`growing`)."""
-        ident = f"ex:{local_name(*self.base, 'metric', m.context, m.name)}"
+        # local_name(..., context, name): its parts are NCName characters, so the context's prefix decides its start
+        ident = f"{self.series_contexts[m.context][0]}.{part(m.name)}"
         growing: Dict[str, Any] = {f"provml:{f}": getattr(m, f) for f in SERIES_GROWING}
-        if m.source == "metric" and self.evaluations[m.context]:
+        if m.source == "metric" and self.series_contexts[m.context][2]:
             growing["mls:hasValue"] = m.last
         generated = ident if self.snap.end_time is not None else f"{ident}.snapshot.{_state_digest(growing)}"
         return ident, growing, generated
+
+    def series_location(self, path: Optional[str]) -> Optional[Dict[str, str]]:
+        """The PROV-JSON of ``location(path)``, one ``location`` per folder: the many files of a folder differ
+        in their last segment only, which the path's normalisation leaves as it is."""
+        if path is None:
+            return None
+        folder, _, name = path.rpartition("/")
+        if not folder.strip("/") or name in ("", ".", ".."):
+            return {"$": str(self.location(path)), "type": "xsd:QName"}
+        prefix = self.series_folders.get(folder)
+        if prefix is None:
+            prefix = self.series_folders[folder] = str(self.location(folder))
+        return {"$": f"{prefix}/{quote(name, safe='/-._~')}", "type": "xsd:QName"}
+
+    def media_type(self, path: Optional[str]) -> Optional[str]:
+        """``media_type(path)``, which depends on the suffix alone, once per suffix."""
+        if path is None:
+            return None
+        suffix = os.path.splitext(path)[1]
+        if suffix not in self.media_types:
+            self.media_types[suffix] = media_type(path)
+        return self.media_types[suffix]
 
     def add_series(self) -> None:
         """The series' records as ``prov`` objects (read from their PROV-JSON: one mapping for both)."""
@@ -529,9 +555,10 @@ class Builder:
         for m in self.snap.series:
             ident, growing, generated = self.series_state(m)
             label = f"{m.name} ({m.context})"
-            evaluation = m.source == "metric" and self.evaluations[m.context]
+            _prefix, activity, evaluation = self.series_contexts[m.context]
+            evaluation = evaluation and m.source == "metric"
             if kind == "wasGeneratedBy":
-                relation = {"prov:entity": generated, "prov:activity": self.series_activities[m.context]}
+                relation = {"prov:entity": generated, "prov:activity": activity}
                 if m.last_time is not None:
                     relation["prov:time"] = _time_text(m.last_time)
                 yield None, relation
@@ -540,8 +567,7 @@ class Builder:
             elif kind == "entity":
                 stable: Dict[str, Any] = {f"provml:{f}": getattr(m, f) for f in SERIES_FIELDS if f not in SERIES_GROWING}
                 stable["prov:label"] = label
-                stable["prov:location"] = self.location(m.location)
-                stable["provml:format"] = media_type(m.location)
+                stable["provml:format"] = self.media_type(m.location)
                 types = ["provml:Metric"]
                 if evaluation:
                     types.append("mls:ModelEvaluation")
@@ -554,7 +580,10 @@ class Builder:
                 if not ended:
                     yield ident, {"prov:label": label}
                     types.append("provml:Snapshot")
-                yield generated, self.json_attrs(types, {**stable, **growing})
+                content = self.json_attrs(types, {**stable, **growing})
+                if m.location is not None:
+                    content["prov:location"] = self.series_location(m.location)
+                yield generated, content
 
     def add_final_metrics(self) -> None:
         for fm in self.snap.final_metrics:
