@@ -131,3 +131,18 @@ def _write_fixtures() -> None:
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     _write_fixtures()
+
+
+@pytest.mark.parametrize("count", [0, 1, 2000, 2001])
+def test_the_summary_written_streamed_is_summarize(tmp_path, count):
+    """The summary file is written series by series, in batches of 2,000: either side of a boundary, read back."""
+    import dataclasses
+
+    from prov4ml.provenance.summary import read_summary, summarize, write_summary
+
+    base = snapshot("ended")
+    snap = dataclasses.replace(base, series=(base.series * (count // len(base.series) + 1))[:count])
+    owner = {"pid": 1, "host": "node-1", "start": 2.5}
+    written = read_summary(write_summary(tmp_path, snap, owner))
+    assert len(written["series"]) == count
+    assert written == json.loads(json.dumps(summarize(snap, owner)))
