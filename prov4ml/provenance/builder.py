@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from datetime import datetime
+from datetime import datetime, timezone
 from urllib.parse import quote
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -86,6 +86,7 @@ STOPPED = ("failed", "interrupted", "terminated", "killed")
 ROLES = {"user": "provml:researcher", "library": "provml:recorder", "host": "provml:host"}
 #: the run note naming the run this one retries (prov4ml.sweep)
 RETRY_NOTE = "retry_of"
+_RANGES = vocabulary.RANGES
 #: The PROV-JSON record kinds of the series' records (:meth:`Builder.series_records`)
 SERIES_KINDS = ("entity", "wasGeneratedBy", "wasDerivedFrom")
 _REVISION = {"$": "prov:Revision", "type": "xsd:QName"}
@@ -142,14 +143,16 @@ def _in_range(key: str, value: Any) -> Any:
 def _json_value(key: str, v: Any) -> Any:
     """A value of attribute ``key`` as PROV-JSON writes it once ``prov`` holds it (typed as :func:`_in_range` says).
 
-    Text, doubles and longs (every value of a series but its times) are written here; the rest as ``prov`` does."""
-    if isinstance(v, str):
-        return str(v)  # a Context is text
-    declared = vocabulary.RANGES.get(key)
-    if type(v) is float and declared != "xsd:string":
+    Text, doubles, longs and times (every value of a series) are written here; the rest as ``prov`` does."""
+    kind = type(v)
+    if kind is float and _RANGES.get(key) != "xsd:string":
         return {"$": _double_text(v), "type": "xsd:double"}
-    if type(v) is int and declared == "xsd:long":
+    if kind is str or isinstance(v, str):
+        return str(v)  # a Context is text
+    if kind is int and _RANGES.get(key) == "xsd:long":
         return {"$": str(v), "type": "xsd:long"}
+    if kind is datetime and _RANGES.get(key) != "xsd:string":
+        return {"$": _time_text(v), "type": "xsd:dateTime"}
     if hasattr(v, "uri"):
         return {"$": str(v), "type": "xsd:QName"}
     from prov.serializers.provjson import encode_json_representation
@@ -167,9 +170,11 @@ def _double_text(v: float) -> str:
 
 
 def _time_text(t: datetime) -> str:
-    from prov.serializers.provjson import encode_json_representation
-
-    return encode_json_representation(t)["$"]
+    """xsd:dateTime's form: ISO 8601, in UTC where the offset is not a whole number of minutes (as ``prov`` writes it)."""
+    offset = t.utcoffset()
+    if offset is not None and (offset.total_seconds() % 60 or offset.microseconds):
+        t = t.astimezone(timezone.utc)
+    return t.isoformat()
 
 
 def _state_digest(values: Dict[str, Any]) -> str:
@@ -502,15 +507,18 @@ class Builder:
             if m.source == "metric" and self.series_contexts[ctx][2]:
                 self.run_parts["mls:hasOutput"].append(self.doc.valid_qualified_name(self.series_state(m)[2]))
 
-    def series_state(self, m: SeriesSummary) -> Tuple[str, Dict[str, Any], str]:
-        """A series' identifier, its growing values, and the identifier of the entity generated (see :meth:`growing`)."""
+    def series_state(self, m: SeriesSummary, values: bool = True) -> Tuple[str, Dict[str, Any], str]:
+        """A series' identifier, its growing values (``values``, or while it runs), and the identifier of the
+        entity generated (see :meth:`growing`)."""
         # local_name(..., context, name): its parts are NCName characters, so the context's prefix decides its start
         ident = f"{self.series_contexts[m.context][0]}.{part(m.name)}"
-        growing: Dict[str, Any] = {f"provml:{f}": getattr(m, f) for f in SERIES_GROWING}
-        if m.source == "metric" and self.series_contexts[m.context][2]:
-            growing["mls:hasValue"] = m.last
-        generated = ident if self.snap.end_time is not None else f"{ident}.snapshot.{_state_digest(growing)}"
-        return ident, growing, generated
+        ended = self.snap.end_time is not None
+        growing: Dict[str, Any] = {}
+        if values or not ended:
+            growing = {f"provml:{f}": getattr(m, f) for f in SERIES_GROWING}
+            if m.source == "metric" and self.series_contexts[m.context][2]:
+                growing["mls:hasValue"] = m.last
+        return ident, growing, ident if ended else f"{ident}.snapshot.{_state_digest(growing)}"
 
     def series_location(self, path: Optional[str]) -> Optional[Dict[str, str]]:
         """The PROV-JSON of ``location(path)``, one ``location`` per folder: the many files of a folder differ
@@ -552,8 +560,10 @@ class Builder:
         ``mls:ModelEvaluation`` specified by its measure."""
         ended = self.snap.end_time is not None
         measures = set()
+        if kind not in SERIES_KINDS or (kind == "wasDerivedFrom" and ended):
+            return
         for m in self.snap.series:
-            ident, growing, generated = self.series_state(m)
+            ident, growing, generated = self.series_state(m, kind == "entity")
             label = f"{m.name} ({m.context})"
             _prefix, activity, evaluation = self.series_contexts[m.context]
             evaluation = evaluation and m.source == "metric"

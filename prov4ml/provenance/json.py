@@ -39,19 +39,15 @@ def write_document(path: Union[str, Path], snapshot, indent: Optional[int] = 1, 
     ``indent=1`` writes each record on a line of its own (json's C encoder, fast); ``None`` writes one line."""
 
     def write(fh: IO[bytes]) -> None:
-        batch = []
         for piece in _pieces(snapshot, indent):
-            batch.append(piece)
-            if len(batch) >= _CHUNK:
-                fh.write("".join(batch).encode("utf-8"))
-                batch.clear()
-        fh.write("".join(batch).encode("utf-8"))
+            fh.write(piece.encode("utf-8"))
 
     return atomic_write(path, write, fsync=fsync)
 
 
 def _pieces(snapshot, indent: Optional[int]) -> Iterator[str]:
-    """The document's text in pieces: each record kind of the ``prov`` part, then the series' records of that kind."""
+    """The document's text in pieces: each record kind of the ``prov`` part, then the series' records of that kind,
+    a batch of records at a time."""
     from prov.serializers.provjson import encode_json_document
 
     from .builder import SERIES_KINDS, Builder
@@ -65,17 +61,24 @@ def _pieces(snapshot, indent: Optional[int]) -> Iterator[str]:
     yield "{"
     first_kind = True
     for kind in kinds:
-        records = container.get(kind, {}).items()
-        head = f"{'' if first_kind else between}{outer}{dumps(kind)}: {{"
+        records = itertools.chain(container.get(kind, {}).items(), builder.series_records(kind))
         first = True
-        series = builder.series_records(kind) if kind in SERIES_KINDS else ()
-        for ident, content in itertools.chain(records, series):
-            if ident is None:
-                anonymous += 1
-                ident = f"_:id{anonymous}"
+        while True:
+            batch: Dict[str, Any] = {}
+            for ident, content in itertools.islice(records, _CHUNK):
+                if ident is None:
+                    anonymous += 1
+                    ident = f"_:id{anonymous}"
+                batch[ident] = content
+            if not batch:
+                break
             if first:
-                yield head
-            yield f"{'' if first else between}{inner}{dumps(ident)}: {dumps(content)}"
+                yield f"{'' if first_kind else between}{outer}{dumps(kind)}: {{"
+            if indent is None:  # one call of the C encoder for the batch
+                text = dumps(batch)[1:-1]
+            else:
+                text = between.join(f"{inner}{dumps(k)}: {dumps(v)}" for k, v in batch.items())
+            yield f"{'' if first else between}{text}"
             first = first_kind = False
         if not first:
             yield f"{outer}}}"
