@@ -496,6 +496,7 @@ class Builder:
         """What the series' records need of the rest: their activities, namespaces, and the run's outputs."""
         self.series_contexts: Dict[Context, Tuple[str, str, bool]] = {}  # name prefix, activity, evaluation
         self.series_folders: Dict[str, str] = {}
+        self.snapshot_names: Dict[int, str] = {}  # while the run runs: each series' snapshot, named once
         self.media_types: Dict[str, Optional[str]] = {}
         for m in self.snap.series:
             ctx = m.context
@@ -508,17 +509,23 @@ class Builder:
                 self.run_parts["mls:hasOutput"].append(self.doc.valid_qualified_name(self.series_state(m)[2]))
 
     def series_state(self, m: SeriesSummary, values: bool = True) -> Tuple[str, Dict[str, Any], str]:
-        """A series' identifier, its growing values (``values``, or while it runs), and the identifier of the
-        entity generated (see :meth:`growing`)."""
+        """A series' identifier, its growing values (empty unless ``values``), and the identifier of the entity
+        generated (see :meth:`growing`)."""
         # local_name(..., context, name): its parts are NCName characters, so the context's prefix decides its start
         ident = f"{self.series_contexts[m.context][0]}.{part(m.name)}"
-        ended = self.snap.end_time is not None
-        growing: Dict[str, Any] = {}
-        if values or not ended:
-            growing = {f"provml:{f}": getattr(m, f) for f in SERIES_GROWING}
-            if m.source == "metric" and self.series_contexts[m.context][2]:
-                growing["mls:hasValue"] = m.last
-        return ident, growing, ident if ended else f"{ident}.snapshot.{_state_digest(growing)}"
+        growing = self.growing_values(m) if values else {}
+        if self.snap.end_time is not None:
+            return ident, growing, ident
+        generated = self.snapshot_names.get(id(m))  # the series outlive the builder's passes: id() stays theirs
+        if generated is None:
+            generated = self.snapshot_names[id(m)] = f"{ident}.snapshot.{_state_digest(growing or self.growing_values(m))}"
+        return ident, growing, generated
+
+    def growing_values(self, m: SeriesSummary) -> Dict[str, Any]:
+        growing: Dict[str, Any] = {f"provml:{f}": getattr(m, f) for f in SERIES_GROWING}
+        if m.source == "metric" and self.series_contexts[m.context][2]:
+            growing["mls:hasValue"] = m.last
+        return growing
 
     def series_location(self, path: Optional[str]) -> Optional[Dict[str, str]]:
         """The PROV-JSON of ``location(path)``, one ``location`` per folder: the many files of a folder differ

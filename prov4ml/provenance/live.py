@@ -57,6 +57,6 @@ def write_live(journal_dir: str, run_dir: str, stats: Dict[int, Sequence[Any]]) 
     snap = _state.load_snapshot(Path(journal_dir))
     snap = with_summaries(snap, read_series(journal_dir), stats, _on_disk)
     path = Path(run_dir, f"prov_rank{snap.rank}.json")
-    write_document(path, snap)
+    write_document(path, snap, indent=None)  # as the training process's refreshes: one line, fastest
     write_summary(Path(run_dir), snap, _state.read_owner(Path(journal_dir)))
     return path
