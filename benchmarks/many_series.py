@@ -1,11 +1,14 @@
 """Many series under a low descriptor limit: every row on disk, and what end_run costs.
 
-    python benchmarks/many_series.py [--series 100000] [--points 10] [--nofile 256]
+    python benchmarks/many_series.py [--series 100000] [--points 10] [--nofile 256] [--flush-interval 2]
 
 A child process (its soft RLIMIT_NOFILE lowered to --nofile) logs --points
 points to each of --series series, then ends the run. Printed: logging time,
-end_run time, the child's peak RSS, the document's size, and the rows found in
-the metric files against the points logged (they must be equal).
+end_run time and where it went (the sink finishing, the document, the summary
+file), the child's peak RSS, the document's size, and the rows found in the
+metric files against the points logged (they must be equal). --flush-interval
+is the run's prov_flush_interval: a large one leaves the sink no live document
+to write.
 """
 
 from __future__ import annotations
@@ -25,16 +28,34 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import json, resource, sys, time
 import prov4ml
+from prov4ml import provenance
+from prov4ml.provenance import summary
+
 series, points = int(sys.argv[1]), int(sys.argv[2])
-prov4ml.start_run("www.example.org", "many", "prov", capture=False)
+phases = {}
+
+def timed(owner, name, phase):
+    real = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - began
+    setattr(owner, name, wrapper)
+
+run = prov4ml.start_run("www.example.org", "many", "prov", capture=False, prov_flush_interval=float(sys.argv[3]))
 t0 = time.perf_counter()
 for step in range(points):
     for k in range(series):
         prov4ml.log_metric(f"m{k}", k + step / 10, prov4ml.Context.TRAINING, step=step)
 t1 = time.perf_counter()
+timed(run._refresher, "close", "sink finishing")
+timed(provenance, "write_document", "document")
+timed(summary, "write_summary", "summary file")
 prov4ml.end_run()
 t2 = time.perf_counter()
-print(json.dumps({"log_s": t1 - t0, "end_run_s": t2 - t1,
+print(json.dumps({"log_s": t1 - t0, "end_run_s": t2 - t1, "phases": phases,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -44,6 +65,7 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=100_000)
     ap.add_argument("--points", type=int, default=10)
     ap.add_argument("--nofile", type=int, default=256)
+    ap.add_argument("--flush-interval", type=float, default=2.0)
     args = ap.parse_args()
 
     def limit():
@@ -53,7 +75,8 @@ def main() -> None:
         script = Path(tmp, "child.py")
         script.write_text(textwrap.dedent(CHILD))
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(script), str(args.series), str(args.points)], cwd=tmp,
+        proc = subprocess.run([sys.executable, str(script), str(args.series), str(args.points),
+                               str(args.flush_interval)], cwd=tmp,
                               capture_output=True, text=True, preexec_fn=limit,
                               env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
         wall = time.perf_counter() - start
@@ -71,6 +94,8 @@ def main() -> None:
     print(f"{args.series:,} series x {args.points} points under ulimit -n {args.nofile} (child wall {wall:.1f} s)")
     print(f"  logging      {figures['log_s']:.2f} s")
     print(f"  end_run      {figures['end_run_s']:.2f} s")
+    for phase, seconds in figures["phases"].items():
+        print(f"    {phase:<16} {seconds:.2f} s")
     print(f"  peak RSS     {figures['rss_mb']:.0f} MB (training process)")
     print(f"  document     {doc_mb:.1f} MB")
     print(f"  metric files {files:,}; rows {rows:,} of {logged:,} logged ({'all' if rows == logged else 'MISSING ROWS'})")

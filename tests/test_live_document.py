@@ -20,13 +20,13 @@ from prov4ml import provenance
 def builds(monkeypatch):
     """Every document the test process builds (the sink process's builds are not counted)."""
     calls = []
-    real = provenance.build_document
+    real = provenance.write_document
 
-    def counting(snapshot):
+    def counting(path, snapshot, *args, **kwargs):
         calls.append(snapshot.status)
-        return real(snapshot)
+        return real(path, snapshot, *args, **kwargs)
 
-    monkeypatch.setattr(provenance, "build_document", counting)
+    monkeypatch.setattr(provenance, "write_document", counting)
     return calls
 
 

@@ -41,16 +41,19 @@ document of a run merges with its final one (:meth:`Builder.growing`, docs/prov-
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+import os
+from datetime import datetime, timezone
+from urllib.parse import quote
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..context import Context
 from ..metrics.formats import media_type
-from ..records.model import ArtifactRecord, ModelVersionRecord, RunSnapshot
+from ..records.model import ArtifactRecord, ModelVersionRecord, RunSnapshot, SeriesSummary
 from . import vocabulary
-from .names import CONTENT_IRI, FILES, NAMESPACES, RUNDIR, dir_iri, file_local, local_name, user_namespace_iri
+from .names import CONTENT_IRI, FILES, NAMESPACES, RUNDIR, dir_iri, file_local, local_name, part, user_namespace_iri
 
-__all__ = ["Builder", "build_document", "user_iri", "CONTEXT_TYPES", "ARTIFACT_TYPES", "SERIES_FIELDS", "EVALUATION_CONTEXTS"]
+__all__ = ["Builder", "build_document", "user_iri", "CONTEXT_TYPES", "ARTIFACT_TYPES", "SERIES_FIELDS", "EVALUATION_CONTEXTS",
+           "SERIES_KINDS"]
 
 CONTEXT_TYPES = {
     "training": "provml:Training",
@@ -83,6 +86,10 @@ STOPPED = ("failed", "interrupted", "terminated", "killed")
 ROLES = {"user": "provml:researcher", "library": "provml:recorder", "host": "provml:host"}
 #: the run note naming the run this one retries (prov4ml.sweep)
 RETRY_NOTE = "retry_of"
+_RANGES = vocabulary.RANGES
+#: The PROV-JSON record kinds of the series' records (:meth:`Builder.series_records`)
+SERIES_KINDS = ("entity", "wasGeneratedBy", "wasDerivedFrom")
+_REVISION = {"$": "prov:Revision", "type": "xsd:QName"}
 
 
 def user_iri(namespace: str, user: str) -> str:
@@ -131,6 +138,49 @@ def _in_range(key: str, value: Any) -> Any:
     if declared == "xsd:string" and not isinstance(value, str):
         return str(value)
     return value
+
+
+def _json_value(key: str, v: Any) -> Any:
+    """A value of attribute ``key`` as PROV-JSON writes it once ``prov`` holds it (typed as :func:`_in_range` says).
+
+    Text, doubles, longs and times (every value of a series) are written here; the rest as ``prov`` does."""
+    kind = type(v)
+    if kind is float and _RANGES.get(key) != "xsd:string":
+        return {"$": _double_text(v), "type": "xsd:double"}
+    if kind is str or isinstance(v, str):
+        return str(v)  # a Context is text
+    if kind is int and _RANGES.get(key) == "xsd:long":
+        return {"$": str(v), "type": "xsd:long"}
+    if kind is datetime and _RANGES.get(key) != "xsd:string":
+        return {"$": _time_text(v), "type": "xsd:dateTime"}
+    if hasattr(v, "uri"):
+        return {"$": str(v), "type": "xsd:QName"}
+    from prov.serializers.provjson import encode_json_representation
+
+    return encode_json_representation(_in_range(key, _value(v)))
+
+
+def _double_text(v: float) -> str:
+    """xsd:double's lexical form: INF, -INF and NaN for the non-finite values, the shortest repr otherwise."""
+    if v != v:
+        return "NaN"
+    if v in (float("inf"), float("-inf")):
+        return "INF" if v > 0 else "-INF"
+    return float.__repr__(v)
+
+
+def _time_text(t: datetime) -> str:
+    """xsd:dateTime's form: ISO 8601, in UTC where the offset is not a whole number of minutes (as ``prov`` writes it)."""
+    offset = t.utcoffset()
+    if offset is not None and (offset.total_seconds() % 60 or offset.microseconds):
+        t = t.astimezone(timezone.utc)
+    return t.isoformat()
+
+
+def _state_digest(values: Dict[str, Any]) -> str:
+    """The name part of a snapshot of a growing entity: a digest of its ``values``."""
+    state = hashlib.sha1(repr([(k, _value(v)) for k, v in values.items()]).encode("utf-8", "surrogatepass"))
+    return state.hexdigest()[:12]
 
 
 def _depth(ctx: Context) -> int:
@@ -222,8 +272,21 @@ class Builder:
             out["provml:note"] = notes
         return out
 
+    def json_attrs(self, types: Iterable[str], values: Dict[str, Any]) -> Dict[str, Any]:
+        """What :meth:`attrs` says, as the PROV-JSON of a record holding it (one value per attribute)."""
+        out: Dict[str, Any] = {}
+        qnames = [{"$": t, "type": "xsd:QName"} for t in types]
+        if qnames:
+            out["prov:type"] = qnames[0] if len(qnames) == 1 else qnames
+        for key, v in values.items():
+            if v is not None:
+                out[key] = _json_value(key, v)
+        return out
+
     # -- the document ----------------------------------------------------------------
-    def build(self):
+    def build(self, series: bool = True):
+        """The document as ``prov`` objects; ``series=False``: without the series' records, which
+        :meth:`series_records` gives as PROV-JSON (the namespaces and run attributes they need are in)."""
         s = self.snap
         user = self.doc.agent(
             self.ns[local_name("agent", "user", s.user)],  # user_iri
@@ -252,7 +315,9 @@ class Builder:
             self.add_epoch(epoch, last[epoch.context] == i)
         self.mark_where_it_stopped()
         self.add_params()
-        self.add_series()
+        self.prepare_series()
+        if series:
+            self.add_series()
         self.add_final_metrics()
         for art in s.artifacts:
             self.add_artifact(art)
@@ -427,30 +492,115 @@ class Builder:
             # a setting is used by the run; one logged with is_input=False is a result of its context
             self.produced(p, e, self.run if p.is_input else self.activity_for(p.context), None)
 
-    def measure(self, name: str):
-        """The evaluation measure a metric name stands for, one per experiment."""
-        ident = self.ns[local_name(self.snap.experiment_name, "measure", name)]
-        if self.doc.get_record(ident):
-            return ident
-        self.doc.entity(ident, self.attrs(["mls:EvaluationMeasure", "provml:EvaluationMeasure"], {"prov:label": name}))
-        return ident
+    def prepare_series(self) -> None:
+        """What the series' records need of the rest: their activities, namespaces, and the run's outputs."""
+        self.series_contexts: Dict[Context, Tuple[str, str, bool]] = {}  # name prefix, activity, evaluation
+        self.series_folders: Dict[str, str] = {}
+        self.snapshot_names: Dict[int, str] = {}  # while the run runs: each series' snapshot, named once
+        self.media_types: Dict[str, Optional[str]] = {}
+        for m in self.snap.series:
+            ctx = m.context
+            if ctx not in self.series_contexts:
+                self.series_contexts[ctx] = (f"ex:{local_name(*self.base, 'metric', ctx)}",
+                                             str(self.activity_for(ctx).identifier), _is_evaluation(ctx))
+            if m.location is not None and m.location.startswith("/"):
+                self.location(m.location)  # binds fs:
+            if m.source == "metric" and self.series_contexts[ctx][2]:
+                self.run_parts["mls:hasOutput"].append(self.doc.valid_qualified_name(self.series_state(m)[2]))
+
+    def series_state(self, m: SeriesSummary, values: bool = True) -> Tuple[str, Dict[str, Any], str]:
+        """A series' identifier, its growing values (empty unless ``values``), and the identifier of the entity
+        generated (see :meth:`growing`)."""
+        # local_name(..., context, name): its parts are NCName characters, so the context's prefix decides its start
+        ident = f"{self.series_contexts[m.context][0]}.{part(m.name)}"
+        growing = self.growing_values(m) if values else {}
+        if self.snap.end_time is not None:
+            return ident, growing, ident
+        generated = self.snapshot_names.get(id(m))  # the series outlive the builder's passes: id() stays theirs
+        if generated is None:
+            generated = self.snapshot_names[id(m)] = f"{ident}.snapshot.{_state_digest(growing or self.growing_values(m))}"
+        return ident, growing, generated
+
+    def growing_values(self, m: SeriesSummary) -> Dict[str, Any]:
+        growing: Dict[str, Any] = {f"provml:{f}": getattr(m, f) for f in SERIES_GROWING}
+        if m.source == "metric" and self.series_contexts[m.context][2]:
+            growing["mls:hasValue"] = m.last
+        return growing
+
+    def series_location(self, path: Optional[str]) -> Optional[Dict[str, str]]:
+        """The PROV-JSON of ``location(path)``, one ``location`` per folder: the many files of a folder differ
+        in their last segment only, which the path's normalisation leaves as it is."""
+        if path is None:
+            return None
+        folder, _, name = path.rpartition("/")
+        if not folder.strip("/") or name in ("", ".", ".."):
+            return {"$": str(self.location(path)), "type": "xsd:QName"}
+        prefix = self.series_folders.get(folder)
+        if prefix is None:
+            prefix = self.series_folders[folder] = str(self.location(folder))
+        return {"$": f"{prefix}/{quote(name, safe='/-._~')}", "type": "xsd:QName"}
+
+    def media_type(self, path: Optional[str]) -> Optional[str]:
+        """``media_type(path)``, which depends on the suffix alone, once per suffix."""
+        if path is None:
+            return None
+        suffix = os.path.splitext(path)[1]
+        if suffix not in self.media_types:
+            self.media_types[suffix] = media_type(path)
+        return self.media_types[suffix]
 
     def add_series(self) -> None:
+        """The series' records as ``prov`` objects (read from their PROV-JSON: one mapping for both)."""
+        from prov.serializers.provjson import decode_json_container
+
+        container: Dict[str, Dict[str, Any]] = {}
+        for kind in SERIES_KINDS:
+            for n, (ident, content) in enumerate(self.series_records(kind)):
+                container.setdefault(kind, {})[ident or f"_:series{n}"] = content
+        decode_json_container(container, self.doc)
+
+    def series_records(self, kind: str) -> Iterator[Tuple[Optional[str], Dict[str, Any]]]:
+        """The series' records of one PROV-JSON ``kind`` (of :data:`SERIES_KINDS`) as ``(identifier, content)``;
+        a relation's identifier is None. Made one at a time, so a run's many series are never all held.
+
+        A series is ``growing`` (see :meth:`growing`); a metric of an evaluation context is an
+        ``mls:ModelEvaluation`` specified by its measure."""
+        ended = self.snap.end_time is not None
+        measures = set()
+        if kind not in SERIES_KINDS or (kind == "wasDerivedFrom" and ended):
+            return
         for m in self.snap.series:
-            stable: Dict[str, Any] = {f"provml:{f}": getattr(m, f) for f in SERIES_FIELDS if f not in SERIES_GROWING}
-            stable["prov:label"] = f"{m.name} ({m.context})"
-            stable["prov:location"] = self.location(m.location)
-            stable["provml:format"] = media_type(m.location)
-            types = ["provml:Metric"]
-            growing: Dict[str, Any] = {f"provml:{f}": getattr(m, f) for f in SERIES_GROWING}
-            if m.source == "metric" and _is_evaluation(m.context):
-                types.append("mls:ModelEvaluation")
-                stable["mls:specifiedBy"] = self.measure(m.name)
-                growing["mls:hasValue"] = m.last
-            e = self.growing(self.qn("metric", m.context, m.name), types, stable, growing, self.activity_for(m.context),
-                             m.last_time)
-            if "mls:ModelEvaluation" in types:
-                self.run_parts["mls:hasOutput"].append(e.identifier)
+            ident, growing, generated = self.series_state(m, kind == "entity")
+            label = f"{m.name} ({m.context})"
+            _prefix, activity, evaluation = self.series_contexts[m.context]
+            evaluation = evaluation and m.source == "metric"
+            if kind == "wasGeneratedBy":
+                relation = {"prov:entity": generated, "prov:activity": activity}
+                if m.last_time is not None:
+                    relation["prov:time"] = _time_text(m.last_time)
+                yield None, relation
+            elif kind == "wasDerivedFrom" and not ended:
+                yield None, {"prov:generatedEntity": ident, "prov:usedEntity": generated, "prov:type": _REVISION}
+            elif kind == "entity":
+                stable: Dict[str, Any] = {f"provml:{f}": getattr(m, f) for f in SERIES_FIELDS if f not in SERIES_GROWING}
+                stable["prov:label"] = label
+                stable["provml:format"] = self.media_type(m.location)
+                types = ["provml:Metric"]
+                if evaluation:
+                    types.append("mls:ModelEvaluation")
+                    measure = f"ex:{local_name(self.snap.experiment_name, 'measure', m.name)}"
+                    stable["mls:specifiedBy"] = self.doc.valid_qualified_name(measure)
+                    if measure not in measures:
+                        measures.add(measure)
+                        yield measure, self.json_attrs(["mls:EvaluationMeasure", "provml:EvaluationMeasure"],
+                                                       {"prov:label": m.name})
+                if not ended:
+                    yield ident, {"prov:label": label}
+                    types.append("provml:Snapshot")
+                content = self.json_attrs(types, {**stable, **growing})
+                if m.location is not None:
+                    content["prov:location"] = self.series_location(m.location)
+                yield generated, content
 
     def add_final_metrics(self) -> None:
         for fm in self.snap.final_metrics:
@@ -474,8 +624,7 @@ class Builder:
             self.doc.wasGeneratedBy(e, activity, when)
             return e
         whole = self.doc.entity(ident, self.attrs((), {"prov:label": stable["prov:label"]}))
-        state = hashlib.sha1(repr([(k, _value(v)) for k, v in values.items()]).encode("utf-8", "surrogatepass"))
-        e = self.doc.entity(self.ns[f"{ident.localpart}.snapshot.{state.hexdigest()[:12]}"],
+        e = self.doc.entity(self.ns[f"{ident.localpart}.snapshot.{_state_digest(values)}"],
                             self.attrs([*types, "provml:Snapshot"], {**stable, **values}))
         self.doc.wasGeneratedBy(e, activity, when)
         self.doc.wasDerivedFrom(whole, e, other_attributes={"prov:type": self.q("prov:Revision")})

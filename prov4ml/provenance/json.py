@@ -1,11 +1,18 @@
-"""PROV-JSON text of a document, fast enough for the refreshes during a run."""
+"""PROV-JSON text of a document, fast enough for the refreshes during a run and for runs with many series."""
 
 from __future__ import annotations
 
 import io
-from typing import Any, Dict, Optional
+import itertools
+import json
+from pathlib import Path
+from typing import IO, Any, Dict, Iterator, Optional, Union
 
-__all__ = ["to_json", "xml_compatible"]
+from .._fs import atomic_write
+
+__all__ = ["to_json", "document_json", "write_document", "xml_compatible"]
+
+_CHUNK = 2000  # records per write
 
 
 def to_json(document, indent: Optional[int] = 1) -> str:
@@ -17,6 +24,65 @@ def to_json(document, indent: Optional[int] = 1) -> str:
     stream = io.StringIO()
     ProvJSONSerializer(document).serialize(stream, indent=indent)
     return stream.getvalue()
+
+
+def document_json(snapshot, indent: Optional[int] = 1) -> str:
+    """The PROV-JSON text of a rank's snapshot: the document ``build_document`` makes, written as :func:`write_document` does."""
+    return "".join(_pieces(snapshot, indent))
+
+
+def write_document(path: Union[str, Path], snapshot, indent: Optional[int] = 1, fsync: bool = False) -> Path:
+    """Write the PROV-JSON of a rank's snapshot to ``path`` atomically, streamed.
+
+    The series' records (a run may have 100,000 series) are written as they are made, never held as
+    ``prov`` objects or all at once; the rest of the document is built with ``prov`` as usual.
+    ``indent=1`` writes each record on a line of its own (json's C encoder, fast); ``None`` writes one line."""
+
+    def write(fh: IO[bytes]) -> None:
+        for piece in _pieces(snapshot, indent):
+            fh.write(piece.encode("utf-8"))
+
+    return atomic_write(path, write, fsync=fsync)
+
+
+def _pieces(snapshot, indent: Optional[int]) -> Iterator[str]:
+    """The document's text in pieces: each record kind of the ``prov`` part, then the series' records of that kind,
+    a batch of records at a time."""
+    from prov.serializers.provjson import encode_json_document
+
+    from .builder import SERIES_KINDS, Builder
+
+    builder = Builder(snapshot)
+    container: Dict[str, Dict[str, Any]] = encode_json_document(builder.build(series=False))
+    anonymous = sum(k.startswith("_:") for kind, records in container.items() if kind != "prefix" for k in records)
+    kinds = list(container) + [k for k in SERIES_KINDS if k not in container]
+    dumps = json.dumps
+    inner, outer, between = ("\n  ", "\n ", ",") if indent is not None else ("", "", ", ")
+    yield "{"
+    first_kind = True
+    for kind in kinds:
+        records = itertools.chain(container.get(kind, {}).items(), builder.series_records(kind))
+        first = True
+        while True:
+            batch: Dict[str, Any] = {}
+            for ident, content in itertools.islice(records, _CHUNK):
+                if ident is None:
+                    anonymous += 1
+                    ident = f"_:id{anonymous}"
+                batch[ident] = content
+            if not batch:
+                break
+            if first:
+                yield f"{'' if first_kind else between}{outer}{dumps(kind)}: {{"
+            if indent is None:  # one call of the C encoder for the batch
+                text = dumps(batch)[1:-1]
+            else:
+                text = between.join(f"{inner}{dumps(k)}: {dumps(v)}" for k, v in batch.items())
+            yield f"{'' if first else between}{text}"
+            first = first_kind = False
+        if not first:
+            yield f"{outer}}}"
+    yield "\n}" if indent is not None else "}"
 
 
 def xml_compatible(data: dict) -> dict:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence
 
 from ..records import state as _state
-from .._fs import atomic_write_text
 from ..context import Context, as_source
 from ..records.model import RunSnapshot
 from ..metrics.journal import read_series
@@ -52,12 +51,12 @@ def _on_disk(sid: int, meta: Dict[str, Any], numbers: Sequence[Any]) -> Optional
 
 def write_live(journal_dir: str, run_dir: str, stats: Dict[int, Sequence[Any]]) -> Path:
     """Rewrite the running run's document from its records and ``stats``; returns its path."""
-    from . import build_document, to_json
+    from . import write_document
     from .summary import write_summary
 
     snap = _state.load_snapshot(Path(journal_dir))
     snap = with_summaries(snap, read_series(journal_dir), stats, _on_disk)
     path = Path(run_dir, f"prov_rank{snap.rank}.json")
-    atomic_write_text(path, to_json(build_document(snap)))
+    write_document(path, snap, indent=None)  # as the training process's refreshes: one line, fastest
     write_summary(Path(run_dir), snap, _state.read_owner(Path(journal_dir)))
     return path

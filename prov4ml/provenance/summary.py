@@ -20,9 +20,9 @@ import os
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import IO, Any, Dict, Iterator, List, Optional
 
-from .._fs import atomic_write_text
+from .._fs import atomic_write
 from ..exceptions import ProvFileError
 from ..records.model import RunSnapshot
 from .builder import _value
@@ -81,18 +81,27 @@ def _time(t: Optional[datetime]) -> Optional[str]:
 
 def summarize(snap: RunSnapshot, owner: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The summary of one rank's snapshot; ``owner``: the recording process (``pid``, ``host``, ``start``)."""
+    return {**_head(snap, owner), "series": list(_series(snap))}
+
+
+def _series(snap: RunSnapshot) -> Iterator[Dict[str, Any]]:
+    """Each series' entry, made one at a time: a run may have 100,000."""
     folds = {f.name: f.operation_name for f in snap.final_metrics}
-    params: Dict[str, Any] = {}
-    for p in snap.params:  # a key logged again with another value is kept as "key#n": the last one wins
-        m = _REPEAT.match(p.key)
-        params[m.group(1) if m else p.key] = encode(p.value)
-    series = []
     for s in snap.series:
         best = s.max if higher_is_better(s.name, folds.get(s.name)) else s.min
         entry = {"name": s.name, "context": str(s.context)}
         entry.update((k, encode(getattr(s, k, None))) for k in SERIES_KEYS if k != "best")
         entry["best"] = encode(best)
-        series.append(entry)
+        yield entry
+
+
+def _head(snap: RunSnapshot, owner: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The summary but its series."""
+    folds = {f.name: f.operation_name for f in snap.final_metrics}
+    params: Dict[str, Any] = {}
+    for p in snap.params:  # a key logged again with another value is kept as "key#n": the last one wins
+        m = _REPEAT.match(p.key)
+        params[m.group(1) if m else p.key] = encode(p.value)
     files: Dict[str, List[Dict[str, Any]]] = {"generated": [], "used": []}
     # model versions are files the run generated too: a run that evaluates one finds its producer by it
     for a in list(snap.artifacts) + [v.artifact for v in getattr(snap, "versions", ())]:
@@ -121,7 +130,6 @@ def summarize(snap: RunSnapshot, owner: Optional[Dict[str, Any]] = None) -> Dict
         "error_type": error_type,
         "error_message": error_message,
         "params": params,
-        "series": series,
         "final_metrics": {f.name: encode(f.value) for f in snap.final_metrics},
         "final_folds": folds,
         "datasets": [d.label for d in snap.datasets],
@@ -136,7 +144,19 @@ def write_summary(run_dir: Path, snap: RunSnapshot, owner: Optional[Dict[str, An
                   fsync: bool = False) -> Path:
     """Write ``summary_rank<k>.json`` of ``snap`` into ``run_dir`` atomically; returns its path."""
     path = Path(run_dir, summary_name(snap.rank))
-    atomic_write_text(path, json.dumps(summarize(snap, owner), separators=(",", ":")), fsync=fsync)
+
+    def write(fh: IO[bytes]) -> None:  # streamed, the series last
+        dumps = json.JSONEncoder(separators=(",", ":")).encode
+        fh.write(f'{dumps(_head(snap, owner))[:-1]},"series":['.encode("utf-8"))
+        batch = []
+        for n, entry in enumerate(_series(snap)):
+            batch.append(f"{',' if n else ''}{dumps(entry)}")
+            if len(batch) >= 2000:
+                fh.write("".join(batch).encode("utf-8"))
+                batch.clear()
+        fh.write(f"{''.join(batch)}]}}".encode("utf-8"))
+
+    atomic_write(path, write, fsync=fsync)
     return path
 
 

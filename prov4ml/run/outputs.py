@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from .._fs import atomic_write_text
 from .._version import __version__
 from ..records import state as _state
 from ..records.model import FinalValue, RunSnapshot, utc
@@ -132,12 +131,10 @@ def _records_state(run: "Run") -> tuple:
 
 def write_snapshot(run: "Run", final: bool = False) -> None:
     """Write the PROV-JSON (``final``: indented and synced) and save the records beside the journal."""
-    from ..provenance import build_document, to_json
-
+    from ..provenance import write_document
     from ..provenance.summary import write_summary
 
     snap = snapshot(run)
-    text = to_json(build_document(snap), indent=1 if final else None)  # the final one is for people to read
-    atomic_write_text(run.prov_path, text, fsync=final)
+    write_document(run.prov_path, snap, indent=1 if final else None, fsync=final)  # the final one is for people to read
     write_summary(run.run_dir, snap, _state.read_owner(run.journal_dir), fsync=final)  # after it: never ahead of it
     _state.save_snapshot(run.journal_dir, snap)
