@@ -11,13 +11,12 @@ full series'. ``/api/series/`` gives every point.
 
 from __future__ import annotations
 
-import io
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from ..analysis.plots import BUCKETS, minmax_indices
+from ..metrics.formats import read_csv_whole
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,48 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["BUCKETS", "DECIMATE_BYTES", "minmax_indices", "read_csv_whole", "decimated", "thin"]
 
 DECIMATE_BYTES = 1 << 20  # a CSV file bigger than this (~35,000 points) is sent decimated at first
-
-_HEADER = re.compile(rb"^step(.)value\1time\r?$")
-
-
-def read_csv_whole(path: Path) -> Optional[Tuple["np.ndarray", "np.ndarray", "np.ndarray", int]]:
-    """``(step, value, time, offset)`` of every complete line of the metric CSV ``path``, read with NumPy
-    (a million points in a fraction of a second); ``offset`` is where the next incremental read starts.
-    None when the file is not a metric file yet or holds a cell that is not a number."""
-    try:
-        with open(path, "rb") as fh:
-            header = fh.readline()
-            m = _HEADER.match(header.rstrip(b"\n"))
-            if m is None:
-                return None
-            data = fh.read()
-    except FileNotFoundError:
-        return None
-    end = data.rfind(b"\n") + 1  # the writer may be half-way through the last line
-    try:
-        cols = _parse(data[:end], m.group(1).decode())
-    except ValueError:
-        return None
-    if cols.shape[0] and cols.shape[1] != 3:
-        return None
-    cols = cols.reshape(-1, 3)
-    return cols[:, 0], cols[:, 1], cols[:, 2], len(header) + end
-
-
-def _parse(data: bytes, sep: str) -> "np.ndarray":
-    """The rows of ``data`` as floats: pandas' C reader (its precise float parser, the default) where
-    the ``analysis`` extra is installed (0.3 s for a million rows where NumPy's took 1.3 s, under load), NumPy's otherwise."""
-    import numpy as np
-
-    try:
-        import pandas as pd
-    except ImportError:
-        return np.loadtxt(io.BytesIO(data), delimiter=sep, dtype="float64", ndmin=2, comments=None)
-    if not data:
-        return np.empty((0, 3))
-    frame = pd.read_csv(io.BytesIO(data), sep=sep, header=None, dtype="float64", engine="c")
-    return frame.to_numpy()
-
 
 def _steps(steps: "np.ndarray") -> List[Optional[int]]:
     import numpy as np
