@@ -26,7 +26,6 @@ from ..records import state as _state
 from ..records.journal import read_records
 from ..records.model import FinalValue, RunSnapshot, utc
 from ..records.recorder import replay
-from .._fs import atomic_write_text
 from ..exceptions import RecoveryError
 from ..metrics import _sink
 from ..metrics.formats import get_format, remove_temporaries
@@ -169,11 +168,11 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
         f"completed from the journal by prov4ml recover at {datetime.now(timezone.utc).isoformat(timespec='seconds')}; "
         f"the process (pid {owner.get('pid', '?')}) {how}"
     )}
-    from ..provenance import build_document, to_json
+    from ..provenance import write_document
     from ..provenance.summary import write_summary
 
     path = run_dir / f"prov_rank{snap.rank}.json"
-    atomic_write_text(path, to_json(build_document(snap)), fsync=True)
+    write_document(path, snap, fsync=True)
     write_summary(run_dir, snap, owner, fsync=True)
     _state.save_snapshot(rank_dir, snap)  # last: a recover cut short is simply run again
     return path
