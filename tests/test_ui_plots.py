@@ -20,6 +20,7 @@ from prov4ml.ui import serve
 from prov4ml.ui.server import points
 
 from conftest import run_python
+from test_ui import _wait
 
 NS = "www.example.org"
 SWEEP = {(0.1, 1): 0.5, (0.1, 2): 0.3, (0.01, 1): 0.9, (0.01, 2): 0.7}  # (lr, seed) -> the last loss
@@ -28,16 +29,6 @@ KILLED = (0.1, 3)  # a repetition of lr=0.1 killed after 3 of its 20 steps
 
 def _loss(last, i):
     return last + 1.0 / (i + 1) + 0.05 * math.sin(i)
-
-
-def _wait(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
