@@ -1,0 +1,271 @@
+"""Attacks on the shared sink process: many short runs in one process (different folders,
+experiments, formats, separators), runs in forked children, SIGKILL of the process or its
+group at every phase of a run, and hard values. The child writes every call that returned
+to a side file (flushed) and the files are compared with it point for point, after
+`prov4ml recover`."""
+
+import json
+import math
+import os
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import prov4ml
+from prov4ml.metrics import formats
+
+DRIVER = textwrap.dedent(
+    r'''
+    import json, os, signal, struct, sys, threading, time
+    import prov4ml
+
+    plan = json.loads(open(sys.argv[1]).read())
+    side = open(sys.argv[2], "a", buffering=1)
+
+    def note(**ev):
+        ev["pid"] = os.getpid()
+        side.write(json.dumps(ev) + "\n")
+        side.flush()
+
+    def kill_soon(delay, group):
+        def go():
+            time.sleep(delay)
+            if group:
+                os.killpg(0, signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)
+        threading.Thread(target=go, daemon=True).start()
+
+    def kill_now(group):
+        if group:
+            os.killpg(0, signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def one_run(i, r, kill):
+        kill = kill if kill and kill["run"] == i else None
+        if kill and kill["phase"] == "start":
+            kill_soon(kill["delay"], kill["group"])
+        run = prov4ml.start_run(
+            "www.example.org", r["exp"], provenance_save_dir=r["dir"], capture=False,
+            metrics_file_type=r["fmt"], csv_separator=r["sep"])
+        note(ev="started", i=i, run_dir=str(run.run_dir))
+        for n, (key, bits, step, ts) in enumerate(r["points"]):
+            if kill and kill["phase"] == "mid" and n == kill["at"]:
+                kill_now(kill["group"])
+            value = struct.unpack("<d", bytes.fromhex(bits))[0]
+            prov4ml.log_metric(key, value, prov4ml.Context.TRAINING, step=step, timestamp=ts)
+            note(ev="pt", i=i, key=key, bits=bits, step=step, ts=ts)
+            if r.get("fork_at") == n:
+                fork_child(i)
+        if kill and kill["phase"] == "end":
+            kill_soon(kill["delay"], kill["group"])
+        prov4ml.end_run()
+        note(ev="ended", i=i)
+        if kill and kill["phase"] == "after_end":
+            kill_now(kill["group"])
+
+    def fork_child(i):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                one_run(1000 + i, plan["forked"][str(i)], None)
+            finally:
+                side.flush()
+                os._exit(0)
+        os.waitpid(pid, 0)
+
+    for i, r in enumerate(plan["runs"]):
+        if r.get("thread"):
+            t = threading.Thread(target=one_run, args=(i, r, plan.get("kill")))
+            t.start(); t.join()
+        else:
+            one_run(i, r, plan.get("kill"))
+        if plan.get("fork_between") == i:
+            fork_child(i)
+    note(ev="done")
+    '''
+)
+
+SPECIALS = [0.0, -0.0, math.inf, -math.inf, math.nan, 5e-324, -5e-324, 2.2250738585072009e-308,
+            1.7976931348623157e308, 0.1, 1 / 3, 1e22, 1e-7, 123456789.125, 2.0 ** -1074 * 12345]
+
+
+def _bits(v):
+    return struct.pack("<d", v).hex()
+
+
+def _points(rng, n, keys, ts0):
+    """n points over keys: specials, random bit patterns, steps 2**62 / negative, ms timestamps."""
+    out, steps = [], {k: 0 for k in keys}
+    for j in range(n):
+        key = keys[j % len(keys)]
+        if j < len(SPECIALS):
+            v = SPECIALS[j]
+        else:
+            v = struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0]
+        step = [2 ** 62 - j, -j - 1, j, steps[key]][j % 4]
+        steps[key] += 1
+        out.append([key, _bits(v), step, ts0 + 137 * j + (j % 1000)])
+    return out
+
+
+def _run_driver(tmp_path, plan, expect_kill):
+    pf = tmp_path / "plan.json"
+    pf.write_text(json.dumps(plan))
+    side = tmp_path / "side.jsonl"
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    proc = subprocess.run([sys.executable, str(script), str(pf), str(side)], cwd=tmp_path,
+                          start_new_session=True, capture_output=True, text=True, timeout=120)
+    if expect_kill:
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+    else:
+        assert proc.returncode == 0, proc.stderr
+    events = []
+    for line in side.read_text().splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:  # the last line may be torn by the kill: its call had returned, though
+            pass
+    return events
+
+
+def _read_series(run_dir, sep):
+    """{key: [(step, bits, ms)]} from the run's metric files, read by prov4ml's reader and pandas."""
+    got = {}
+    mdir = Path(run_dir) / "metrics"
+    for f in sorted(mdir.iterdir()) if mdir.exists() else []:
+        if f.name.endswith((".tmp",)):
+            continue
+        key = f.name.split("_training")[0]
+        cols = formats.read(f)
+        rows = [(int(s), _bits(float(v)), round(float(t) * 1000)) for s, v, t in
+                zip(cols["step"], cols["value"], cols["time"])]
+        if f.suffix == ".parquet":
+            df = pd.read_parquet(f)
+        else:
+            df = pd.read_csv(f, sep=sep)
+        prows = [(int(s), _bits(float(v)), round(float(t) * 1000)) for s, v, t in
+                 zip(df["step"], df["value"], df["time"])]
+        assert [_norm(r) for r in prows] == [_norm(r) for r in rows], f"pandas and prov4ml differ on {f}"
+        assert key not in got, f"two files for {key} in {run_dir}: {sorted(mdir.iterdir())}"
+        got[key] = rows
+    return got
+
+
+def _norm(row):
+    s, bits, ms = row
+    v = struct.unpack("<d", bytes.fromhex(bits))[0]
+    return (s, "nan" if math.isnan(v) else bits, ms)
+
+
+def _check(events, plan):
+    """Every run dir: recover when needed, then its files hold exactly its returned points."""
+    runs = {}
+    for e in events:
+        if e["ev"] == "started":
+            runs[e["i"]] = {"dir": e["run_dir"], "pts": []}
+        elif e["ev"] == "pt":
+            runs[e["i"]]["pts"].append(e)
+    # a run killed inside start_run: its folder may exist without a "started" event
+    all_dirs = {r["dir"] for r in plan["runs"]} | {r["dir"] for r in plan.get("forked", {}).values()}
+    known = {os.path.realpath(v["dir"]) for v in runs.values()}
+    for d in all_dirs:
+        for run_dir in Path(d).glob("*/run_*"):
+            if os.path.realpath(run_dir) not in known and prov4ml.needs_recovery(run_dir):
+                subprocess.run([sys.executable, "-m", "prov4ml", "recover", str(run_dir)], check=True,
+                               capture_output=True, timeout=60)
+    for i, v in sorted(runs.items()):
+        if prov4ml.needs_recovery(v["dir"]):
+            r = subprocess.run([sys.executable, "-m", "prov4ml", "recover", v["dir"]],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+        doc = json.loads((Path(v["dir"]) / "prov_rank0.json").read_text())
+        assert doc  # readable
+        want = {}
+        for p in v["pts"]:
+            want.setdefault(p["key"], []).append((p["step"], p["bits"], p["ts"]))
+        got = _read_series(v["dir"], plan_run(plan, i)["sep"])
+        for key, rows in want.items():
+            norm_got = [_norm(r) for r in got.get(key, [])]
+            norm_want = [_norm(r) for r in rows]
+            # points past the last returned call may be there (the call was under way), none lost
+            assert norm_got[: len(norm_want)] == norm_want, (i, key, v["dir"])
+            assert len(norm_got) <= len(norm_want) + 1, (i, key, v["dir"], "foreign points")
+        assert set(got) <= set(want) | {k for k, _, _, _ in plan_run(plan, i)["points"]}, (i, set(got))
+    return runs
+
+
+def plan_run(plan, i):
+    return plan["runs"][i] if i < 1000 else plan["forked"][str(i - 1000)]
+
+
+def _plan(tmp_path, n_runs=4, n_points=60, seed=0):
+    import random
+
+    rng = random.Random(seed)
+    fmts = ["csv", "parquet", "csv", "txt"]
+    seps = [",", ";", "\t", "|"]
+    runs = []
+    for i in range(n_runs):
+        runs.append({"dir": str(tmp_path / f"prov{i % 3}"), "exp": f"exp{i}", "fmt": fmts[i % 4],
+                     "sep": seps[i % 4], "points": _points(rng, n_points, [f"m{i}a", f"m{i}b"],
+                                                           1_700_000_000_000 + i)})
+    return {"runs": runs}
+
+
+def test_many_short_runs_formats_separators_hard_values(tmp_path):
+    plan = _plan(tmp_path, n_runs=6)
+    events = _run_driver(tmp_path, plan, expect_kill=False)
+    runs = _check(events, plan)
+    assert sorted(runs) == list(range(6))
+    for i, v in runs.items():
+        assert len(v["pts"]) == 60
+
+
+def test_runs_in_threads_one_after_another(tmp_path):
+    plan = _plan(tmp_path, n_runs=3, seed=1)
+    for r in plan["runs"]:
+        r["thread"] = True
+    runs = _check(_run_driver(tmp_path, plan, expect_kill=False), plan)
+    assert sorted(runs) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("where", ["during", "between"])
+def test_run_in_forked_child(tmp_path, where):
+    plan = _plan(tmp_path, n_runs=2, seed=2)
+    plan["forked"] = {"0": {"dir": str(tmp_path / "forked"), "exp": "child", "fmt": "csv", "sep": ";",
+                            "points": _points(__import__("random").Random(9), 30, ["kid"], 1_600_000_000_000)}}
+    if where == "during":
+        plan["runs"][0]["fork_at"] = 20
+    else:
+        plan["fork_between"] = 0
+    runs = _check(_run_driver(tmp_path, plan, expect_kill=False), plan)
+    assert sorted(runs) == [0, 1, 1000]
+    assert len(runs[1000]["pts"]) == 30
+
+
+KILLS = [("start", 0.0), ("start", 0.01), ("mid", 25), ("end", 0.0), ("end", 0.005), ("after_end", 0)]
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["process", "group"])
+@pytest.mark.parametrize("phase,arg", KILLS, ids=[f"{p}-{a}" for p, a in KILLS])
+def test_sigkill_in_the_nth_run(tmp_path, phase, arg, group):
+    plan = _plan(tmp_path, n_runs=4, seed=3)
+    kill = {"run": 2, "phase": phase, "group": group}
+    if phase == "mid":
+        kill["at"] = arg
+    else:
+        kill["delay"] = arg
+    plan["kill"] = kill
+    events = _run_driver(tmp_path, plan, expect_kill=True)
+    runs = _check(events, plan)
+    assert {0, 1} <= set(runs)
+    assert 3 not in runs
+    for i in (0, 1):
+        assert len(runs[i]["pts"]) == 60
