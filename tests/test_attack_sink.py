@@ -62,6 +62,8 @@ DRIVER = textwrap.dedent(
             note(ev="pt", i=i, key=key, bits=bits, step=step, ts=ts)
             if r.get("fork_at") == n:
                 fork_child(i)
+        if r.get("linger"):
+            linger()
         if kill and kill["phase"] == "end":
             kill_soon(kill["delay"], kill["group"])
         prov4ml.end_run()
@@ -69,7 +71,21 @@ DRIVER = textwrap.dedent(
         if kill and kill["phase"] == "after_end":
             kill_now(kill["group"])
 
+    def linger():
+        """A forked helper that outlives its parent (a DataLoader worker, a pool process)."""
+        if os.fork() == 0:
+            time.sleep(8)
+            os._exit(0)
+
+    def mp_child(i):
+        import multiprocessing as mp
+        p = mp.get_context("fork").Process(target=one_run, args=(1000 + i, plan["forked"][str(i)], None))
+        p.start(); p.join()
+        assert p.exitcode == 0, p.exitcode
+
     def fork_child(i):
+        if plan.get("mp"):
+            return mp_child(i)
         pid = os.fork()
         if pid == 0:
             try:
@@ -108,9 +124,10 @@ def _points(rng, n, keys, ts0):
             v = SPECIALS[j]
         else:
             v = struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0]
-        step = [2 ** 62 - j, -j - 1, j, steps[key]][j % 4]
+        step = [2 ** 62 - j, -j - 1, j, steps[key], None][j % 5]
         steps[key] += 1
-        out.append([key, _bits(v), step, ts0 + 137 * j + (j % 1000)])
+        ts = None if j % 3 == 2 else ts0 + 137 * j + (j % 1000)
+        out.append([key, _bits(v), step, ts])
     return out
 
 
@@ -120,8 +137,11 @@ def _run_driver(tmp_path, plan, expect_kill):
     side = tmp_path / "side.jsonl"
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
-    proc = subprocess.run([sys.executable, str(script), str(pf), str(side)], cwd=tmp_path,
-                          start_new_session=True, capture_output=True, text=True, timeout=120)
+    # files, not pipes: a forked helper that outlives the driver must not hold the test up
+    with open(tmp_path / "out.txt", "w") as out:
+        proc = subprocess.run([sys.executable, str(script), str(pf), str(side)], cwd=tmp_path,
+                              start_new_session=True, stdout=out, stderr=subprocess.STDOUT, timeout=120)
+    proc.stderr = (tmp_path / "out.txt").read_text()
     if expect_kill:
         assert proc.returncode == -signal.SIGKILL, proc.stderr
     else:
@@ -189,8 +209,15 @@ def _check(events, plan):
         assert doc  # readable
         want = {}
         for p in v["pts"]:
-            want.setdefault(p["key"], []).append((p["step"], p["bits"], p["ts"]))
+            rows = want.setdefault(p["key"], [])
+            rows.append((len(rows) if p["step"] is None else p["step"], p["bits"], p["ts"]))
         got = _read_series(v["dir"], plan_run(plan, i)["sep"])
+        for key, rows in want.items():  # the time of a point logged without a timestamp is the clock's
+            got[key] = [(s, b, ms if w[2] is not None else None) for (s, b, ms), w in zip(got.get(key, []), rows)] \
+                + got.get(key, [])[len(rows):]
+        for ent in doc.get("entity", {}).values():
+            if ent.get("provml:name") in got:
+                assert int(ent["provml:count"]["$"]) == len(got[ent["provml:name"]]), (i, ent)
         for key, rows in want.items():
             norm_got = [_norm(r) for r in got.get(key, [])]
             norm_want = [_norm(r) for r in rows]
@@ -269,3 +296,73 @@ def test_sigkill_in_the_nth_run(tmp_path, phase, arg, group):
     assert 3 not in runs
     for i in (0, 1):
         assert len(runs[i]["pts"]) == 60
+
+
+def test_consecutive_runs_of_one_experiment_keep_their_own_points(tmp_path):
+    plan = _plan(tmp_path, n_runs=5, seed=4)
+    for r in plan["runs"]:
+        r["dir"], r["exp"] = str(tmp_path / "same"), "same"
+    runs = _check(_run_driver(tmp_path, plan, expect_kill=False), plan)
+    assert [Path(runs[i]["dir"]).name for i in range(5)] == [f"run_{i}" for i in range(5)]
+
+
+def test_run_in_multiprocessing_fork_child_while_parent_runs(tmp_path):
+    plan = _plan(tmp_path, n_runs=2, seed=5)
+    plan["mp"] = True
+    plan["forked"] = {"0": {"dir": str(tmp_path / "forked"), "exp": "child", "fmt": "parquet", "sep": ",",
+                            "points": _points(__import__("random").Random(8), 30, ["kid"], 1_600_000_000_000)}}
+    plan["runs"][0]["fork_at"] = 10
+    runs = _check(_run_driver(tmp_path, plan, expect_kill=False), plan)
+    assert sorted(runs) == [0, 1, 1000]
+
+
+def test_process_kill_with_a_forked_helper_alive_files_complete_before_recover(tmp_path):
+    """formats.md: on a SIGKILL of the process the sink outlives it and finishes the files
+    (complete before recover); a forked worker of the process that is still alive must not
+    keep the sink waiting, nor keep recover from completing the run."""
+    import time
+
+    plan = _plan(tmp_path, n_runs=2, seed=6)
+    plan["runs"][1]["linger"] = True
+    plan["kill"] = {"run": 1, "phase": "end", "delay": 0.0, "group": False}
+    # linger() runs just before end_run: kill at once after it
+    events = _run_driver(tmp_path, plan, expect_kill=True)
+    run1 = next(e["run_dir"] for e in events if e["ev"] == "started" and e["i"] == 1)
+    pts = [e for e in events if e["ev"] == "pt" and e["i"] == 1]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        got = _read_series(run1, plan["runs"][1]["sep"]) if Path(run1, "metrics").exists() else {}
+        if sum(len(v) for v in got.values()) >= len(pts):
+            break
+        time.sleep(0.1)
+    assert sum(len(v) for v in got.values()) >= len(pts), "the sink did not finish the files"
+    r = subprocess.run([sys.executable, "-m", "prov4ml", "recover", run1], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    _check(events, plan)
+
+
+@pytest.mark.parametrize("phase", ["start", "end"])
+def test_sigkill_sweep_of_delays(tmp_path, phase):
+    """The kill lands anywhere inside start_run / end_run of the second run."""
+    for k, delay in enumerate([0.001, 0.003, 0.006, 0.01, 0.015, 0.02]):
+        d = tmp_path / f"k{k}"
+        d.mkdir()
+        plan = _plan(d, n_runs=3, n_points=20, seed=10 + k)
+        plan["kill"] = {"run": 1, "phase": phase, "delay": delay, "group": k % 2 == 1}
+        runs = _check(_run_driver(d, plan, expect_kill=True), plan)
+        assert 0 in runs and 2 not in runs
+
+
+def test_recovered_run_ends_after_it_started(tmp_path):
+    """A recovered run's end time is its last point's time: with timestamps given explicitly
+    (from another clock or replayed) it can fall before the run's start."""
+    plan = _plan(tmp_path, n_runs=1, seed=7)
+    for j, p in enumerate(plan["runs"][0]["points"]):
+        p[3] = 1_700_000_000_000 + j  # every point timed by the caller, before the run started
+    plan["kill"] = {"run": 0, "phase": "mid", "at": 30, "group": False}
+    runs = _check(_run_driver(tmp_path, plan, expect_kill=True), plan)
+    doc = json.loads((Path(runs[0]["dir"]) / "prov_rank0.json").read_text())
+    act = next(iter(doc["activity"].values()))
+    assert act["provml:status"] == "killed"
+    assert act["prov:endTime"] >= act["prov:startTime"], act
