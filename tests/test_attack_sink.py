@@ -28,10 +28,13 @@ DRIVER = textwrap.dedent(
     plan = json.loads(open(sys.argv[1]).read())
     side = open(sys.argv[2], "a", buffering=1)
 
+    side_lock = threading.Lock()
+
     def note(**ev):
         ev["pid"] = os.getpid()
-        side.write(json.dumps(ev) + "\n")
-        side.flush()
+        with side_lock:
+            side.write(json.dumps(ev) + "\n")
+            side.flush()
 
     def kill_soon(delay, group):
         def go():
@@ -54,7 +57,26 @@ DRIVER = textwrap.dedent(
             "www.example.org", r["exp"], provenance_save_dir=r["dir"], capture=False,
             metrics_file_type=r["fmt"], csv_separator=r["sep"])
         note(ev="started", i=i, run_dir=str(run.run_dir))
+        if r.get("threads"):  # one thread per series, all logging at once
+            keys = sorted({p[0] for p in r["points"]})
+            ts_ = [threading.Thread(target=log_points, args=(i, r, kill, run, k)) for k in keys]
+            [t.start() for t in ts_]
+            [t.join() for t in ts_]
+        else:
+            log_points(i, r, kill, run, None)
+        if r.get("linger"):
+            linger()
+        if kill and kill["phase"] == "end":
+            kill_soon(kill["delay"], kill["group"])
+        prov4ml.end_run()
+        note(ev="ended", i=i)
+        if kill and kill["phase"] == "after_end":
+            kill_now(kill["group"])
+
+    def log_points(i, r, kill, run, only):
         for n, (key, bits, step, ts) in enumerate(r["points"]):
+            if only is not None and key != only:
+                continue
             if kill and kill["phase"] == "mid" and n == kill["at"]:
                 kill_now(kill["group"])
             value = struct.unpack("<d", bytes.fromhex(bits))[0]
@@ -67,14 +89,6 @@ DRIVER = textwrap.dedent(
             if r.get("kill_sink_at") == n:
                 os.kill(sink_pid(), signal.SIGKILL)
                 time.sleep(0.2)
-        if r.get("linger"):
-            linger()
-        if kill and kill["phase"] == "end":
-            kill_soon(kill["delay"], kill["group"])
-        prov4ml.end_run()
-        note(ev="ended", i=i)
-        if kill and kill["phase"] == "after_end":
-            kill_now(kill["group"])
 
     def sink_pid():
         """The sink: this process's child running _sink.py."""
@@ -423,7 +437,10 @@ def test_forked_child_logging_into_the_parents_run_adds_nothing(tmp_path):
 
 @pytest.mark.parametrize("group", [False, True], ids=["child", "group"])
 def test_sigkill_inside_a_forked_childs_run_while_the_parent_runs(tmp_path, group):
-    """The child's run is killed mid-way (alone, or with the whole group: parent and both sinks)."""
+    """The child's run is killed mid-way (alone, or with the whole group: parent and both sinks).
+    With the group, the forked child is orphaned when the parent dies; where nothing reaps it
+    (a container's PID 1 that does not reap, as here) it stays a zombie and recover, via
+    needs_recovery, takes its run for a live one (see the unreaped-process test below)."""
     plan = _plan(tmp_path, n_runs=2, seed=14)
     plan["forked"] = {"0": {"dir": str(tmp_path / "forked"), "exp": "child", "fmt": "parquet", "sep": ",",
                             "points": _points(__import__("random").Random(7), 40, ["kid"], 1_600_000_000_000)}}
@@ -460,3 +477,29 @@ def test_killed_but_not_yet_reaped_process_is_recoverable(tmp_path):
     finally:
         proc.wait()
     _check(events, plan)
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["process", "group"])
+def test_sigkill_after_a_journal_segment_boundary_in_a_later_run(tmp_path, group):
+    """The third run crosses a 4 MiB journal segment (131,072 points) before the kill."""
+    import random
+
+    plan = _plan(tmp_path, n_runs=3, n_points=20, seed=16)
+    plan["runs"][2]["points"] = _points(random.Random(17), 140_000, ["big", "big2"], 1_650_000_000_000)
+    plan["kill"] = {"run": 2, "phase": "mid", "at": 139_000, "group": group}
+    runs = _check(_run_driver(tmp_path, plan, expect_kill=True), plan)
+    assert len(runs[2]["pts"]) == 139_000
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["process", "group"])
+def test_sigkill_while_threads_log_into_the_second_run(tmp_path, group):
+    """metrics-pipeline.md: both paths claim slots from one counter, from any thread."""
+    import random
+
+    plan = _plan(tmp_path, n_runs=3, n_points=20, seed=18)
+    plan["runs"][1]["points"] = _points(random.Random(19), 20_000, [f"t{k}" for k in range(4)],
+                                        1_650_000_000_000)
+    plan["runs"][1]["threads"] = True
+    plan["kill"] = {"run": 1, "phase": "mid", "at": 15_000, "group": group}
+    runs = _check(_run_driver(tmp_path, plan, expect_kill=True), plan)
+    assert len(runs[1]["pts"]) >= 3_750
