@@ -57,7 +57,18 @@ def owner_alive(owner: Optional[Dict[str, Any]]) -> bool:
         return False
     except PermissionError:
         return True
-    return _started_before(int(owner["pid"]), float(owner.get("start", 0)))
+    return not _dead(int(owner["pid"])) and _started_before(int(owner["pid"]), float(owner.get("start", 0)))
+
+
+def _dead(pid: int) -> bool:
+    """A pid that answers signals but no longer runs: a zombie its parent has not reaped yet (a supervisor
+    that has not waited, a container whose init never reaps orphans). Linux's /proc says; elsewhere, no."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]  # the name in parentheses may hold spaces
+    except (OSError, IndexError):
+        return False
+    return state in (b"Z", b"X")
 
 
 def _started_before(pid: int, start: float) -> bool:

@@ -160,7 +160,8 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
         snap.status = "killed" if snap.status == "running" else "finished"  # an incomplete run had ended
     if snap.status == "killed" or snap.end_time is None:  # killed, or in end_run before its end time was known
         end = utc(max(last_times)) if last_times else snap.start_time
-        times = [a.time for a in snap.artifacts if a.time is not None] + [end]
+        # points logged with explicit timestamps may predate the run: its end is never before its start
+        times = [a.time for a in snap.artifacts if a.time is not None] + [end, snap.start_time]
         snap.end_time = max(t for t in times if t is not None)
     how = ("ended without end_run" if snap.status == "killed"
            else "ended before end_run had written every file")
