@@ -66,8 +66,10 @@ def test_rdf_is_rdf_xml_of_the_same_graph_as_turtle_and_reads_back(prov_json, tm
     assert isomorphic(rdf_graph(tmp_path / "a.rdf", "xml"), rdf_graph(turtle, "turtle"))
     assert main(["convert", str(tmp_path / "a.rdf"), str(tmp_path / "back.json")]) == 0  # .rdf read back as RDF/XML
     assert main(["convert", str(turtle), str(tmp_path / "back_ttl.json")]) == 0
-    # the same document as Turtle gives back (tests/test_prov_rdf_terms.py: Turtle gives back a run's document)
-    assert ProvDocument.deserialize(str(tmp_path / "back.json")) == ProvDocument.deserialize(str(tmp_path / "back_ttl.json"))
+    # the same document as Turtle gives back (tests/test_prov_rdf_terms.py: Turtle gives back a run's document),
+    # compared as graphs: its unnamed relations get blank-node ids in parse order, which differs between the two
+    again = [conv.convert(tmp_path / f"{name}.json", tmp_path / f"{name}_again.ttl") for name in ("back", "back_ttl")]
+    assert isomorphic(rdf_graph(again[0], "turtle"), rdf_graph(again[1], "turtle"))
 
 
 def test_collection_goes_to_trig_not_turtle(tmp_path):
