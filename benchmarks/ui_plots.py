@@ -23,6 +23,7 @@ from pathlib import Path
 
 import prov4ml
 from prov4ml.ui import serve
+from ui_screenshot import browser
 
 
 def record(root: Path, points: int, series: int) -> str:
@@ -46,20 +47,13 @@ def main() -> int:
     if binary is None or shutil.which("chromedriver") is None:
         print("ui_plots: needs Chromium and chromedriver on PATH", file=sys.stderr)
         return 2
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "prov"
         t = time.perf_counter()
         key = record(root, args.points, args.series)
         print(f"recorded {args.series} series x {args.points:,} points in {time.perf_counter() - t:.1f} s")
         server = serve(root, port=0)
-        options = webdriver.ChromeOptions()
-        options.binary_location = binary
-        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1000"):
-            options.add_argument(arg)
-        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        driver = browser()  # the screenshots' headless Chromium
         try:
             for n in range(args.repeat):
                 driver.get(f"{server.url}run/{key}")
