@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from ..exceptions import InvalidValueError
 from .record import RunRecord
 
-__all__ = ["Fields", "Condition", "conditions", "Resolved", "sort_runs", "context_rank", "FIXED", "STATS", "CONTEXT_PREFERENCE",
+__all__ = ["Fields", "Condition", "conditions", "Resolved", "sort_runs", "context_rank", "metric_order", "FIXED", "STATS", "CONTEXT_PREFERENCE",
            "MISSING"]
 
 FIXED = ("run", "experiment", "run_id", "status", "start", "end", "duration", "ranks")
@@ -109,6 +109,11 @@ class Fields:
 def context_rank(context: str) -> int:
     """The place of ``context`` in ``CONTEXT_PREFERENCE`` (any other context after them)."""
     return CONTEXT_PREFERENCE.index(context) if context in CONTEXT_PREFERENCE else len(CONTEXT_PREFERENCE)
+
+
+def metric_order(key: str) -> Tuple[int, str]:
+    """A sort key for ``name/context`` metric keys: by context as ``CONTEXT_PREFERENCE`` says, then by key."""
+    return context_rank(key.rpartition("/")[2]), key
 
 
 def _fixed(run: RunRecord, field: str) -> Any:

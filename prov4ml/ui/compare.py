@@ -15,6 +15,7 @@ import json
 from typing import Any, Dict, List, Sequence
 
 from .pages import _cell, _experiment_title, _param_columns, _runs, _table, fmt, href, live_box, page, runs_table
+from ..runs.fields import metric_order
 from .store import RunHead, Store, sweep_groups
 
 __all__ = ["comparison", "experiment_page", "compare_page", "run_labels", "COMPLETE"]
@@ -48,14 +49,8 @@ def run_labels(runs: Sequence[RunHead]) -> Dict[str, str]:
     return labels
 
 
-def _metric_order(name: str) -> tuple:
-    """Validation and test metrics first, as ``prov4ml ls`` puts them."""
-    context = name.rsplit("/", 1)[-1]
-    return ({"validation": 0, "test": 1}.get(context, 2), name)
-
-
 def _sweep_table(groups: List[Dict[str, Any]], tid: str, include: str, hidden: bool) -> str:
-    metrics = sorted({m for g in groups for m in g["metrics"]}, key=_metric_order)
+    metrics = sorted({m for g in groups for m in g["metrics"]}, key=metric_order)
     rows = []
     for g in groups:
         label = ", ".join(f"{k}={fmt(v)}" for k, v in g["params"].items()) or "(no parameters)"
@@ -72,7 +67,7 @@ def _sweep_table(groups: List[Dict[str, Any]], tid: str, include: str, hidden: b
 def _sweep_charts(runs: Sequence[RunHead], labels: Dict[str, str]) -> str:
     """Parallel coordinates and a parameter-vs-metric scatter, drawn by ui.js from the JSON they carry."""
     params = [k for k in _differing(runs) if k != "sweep.repetition"]
-    metrics = sorted({m for r in runs for m, v in r.last.items() if isinstance(v, (int, float))}, key=_metric_order)
+    metrics = sorted({m for r in runs for m, v in r.last.items() if isinstance(v, (int, float))}, key=metric_order)
     if len(runs) < 2 or not params or not metrics:
         return ""
     rows = [{"key": r.key, "label": labels[r.key], "status": r.label, "params": {k: r.params.get(k) for k in params},

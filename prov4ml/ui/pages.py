@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import quote, urlencode
 
 from ..exceptions import InvalidValueError
-from ..runs.fields import context_rank
+from ..runs.fields import metric_order
 from .store import RunHead, Section, Store, duration_s
 
 __all__ = ["runs_list", "experiments_fragment", "live_box", "error_page",
@@ -138,7 +138,7 @@ def _param_order(seen: Dict[str, set], varying: List[str], limit: Optional[int])
 
 def _metric_columns(lasts: Sequence[Dict[str, Any]], limit: Optional[int]) -> List[str]:
     """Every ``name/context``, validation and test metrics first (as ``prov4ml ls`` orders them); ``limit``: the first few."""
-    names = sorted({n for d in lasts for n in d}, key=lambda k: (context_rank(k.rpartition("/")[2]), k))
+    names = sorted({n for d in lasts for n in d}, key=metric_order)
     return names if limit is None else names[:limit]
 
 
