@@ -244,8 +244,9 @@ def _check(events, plan):
     for d in all_dirs:
         for run_dir in Path(d).glob("*/run_*"):
             if os.path.realpath(run_dir) not in known and prov4ml.needs_recovery(run_dir):
-                subprocess.run([sys.executable, "-m", "prov4ml", "recover", str(run_dir)], check=True,
-                               capture_output=True, timeout=60)
+                r = subprocess.run([sys.executable, "-m", "prov4ml", "recover", str(run_dir)],
+                                   capture_output=True, text=True, timeout=60)
+                assert r.returncode == 0, r.stderr
     for i, v in sorted(runs.items()):
         if prov4ml.needs_recovery(v["dir"]):
             r = subprocess.run([sys.executable, "-m", "prov4ml", "recover", v["dir"]],

@@ -335,6 +335,25 @@ def test_load_run_and_the_cli_say_a_killed_run_needs_recovering(tmp_path):
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "not a directory" in bad.stderr
 
 
+def test_a_kill_before_the_journals_exist_leaves_a_document_and_a_recoverable_run(tmp_path):
+    """start_run writes its first document before it makes the journals: a kill between the two (here, the
+    journals taken away after a kill) leaves a run that recover marks killed, with nothing to replay."""
+    child = Child(tmp_path, START + "flag(2)\ntime.sleep(600)\n")
+    child.wait_flag(2)
+    child.kill()
+    d = child.run_dir()
+    wait_for_sinks(d)
+    rank = d / ".prov4ml" / "rank0"
+    for path in rank.iterdir():
+        if path.name not in ("owner.json", "state.pickle"):
+            path.unlink()
+    assert run_activity(prov_json(d))["provml:status"] == "running"
+    assert prov4ml.needs_recovery(d) == [0]
+    assert prov4ml.recover(d) == [d / "prov_rank0.json"]
+    assert run_activity(prov_json(d))["provml:status"] == "killed"
+    assert prov4ml.needs_recovery(d) == []
+
+
 def test_recover_right_after_a_kill_waits_for_the_sink(tmp_path):
     body = START + """
 i = 0

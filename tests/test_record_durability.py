@@ -20,12 +20,10 @@ from killing import Child, wait_for_sinks
 from prov4ml import runs
 
 LOOP = """
-import struct, torch
+import torch
 model = torch.nn.Linear(4, 2)
 run = prov4ml.start_run("www.example.org", "crash", {save_dir!r}, capture=False)
 params = versions = artifacts = 0
-def told(slot, n):
-    struct.pack_into("<q", _mm, 8 * slot, n)
 step = 0
 while True:
     for k in range(5):
@@ -34,36 +32,36 @@ while True:
     if step % 10 == 0:
         prov4ml.log_param(f"p{{params}}", params * 1.5)
         params += 1
-        told(3, params)
+        store(3, params)
     if step % 20 == 0:
         with torch.no_grad():
             model.weight.fill_(versions)
         prov4ml.save_model_version(model, "net", prov4ml.Context.TRAINING, step=step)
         versions += 1
-        told(4, versions)
+        store(4, versions)
     if step % 25 == 0:
         path = f"art_{{artifacts}}.txt"
         with open(path, "w") as fh:
             fh.write(f"artifact {{artifacts}}\\n" * 100)
         prov4ml.log_artifact(path, prov4ml.Context.TRAINING, step=step)
         artifacts += 1
-        told(5, artifacts)
+        store(5, artifacts)
     if step == 33:
         prov4ml.register_final_metric("best_m0", float("inf"), min)
-        told(7, 1)
+        store(7, 1)
     step += 1
     if step == {flag_at}:
         flag(1)
     if step == {end_at}:
         prov4ml.log_param("last", "before end_run")
-        told(6, 1)
+        store(6, 1)
         prov4ml.end_run()
         flag(2)
         time.sleep(600)
 """
 
 
-def _told(child, slot):
+def _store(child, slot):
     return child._read(slot)
 
 
@@ -114,23 +112,23 @@ def test_a_kill_mid_loop_keeps_every_record_whose_call_returned(tmp_path, delay,
     child.wait_flag(1, timeout=120)
     time.sleep(delay)
     child.kill(signal.SIGKILL)
-    told = [_told(child, k) for k in (3, 4, 5)]
+    told = [_store(child, k) for k in (3, 4, 5)]
     assert told[0] >= 6 and told[1] >= 3 and told[2] >= 3
-    _check(_recovered(child), *told, last=False, final=_told(child, 7))
+    _check(_recovered(child), *told, last=False, final=_store(child, 7))
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.01, 0.05])
 def test_a_kill_during_end_run_keeps_the_last_record(tmp_path, delay):
     child = Child(tmp_path, LOOP.replace("{flag_at}", "10**9").replace("{end_at}", "40"))
     deadline = time.monotonic() + 120
-    while not _told(child, 6):  # the last parameter's call returned; end_run starts
+    while not _store(child, 6):  # the last parameter's call returned; end_run starts
         assert time.monotonic() < deadline and child.proc.poll() is None
         time.sleep(0.0005)
     time.sleep(delay)
     child.kill(signal.SIGKILL)
-    told = [_told(child, k) for k in (3, 4, 5)]
+    told = [_store(child, k) for k in (3, 4, 5)]
     # recover has nothing to do when end_run had finished: the final document holds everything
-    _check(_recovered(child), *told, last=True, final=_told(child, 7))
+    _check(_recovered(child), *told, last=True, final=_store(child, 7))
 
 
 def test_a_parameter_of_the_users_own_int_enum_and_every_later_record_survive(tmp_path):

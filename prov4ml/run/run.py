@@ -154,14 +154,16 @@ class Run:
     def _open(self, min_interval: float, max_interval: float) -> None:
         """Create the files of a recording run, write its first document, start its threads."""
         try:
-            self.metrics.open()
-            # records share the point journal's order: each frame carries the journal's position
-            self.records.start_journal(RecordJournal(str(self.journal_dir), position=self.metrics.journal.mark))
             self.metrics_dir.mkdir(exist_ok=True)
             self.artifacts.root.mkdir(parents=True, exist_ok=True)
             _state.write_owner(self.journal_dir, self.pid, self.start_time, self._separator,
                                self._format.suffix.lstrip("."), self._format.compressor)
-            outputs.write_snapshot(self)  # a readable document exists when start_run returns
+            # the first document before the journals: a kill at any point leaves either no journal (nothing
+            # to recover) or a journal beside saved records that recover completes
+            outputs.write_snapshot(self)
+            self.metrics.open()
+            # records share the point journal's order: each frame carries the journal's position
+            self.records.start_journal(RecordJournal(str(self.journal_dir), position=self.metrics.journal.mark))
             if self._remote is not None:
                 self._lease = storage.Lease(self._remote, self.run_dir, self.rank, float(self.options["lease_ttl"]))
                 self._mirror = storage.Mirror(self._remote, self.run_dir, self.rank)
