@@ -8,6 +8,7 @@ the sink cannot write documents, the run writes them itself and says so.
 """
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +157,57 @@ def test_the_host_is_known_from_the_start_without_the_capture(tmp_path):
     hosts = [a["prov:label"] for a in prov_json(run.run_dir)["agent"].values() if "provml:Host" in str(a.get("prov:type"))]
     assert hosts == [socket.gethostname()]
     prov4ml.end_run()
+
+
+WRITES = []
+
+
+def _writer(journal_dir, run_dir, stats, check=None):
+    """A document writer for the sink's ``Documents``: it checks between its 'batches' as write_live does."""
+    for _ in range(3):
+        if check is not None:
+            check()
+    WRITES.append(check is None)
+
+
+def test_a_waiting_request_drops_the_live_document_and_a_full_one_is_written(tmp_path):
+    import os
+
+    from prov4ml.metrics import _sink
+
+    (tmp_path / "state.pickle").write_bytes(b"")  # what the key of a document is made of
+    read, write = os.pipe()
+    consumer = _sink.Consumer(str(tmp_path), str(tmp_path))
+    docs = _sink.Documents(str(tmp_path), str(tmp_path), [str(Path(__file__).parent)], "test_live_document:_writer",
+                           requests=read)
+    WRITES.clear()
+    assert docs.update(consumer) and WRITES == [False]  # nothing waits: written
+    (tmp_path / "state.pickle").write_bytes(b"changed")
+    docs.next_at = 0.0
+    os.write(write, b"C")  # the run's end_run asks while the sink writes
+    assert docs.update(consumer) and WRITES == [False]  # dropped unwritten, the sink still writes documents
+    assert docs.written is not None and not docs.failed
+    assert docs.update(consumer, full=True) and WRITES == [False, True]  # a flush or the end: never dropped
+    docs.closing = True
+    (tmp_path / "state.pickle").write_bytes(b"changed again")
+    docs.next_at = 0.0
+    os.read(read, 1)
+    assert docs.update(consumer) and WRITES == [False, True]  # closing: no more live documents
+    os.close(read)
+    os.close(write)
+    consumer.close()
+
+
+def test_live_documents_are_spaced_by_their_own_cost(tmp_path):
+    from prov4ml.metrics import _sink
+
+    (tmp_path / "state.pickle").write_bytes(b"")
+    consumer = _sink.Consumer(str(tmp_path), str(tmp_path))
+    docs = _sink.Documents(str(tmp_path), str(tmp_path), [str(Path(__file__).parent)], "test_live_document:_writer")
+    WRITES.clear()
+    assert docs.update(consumer) and WRITES == [False]
+    docs.next_at = time.monotonic() + 60  # as after a document that took 15 s
+    (tmp_path / "state.pickle").write_bytes(b"changed")
+    assert docs.update(consumer) and WRITES == [False]  # too soon: skipped, reported as written by the sink
+    assert docs.update(consumer, full=True) and WRITES == [False, True]  # a flush waits for no spacing
+    consumer.close()

@@ -18,6 +18,7 @@ the journal files. The pipe only carries requests, parent to child::
     b"S" <8-char token>   catch up, then reply the token and one JSON report line
     b"D" <8-char token>   catch up, rewrite the PROV-JSON if anything changed, reply a short report
     b"F" <8-char token>   a flush: catch up with everything committed, rewrite the document, reply the whole report
+    b"C"                  the run is ending: no more live documents (one being written is dropped); no reply
     b"X"                  read everything to the end, close the files, reply a report; then wait for the next run
 
 In document mode (``documents``: the training process's import path and the
@@ -72,6 +73,12 @@ SINK_PID = "sink.pid"  # in the journal folder: the pid of the sink that works o
 BLOCK = 1 << 16  # journal slots read at once (2 MiB) ...
 MAX_BLOCK = 1 << 20  # ... up to 4 per series where there are many series (32 MiB)
 PENDING = 16 << 20  # bytes of formatted rows kept for one write per file, at most
+#: rows of a series whose file is not open wait this long for more (more series than descriptors:
+#: each file is opened once per few seconds, not once per poll); open files are written every poll
+CLOSED_FILE_WAIT = 2.0
+#: a live document is written again only after this many times its own duration (a run with 100,000
+#: series: seconds a document): the sink spends at most a fifth of its time on live documents
+DOCUMENT_SPACING = 4.0
 STATS = ("count", "nan_count", "min", "max", "last", "mean", "first_step", "last_step", "first_time", "last_time")
 
 
@@ -133,7 +140,8 @@ class CsvFile:
 
 
 def open_file_budget():
-    """How many metric files the sink keeps open at once: a quarter of the descriptor limit, 8 to 512."""
+    """How many metric files the sink keeps open at once: a quarter of the descriptor limit, 8 to 512; in
+    the sink process (see ``_own_descriptors``), all but 64 of its own limit, up to 65,536."""
     try:
         import resource
 
@@ -142,7 +150,30 @@ def open_file_budget():
         return 256
     if soft == resource.RLIM_INFINITY or soft <= 0:
         return 512
+    if _OWN_DESCRIPTORS:
+        return max(8, min(MAX_OPEN, soft - 64))
     return max(8, min(512, soft // 4))
+
+
+MAX_OPEN = 1 << 16
+FSYNC_EACH = 64  # more dirty files than this: one os.sync()
+_OWN_DESCRIPTORS = False  # True in the sink process: its descriptors serve the metric files alone
+
+
+def _own_descriptors():
+    """The sink process raises its soft descriptor limit to the hard one (up to what MAX_OPEN needs): a run
+    with more series than the training process's limit allows open files still keeps each file open."""
+    global _OWN_DESCRIPTORS
+    _OWN_DESCRIPTORS = True
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = MAX_OPEN + 64 if hard == resource.RLIM_INFINITY else min(hard, MAX_OPEN + 64)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ImportError, OSError, ValueError):
+        pass
 
 
 def _whole_rows(path, size):
@@ -324,6 +355,7 @@ class Consumer:
         self.max_open = open_file_budget()
         self.stats = {}
         self.backlog = {}  # sid -> [rows' summary tuples] formatted, not yet on disk (a failed write keeps them)
+        self.waiting_since = {}  # sid -> when its backlog began
         self.pending = 0  # bytes of text in the backlog
         self.orphans = bytearray()  # slots of series whose series line is not readable yet
         self.errors = []
@@ -356,13 +388,22 @@ class Consumer:
             total += len(slots) // SLOT
             self._take(slots)
             if self.pending >= PENDING:  # the sink's memory stays bounded
-                self._flush_all()
-        self._flush_all()
+                self.write_backlog()
+        self.write_backlog(everything=final)
         return total
 
-    def _flush_all(self):
+    def write_backlog(self, everything=True):
+        """Write the backlog: all of it, or (at a poll's end) the rows of open files and the rows that waited."""
+        if everything or len(self.files) <= self.max_open:
+            for sid in list(self.backlog):
+                self._flush_backlog(sid)
+            return
+        due = time.monotonic() - CLOSED_FILE_WAIT
+        files, since = self.files, self.waiting_since
         for sid in list(self.backlog):
-            self._flush_backlog(sid)
+            fh = files.get(sid)
+            if fh is None or fh.fd is not None or since[sid] <= due:
+                self._flush_backlog(sid)
 
     def _take(self, slots):
         if self.orphans:  # before the new slots: each series keeps its order
@@ -383,9 +424,15 @@ class Consumer:
             for group in rows(on_disk, self.separator):
                 _fold(self.stats.setdefault(group[0], new_stats()), *group[2:])
             groups = rows(slots, self.separator)
+        now = time.monotonic()
         for group in groups:
             if self.write:
-                self.backlog.setdefault(group[0], []).append(group)
+                waiting = self.backlog.get(group[0])
+                if waiting is None:
+                    self.backlog[group[0]] = [group]
+                    self.waiting_since[group[0]] = now
+                else:
+                    waiting.append(group)
                 self.pending += len(group[1])
             else:
                 _fold(self.stats.setdefault(group[0], new_stats()), *group[2:])
@@ -421,6 +468,7 @@ class Consumer:
             _fold(stats, *group[2:])
             self.pending -= len(group[1])
         del self.backlog[sid]
+        del self.waiting_since[sid]
         self._reported.discard(("write", sid))
 
     def _open(self, sid):
@@ -464,20 +512,19 @@ class Consumer:
                 "points": sum(stats[0] for stats in self.stats.values())}
 
     def fsync(self):
-        closed_dirty = False
-        for fh in self.files.values():
-            if fh.fd is None:
-                closed_dirty = closed_dirty or fh.dirty
-                continue
+        """Every written row on disk: a file's own fsync for a few files, one sync of everything for many (a
+        closed file, or hundreds of files, would cost an open or a flush each)."""
+        dirty = [fh for fh in self.files.values() if fh.dirty]
+        if len(dirty) > FSYNC_EACH or any(fh.fd is None for fh in dirty):
+            os.sync()
+            for fh in dirty:
+                fh.dirty = False
+            return
+        for fh in dirty:
             try:
                 fh.fsync()
             except OSError:
                 pass
-        if closed_dirty:  # files written, then closed by the pool: one sync of everything, not one open per file
-            os.sync()
-            for fh in self.files.values():
-                if fh.fd is None:
-                    fh.dirty = False
 
     def close(self):
         for fh in self.open_files.values():
@@ -506,15 +553,26 @@ class _Pipe:
         return got
 
 
+class _Cancelled(BaseException):
+    """A request came while a live document was being written: the run is ending (or its process is gone),
+    so that document is dropped unwritten and the request served at once.
+
+    A BaseException: it passes the builder's own ``except Exception``; ``atomic_write``
+    removes the temporary file."""
+
+
 class Documents:
     """Writes the running run's PROV-JSON when its records or the rows on disk changed."""
 
-    def __init__(self, journal_dir, run_dir, import_path, writer):
+    def __init__(self, journal_dir, run_dir, import_path, writer, requests=None):
         self.journal_dir = journal_dir
         self.run_dir = run_dir
         self.import_path = import_path
         self.writer = writer  # "module:function", called as function(journal_dir, run_dir, stats)
         self.written = None  # what the last document was made of
+        self.next_at = 0.0  # no live document before then (see DOCUMENT_SPACING)
+        self.closing = False  # the run is ending: its final document comes from end_run
+        self.requests = requests  # the pipe's descriptor: a request waiting there cancels a live document
         self.failed = None
         self._write = None
         # Importing the builder takes a core for ~0.3 s: not while training starts (the first request may come sooner)
@@ -534,22 +592,37 @@ class Documents:
             except Exception as exc:
                 self._fail(consumer, exc)
 
-    def update(self, consumer):
-        """Rewrite the document if needed; False once it cannot be written here."""
+    def update(self, consumer, full=False):
+        """Rewrite the document if needed (``full``: even when one was written a moment ago); False once it
+        cannot be written here."""
         self.load(consumer)
         if self.failed:
             return False
+        if not full and (self.closing or time.monotonic() < self.next_at):
+            return True
         try:
             state = os.stat(os.path.join(self.journal_dir, "state.pickle"))
             key = (state.st_mtime_ns, state.st_size, state.st_ino,
                    tuple(sorted((sid, stats[0]) for sid, stats in consumer.stats.items())))
             if key != self.written:
-                self._write(self.journal_dir, self.run_dir, consumer.stats)
+                began = time.monotonic()
+                self._write(self.journal_dir, self.run_dir, consumer.stats, check=None if full else self._check)
                 self.written = key
+                self.next_at = time.monotonic() + DOCUMENT_SPACING * (time.monotonic() - began)
+        except _Cancelled:
+            return True
         except Exception as exc:
             self._fail(consumer, exc)
             return False
         return True
+
+    def _check(self):
+        """Between batches of a live document: stop it if a request waits (the run is ending, or its process is gone)."""
+        if self.requests is not None:
+            import select
+
+            if select.select([self.requests], [], [], 0)[0]:
+                raise _Cancelled()
 
     def _fail(self, consumer, exc):  # the run then writes its document itself
         self.failed = f"the metric sink could not write the PROV-JSON ({exc!r}); the run writes it itself"
@@ -577,7 +650,7 @@ def _serve_run(spec, pipe, out):
     consumer = Consumer(journal_dir, spec["run_dir"], spec["separator"])
     documents = spec.get("documents")
     if documents is not None:
-        documents = Documents(journal_dir, spec["run_dir"], documents["path"], documents["writer"])
+        documents = Documents(journal_dir, spec["run_dir"], documents["path"], documents["writer"], pipe.fd)
     try:
         while True:
             ready, _, _ = select.select([pipe.fd], [], [], 0 if consumer.behind else POLL)
@@ -594,10 +667,15 @@ def _serve_run(spec, pipe, out):
             elif tag in (b"D", b"F"):
                 token = pipe.read(8)
                 _guarded(consumer, False, FLUSH_BUDGET if tag == b"F" else BUDGET)
-                written = documents is not None and documents.update(consumer)
+                if tag == b"F":
+                    _guarded_write(consumer)
+                written = documents is not None and documents.update(consumer, full=tag == b"F")
                 report = consumer.report() if tag == b"F" else consumer.short_report()
                 report["document"] = written
                 _reply(out, token, report)
+            elif tag == b"C":  # the run is ending: no more live documents
+                if documents is not None:
+                    documents.closing = True
             elif tag == b"X":
                 _guarded(consumer, True)
                 consumer.fsync()
@@ -607,7 +685,7 @@ def _serve_run(spec, pipe, out):
             else:  # EOF: the parent is gone; finish the files (and the document) from the journal
                 _guarded(consumer, True)
                 if documents is not None:
-                    documents.update(consumer)
+                    documents.update(consumer, full=True)
                 _done_with(journal_dir)
                 return False
     finally:
@@ -629,6 +707,13 @@ def _guarded(consumer, final, budget=BUDGET):
         consumer._error(("poll", repr(exc)), f"the metric sink failed reading the journal: {exc!r}")
 
 
+def _guarded_write(consumer):
+    try:
+        consumer.write_backlog()
+    except Exception as exc:
+        consumer._error(("write", repr(exc)), f"the metric sink failed writing the metric files: {exc!r}")
+
+
 def _reply(out, token, report):
     try:
         out.write(token + json.dumps(report).encode() + b"\n")
@@ -648,6 +733,8 @@ if __name__ == "__main__":
     for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGPIPE", None)):
         if sig is not None:
             signal.signal(sig, signal.SIG_IGN)
+    _own_descriptors()
+
     try:
         serve()
     except BaseException:  # never print into the user's terminal; the run reports what is missing

@@ -30,7 +30,12 @@ class ThreadOutput:
 
     def sync(self, timeout: Optional[float] = None, full: bool = False) -> dict:
         self._consumer.poll(budget=_sink.FLUSH_BUDGET if full else _sink.BUDGET)
+        if full:
+            self._consumer.write_backlog()
         return self._consumer.report()
+
+    def closing(self) -> None:
+        """The run is ending (nothing to stop here: documents are the refresher's)."""
 
     def close(self, timeout: Optional[float] = None) -> dict:
         self._consumer.poll(final=True)
@@ -199,6 +204,13 @@ class ProcessOutput:
         if line[:8] != token:
             raise SinkError("the metric sink process answered out of turn")
         return json.loads(line[8:])
+
+    def closing(self) -> None:
+        """The run is ending: the sink drops a live document it is writing (end_run writes the final one)."""
+        try:
+            self._sink.send(b"C")
+        except SinkError:
+            pass  # close() finds the sink gone and falls back
 
     def close(self, timeout: Optional[float] = 60.0) -> dict:
         """Read the journal to the end, close the files; the final report. The sink then waits for the next run."""

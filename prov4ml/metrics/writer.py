@@ -112,6 +112,7 @@ class Refresher:
         self._stop = True
         self._wake.set()
         self._urgent.set()
+        self._out.closing()  # a live document the thread waits for is dropped, not finished
         self._thread.join(timeout)
         if self._thread.is_alive():
             self.report("stuck", f"the refresher did not stop within {timeout} s")

@@ -6,7 +6,7 @@ import io
 import itertools
 import json
 from pathlib import Path
-from typing import IO, Any, Dict, Iterator, Optional, Union
+from typing import IO, Any, Callable, Dict, Iterator, Optional, Union
 
 from .._fs import atomic_write
 
@@ -31,16 +31,20 @@ def document_json(snapshot, indent: Optional[int] = 1) -> str:
     return "".join(_pieces(snapshot, indent))
 
 
-def write_document(path: Union[str, Path], snapshot, indent: Optional[int] = 1, fsync: bool = False) -> Path:
+def write_document(path: Union[str, Path], snapshot, indent: Optional[int] = 1, fsync: bool = False,
+                   check: Optional[Callable[[], None]] = None) -> Path:
     """Write the PROV-JSON of a rank's snapshot to ``path`` atomically, streamed.
 
     The series' records (a run may have 100,000 series) are written as they are made, never held as
     ``prov`` objects or all at once; the rest of the document is built with ``prov`` as usual.
-    ``indent=1`` writes each record on a line of its own (json's C encoder, fast); ``None`` writes one line."""
+    ``indent=1`` writes each record on a line of its own (json's C encoder, fast); ``None`` writes one line.
+    ``check`` is called between batches of records: it may raise to stop (nothing is written)."""
 
     def write(fh: IO[bytes]) -> None:
         for piece in _pieces(snapshot, indent):
             fh.write(piece.encode("utf-8"))
+            if check is not None:
+                check()
 
     return atomic_write(path, write, fsync=fsync)
 

@@ -25,11 +25,14 @@ Locate = Callable[[int, Dict[str, Any], Sequence[Any]], Optional[str]]
 
 
 def with_summaries(snap: RunSnapshot, metas: Dict[int, Dict[str, Any]], stats: Dict[int, Sequence[Any]],
-                   locate: Locate) -> RunSnapshot:
-    """``snap`` with every journaled series summarised from ``stats`` (rows on disk), contexts spanning them."""
+                   locate: Locate, check: Optional[Callable[[], None]] = None) -> RunSnapshot:
+    """``snap`` with every journaled series summarised from ``stats`` (rows on disk), contexts spanning them.
+    ``check`` is called every 2,000 series: it may raise to stop."""
     known = {(s.name, str(s.context)): s for s in snap.series}
     series = []
-    for sid, meta in sorted(metas.items()):
+    for n, (sid, meta) in enumerate(sorted(metas.items())):
+        if check is not None and n % 2000 == 1999:
+            check()
         numbers = stats.get(sid) or NO_ROWS
         old = known.get((meta["name"], meta["context"]))
         restored = MetricSeries(meta["name"], old.context if old else Context(meta["context"]),
@@ -49,14 +52,17 @@ def _on_disk(sid: int, meta: Dict[str, Any], numbers: Sequence[Any]) -> Optional
     return meta["file"] if numbers[0] else None
 
 
-def write_live(journal_dir: str, run_dir: str, stats: Dict[int, Sequence[Any]]) -> Path:
-    """Rewrite the running run's document from its records and ``stats``; returns its path."""
+def write_live(journal_dir: str, run_dir: str, stats: Dict[int, Sequence[Any]],
+               check: Optional[Callable[[], None]] = None) -> Path:
+    """Rewrite the running run's document from its records and ``stats``; returns its path.
+
+    ``check`` is called now and then: it may raise to stop (the files are then left as they were)."""
     from . import write_document
     from .summary import write_summary
 
     snap = _state.load_snapshot(Path(journal_dir))
-    snap = with_summaries(snap, read_series(journal_dir), stats, _on_disk)
+    snap = with_summaries(snap, read_series(journal_dir), stats, _on_disk, check)
     path = Path(run_dir, f"prov_rank{snap.rank}.json")
-    write_document(path, snap, indent=None)  # as the training process's refreshes: one line, fastest
-    write_summary(Path(run_dir), snap, _state.read_owner(Path(journal_dir)))
+    write_document(path, snap, indent=None, check=check)  # as the training process's refreshes: one line, fastest
+    write_summary(Path(run_dir), snap, _state.read_owner(Path(journal_dir)), check=check)
     return path

@@ -20,7 +20,7 @@ import os
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Dict, Iterator, List, Optional
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional
 
 from .._fs import atomic_write
 from ..exceptions import ProvFileError
@@ -141,8 +141,10 @@ def _head(snap: RunSnapshot, owner: Optional[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 def write_summary(run_dir: Path, snap: RunSnapshot, owner: Optional[Dict[str, Any]] = None,
-                  fsync: bool = False) -> Path:
-    """Write ``summary_rank<k>.json`` of ``snap`` into ``run_dir`` atomically; returns its path."""
+                  fsync: bool = False, check: Optional[Callable[[], None]] = None) -> Path:
+    """Write ``summary_rank<k>.json`` of ``snap`` into ``run_dir`` atomically; returns its path.
+
+    ``check`` is called between batches of series: it may raise to stop (nothing is written)."""
     path = Path(run_dir, summary_name(snap.rank))
 
     def write(fh: IO[bytes]) -> None:  # streamed, the series last
@@ -154,6 +156,8 @@ def write_summary(run_dir: Path, snap: RunSnapshot, owner: Optional[Dict[str, An
             if len(batch) >= 2000:
                 fh.write("".join(batch).encode("utf-8"))
                 batch.clear()
+                if check is not None:
+                    check()
         fh.write(f"{''.join(batch)}]}}".encode("utf-8"))
 
     atomic_write(path, write, fsync=fsync)
