@@ -158,9 +158,7 @@ class Run:
             self.artifacts.root.mkdir(parents=True, exist_ok=True)
             _state.write_owner(self.journal_dir, self.pid, self.start_time, self._separator,
                                self._format.suffix.lstrip("."), self._format.compressor)
-            # the first document before the journals: a kill at any point leaves either no journal (nothing
-            # to recover) or a journal beside saved records that recover completes
-            outputs.write_snapshot(self)
+            outputs.write_snapshot(self)  # before the journals: a kill never leaves a journal without records
             self.metrics.open()
             # records share the point journal's order: each frame carries the journal's position
             self.records.start_journal(RecordJournal(str(self.journal_dir), position=self.metrics.journal.mark))
