@@ -95,7 +95,7 @@ def run_page(store: Store, entry: RunHead) -> str:
     parts.append('<h2 id="lineage">Lineage</h2>' + _lineage_tables(store, lineage))
     parts.append('<h2 id="environment">Environment</h2>' + _environment(store, entry, run))
     parts.append("<h2>Provenance graph</h2>" + _graph_box(entry, min(run.ranks), PER_KIND, True))
-    return page(title, "".join(parts), store)
+    return page(title, "".join(parts), store, prefetch=[entry.key])
 
 
 def summary_table(entry: RunHead) -> str:
