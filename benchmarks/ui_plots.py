@@ -4,10 +4,12 @@
 
 Records a real run (``log_metric`` in a loop, CSV metric files), serves it with
 ``prov4ml ui`` and opens its page in Chromium: the time is from navigation
-start to the moment every series' plot has drawn (plot.js counts renders), the
+start to the moment the last series' plot first drew (plot.js notes the
+``performance.now()`` of each plot's first render, so this script asks only
+every 50 ms and its own questions to the page do not slow the page), the
 bytes are what the page fetched (the Resource Timing API: HTML, scripts,
 points). The first load reads the files cold; the later ones are the same page
-opened again (the browser keeps the scripts, the server reads the files again).
+opened again (the browser keeps the scripts, the server its cut of the files).
 The target (issue 25): at most 1 s.
 """
 
@@ -64,10 +66,10 @@ def main() -> int:
                         "const f = [...document.querySelectorAll('figure.p4plot')];"
                         f" if (f.length < {args.series} || !f.every(x => x.dataset.rendered)) return null;"
                         " const e = performance.getEntriesByType('resource');"
-                        " return [performance.now(), e.reduce((s, r) => s + (r.transferSize || r.encodedBodySize), 0)"
+                        " return [Math.max(...f.map(x => Number(x.dataset.drawnAt))), e.reduce((s, r) => s + (r.transferSize || r.encodedBodySize), 0)"
                         " + performance.getEntriesByType('navigation')[0].transferSize,"
                         " f.map(x => Number(x.dataset.points)), e.filter(r => r.name.includes('/api/points/')).map(r => r.duration)]")
-                    time.sleep(0.01)
+                    time.sleep(0.05)
                 if drawn is None:
                     print("the plots were not drawn within 120 s", file=sys.stderr)
                     return 1

@@ -267,3 +267,26 @@ def test_ui_on_an_empty_bucket_prefix_waits_for_runs_as_on_an_empty_directory(s3
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+# ------------------------------------------------------------------ a series with nothing to draw
+def test_an_all_nan_series_says_so_in_the_plots_place_on_the_page_comparison_and_report(browser, runs, tmp_path):  # noqa: F811
+    from prov4ml import analysis
+
+    d = browser
+    wanted = "all 3 values are NaN or infinite"
+    for url in ("run/edge/run_1", "compare?runs=edge/run_1"):
+        d.get(runs.url + url)
+        _js_wait(d, "return document.getElementById('plots').dataset.live === '0'", what="the plots loaded")
+        said = _js_wait(d, "const f = document.getElementById('plot-nans__training_'); return f && f.dataset.rendered && f.dataset.empty",
+                        what="the note of the all-NaN plot")
+        assert said == wanted
+        shown = d.find_element("css selector", "#plot-nans__training_ .p4empty")
+        assert shown.is_displayed() and shown.text == wanted
+        assert not d.find_element("css selector", "#plot-nans__training_ .p4chart").is_displayed()
+        assert d.execute_script("return document.getElementById('plot-one__training_').dataset.empty") is None  # one point: drawn
+    report = analysis.html_report(runs.save_dir / "edge" / "run_1", tmp_path / "edge.html", progress=False)
+    d.get(report.as_uri())
+    notes = _js_wait(d, "const f = [...document.querySelectorAll('figure.p4plot')]; return f.length && f.every(x => x.dataset.rendered)"
+                        " && f.filter(x => x.dataset.empty).map(x => x.querySelector('.p4empty').textContent)", what="the report's plots")
+    assert notes == [wanted]

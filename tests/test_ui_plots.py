@@ -288,3 +288,39 @@ def test_reports_draw_with_the_same_module(browser, save_dir, tmp_path):
         return texts.filter(t => t.textContent !== 'rss').map(t => t.getBoundingClientRect())
           .some(r => r.left < name.right && name.left < r.right && r.top < name.bottom && name.top < r.bottom);""")
     assert overlap is False  # the axis name clear of its tick labels (3.3100001e8...)
+
+
+# ------------------------------------------------------------------ mean ± std on a log scale
+def _bands(d, plot):
+    """The drawn bands: filled SVG paths at the band's opacity."""
+    return d.execute_script(f"return [...document.querySelectorAll('#{plot} .p4chart svg path')]"
+                            ".filter(p => Math.abs(Number(p.getAttribute('fill-opacity')) - 0.18) < 1e-6).length")
+
+
+def test_mean_and_std_band_is_drawn_on_a_log_scale(browser, ui):
+    from selenium.webdriver.common.by import By
+
+    chart = _open(browser, ui.url + "experiment/sweep", "plot-loss__training_")
+    browser.find_element(By.CSS_SELECTOR, "button[data-mode=config]").click()
+    assert _bands(browser, "plot-loss__training_") == 2  # lr=0.1 and lr=0.01
+    browser.find_element(By.CSS_SELECTOR, "#plot-loss__training_ input.p4log").click()
+    _js(browser, f"return {chart}.fig.dataset.log === '1'")
+    assert _bands(browser, "plot-loss__training_") == 2  # still there, on the log axis
+    assert "band" not in browser.find_element(By.CSS_SELECTOR, "#plot-loss__training_ .note").text  # all above 0: nothing cut
+    browser.find_element(By.CSS_SELECTOR, "#plot-loss__training_ input.p4log").click()
+    browser.find_element(By.CSS_SELECTOR, "button[data-mode=run]").click()
+
+
+def test_a_band_below_zero_is_cut_at_the_smallest_positive_value_on_a_log_scale(browser, ui):
+    browser.get(ui.url + "run/sweep/run_0")
+    _js(browser, "return window.P4Plot && document.getElementById('plots').dataset.live === '0'")
+    # mean 1, 2, 4 with std 2, 1, 1: the first step's band reaches below 0
+    low, note, drawn = browser.execute_script("""
+        const c = new P4Plot.Chart(document.querySelector('main'), 'band', 'plot-band');
+        c.set('g', {label: 'g (mean ± std, n=3)', x: [0, 1, 2], y: [1, 2, 4], lo: [-1, 1, 3], hi: [3, 3, 5]});
+        c.log = true; c.logBox.checked = true; c.render();
+        const lows = c.chart.getOption().series.find(s => s.name.endsWith('(low)')).data.map(p => p[1]);
+        return [lows, c.note.textContent, document.querySelectorAll('#plot-band .p4chart svg path[fill-opacity="0.18"]').length];""")
+    assert low == [1, 1, 3]  # -1 cut at 1, the smallest positive value drawn
+    assert note == "the band's lower edge cut at 1 (the smallest positive value) at 1 step(s) on the log scale"
+    assert drawn == 1

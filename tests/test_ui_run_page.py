@@ -138,8 +138,15 @@ def test_a_preview_is_bounded_and_a_file_outside_the_run_is_refused(runs, tmp_pa
 
     big = tmp_path / "big.log"
     big.write_text("x" * (TEXT_BYTES * 3))
-    shown = re.search(r"<pre[^>]*>(.*?)</pre>", preview_html(big, "/files/x"), re.S).group(1)
-    assert len(shown) == TEXT_BYTES
+    asked = []
+
+    def read(n):
+        asked.append(n)
+        with open(big, "rb") as fh:
+            return fh.read(n)
+
+    shown = re.search(r"<pre[^>]*>(.*?)</pre>", preview_html(big.name, "/files/x", read), re.S).group(1)
+    assert len(shown) == TEXT_BYTES and asked == [TEXT_BYTES + 1]  # one byte past the head: "there is more"
     _save_dir, _producer, _versions, ui = runs
     with pytest.raises(urllib.error.HTTPError) as err:
         _get(ui.url + "files/train/run_0?path=../../evaluate/run_0/prov_rank0.json")
@@ -250,9 +257,42 @@ def test_prov4ml_ui_serves_runs_from_a_bucket(s3, tmp_path, monkeypatch):  # noq
         weights = next(p for p in json.loads(_get(base + "api/runs"))[0:1])  # the API lists it too
         assert weights["key"] == "remote/run_0" and weights["last"] == {"loss/training": 0.5}
         assert not list(local.rglob("weights.bin")), "an artifact was copied before a page asked for it"
+        assert not list(local.rglob("predictions.csv")), "a preview downloaded its whole file"
         body = _get(base + "files/remote/run_0?path=artifacts/weights.bin")
         assert body == (files / "weights.bin").read_bytes()
         assert _get(base + "experiment/remote").startswith(b"<!DOCTYPE html>")
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_preview_of_a_run_in_a_bucket_reads_only_its_head(s3, tmp_path, monkeypatch):  # noqa: F811
+    """A 21 MB log in the bucket: its preview is its first 16 KiB, fetched by one ranged read; nothing
+    of it is staged on the UI's host, and the file link still serves every byte."""
+    import prov4ml.storage.remote as remote
+    from prov4ml.ui.previews import TEXT_BYTES
+    from prov4ml.ui.run_page import run_page
+    from prov4ml.ui.store import Store
+
+    url, fs = s3
+    log = tmp_path / "train.log"
+    log.write_bytes(b"".join(b"line %07d of the log\n" % i for i in range(1_000_000)))
+    with prov4ml.run("www.example.org", "big", url, capture=False):
+        prov4ml.log_artifact(str(log), prov4ml.Context.TRAINING)
+    reads = []
+    read_head = remote.Remote.read_head
+
+    def counted(self, local, size):
+        data = read_head(self, local, size)
+        reads.append((local.name, size, len(data)))
+        return data
+
+    monkeypatch.setattr(remote.Remote, "read_head", counted)
+    monkeypatch.setenv("PROV4ML_STAGING", str(tmp_path / "another-host"))  # the UI runs where nothing was recorded
+    store = Store(url)
+    page = run_page(store, store.head("big/run_0"))
+    shown = re.search(r'<figure class="preview" data-kind="text"[^>]*>.*?<pre[^>]*>(.*?)</pre>', page, re.S).group(1)
+    assert shown == log.read_bytes()[:TEXT_BYTES].decode()
+    assert reads == [("train.log", TEXT_BYTES + 1, TEXT_BYTES + 1)]  # the bytes that crossed: 16 KiB and one
+    assert not list(store.root.rglob("train.log")), "the preview staged the whole file"
+    assert store.file(store.head("big/run_0"), "artifacts/train.log").read_bytes() == log.read_bytes()  # the link's copy

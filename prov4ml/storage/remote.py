@@ -225,6 +225,17 @@ class Remote:
             self._download({key: (local, fingerprint(info))}, seen)
         return True
 
+    def read_head(self, local: Path, size: int) -> bytes:
+        """The first ``size`` bytes of the object whose staging copy is ``local``, read from the bucket by
+        a ranged request (the rest never crosses); FileNotFoundError when the bucket has no such object."""
+        key = self.key(local)
+        try:
+            return self.fs.cat_file(key, start=0, end=size)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise self.storage_error(self.url_of(local), exc) from None
+
     def _local_of(self, key: str) -> Path:
         return self.local / key[len(self.root):].lstrip("/")
 

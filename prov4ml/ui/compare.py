@@ -124,7 +124,7 @@ def experiment_page(store: Store, key: str, runs: Sequence[RunHead]) -> str:
     title = _experiment_title(key, runs)
     parts = [f"<h1>{html.escape(title)}</h1><p class=\"muted\">{_runs(len(runs))} · {html.escape(str(store.resolve(key)))}</p>",
              "<h2>Runs</h2>", runs_table(runs, "runs-0", params_limit=None, metrics_limit=None), comparison(store, runs)]
-    return page(title, "".join(parts), store)
+    return page(title, "".join(parts), store, prefetch=[r.key for r in runs if r.readable])
 
 
 def compare_page(store: Store, runs: Sequence[RunHead]) -> str:
@@ -133,4 +133,4 @@ def compare_page(store: Store, runs: Sequence[RunHead]) -> str:
     links = " · ".join(f'<a href="{href("run", r.key)}">{html.escape(r.key)}</a>' for r in runs)
     body = (f"<h1>{_runs(len(runs))} compared</h1><p><a href=\"/\">all runs</a> · {links}</p>"
             + runs_table(runs, "runs-0", params_limit=None, metrics_limit=None) + comparison(store, runs))
-    return page("compare", body, store)
+    return page("compare", body, store, prefetch=[r.key for r in runs if r.readable])

@@ -89,9 +89,13 @@ def _status(status: str, sid: str = "") -> str:
     return f'<span class="status"{ident} data-status="{html.escape(status)}">{html.escape(status)}</span>'
 
 
-def page(title: str, body: str, store: Store) -> str:
+def page(title: str, body: str, store: Store, prefetch: Sequence[str] = ()) -> str:
+    """A whole page around ``body``; ``prefetch``: keys of runs whose first metric points are asked for
+    first thing (``static/prefetch.js``, before the stylesheets and ECharts take the browser's connections)."""
+    early = (f'<script src="/static/prefetch.js" async data-runs="{html.escape(json.dumps(list(prefetch)))}"></script>'
+             if prefetch else "")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{early}"
         f'<title>{html.escape(title)} · prov4ml</title><link rel="icon" href="data:,">'
         '<link rel="stylesheet" href="/static/ui.css"><script src="/static/vendor/echarts.min.js" defer></script>'
         '<script src="/static/plot.js" defer></script><script src="/static/ui.js" defer></script>'

@@ -95,7 +95,7 @@ def run_page(store: Store, entry: RunHead) -> str:
     parts.append('<h2 id="lineage">Lineage</h2>' + _lineage_tables(store, lineage))
     parts.append('<h2 id="environment">Environment</h2>' + _environment(store, entry, run))
     parts.append("<h2>Provenance graph</h2>" + _graph_box(entry, min(run.ranks), PER_KIND, True))
-    return page(title, "".join(parts), store)
+    return page(title, "".join(parts), store, prefetch=[entry.key])
 
 
 def summary_table(entry: RunHead) -> str:
@@ -164,9 +164,12 @@ def _artifacts(store: Store, entry: RunHead, artifacts: Sequence[Dict[str, Any]]
                      _cell(_plain(a.get("step"))), _cell(_plain(a.get("rank"))), _cell(_plain(a.get("size_bytes"))),
                      _sha(a.get("sha256"))])
         if isinstance(loc, str) and loc and preview_kind(loc) and len(previews) < MAX_PREVIEWS:
-            path = store.file(entry, loc)
-            if path is not None:
-                body = preview_html(path, _file_url(entry, loc))
+            # the few bytes a preview needs, never the whole file (ranged reads for runs in a bucket);
+            # an image is the file itself, which the browser asks for
+            image = preview_kind(loc) == "image"
+            body = ("" if image and store.file(entry, loc) is None
+                    else preview_html(loc, _file_url(entry, loc), lambda n, loc=loc: store.read_head(entry, loc, n)))
+            if body:
                 previews.append(f'<figure class="preview" data-kind="{preview_kind(loc)}" data-name="{html.escape(loc)}">'
                                 f"<figcaption>{html.escape(str(a.get('name') or loc))}</figcaption>{body}</figure>")
     table = _table(["kind", "name", "location", "context", "step", "rank", "bytes", "sha256"], rows, "sortable", "artifacts-table")

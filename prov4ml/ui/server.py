@@ -51,7 +51,7 @@ from .._fs import is_url
 from ..exceptions import InvalidValueError, MissingDependencyError, Prov4MLError, StorageError
 from . import compare, pages, run_page as run_pages
 from .graph import PER_KIND, render_svg
-from .decimate import BUCKETS, decimated, thin
+from .decimate import BUCKETS, decimated_all, thin
 from .store import RunHead, Store, duration_s, metric_files
 from ..runs import read_new, read_points
 
@@ -92,14 +92,18 @@ def points(store: Store, key: str, offsets: Dict[str, Any], limit: Optional[int]
     entry = store.head(key)
     limit = MAX_BYTES if limit is None else limit
     out: List[Dict[str, Any]] = []
+    todo = []  # (series, moved, offset)
     for series in metric_files(entry.record) if entry.record is not None else ():
-        location = series["location"]
         seen_location, seen = _seen(offsets.get(series["key"]))
-        moved = seen_location is not None and seen_location != location
-        offset = 0 if moved else seen
+        moved = seen_location is not None and seen_location != series["location"]
+        todo.append((series, moved, 0 if moved else seen))
+    fresh = [s["location"] for s, _, offset in todo if offset == 0 and s["location"].endswith(".csv")]
+    cuts = dict(zip(fresh, decimated_all([entry.run_dir / loc for loc in fresh], buckets)))
+    for series, moved, offset in todo:
+        location = series["location"]
         full = f"/api/series/{quote(entry.key)}?key={quote(series['key'])}"
         if location.endswith(".csv"):
-            cut = decimated(entry.run_dir / location, buckets) if offset == 0 else None
+            cut = cuts.get(location) if offset == 0 else None
             if cut is not None:
                 out.append({**series, "offset": cut["offset"], "reset": moved, "more": False, "step": cut["step"],
                             "value": cut["value"], "time": cut["time"], "total": cut["total"], "full": full})
@@ -304,11 +308,11 @@ def _graph_options(query: Dict[str, str]) -> Tuple[int, int, bool, bool]:
 
 
 def _import_parsers() -> None:
-    try:
-        import numpy  # noqa: F401
-        import pandas  # noqa: F401
-    except ImportError:  # the ``analysis`` extra is optional: decimate.py reads with NumPy alone
-        pass
+    for name in ("numpy", "pyarrow.csv", "pandas"):
+        try:
+            __import__(name)
+        except ImportError:  # the ``parquet`` and ``analysis`` extras are optional: decimate.py reads with NumPy alone
+            pass
 
 
 class UIServer(ThreadingHTTPServer):
@@ -320,7 +324,7 @@ class UIServer(ThreadingHTTPServer):
         self.store = Store(root)
         self.verbose = verbose
         super().__init__((host, port), _Handler)
-        # The first page with a long series would otherwise wait ~0.6 s for NumPy and pandas to import.
+        # The first page with a long series would otherwise wait ~0.6 s for NumPy and the CSV readers to import.
         threading.Thread(target=_import_parsers, name="prov4ml-ui-imports", daemon=True).start()
 
     @property

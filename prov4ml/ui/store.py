@@ -298,6 +298,18 @@ class Store:
             self._remote.fetch(path)
         return path if path.is_file() else None
 
+    def read_head(self, head: RunHead, location: str, size: int) -> bytes:
+        """The first ``size`` bytes of a file of run ``head`` (for a preview): from the local copy where
+        there is one, else from the bucket by a ranged read, never the whole file; FileNotFoundError
+        when the run has no such file."""
+        path = (head.run_dir / location).resolve()
+        if head.run_dir not in path.parents:
+            raise InvalidValueError(f"{location!r} is outside run {head.key!r}")
+        if path.is_file() or self._remote is None:
+            with open(path, "rb") as fh:
+                return fh.read(size)
+        return self._remote.read_head(path, size)
+
     @contextlib.contextmanager
     def index(self) -> Iterator[Index]:
         """The index, brought up to date and held for the caller's queries (lineage asks several)."""

@@ -12,6 +12,7 @@
   // The plots' own style, here so that the UI and the reports (which inline this file) look the same.
   const CSS = ".p4bar{display:flex;flex-wrap:wrap;gap:.2em .6em;align-items:center;font-size:.78em;color:#444;margin-bottom:.2em}" +
     ".p4bar input[type=range]{width:6em;vertical-align:middle}.p4bar button,.p4bar select{font-size:1em;padding:0 .3em}" +
+    ".p4holder{position:relative;width:fit-content}.p4empty{position:absolute;inset:0;display:flex;align-items:center;justify-content:center;color:#777;font-size:.9em;z-index:1}.p4empty[hidden]{display:none}" +
     "figure.p4plot .note{font-size:.78em;color:#777;min-height:1em;max-width:480px}.p4tip{font-size:12px!important}.p4tip .p4head{color:#555}";
 
   function style() {
@@ -113,7 +114,9 @@
       const buttons = { reset: "reset zoom", png: "PNG", svg: "SVG", csv: "CSV" };
       for (const b in buttons) el("button", { type: "button", "data-act": b }, this.bar, buttons[b])
         .addEventListener("click", () => this[b === "reset" ? "resetZoom" : "save" + b.toUpperCase()]());
-      this.box = el("div", { class: "p4chart", style: `width:${opts.width || W}px;height:${opts.height || H}px` }, this.fig);
+      const holder = el("div", { class: "p4holder" }, this.fig);
+      this.emptyBox = el("div", { class: "p4empty", hidden: "" }, holder);
+      this.box = el("div", { class: "p4chart", style: `width:${opts.width || W}px;height:${opts.height || H}px` }, holder);
       this.note = el("div", { class: "note" }, this.fig);
       this.chart = echarts.init(this.box, null, { renderer: "svg" });
       this.chart.on("datazoom", () => { this.fig.dataset.zoomed = "1"; });
@@ -157,8 +160,11 @@
 
     option() {
       const v = this.shown(), sm = this.smooth, out = [];
-      let points = 0, hidden = 0;
+      let points = 0, hidden = 0, clipped = 0;
       const multi = v.lines.length > 1;
+      // the log scale's floor for a band: the smallest positive value drawn (a band's lower edge below it is cut there)
+      let floor = Infinity;
+      if (this.log) for (const { s } of v.lines) for (const ys of [s.y, s.lo || [], s.hi || []]) for (const y of ys) if (y > 0 && y < floor) floor = y;
       for (const { s, n, x } of v.lines) {
         const color = s.color || PALETTE[n % PALETTE.length];
         const pair = (ys, i) => (x[i] === null || ys[i] === null || !Number.isFinite(ys[i]) || (this.log && ys[i] <= 0)) ? null : [x[i], ys[i]];
@@ -166,9 +172,11 @@
         points += s.y.length;
         if (this.log) hidden += s.y.filter(y => y !== null && y <= 0).length;
         const common = { type: "line", showSymbol: s.y.length <= 40, symbolSize: 4, animation: false, color: color, emphasis: { disabled: true } };
-        if (s.lo && s.hi && !this.log) {  // the band: lo, then hi - lo stacked on it
-          const lo = data(s.lo), width = [];
-          for (let i = 0; i < s.hi.length; i++) { const a = pair(s.lo, i), b = pair(s.hi, i); if (a && b) width.push([a[0], b[1] - a[1]]); }
+        if (s.lo && s.hi) {  // the band: lo, then hi - lo stacked on it
+          const low = this.log ? s.lo.map(y => y !== null && y <= 0 ? floor : y) : s.lo;
+          if (this.log) clipped += s.lo.filter((y, i) => y !== null && y <= 0 && s.hi[i] > 0).length;
+          const lo = [], width = [];
+          for (let i = 0; i < s.hi.length; i++) { const a = pair(low, i), b = pair(s.hi, i); if (a && b) { lo.push(a); width.push([a[0], b[1] - a[1]]); } }
           out.push({ ...common, name: s.label + " (low)", data: lo, stack: "band" + n, lineStyle: { opacity: 0 }, showSymbol: false, tooltip: { show: false }, silent: true });
           out.push({ ...common, name: s.label + " (band)", data: width, stack: "band" + n, lineStyle: { opacity: 0 }, showSymbol: false,
             areaStyle: { color: color, opacity: 0.18 }, tooltip: { show: false }, silent: true });
@@ -186,9 +194,10 @@
       const notes = [];
       if (v.byOrder) notes.push("x: point order (several points share a step)");
       if (hidden) notes.push(hidden + " value(s) ≤ 0 not drawn on the log scale");
-      if (this.log && v.lines.some(l => l.s.lo)) notes.push("no band on the log scale");
+      if (clipped) notes.push(`the band's lower edge cut at ${fmtValue(floor)} (the smallest positive value) at ${clipped} step(s) on the log scale`);
       for (const { s } of v.lines) if (s.total && s.total > s.y.length) notes.push(`${s.label}: ${s.y.length.toLocaleString()} of ${s.total.toLocaleString()} points drawn (each pixel's min and max kept)`);
       this.renderNote(notes, v.lines);
+      this.empty = this.emptyNote(v.lines);
       const legend = multi || v.lines.some(l => l.s.lo) || sm > 0;
       return {
         animation: false,
@@ -214,6 +223,17 @@
       };
     }
 
+    /* What the plot holds when it has no point to draw ("all 12 values are NaN or infinite", "no points
+       yet"), said in the plot's place; "" when something is drawn. */
+    emptyNote(lines) {
+      const say = s => {
+        const n = Math.max(s.total || 0, s.y.length);
+        return n === 0 ? "no points yet" : n === 1 ? "its one value is NaN or infinite" : `all ${n.toLocaleString()} values are NaN or infinite`;
+      };
+      if (lines.some(({ s }) => s.y.some(y => y !== null && Number.isFinite(y)))) return "";
+      return lines.length === 1 ? say(lines[0].s) : lines.map(({ s }) => `${s.label}: ${say(s)}`).join("; ");
+    }
+
     renderNote(notes, lines) {
       this.note.textContent = notes.join("; ");
       for (const { s } of lines) {
@@ -224,13 +244,26 @@
     }
 
     render() {
-      if (this.series.size === 0) { this.fig.dataset.points = "0"; this.chart.clear(); this.note.textContent = "no points yet"; return; }
+      if (this.series.size === 0) { this.fig.dataset.points = "0"; this.chart.clear(); this.showEmpty("no points yet"); return; }
       const zoomed = this.fig.dataset.zoomed === "1" && this.lastMode === this.xmode + this.log;
-      this.chart.setOption(this.option(), { notMerge: !zoomed, lazyUpdate: false });
+      const option = this.option();
+      this.showEmpty(this.empty);
+      this.chart.setOption(option, { notMerge: !zoomed, lazyUpdate: false });
       this.lastMode = this.xmode + this.log;
       this.chart.dispatchAction({ type: "takeGlobalCursor", key: "dataZoomSelect", dataZoomSelectActive: true });
       if (!zoomed) delete this.fig.dataset.zoomed;
       this.fig.dataset.rendered = String((Number(this.fig.dataset.rendered) || 0) + 1);
+      if (!this.fig.dataset.drawnAt && typeof performance !== "undefined") this.fig.dataset.drawnAt = performance.now().toFixed(1);  // for benchmarks/ui_plots.py
+    }
+
+    /* ``text`` in the plot's place (the chart hidden), or the chart again when ``text`` is empty. */
+    showEmpty(text) {
+      const was = this.box.style.visibility === "hidden";
+      this.emptyBox.textContent = text;
+      this.emptyBox.hidden = !text;
+      this.box.style.visibility = text ? "hidden" : "";
+      if (text) this.fig.dataset.empty = text; else delete this.fig.dataset.empty;
+      if (was && !text) this.chart.resize();
     }
 
     /* The x and y ranges drawn now (after a zoom, the zoomed ones). */

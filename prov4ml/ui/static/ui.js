@@ -20,6 +20,7 @@
       this.plots = new Map();
       this.state = new Map(this.runs.map(r => [r.key, { offsets: {}, series: new Map(), status: null, more: false }]));
       this.polls = 0;
+      this.drawn = new Promise(resolve => { this.firstDrawn = resolve; });  // the first answers drawn (or failed)
       this.loop();
     }
 
@@ -27,7 +28,8 @@
       const st = this.state.get(run.key);
       if (st.status !== null && st.status !== "running" && !st.more) return;
       const url = `/api/points/${keyPath(run.key)}?offsets=${encodeURIComponent(JSON.stringify(st.offsets))}`;
-      const res = await fetch(url, { cache: "no-store" });
+      const early = window.P4Prefetch && window.P4Prefetch.take(url);  // asked for by prefetch.js
+      const res = await (early || fetch(url, { cache: "no-store" }));
       if (!res.ok) throw new Error(`${url}: ${res.status}`);
       const body = await res.json();
       for (const s of body.series) {
@@ -54,6 +56,7 @@
       } catch (err) {
         this.box.dataset.error = String(err);
       }
+      this.firstDrawn();
       const states = [...this.state.values()];
       const running = states.some(s => s.status === "running" || s.status === null), more = states.some(s => s.more);
       this.box.dataset.live = running || more ? "1" : "0";
@@ -279,7 +282,8 @@
       // the summary tables are the server's: read them again once the run has ended
       if (l.box.dataset.reloadOnEnd) l.box.addEventListener("runended", () => setTimeout(() => location.reload(), 500));
     });
-    document.querySelectorAll(".graph[data-src]").forEach(loadGraph);
+    // the graph (Graphviz on the server) after the plots' first points: not competing for the same cores
+    Promise.all(lives.map(l => l.drawn)).then(() => document.querySelectorAll(".graph[data-src]").forEach(loadGraph));
   }
 
   window.P4 = { Live: Live, zoomable: zoomable, sortable: sortable, lives: [] };  // runs.js sorts with it
