@@ -72,10 +72,10 @@ LOAD_AFTER = 1.5  # seconds after start before the sink imports the document bui
 SINK_PID = "sink.pid"  # in the journal folder: the pid of the sink that works on the run
 BLOCK = 1 << 16  # journal slots read at once (2 MiB) ...
 MAX_BLOCK = 1 << 20  # ... up to 4 per series where there are many series (32 MiB)
-PENDING = 16 << 20  # bytes of formatted rows kept for one write per file, at most
+PENDING = 64 << 20  # bytes of formatted rows kept for one write per file, at most
 #: rows of a series whose file is not open wait this long for more (more series than descriptors:
 #: each file is opened once per few seconds, not once per poll); open files are written every poll
-CLOSED_FILE_WAIT = 2.0
+CLOSED_FILE_WAIT = 10.0
 #: a live document is written again only after this many times its own duration (a run with 100,000
 #: series: seconds a document): the sink spends at most a fifth of its time on live documents
 DOCUMENT_SPACING = 4.0
