@@ -8,8 +8,10 @@ nothing; a run whose process is still alive is refused.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .._fs import is_url
+from ..records.state import STATE_DIR
 from ..runs import DEFAULT_DIR, resolve_run
 
 
@@ -23,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..run.recovery import recover
 
-    run_dir = args.run if is_url(args.run) else resolve_run(args.run)
+    # a run killed inside start_run may have its records but no document yet: its folder is taken as given
+    given = Path(args.run)
+    run_dir = args.run if is_url(args.run) or (given / STATE_DIR).is_dir() else resolve_run(args.run)
     done = recover(run_dir, force=args.force)
     if not done:
         print(f"{run_dir}: nothing to recover (the run ended, or was recovered already)")

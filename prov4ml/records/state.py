@@ -103,8 +103,19 @@ def load_snapshot(directory: Path) -> Any:
         return _RecordsOnly(io.BytesIO(fh.read())).load()
 
 
+#: a rank's journal folder being removed is first renamed to this prefix: one step ends its recovery
+REMOVING = ".removing-"
+
+
 def remove(directory: Path) -> None:
-    shutil.rmtree(directory, ignore_errors=True)
+    """Remove a complete rank's journal folder: renamed first, so a kill half-way leaves no rank that looks killed
+    (its owner without its records); ``recover`` removes what such a kill left."""
+    doomed = directory.with_name(f"{REMOVING}{directory.name}-{os.getpid()}")
+    try:
+        os.rename(directory, doomed)
+    except OSError:
+        doomed = directory
+    shutil.rmtree(doomed, ignore_errors=True)
     try:
         directory.parent.rmdir()  # .prov4ml/, once no rank has state left
     except OSError:

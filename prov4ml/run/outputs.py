@@ -135,6 +135,9 @@ def write_snapshot(run: "Run", final: bool = False) -> None:
     from ..provenance.summary import write_summary
 
     snap = snapshot(run)
+    if not final:  # the records first: a kill before the document is in place leaves what recover needs to write it
+        _state.save_snapshot(run.journal_dir, snap)
     write_document(run.prov_path, snap, indent=1 if final else None, fsync=final)  # the final one is for people to read
     write_summary(run.run_dir, snap, _state.read_owner(run.journal_dir), fsync=final)  # after it: never ahead of it
-    _state.save_snapshot(run.journal_dir, snap)
+    if final:  # last: until the final document is in place, recover completes the run
+        _state.save_snapshot(run.journal_dir, snap)

@@ -248,8 +248,14 @@ def _remove_temporaries(run_dir: Path) -> None:
         for path in run_dir.rglob(pattern):
             if _state.STATE_DIR not in path.parts and path.is_file():
                 path.unlink()
+    import shutil
+
     for path in run_dir.rglob(".*.partial"):
         if path.is_dir():
-            import shutil
-
             shutil.rmtree(path, ignore_errors=True)
+    for path in (run_dir / _state.STATE_DIR).glob(_state.REMOVING + "*"):  # an end_run killed while it tidied up
+        shutil.rmtree(path, ignore_errors=True)
+    try:
+        (run_dir / _state.STATE_DIR).rmdir()
+    except OSError:  # ranks still hold state (a recovered run keeps its records), or no such folder
+        pass

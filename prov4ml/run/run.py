@@ -154,10 +154,10 @@ class Run:
     def _open(self, min_interval: float, max_interval: float) -> None:
         """Create the files of a recording run, write its first document, start its threads."""
         try:
-            self.metrics_dir.mkdir(exist_ok=True)
-            self.artifacts.root.mkdir(parents=True, exist_ok=True)
             _state.write_owner(self.journal_dir, self.pid, self.start_time, self._separator,
                                self._format.suffix.lstrip("."), self._format.compressor)
+            self.metrics_dir.mkdir(exist_ok=True)
+            self.artifacts.root.mkdir(parents=True, exist_ok=True)
             outputs.write_snapshot(self)  # before the journals: a kill never leaves a journal without records
             self.metrics.open()
             # records share the point journal's order: each frame carries the journal's position
