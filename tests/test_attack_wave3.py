@@ -259,7 +259,7 @@ def test_3000_series_under_a_hard_limit_of_256_sigkill_and_recover(tmp_path, wri
     child, flush_at = _many(tmp_path, writer_process, kill=True)
     child.wait_flag(2, timeout=120)
     assert child._read(3) == (flush_at + 1) * SERIES
-    time.sleep(0.3)
+    time.sleep(0.1)
     child.kill(signal.SIGKILL)
     logged = child.logged
     d = child.run_dir()
@@ -278,7 +278,7 @@ def test_3000_series_under_a_hard_limit_of_256_sigkill_and_recover(tmp_path, wri
 @pytest.mark.parametrize("writer_process", [True, False], ids=["sink process", "refresher thread"])
 def test_end_run_during_a_live_document_is_final_and_leaves_no_temporary(tmp_path, writer_process):
     save = tmp_path / "prov"
-    series, rounds = 1500, 6
+    series, rounds = 1000, 6
     prov4ml.start_run("www.example.org", "live", str(save), capture=False, prov_flush_interval=0.2,
                       save_after_n_logs=50, writer_process=writer_process)
     d = save / "live" / "run_0"
