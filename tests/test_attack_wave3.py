@@ -47,8 +47,7 @@ flag(1)
 for i in range(%d):
     prov4ml.log_metric("loss", i * 0.5, prov4ml.Context.TRAINING, step=i)
     tell(i + 1)
-flag(3)
-time.sleep(600)
+time.sleep(600)  # no flag 3 here: it says end_run returned
 """ % POINTS
 
 AROUND_END = """
