@@ -630,23 +630,27 @@ put_i64(int64_t x, char *p)
     return put_u64((uint64_t)x, p);
 }
 
-/* A series' last step and its text: the next step is mostly the last plus one, a change of the last digit. */
+/* The text of a step's tens, kept: a series' steps mostly count up, so ten rows in a row share it and
+ * differ in their last digit only (written into the row: the kept text is not stored to while rows read it). */
 typedef struct {
-    int64_t value;
-    int len;  /* 0: none yet */
+    int64_t tens;  /* -1: none yet */
+    int len;
     char text[24];
 } StepText;
 
 static inline int
-put_step(StepText *last, int64_t step, char *p)
+put_step(StepText *kept, int64_t step, char *p)
 {
-    if (last->len && last->value >= 0 && last->value < INT64_MAX && last->value % 10 != 9 && step == last->value + 1)
-        last->text[last->len - 1]++;
-    else
-        last->len = put_i64(step, last->text);
-    last->value = step;
-    memcpy(p, last->text, 24);  /* a fixed size (the row has room): one move, not a call */
-    return last->len;
+    if (step < 0)
+        return put_i64(step, p);
+    int64_t tens = step / 10;
+    if (tens != kept->tens) {
+        kept->tens = tens;
+        kept->len = put_u64((uint64_t)step, kept->text);
+    }
+    memcpy(p, kept->text, 24);  /* a fixed size (the row has room): one move, not a call */
+    p[kept->len - 1] = (char)('0' + (step - 10 * tens));
+    return kept->len;
 }
 
 /* repr(x): Ryu's shortest round-trip digits, laid out as float_repr_style 'short' does
@@ -868,16 +872,35 @@ group_slot(Py_ssize_t *table, int bits, const Group *groups, uint32_t sid)
 #define ROW_MAX(seplen) (66 + 2 * (seplen))
 #define ROW_SLACK 48
 
+/* The rows are formatted into one buffer kept from call to call, then copied out at their size: a new
+ * buffer of the largest size a block may need, every call, would be fresh pages (a fault each 4 KiB). */
+static char *scratch;
+static Py_ssize_t scratch_cap;
+#define SCRATCH_KEEP (16 << 20)  /* a bigger one (many series in a block of MAX_BLOCK) is freed after the call */
+
+static char *
+scratch_reserve(Py_ssize_t need)
+{
+    if (need > scratch_cap) {
+        char *data = PyMem_Realloc(scratch, need);
+        if (data == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        scratch = data;
+        scratch_cap = need;
+    }
+    return scratch;
+}
+
 /* One group's rows into a new bytes object, and its summary: the tuple rows() returns for it. */
 static PyObject *
 group_rows(const char *raw, const Py_ssize_t *next, const Group *g, const char *sep, Py_ssize_t seplen)
 {
-    Py_ssize_t cap = g->count * ROW_MAX(seplen) + ROW_SLACK;
-    PyObject *text = PyBytes_FromStringAndSize(NULL, cap);
-    if (text == NULL)
+    char *p = scratch_reserve(g->count * ROW_MAX(seplen) + ROW_SLACK);
+    if (p == NULL)
         return NULL;
-    char *p = PyBytes_AS_STRING(text);
-    StepText steps = {0};
+    StepText steps = {-1, 0, {0}};
     TimeText seconds = {0};
     Partials sum;
     sum.n = sum.failed = 0;
@@ -914,14 +937,13 @@ group_rows(const char *raw, const Py_ssize_t *next, const Group *g, const char *
         if (w < 0) {  /* a time no clock gives: Python's own routine, and room for it */
             char *s = PyOS_double_to_string(t, 'f', 3, 0, NULL);
             if (s == NULL)
-                goto fail;
-            Py_ssize_t len = (Py_ssize_t)strlen(s), at = p - PyBytes_AS_STRING(text);
-            Py_ssize_t need = at + len + 1 + (left - 1) * ROW_MAX(seplen) + ROW_SLACK;
-            if (need > cap && _PyBytes_Resize(&text, cap = need + cap / 2) < 0) {
+                return NULL;
+            Py_ssize_t len = (Py_ssize_t)strlen(s), at = p - scratch;
+            if (scratch_reserve(at + len + 1 + (left - 1) * ROW_MAX(seplen) + ROW_SLACK) == NULL) {
                 PyMem_Free(s);
                 return NULL;
             }
-            p = PyBytes_AS_STRING(text) + at;
+            p = scratch + at;
             memcpy(p, s, len);
             PyMem_Free(s);
             w = (int)len;
@@ -929,8 +951,8 @@ group_rows(const char *raw, const Py_ssize_t *next, const Group *g, const char *
         p += w;
         *p++ = '\n';
     }
-    Py_ssize_t used = p - PyBytes_AS_STRING(text);
-    if (_PyBytes_Resize(&text, used) < 0)
+    PyObject *text = PyBytes_FromStringAndSize(scratch, p - scratch);
+    if (text == NULL)
         return NULL;
     Py_ssize_t numbers_seen = g->count - nan;
     PyObject *numbers;
@@ -1033,6 +1055,11 @@ sink_rows(PyObject *module, PyObject *args)
         PyList_SET_ITEM(out, k, item);
     }
 done:
+    if (scratch_cap > SCRATCH_KEEP) {
+        PyMem_Free(scratch);
+        scratch = NULL;
+        scratch_cap = 0;
+    }
     PyMem_Free(groups);
     PyMem_Free(table);
     PyMem_Free(next);
