@@ -872,34 +872,19 @@ group_slot(Py_ssize_t *table, int bits, const Group *groups, uint32_t sid)
 #define ROW_MAX(seplen) (66 + 2 * (seplen))
 #define ROW_SLACK 48
 
-/* The rows are formatted into one buffer kept from call to call, then copied out at their size: a new
- * buffer of the largest size a block may need, every call, would be fresh pages (a fault each 4 KiB). */
-static char *scratch;
-static Py_ssize_t scratch_cap;
-#define SCRATCH_KEEP (16 << 20)  /* a bigger one (many series in a block of MAX_BLOCK) is freed after the call */
-
-static char *
-scratch_reserve(Py_ssize_t need)
-{
-    if (need > scratch_cap) {
-        char *data = PyMem_Realloc(scratch, need);
-        if (data == NULL) {
-            PyErr_NoMemory();
-            return NULL;
-        }
-        scratch = data;
-        scratch_cap = need;
-    }
-    return scratch;
-}
-
-/* One group's rows into a new bytes object, and its summary: the tuple rows() returns for it. */
+/* One group's rows into a new bytearray, and its summary: the tuple rows() returns for it. The text is
+ * made in place in a bytearray of the most a row may take: cut to its length, it keeps that allocation
+ * (bytearray shrinks in place down to half), so blocks of one size free and take chunks of one size,
+ * which malloc reuses; cut bytes would differ in size from block to block, each a fresh mapping whose
+ * pages fault in one by one. */
 static PyObject *
 group_rows(const char *raw, const Py_ssize_t *next, const Group *g, const char *sep, Py_ssize_t seplen)
 {
-    char *p = scratch_reserve(g->count * ROW_MAX(seplen) + ROW_SLACK);
-    if (p == NULL)
+    Py_ssize_t cap = g->count * ROW_MAX(seplen) + ROW_SLACK;
+    PyObject *text = PyByteArray_FromStringAndSize(NULL, cap);
+    if (text == NULL)
         return NULL;
+    char *p = PyByteArray_AS_STRING(text);
     StepText steps = {-1, 0, {0}};
     TimeText seconds = {0};
     Partials sum;
@@ -937,13 +922,14 @@ group_rows(const char *raw, const Py_ssize_t *next, const Group *g, const char *
         if (w < 0) {  /* a time no clock gives: Python's own routine, and room for it */
             char *s = PyOS_double_to_string(t, 'f', 3, 0, NULL);
             if (s == NULL)
-                return NULL;
-            Py_ssize_t len = (Py_ssize_t)strlen(s), at = p - scratch;
-            if (scratch_reserve(at + len + 1 + (left - 1) * ROW_MAX(seplen) + ROW_SLACK) == NULL) {
+                goto fail;
+            Py_ssize_t len = (Py_ssize_t)strlen(s), at = p - PyByteArray_AS_STRING(text);
+            Py_ssize_t need = at + len + 1 + (left - 1) * ROW_MAX(seplen) + ROW_SLACK;
+            if (need > cap && PyByteArray_Resize(text, cap = need + cap / 2) < 0) {
                 PyMem_Free(s);
-                return NULL;
+                goto fail;
             }
-            p = scratch + at;
+            p = PyByteArray_AS_STRING(text) + at;
             memcpy(p, s, len);
             PyMem_Free(s);
             w = (int)len;
@@ -951,9 +937,8 @@ group_rows(const char *raw, const Py_ssize_t *next, const Group *g, const char *
         p += w;
         *p++ = '\n';
     }
-    PyObject *text = PyBytes_FromStringAndSize(scratch, p - scratch);
-    if (text == NULL)
-        return NULL;
+    if (PyByteArray_Resize(text, p - PyByteArray_AS_STRING(text)) < 0)
+        goto fail;
     Py_ssize_t numbers_seen = g->count - nan;
     PyObject *numbers;
     if (numbers_seen && sum.failed) {  /* the caller sums them (math.fsum, or scaled): the values, in order */
@@ -1055,11 +1040,6 @@ sink_rows(PyObject *module, PyObject *args)
         PyList_SET_ITEM(out, k, item);
     }
 done:
-    if (scratch_cap > SCRATCH_KEEP) {
-        PyMem_Free(scratch);
-        scratch = NULL;
-        scratch_cap = 0;
-    }
     PyMem_Free(groups);
     PyMem_Free(table);
     PyMem_Free(next);
@@ -1102,7 +1082,7 @@ static PyMethodDef module_methods[] = {
     {"rows", sink_rows, METH_VARARGS,
      "rows(slots, separator) -> [(sid, text, count, nan_count, min, max, last, first_step, last_step,\n"
      "first_time, last_time, numbers, total)]: journal slots (32 bytes each; void ones skipped) grouped by series\n"
-     "in order of first appearance; text is the series' CSV rows, exactly '%d{sep}%r{sep}%.3f\\n' of\n"
+     "in order of first appearance; text (a bytearray) is the series' CSV rows, exactly '%d{sep}%r{sep}%.3f\\n' of\n"
      "each point; min and max are None when every value is NaN (-0.0 is below 0.0); total is the math.fsum\n"
      "of the values that are not NaN, or None where it is left to the caller (an infinity, an intermediate\n"
      "overflow, values of very different magnitudes), and then numbers holds those values as native doubles\n"
