@@ -164,8 +164,10 @@ def sink_throughput(points, save_dir):
     consumer.close()
     size = (out / "loss.csv").stat().st_size
     how = "C" if getattr(_sink, "rows", None) not in (None, getattr(_sink, "_rows_py", None)) else "Python"
-    print(f"\nthe sink alone ({how} rows): {points:,} points into CSV")
-    print(f"  {wall:.2f} s wall, {cpu:.2f} s CPU: {points / wall / 1e6:.1f} M points/s ({size / wall / 1e6:.0f} MB/s)")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nthe sink alone ({how} rows): {points:,} points into CSV (load average {load})")
+    print(f"  {wall:.2f} s wall, {cpu:.2f} s CPU: {points / wall / 1e6:.1f} M points/s ({size / wall / 1e6:.0f} MB/s), "
+          f"{points / cpu / 1e6:.1f} M points per CPU second")
 
 
 def main() -> None:
