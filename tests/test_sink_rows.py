@@ -164,8 +164,8 @@ def committed_copy(request, monkeypatch):
     """The sink's read of committed slots: ``_hot.committed``, or the two reads that agree where it is not built."""
     if request.param == "Python":
         monkeypatch.setattr(journal, "_committed", None)
-    else:
-        assert journal._committed is not None
+    elif journal._committed is None:
+        pytest.skip("the C paths are off here (PROV4ML_PURE_PYTHON)")
     return request.param
 
 
