@@ -1,6 +1,7 @@
 """Scale figures: 10,000,000 points in one series, 1,000 series x 10,000 points, and a real training loop.
 
     python benchmarks/scale.py [--points 10000000] [--series 1000] [--per-series 10000] [--steps 20000]
+                               [--cases sink,one,many,loop] [--stages]
 
 For each case: logging time and µs per point, peak RSS of the training process
 and of the sink process sampled every 50 ms while logging (flat means flat),
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import threading
@@ -143,10 +145,36 @@ def training_loop(steps, save_dir):
            sampler, path)
 
 
-def sink_throughput(points, save_dir):
+class Stages:
+    """CPU time and page faults of each stage of the sink (``--stages``): functions wrapped for the measurement."""
+
+    def __init__(self):
+        self.spent = {}  # label -> [CPU seconds, minor faults]
+
+    def wrap(self, owner, name, label):
+        inner = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            cpu, faults = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent = self.spent.setdefault(label, [0.0, 0])
+                spent[0] += time.process_time() - cpu
+                spent[1] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+
+        setattr(owner, name, timed)
+        return inner
+
+    def report(self, points):
+        for label, (cpu, faults) in self.spent.items():
+            print(f"  {label:38s} {cpu / points * 1e9:5.0f} ns CPU/point, {faults:,} page faults")
+
+
+def sink_throughput(points, save_dir, stages=False):
     """The sink alone, on one core: a journal of ``points`` points of one series turned into a CSV file."""
     from prov4ml.metrics import _sink
-    from prov4ml.metrics.journal import Journal
+    from prov4ml.metrics.journal import Journal, JournalReader
 
     journal, out = Path(save_dir, "journal"), Path(save_dir, "metrics")
     out.mkdir(parents=True)
@@ -156,16 +184,29 @@ def sink_throughput(points, save_dir):
     for i in range(points):
         j.append(0, i, 1.0 / (i + 1), t0 + i * 1e-6)  # values of 17 digits, times of every millisecond
     j.close()
+    timer = Stages() if stages else None
+    if timer is not None:
+        restore = [(owner, name, timer.wrap(owner, name, label)) for owner, name, label in (
+            (JournalReader, "read_slots", "reading committed slots (read_slots)"),
+            (_sink, "rows", "grouping, formatting, summaries (rows)"),
+            (_sink.Consumer, "_flush_backlog", "joining and writing (_flush_backlog)"))]
     consumer = _sink.Consumer(str(journal), str(out))
     wall, cpu = time.perf_counter(), time.process_time()
     consumer.poll(final=True)
     consumer.fsync()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     consumer.close()
+    if timer is not None:
+        for owner, name, inner in restore:
+            setattr(owner, name, inner)
     size = (out / "loss.csv").stat().st_size
     how = "C" if getattr(_sink, "rows", None) not in (None, getattr(_sink, "_rows_py", None)) else "Python"
-    print(f"\nthe sink alone ({how} rows): {points:,} points into CSV")
-    print(f"  {wall:.2f} s wall, {cpu:.2f} s CPU: {points / wall / 1e6:.1f} M points/s ({size / wall / 1e6:.0f} MB/s)")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nthe sink alone ({how} rows): {points:,} points into CSV (load average {load})")
+    print(f"  {wall:.2f} s wall, {cpu:.2f} s CPU: {points / wall / 1e6:.1f} M points/s ({size / wall / 1e6:.0f} MB/s), "
+          f"{points / cpu / 1e6:.1f} M points per CPU second")
+    if timer is not None:
+        timer.report(points)
 
 
 def main() -> None:
@@ -174,12 +215,20 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=1000)
     parser.add_argument("--per-series", type=int, default=10_000)
     parser.add_argument("--steps", type=int, default=20_000, help="steps of the training loop")
+    parser.add_argument("--cases", default="sink,one,many,loop",
+                        help="which to run: the sink alone, the tight loops of one and of many series, the training loop")
+    parser.add_argument("--stages", action="store_true", help="the sink alone: CPU time of each stage (slower)")
     args = parser.parse_args()
+    cases = set(args.cases.split(","))
     with tempfile.TemporaryDirectory() as tmp:
-        sink_throughput(args.points, Path(tmp) / "s")
-        case("one series", 1, args.points, Path(tmp) / "a")
-        case(f"{args.series:,} series x {args.per_series:,} points", args.series, args.per_series, Path(tmp) / "b")
-        training_loop(args.steps, Path(tmp) / "c")
+        if "sink" in cases:
+            sink_throughput(args.points, Path(tmp) / "s", args.stages)
+        if "one" in cases:
+            case("one series", 1, args.points, Path(tmp) / "a")
+        if "many" in cases:
+            case(f"{args.series:,} series x {args.per_series:,} points", args.series, args.per_series, Path(tmp) / "b")
+        if "loop" in cases:
+            training_loop(args.steps, Path(tmp) / "c")
 
 
 if __name__ == "__main__":

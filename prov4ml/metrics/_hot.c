@@ -566,23 +566,58 @@ static const char DIGIT_PAIRS[201] =
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
+static const uint64_t POW10[20] = {
+    1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull, 100000000ull, 1000000000ull,
+    10000000000ull, 100000000000ull, 1000000000000ull, 10000000000000ull, 100000000000000ull,
+    1000000000000000ull, 10000000000000000ull, 100000000000000000ull, 1000000000000000000ull,
+    10000000000000000000ull};
+
+/* The number of decimal digits of x >= 1 (log10 from the bit length, corrected by one comparison). */
+static inline int
+decimal_length(uint64_t x)
+{
+    int t = ((64 - __builtin_clzll(x)) * 1233) >> 12;
+    return t - (x < POW10[t]) + 1;
+}
+
+/* Exactly 8 digits of x < 10**8 at p: two independent halves, so the divisions do not wait on each other. */
+static inline void
+put_8digits(uint32_t x, char *p)
+{
+    uint32_t hi = x / 10000, lo = x - hi * 10000;
+    uint32_t a = hi / 100, b = lo / 100;
+    memcpy(p, DIGIT_PAIRS + 2 * a, 2);
+    memcpy(p + 2, DIGIT_PAIRS + 2 * (hi - 100 * a), 2);
+    memcpy(p + 4, DIGIT_PAIRS + 2 * b, 2);
+    memcpy(p + 6, DIGIT_PAIRS + 2 * (lo - 100 * b), 2);
+}
+
 /* The decimal digits of x at p; returns the count. */
 static inline int
 put_u64(uint64_t x, char *p)
 {
-    char tmp[20];
-    int n = 20;
-    while (x >= 100) {
-        uint64_t q = x / 100;
-        memcpy(tmp + (n -= 2), DIGIT_PAIRS + 2 * (x - 100 * q), 2);
+    if (x < 10) {
+        *p = (char)('0' + x);
+        return 1;
+    }
+    int n = decimal_length(x);
+    char *e = p + n;  /* written from the end, in 8-digit pieces */
+    while (x >= 100000000) {
+        uint64_t q = x / 100000000;
+        put_8digits((uint32_t)(x - q * 100000000), e -= 8);
         x = q;
     }
-    if (x >= 10)
-        memcpy(tmp + (n -= 2), DIGIT_PAIRS + 2 * x, 2);
-    else
-        tmp[--n] = (char)('0' + x);
-    memcpy(p, tmp + n, 20 - n);
-    return 20 - n;
+    uint32_t y = (uint32_t)x;
+    while (y >= 100) {
+        uint32_t q = y / 100;
+        memcpy(e -= 2, DIGIT_PAIRS + 2 * (y - 100 * q), 2);
+        y = q;
+    }
+    if (y >= 10)
+        memcpy(e - 2, DIGIT_PAIRS + 2 * y, 2);
+    else if (e > p)
+        e[-1] = (char)('0' + y);
+    return n;
 }
 
 static inline int
@@ -595,8 +630,32 @@ put_i64(int64_t x, char *p)
     return put_u64((uint64_t)x, p);
 }
 
+/* The text of a step's tens, kept: a series' steps mostly count up, so ten rows in a row share it and
+ * differ in their last digit only (written into the row: the kept text is not stored to while rows read it). */
+typedef struct {
+    int64_t tens;  /* -1: none yet */
+    int len;
+    char text[24];
+} StepText;
+
+static inline int
+put_step(StepText *kept, int64_t step, char *p)
+{
+    if (step < 0)
+        return put_i64(step, p);
+    int64_t tens = step / 10;
+    if (tens != kept->tens) {
+        kept->tens = tens;
+        kept->len = put_u64((uint64_t)step, kept->text);
+    }
+    memcpy(p, kept->text, 24);  /* a fixed size (the row has room): one move, not a call */
+    p[kept->len - 1] = (char)('0' + (step - 10 * tens));
+    return kept->len;
+}
+
 /* repr(x): Ryu's shortest round-trip digits, laid out as float_repr_style 'short' does
- * (exponent form when the decimal point is at or before -4 or after 16 digits). At most 25 bytes. */
+ * (exponent form when the decimal point is at or before -4 or after 16 digits). At most 24 bytes,
+ * with up to 20 more bytes of scratch after them. */
 static inline int
 put_repr(double x, char *p)
 {
@@ -627,15 +686,23 @@ put_repr(double x, char *p)
         d.mantissa /= 10;
         d.exponent++;
     }
-    char digits[20];
-    int n = put_u64(d.mantissa, digits);
+    int n = decimal_length(d.mantissa);
     int decpt = n + d.exponent;  /* the value is 0.DIGITS x 10^decpt */
+    if (decpt > 0 && decpt < n) {  /* the common case: digits on both sides of the point, moved into place */
+        put_u64(d.mantissa, p + 1);
+        memmove(p, p + 1, decpt);
+        p[decpt] = '.';
+        return (int)(p - start) + n + 1;
+    }
     if (decpt <= -4 || decpt > 16) {
-        *p++ = digits[0];
+        put_u64(d.mantissa, p + 1);
+        p[0] = p[1];
         if (n > 1) {
-            *p++ = '.';
-            memcpy(p, digits + 1, n - 1);
-            p += n - 1;
+            p[1] = '.';
+            p += n + 1;
+        }
+        else {
+            p += 1;
         }
         int e = decpt - 1;
         *p++ = 'e';
@@ -645,38 +712,33 @@ put_repr(double x, char *p)
         if (e >= 100)
             *p++ = (char)('0' + e / 100), e %= 100;
         memcpy(p, DIGIT_PAIRS + 2 * e, 2);
-        p += 2;
+        return (int)(p + 2 - start);
     }
-    else if (decpt <= 0) {
-        memcpy(p, "0.", 2);
-        p += 2;
-        memset(p, '0', -decpt);
-        p += -decpt;
-        memcpy(p, digits, n);
-        p += n;
+    if (decpt <= 0) {
+        memcpy(p, "0.000", 5);  /* "0." and the -decpt (< 4) zeros after the point */
+        p += 2 - decpt;
+        p += put_u64(d.mantissa, p);
+        return (int)(p - start);
     }
-    else if (decpt >= n) {
-        memcpy(p, digits, n);
-        p += n;
-        memset(p, '0', decpt - n);
-        p += decpt - n;
-        memcpy(p, ".0", 2);
-        p += 2;
-    }
-    else {
-        memcpy(p, digits, decpt);
-        p += decpt;
-        *p++ = '.';
-        memcpy(p, digits + decpt, n - decpt);
-        p += n - decpt;
-    }
-    return (int)(p - start);
+    /* decpt >= n: an integer; zeros up to the point, then ".0" */
+    p += put_u64(d.mantissa, p);
+    memset(p, '0', decpt - n);
+    p += decpt - n;
+    memcpy(p, ".0", 2);
+    return (int)(p + 2 - start);
 }
+
+/* The whole seconds of the last time and their text: a series' times share them for many rows. */
+typedef struct {
+    uint64_t seconds;
+    int len;  /* 0: none yet */
+    char text[24];
+} TimeText;
 
 /* "%.3f" % t for a finite t below 2**53 in magnitude, exactly (round half to even on the binary
  * value, as Python's dtoa): t = m * 2**e, so t * 1000 = m * 1000 * 2**e in integers. Else -1. */
 static inline int
-put_fixed3(double t, char *p)
+put_fixed3(TimeText *last, double t, char *p)
 {
     uint64_t bits;
     memcpy(&bits, &t, 8);
@@ -706,99 +768,84 @@ put_fixed3(double t, char *p)
     char *start = p;
     if (neg)
         *p++ = '-';
-    p += put_u64(q / 1000, p);
-    unsigned frac = (unsigned)(q % 1000);
+    uint64_t seconds = q / 1000;
+    if (!last->len || seconds != last->seconds) {
+        last->seconds = seconds;
+        last->len = put_u64(seconds, last->text);
+    }
+    memcpy(p, last->text, 24);
+    p += last->len;
+    unsigned frac = (unsigned)(q - seconds * 1000);
     *p++ = '.';
     *p++ = (char)('0' + frac / 100);
     memcpy(p, DIGIT_PAIRS + 2 * (frac % 100), 2);
     return (int)(p + 2 - start);
 }
 
-/* A growing byte buffer (PyMem). */
+/* The correctly rounded sum of the values that are not NaN, as math.fsum (Shewchuk's partials), value
+ * by value; "failed" when it is left to the caller (an infinity, an intermediate overflow, or more
+ * partials than kept here: values of very different magnitudes, where fsum grows its list). */
 typedef struct {
-    char *data;
-    Py_ssize_t len, cap;
-} Buf;
+    double p[64];  /* non-overlapping partials: a few for values of like magnitudes */
+    int n, failed;
+} Partials;
 
-static int
-buf_reserve(Buf *b, Py_ssize_t more)
+static inline void
+partials_add(Partials *s, double x)
 {
-    if (b->len + more <= b->cap)
-        return 0;
-    Py_ssize_t cap = b->cap ? b->cap : 1 << 16;
-    while (cap < b->len + more)
-        cap *= 2;
-    char *data = PyMem_Realloc(b->data, cap);
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return -1;
+    if (!isfinite(x)) {
+        s->failed = 1;
+        return;
     }
-    b->data = data;
-    b->cap = cap;
-    return 0;
+    int k = 0;
+    for (int j = 0; j < s->n; j++) {
+        double y = s->p[j];
+        if (fabs(x) < fabs(y)) {
+            double swap = x;
+            x = y;
+            y = swap;
+        }
+        double hi = x + y, lo = y - (hi - x);
+        if (lo != 0.0)
+            s->p[k++] = lo;
+        x = hi;
+    }
+    s->n = k;
+    if (x != 0.0) {
+        if (!isfinite(x) || k == 64)
+            s->failed = 1;
+        else
+            s->p[s->n++] = x;
+    }
 }
 
-/* The correctly rounded sum of the values that are not NaN, as math.fsum (Shewchuk's partials):
- * 0 done, -1 when it is left to the caller (an infinity, an intermediate overflow, or more partials
- * than kept here: values of very different magnitudes, where fsum grows its list). */
-static int
-exact_sum(const char *raw, const Py_ssize_t *next, Py_ssize_t first, double *out)
+static double
+partials_total(Partials *s)
 {
-    double p[64];  /* non-overlapping partials: a few for values of like magnitudes */
-    int n = 0;
-    for (Py_ssize_t i = first; i >= 0; i = next[i]) {
-        double x;
-        memcpy(&x, raw + i * SLOT + 8, 8);
-        if (x != x)
-            continue;
-        if (!isfinite(x))
-            return -1;
-        int k = 0;
-        for (int j = 0; j < n; j++) {
-            double y = p[j];
-            if (fabs(x) < fabs(y)) {
-                double swap = x;
-                x = y;
-                y = swap;
-            }
-            double hi = x + y, lo = y - (hi - x);
-            if (lo != 0.0)
-                p[k++] = lo;
-            x = hi;
-        }
-        n = k;
-        if (x != 0.0) {
-            if (!isfinite(x) || n == 64)
-                return -1;
-            p[n++] = x;
-        }
-    }
     double hi = 0.0, lo = 0.0;
+    int n = s->n;
     if (n > 0) {
-        hi = p[--n];
+        hi = s->p[--n];
         while (n > 0) {  /* sum from the top down, stopping once the sum is inexact */
-            double x = hi, y = p[--n];
+            double x = hi, y = s->p[--n];
             hi = x + y;
             lo = y - (hi - x);
             if (lo != 0.0)
                 break;
         }
         /* round half-even on an exact tie with the next partial's sign */
-        if (n > 0 && ((lo < 0.0 && p[n - 1] < 0.0) || (lo > 0.0 && p[n - 1] > 0.0))) {
+        if (n > 0 && ((lo < 0.0 && s->p[n - 1] < 0.0) || (lo > 0.0 && s->p[n - 1] > 0.0))) {
             double y = lo * 2.0, x = hi + y;
             if (y == x - hi)
                 hi = x;
         }
     }
-    *out = hi;
-    return 0;
+    return hi;
 }
 
 typedef struct {
     uint32_t sid;
-    Py_ssize_t count, nan, first, last;  /* first, last: slot indices */
-    Py_ssize_t start, end;               /* its rows in the text buffer */
-    double lo, hi;
+    Py_ssize_t count, first, last;  /* first, last: slot indices */
 } Group;
 
 static inline void
@@ -820,6 +867,115 @@ group_slot(Py_ssize_t *table, int bits, const Group *groups, uint32_t sid)
     return &table[h];
 }
 
+/* Bytes a row takes at most with a time below 2**53: step (20), value (24), time (21), newline, two separators;
+ * put_step and put_fixed3 write 24 bytes of scratch and put_repr 20 past what they keep. */
+#define ROW_MAX(seplen) (66 + 2 * (seplen))
+#define ROW_SLACK 48
+
+/* One group's rows into a new bytearray, and its summary: the tuple rows() returns for it. The text is
+ * made in place in a bytearray of the most a row may take: cut to its length, it keeps that allocation
+ * (bytearray shrinks in place down to half), so blocks of one size free and take chunks of one size,
+ * which malloc reuses; cut bytes would differ in size from block to block, each a fresh mapping whose
+ * pages fault in one by one. */
+static PyObject *
+group_rows(const char *raw, const Py_ssize_t *next, const Group *g, const char *sep, Py_ssize_t seplen)
+{
+    Py_ssize_t cap = g->count * ROW_MAX(seplen) + ROW_SLACK;
+    PyObject *text = PyByteArray_FromStringAndSize(NULL, cap);
+    if (text == NULL)
+        return NULL;
+    char *p = PyByteArray_AS_STRING(text);
+    StepText steps = {-1, 0, {0}};
+    TimeText seconds = {0};
+    Partials sum;
+    sum.n = sum.failed = 0;
+    Py_ssize_t nan = 0, left = g->count;
+    double lo = 0.0, hi = 0.0;
+    for (Py_ssize_t i = g->first; i >= 0; i = next[i], left--) {
+        int64_t step;
+        double v, t;
+        uint32_t sid;
+        record_at(raw + i * SLOT, &step, &v, &t, &sid);
+        if (v != v) {
+            nan++;
+        }
+        else {
+            if (nan + left == g->count) {  /* the first number */
+                lo = hi = v;
+            }
+            else {  /* IEEE order, -0.0 below +0.0 */
+                if (v < lo || (v == 0.0 && v == lo && signbit(v)))
+                    lo = v;
+                if (v > hi || (v == 0.0 && v == hi && !signbit(v)))
+                    hi = v;
+            }
+            if (!sum.failed)
+                partials_add(&sum, v);
+        }
+        p += put_step(&steps, step, p);
+        memcpy(p, sep, seplen);
+        p += seplen;
+        p += put_repr(v, p);
+        memcpy(p, sep, seplen);
+        p += seplen;
+        int w = put_fixed3(&seconds, t, p);
+        if (w < 0) {  /* a time no clock gives: Python's own routine, and room for it */
+            char *s = PyOS_double_to_string(t, 'f', 3, 0, NULL);
+            if (s == NULL)
+                goto fail;
+            Py_ssize_t len = (Py_ssize_t)strlen(s), at = p - PyByteArray_AS_STRING(text);
+            Py_ssize_t need = at + len + 1 + (left - 1) * ROW_MAX(seplen) + ROW_SLACK;
+            if (need > cap && PyByteArray_Resize(text, cap = need + cap / 2) < 0) {
+                PyMem_Free(s);
+                goto fail;
+            }
+            p = PyByteArray_AS_STRING(text) + at;
+            memcpy(p, s, len);
+            PyMem_Free(s);
+            w = (int)len;
+        }
+        p += w;
+        *p++ = '\n';
+    }
+    if (PyByteArray_Resize(text, p - PyByteArray_AS_STRING(text)) < 0)
+        goto fail;
+    Py_ssize_t numbers_seen = g->count - nan;
+    PyObject *numbers;
+    if (numbers_seen && sum.failed) {  /* the caller sums them (math.fsum, or scaled): the values, in order */
+        numbers = PyBytes_FromStringAndSize(NULL, numbers_seen * 8);
+        if (numbers == NULL)
+            goto fail;
+        char *w = PyBytes_AS_STRING(numbers);
+        for (Py_ssize_t i = g->first; i >= 0; i = next[i]) {
+            double v;
+            memcpy(&v, raw + i * SLOT + 8, 8);
+            if (v == v) {
+                memcpy(w, &v, 8);
+                w += 8;
+            }
+        }
+    }
+    else {
+        numbers = Py_NewRef(Py_None);
+    }
+    int64_t first_step, last_step;
+    double first_time, last_time, last;
+    memcpy(&first_step, raw + g->first * SLOT, 8);
+    memcpy(&first_time, raw + g->first * SLOT + 16, 8);
+    memcpy(&last_step, raw + g->last * SLOT, 8);
+    memcpy(&last, raw + g->last * SLOT + 8, 8);
+    memcpy(&last_time, raw + g->last * SLOT + 16, 8);
+    return Py_BuildValue(
+        "(kNnnNNdLLddNN)", (unsigned long)g->sid, text, g->count, nan,
+        numbers_seen ? PyFloat_FromDouble(lo) : Py_NewRef(Py_None),
+        numbers_seen ? PyFloat_FromDouble(hi) : Py_NewRef(Py_None), last, (long long)first_step,
+        (long long)last_step, first_time, last_time, numbers,
+        numbers_seen && !sum.failed ? PyFloat_FromDouble(partials_total(&sum)) : Py_NewRef(Py_None));
+fail:
+    Py_DECREF(text);
+    return NULL;
+}
+
 static PyObject *
 sink_rows(PyObject *module, PyObject *args)
 {
@@ -829,7 +985,6 @@ sink_rows(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*s#", &view, &sep, &seplen))
         return NULL;
     PyObject *out = NULL;
-    Buf text = {0};
     Group *groups = NULL;
     Py_ssize_t *table = NULL, *next = NULL, ngroups = 0;
     Py_ssize_t n = view.len / SLOT;
@@ -844,128 +999,81 @@ sink_rows(PyObject *module, PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
-    /* Pass 1: group the slots by series (each series in journal order) and summarise each group. */
+    /* Pass 1: group the slots by series, each series in journal order. */
+    Group *g = NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t step;
-        double v, t;
         uint32_t sid;
-        record_at(raw + i * SLOT, &step, &v, &t, &sid);
+        memcpy(&sid, raw + i * SLOT + 24, 4);
         if (sid == VOID_SID)
             continue;
-        Py_ssize_t *where = group_slot(table, bits, groups, sid);
-        Group *g;
-        if (*where == 0) {
-            g = &groups[ngroups++];
-            *where = ngroups;
-            g->sid = sid;
-            g->count = g->nan = 0;
-            g->first = i;
-            g->lo = g->hi = 0.0;
+        if (g == NULL || g->sid != sid) {  /* runs of one series skip the lookup */
+            Py_ssize_t *where = group_slot(table, bits, groups, sid);
+            if (*where == 0) {
+                g = &groups[ngroups++];
+                *where = ngroups;
+                g->sid = sid;
+                g->count = 0;
+                g->first = i;
+            }
+            else {
+                g = &groups[*where - 1];
+                next[g->last] = i;
+            }
         }
         else {
-            g = &groups[*where - 1];
             next[g->last] = i;
         }
         g->last = i;
         next[i] = -1;
         g->count++;
-        if (v != v) {
-            g->nan++;
-        }
-        else if (g->count - g->nan == 1) {
-            g->lo = g->hi = v;
-        }
-        else {  /* IEEE order, -0.0 below +0.0 */
-            if (v < g->lo || (v == 0.0 && v == g->lo && signbit(v)))
-                g->lo = v;
-            if (v > g->hi || (v == 0.0 && v == g->hi && !signbit(v)))
-                g->hi = v;
-        }
     }
-    /* Pass 2: each group's rows, one after the other in one buffer. */
-    for (Py_ssize_t k = 0; k < ngroups; k++) {
-        Group *g = &groups[k];
-        g->start = text.len;
-        for (Py_ssize_t i = g->first; i >= 0; i = next[i]) {
-            int64_t step;
-            double v, t;
-            uint32_t sid;
-            record_at(raw + i * SLOT, &step, &v, &t, &sid);
-            if (buf_reserve(&text, 20 + 25 + 2 * seplen + 26 + 1) < 0)
-                goto done;
-            char *p = text.data + text.len;
-            p += put_i64(step, p);
-            memcpy(p, sep, seplen);
-            p += seplen;
-            p += put_repr(v, p);
-            memcpy(p, sep, seplen);
-            p += seplen;
-            int w = put_fixed3(t, p);
-            if (w < 0) {  /* a time no clock gives: Python's own routine */
-                char *s = PyOS_double_to_string(t, 'f', 3, 0, NULL);
-                if (s == NULL)
-                    goto done;
-                Py_ssize_t len = (Py_ssize_t)strlen(s), at = p - text.data;
-                if (buf_reserve(&text, at - text.len + len + 1) < 0) {
-                    PyMem_Free(s);
-                    goto done;
-                }
-                p = text.data + at;
-                memcpy(p, s, len);
-                PyMem_Free(s);
-                w = (int)len;
-            }
-            p += w;
-            *p++ = '\n';
-            text.len = p - text.data;
-        }
-        g->end = text.len;
-    }
+    /* Pass 2: each group's rows and summary. */
     out = PyList_New(ngroups);
     if (out == NULL)
         goto done;
     for (Py_ssize_t k = 0; k < ngroups; k++) {
-        Group *g = &groups[k];
-        PyObject *numbers = PyBytes_FromStringAndSize(NULL, (g->count - g->nan) * 8);
-        if (numbers == NULL)
-            goto fail;
-        char *w = PyBytes_AS_STRING(numbers);
-        for (Py_ssize_t i = g->first; i >= 0; i = next[i]) {
-            double v;
-            memcpy(&v, raw + i * SLOT + 8, 8);
-            if (v == v) {
-                memcpy(w, &v, 8);
-                w += 8;
-            }
+        PyObject *item = group_rows(raw, next, &groups[k], sep, seplen);
+        if (item == NULL) {
+            Py_CLEAR(out);
+            goto done;
         }
-        int64_t first_step, last_step;
-        double first_time, last_time, last;
-        memcpy(&first_step, raw + g->first * SLOT, 8);
-        memcpy(&first_time, raw + g->first * SLOT + 16, 8);
-        memcpy(&last_step, raw + g->last * SLOT, 8);
-        memcpy(&last, raw + g->last * SLOT + 8, 8);
-        memcpy(&last_time, raw + g->last * SLOT + 16, 8);
-        int numbers_seen = g->count > g->nan;
-        double total = 0.0;
-        int summed = numbers_seen && exact_sum(raw, next, g->first, &total) == 0;
-        PyObject *item = Py_BuildValue(
-            "(ky#nnNNdLLddNN)", (unsigned long)g->sid, text.data + g->start, g->end - g->start, g->count, g->nan,
-            numbers_seen ? PyFloat_FromDouble(g->lo) : Py_NewRef(Py_None),
-            numbers_seen ? PyFloat_FromDouble(g->hi) : Py_NewRef(Py_None), last, (long long)first_step,
-            (long long)last_step, first_time, last_time, numbers,
-            summed ? PyFloat_FromDouble(total) : Py_NewRef(Py_None));
-        if (item == NULL)
-            goto fail;
         PyList_SET_ITEM(out, k, item);
     }
-    goto done;
-fail:
-    Py_CLEAR(out);
 done:
-    PyMem_Free(text.data);
     PyMem_Free(groups);
     PyMem_Free(table);
     PyMem_Free(next);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* ------------------------------------------------------------ journal reads */
+
+/* The sink's read of a journal segment: a copy of the slots from `first` that are committed, up to the
+ * first that is not (or `end`). A record is whole once its commit word is set (the writers store it
+ * last: log_metric's C path with a release store, struct.pack_into in field order), so each commit word
+ * is loaded (acquire) before any payload is copied: a record being written is never taken half made. */
+static PyObject *
+journal_committed(PyObject *module, PyObject *args)
+{
+    PyObject *mapping;
+    Py_ssize_t first, end;
+    if (!PyArg_ParseTuple(args, "Onn", &mapping, &first, &end))
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(mapping, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *out = NULL;
+    if (first < 0 || end < first || end > view.len / SLOT) {
+        PyErr_SetString(PyExc_ValueError, "the slots are not in the mapping");
+        goto done;
+    }
+    const char *base = view.buf;
+    Py_ssize_t i = first;
+    while (i < end && __atomic_load_n((const uint32_t *)(base + i * SLOT + 28), __ATOMIC_ACQUIRE) == (uint32_t)(i + 1))
+        i++;
+    out = PyBytes_FromStringAndSize(base + first * SLOT, (i - first) * SLOT);
+done:
     PyBuffer_Release(&view);
     return out;
 }
@@ -974,10 +1082,14 @@ static PyMethodDef module_methods[] = {
     {"rows", sink_rows, METH_VARARGS,
      "rows(slots, separator) -> [(sid, text, count, nan_count, min, max, last, first_step, last_step,\n"
      "first_time, last_time, numbers, total)]: journal slots (32 bytes each; void ones skipped) grouped by series\n"
-     "in order of first appearance; text is the series' CSV rows, exactly '%d{sep}%r{sep}%.3f\\n' of\n"
-     "each point; numbers the values that are not NaN, as native doubles (min and max are None when\n"
-     "there are none; -0.0 is below 0.0); total their math.fsum, or None where it is left to the caller\n"
-     "(an infinity, an intermediate overflow, values of very different magnitudes)."},
+     "in order of first appearance; text (a bytearray) is the series' CSV rows, exactly '%d{sep}%r{sep}%.3f\\n' of\n"
+     "each point; min and max are None when every value is NaN (-0.0 is below 0.0); total is the math.fsum\n"
+     "of the values that are not NaN, or None where it is left to the caller (an infinity, an intermediate\n"
+     "overflow, values of very different magnitudes), and then numbers holds those values as native doubles\n"
+     "(else None)."},
+    {"committed", journal_committed, METH_VARARGS,
+     "committed(mapping, first, end) -> bytes: a copy of the journal slots from first (before end) that are\n"
+     "committed, up to the first that is not; each commit word is read before its record."},
     {NULL}
 };
 

@@ -73,6 +73,7 @@ SINK_PID = "sink.pid"  # in the journal folder: the pid of the sink that works o
 BLOCK = 1 << 16  # journal slots read at once (2 MiB) ...
 MAX_BLOCK = 1 << 20  # ... up to 4 per series where there are many series (32 MiB)
 PENDING = 64 << 20  # bytes of formatted rows kept for one write per file, at most
+WRITE = 1 << 20  # ... and no more once they average this much per file (bigger writes gain nothing, copies cost)
 #: rows of a series whose file is not open wait this long for more (more series than descriptors:
 #: each file is opened once per few seconds, not once per poll); open files are written every poll
 CLOSED_FILE_WAIT = 10.0
@@ -387,7 +388,8 @@ class Consumer:
                 break
             total += len(slots) // SLOT
             self._take(slots)
-            if self.pending >= PENDING:  # the sink's memory stays bounded
+            # the sink's memory stays bounded; a file's rows of one block, written alone, are not joined to the next
+            if self.pending >= PENDING or self.pending >= WRITE * len(self.backlog):
                 self.write_backlog()
         self.write_backlog(everything=final)
         return total

@@ -6,8 +6,9 @@ mapping, so it sits in the OS page cache, which outlives the process. The hot
 path makes no system call: it claims a slot from a counter and packs a record
 into the mapping.
 
-This module imports only the standard library, so the sink process (a bare
-``python -I -S``) reads journals with the same code the run writes them with.
+This module imports only the standard library (and the C extension beside it,
+where it is built), so the sink process (a bare ``python -I -S``) reads
+journals with the same code the run writes them with.
 
 Layout of ``<run_dir>/.prov4ml/rank<k>/``::
 
@@ -42,6 +43,16 @@ import sys
 import threading
 from time import monotonic as _monotonic
 from typing import Any, Callable, Optional
+
+_committed = None  # the C copy of the committed slots (see read_slots); the Python reads where it is not built
+if sys.byteorder == "little" and os.environ.get("PROV4ML_PURE_PYTHON", "") in ("", "0"):
+    try:
+        if __package__:
+            from ._hot import committed as _committed
+        else:  # the sink process runs this folder's modules as top-level ones
+            from _hot import committed as _committed  # type: ignore[no-redef]
+    except ImportError:
+        pass
 
 __all__ = [
     "MAGIC", "SLOT", "SEGMENT_SLOTS", "FIRST_SLOT", "VOID", "RECORD", "Journal",
@@ -382,6 +393,21 @@ def _stable(mm, start: int, end: int) -> bytes:
     return second[: lo * SLOT]
 
 
+def _committed_py(mm, i: int, end: int, final: bool) -> bytes:
+    """The slots from ``i`` (before ``end``) that are committed, up to the first that is not (``_hot.committed``)."""
+    if not final:
+        end = _committed_end(mm, i, end)
+    raw = _stable(mm, i * SLOT, end * SLOT)
+    n = len(raw) // SLOT
+    if n:
+        commits = memoryview(raw).cast("I")[7::8]
+        if commits[-1] != i + n:  # the last slots are not committed yet: only the whole prefix
+            n = _whole_prefix(commits, i)
+        if n and _all_committed(raw, n):
+            return raw[: n * SLOT]
+    return b""
+
+
 class JournalReader:
     """Reads the records of a journal in order, from any process.
 
@@ -460,9 +486,11 @@ class JournalReader:
         return True
 
     def read_slots(self, final: bool = False, now: float = 0.0, limit: int = 1 << 16) -> bytes:
-        """The records of ``read`` as raw slots (``RECORD``; commit words not kept, void slots may be there).
+        """The records of ``read`` as raw slots (``RECORD``; commit words not to be relied on, void slots may be there).
 
-        A whole committed range is copied from the mapping as it is; holes
+        The committed slots from the reading position on are copied from the
+        mapping as they are: by ``_hot.committed`` in one pass (each commit
+        word read before its record), else by two reads that agree; holes
         and a segment's end go record by record through ``read``.
         """
         if self.slot >= SEGMENT_SLOTS:
@@ -471,17 +499,10 @@ class JournalReader:
         if mm is not None and self.slot < SEGMENT_SLOTS:
             i = self.slot
             end = min(SEGMENT_SLOTS, i + limit)
-            if not final:
-                end = _committed_end(mm, i, end)
-            raw = _stable(mm, i * SLOT, end * SLOT)
-            n = len(raw) // SLOT
-            if n:
-                commits = memoryview(raw).cast("I")[7::8]
-                if commits[-1] != i + n:  # the last slots are not committed yet: read only the whole prefix
-                    n = _whole_prefix(commits, i)
-                if n and _all_committed(raw, n):
-                    self.slot = i + n
-                    return raw[: n * SLOT]
+            raw = _committed(mm, i, end) if _committed is not None else _committed_py(mm, i, end, final)
+            if raw:
+                self.slot = i + len(raw) // SLOT
+                return raw
         records = self.read(final, now, limit)  # holes, a segment's end: record by record
         return b"".join(RECORD.pack(step, value, time, sid, 0) for sid, step, value, time in records)
 
