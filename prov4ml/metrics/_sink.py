@@ -44,9 +44,12 @@ at the next poll, and the summary counts only rows on disk.
 Rows are made in bulk: the journal's slots are copied in blocks and
 ``_hot.rows`` (C) groups them by series, formats each row exactly as
 ``"%d,%r,%.3f\n"`` would (the shortest repr of each value, by Ryu, see
-``ryu.h``) and summarises each group; a file then gets one write of all its
-rows of the poll. Where the C extension is not built, ``_rows_py`` does the
-same in Python, ~10x slower.
+``ryu.h``) and summarises each group; a file then gets one write of its rows
+of the poll (of a block, once a block holds ~1 MiB a file). With more series
+than open files, the rows of a closed file wait up to ``CLOSED_FILE_WAIT``
+for more, so each file is reopened rarely; a flush and the run's end write
+everything. Where the C extension is not built, ``_rows_py`` does the same in
+Python, ~10x slower.
 """
 
 import collections
