@@ -209,3 +209,25 @@ def test_parquet_reads_back_with_another_separator(start):
     prov4ml.end_run()
     df = pd.read_parquet(run.run_dir / "metrics" / "loss_training_rank0.parquet")
     assert list(df.columns) == ["step", "value", "time"] and df["value"].tolist() == [0.5, 1.5, 2.5]
+
+
+def test_series_lines_are_read_on_from_where_the_last_read_stopped(tmp_path):
+    from prov4ml.metrics.journal import SeriesLines
+
+    path = tmp_path / "series.jsonl"
+    path.write_bytes(b'{"sid": 0, "name": "a"}\n' + b"\0" * 64)  # the reserved tail is zeros
+    lines = SeriesLines(str(tmp_path))
+    assert lines.read_new() == {0: {"sid": 0, "name": "a"}}
+    assert lines.read_new() == {}
+    with open(path, "r+b") as fh:  # a line half written, then whole, past a line not yet written (a hole)
+        fh.seek(24)
+        fh.write(b'{"sid": 1, "na')
+    assert lines.read_new() == {}
+    with open(path, "r+b") as fh:
+        fh.seek(38)
+        fh.write(b'me": "b"}\n' + b"\0" * 10 + b'{"sid": 3}\n')
+    assert lines.read_new() == {1: {"sid": 1, "name": "b"}}  # the line after the hole waits for it
+    with open(path, "r+b") as fh:
+        fh.seek(48)
+        fh.write(b'{"sid":2}\n')  # the hole filled (the writer writes its lines in order)
+    assert lines.read_new() == {2: {"sid": 2}, 3: {"sid": 3}}

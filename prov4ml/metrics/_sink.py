@@ -62,10 +62,10 @@ import sys
 import time
 
 if __package__:
-    from .journal import RECORD, SLOT, VOID, JournalReader, read_series
+    from .journal import RECORD, SLOT, VOID, JournalReader, SeriesLines
 else:  # run as a script by the sink process (-I leaves the script's folder off sys.path)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from journal import RECORD, SLOT, VOID, JournalReader, read_series  # type: ignore[no-redef]
+    from journal import RECORD, SLOT, VOID, JournalReader, SeriesLines  # type: ignore[no-redef]
 
 COLUMNS = ("step", "value", "time")
 POLL = 0.1  # seconds between journal polls in the sink process
@@ -343,6 +343,7 @@ class Consumer:
 
     def __init__(self, journal_dir, run_dir, separator=",", suffix="", write=True, truncate=False, resume=False):
         self.reader = JournalReader(journal_dir)
+        self.series_lines = SeriesLines(journal_dir)
         self.journal_dir = journal_dir
         self.run_dir = run_dir
         self.separator = separator
@@ -419,7 +420,7 @@ class Consumer:
             self._error(("format",), f"could not format metric points: {exc!r}")
             return
         if any(g[0] not in self.series for g in groups):
-            self.series.update(read_series(self.journal_dir))
+            self.series.update(self.series_lines.read_new())
             if any(g[0] not in self.series for g in groups):
                 slots, orphans = _split(slots, lambda sid: sid in self.series)
                 self.orphans += orphans

@@ -56,7 +56,7 @@ if sys.byteorder == "little" and os.environ.get("PROV4ML_PURE_PYTHON", "") in ("
 
 __all__ = [
     "MAGIC", "SLOT", "SEGMENT_SLOTS", "FIRST_SLOT", "VOID", "RECORD", "Journal",
-    "JournalReader", "read_series", "segment_path",
+    "JournalReader", "SeriesLines", "read_series", "segment_path",
 ]
 
 MAGIC = b"P4MLJRN1"
@@ -309,19 +309,36 @@ def _populate(mm: mmap.mmap) -> None:
 
 def read_series(directory: str) -> dict:
     """sid -> series description; a last line cut short by a kill is ignored."""
-    try:
-        with open(os.path.join(directory, "series.jsonl"), "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        return {}
-    out = {}
-    for line in data.rstrip(b"\0").split(b"\n")[:-1]:  # whole lines only; the reserved tail is zeros
+    return SeriesLines(directory).read_new()
+
+
+class SeriesLines:
+    """``series.jsonl`` read on from where the last read stopped: a run that adds 100,000 series as it goes is
+    read once, not once per block that brings a new series."""
+
+    def __init__(self, directory: str) -> None:
+        self.path = os.path.join(directory, "series.jsonl")
+        self.offset = 0
+
+    def read_new(self) -> dict:
+        """sid -> description of the whole lines written since the last call."""
         try:
-            meta = json.loads(line)
-        except ValueError:
-            continue
-        out[meta["sid"]] = meta
-    return out
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return {}
+        hole = data.find(b"\0")  # the reserved tail is zeros: what follows the first one is not written yet
+        end = data.rfind(b"\n", 0, len(data) if hole < 0 else hole) + 1  # whole lines only
+        out = {}
+        for line in data[:end].split(b"\n")[:-1]:
+            try:
+                meta = json.loads(line)
+            except ValueError:
+                continue
+            out[meta["sid"]] = meta
+        self.offset += end
+        return out
 
 
 _COMMIT = struct.Struct("<I")
