@@ -211,3 +211,34 @@ def test_live_documents_are_spaced_by_their_own_cost(tmp_path):
     assert docs.update(consumer) and WRITES == [False]  # too soon: skipped, reported as written by the sink
     assert docs.update(consumer, full=True) and WRITES == [False, True]  # a flush waits for no spacing
     consumer.close()
+
+
+def test_a_sink_killed_after_its_final_report_leaves_files_and_document_that_agree(tmp_path, monkeypatch):
+    """end_run writes its document while the sink writes the files' last rows; the sink killed in between (a
+    real SIGKILL, timed by wrapping close) is replaced by the run's thread, and the document says what the files hold."""
+    import os
+    import signal
+
+    from prov4ml.metrics.outputs import ProcessOutput
+
+    real_close = ProcessOutput.close
+
+    def close_then_kill(self, timeout=60.0):
+        report = real_close(self, timeout)
+        os.kill(self._proc.pid, signal.SIGKILL)
+        self._proc.wait(10)
+        return report
+
+    monkeypatch.setattr(ProcessOutput, "close", close_then_kill)
+    run = start(tmp_path)
+    for i in range(300_000):
+        prov4ml.log_metric("loss", i * 0.5, "training", step=i)
+        prov4ml.log_metric("acc", float(i), "validation", step=i)
+    prov4ml.end_run()
+    data = prov_json(run.run_dir)
+    for key, context, value in (("loss", "training", 0.5), ("acc", "validation", 1.0)):
+        rows = read_rows(run.run_dir / "metrics" / f"{key}_{context}_rank0.csv")
+        assert rows == [(i, i * value) for i in range(300_000)]
+        assert series_count(data, key, context) == len(rows)
+    assert any("sink process failed" in e for e in run._refresher.errors)
+    assert not (run.run_dir / ".prov4ml").exists()  # complete: the run's thread finished the files

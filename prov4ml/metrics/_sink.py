@@ -19,7 +19,8 @@ the journal files. The pipe only carries requests, parent to child::
     b"D" <8-char token>   catch up, rewrite the PROV-JSON if anything changed, reply a short report
     b"F" <8-char token>   a flush: catch up with everything committed, rewrite the document, reply the whole report
     b"C"                  the run is ending: no more live documents (one being written is dropped); no reply
-    b"X"                  read everything to the end, close the files, reply a report; then wait for the next run
+    b"X"                  read everything to the end, reply the report the files will have; write them, close
+                          them, reply ``as_planned`` (and the report when not); then wait for the next run
 
 In document mode (``documents``: the training process's import path and the
 ``module:function`` that writes a document, given by the run) the child also
@@ -372,11 +373,12 @@ class Consumer:
             self._reported.add(key)
             self.errors.append(message)
 
-    def poll(self, final=False, budget=None):
+    def poll(self, final=False, budget=None, keep=False):
         """Read what was committed since the last poll; returns the number of slots read.
 
         ``budget`` (seconds) bounds the work while the writer lives: a loop that
         logs faster than the files are written must not keep a reply waiting.
+        ``keep``: leave the rows read in the backlog (``planned_report``, then ``write_backlog``).
         """
         total = 0
         deadline = None if budget is None or final else time.monotonic() + budget
@@ -395,21 +397,21 @@ class Consumer:
             # the sink's memory stays bounded; a file's rows of one block, written alone, are not joined to the next
             if self.pending >= PENDING or self.pending >= WRITE * len(self.backlog):
                 self.write_backlog()
-        self.write_backlog(everything=final)
+        if not keep:
+            self.write_backlog(everything=final)
         return total
 
     def write_backlog(self, everything=True):
-        """Write the backlog: all of it, or (at a poll's end) the rows of open files and the rows that waited."""
-        if everything or len(self.files) <= self.max_open:
-            for sid in list(self.backlog):
-                self._flush_backlog(sid)
-            return
+        """Write the backlog: all of it, or (at a poll's end) the rows of open files, of new files and the rows
+        that waited (creating a file is what costs: done as soon as its series comes, while the run goes on)."""
+        many = not everything and len(self.files) > self.max_open
         due = time.monotonic() - CLOSED_FILE_WAIT
         files, since = self.files, self.waiting_since
         for sid in list(self.backlog):
             fh = files.get(sid)
-            if fh is None or fh.fd is not None or since[sid] <= due:
-                self._flush_backlog(sid)
+            if many and fh is not None and fh.fd is None and since[sid] > due:
+                continue  # a closed file's rows wait for more
+            self._flush_backlog(sid)
 
     def _take(self, slots):
         if self.orphans:  # before the new slots: each series keeps its order
@@ -510,6 +512,18 @@ class Consumer:
         report = self.short_report()
         report["series"] = {str(k): v for k, v in self.stats.items()}
         return report
+
+    def planned_report(self):
+        """:meth:`report` as it will be once the backlog is written: the summaries of every row read."""
+        stats = dict(self.stats)
+        for sid, groups in self.backlog.items():
+            planned = list(stats.get(sid) or new_stats())
+            for group in groups:
+                _fold(planned, *group[2:])
+            stats[sid] = planned
+        errors, self.errors = self.errors, []
+        return {"errors": errors, "backlog": 0, "points": sum(s[0] for s in stats.values()),
+                "series": {str(k): v for k, v in stats.items()}}
 
     def short_report(self):
         """The errors since the last report, the backlog and the rows on disk, without the summaries."""
@@ -682,11 +696,17 @@ def _serve_run(spec, pipe, out):
             elif tag == b"C":  # the run is ending: no more live documents
                 if documents is not None:
                     documents.closing = True
-            elif tag == b"X":
-                _guarded(consumer, True)
+            elif tag == b"X":  # two replies: what the files will hold once every row read is written, then the word
+                _guarded(consumer, True, keep=True)  # that they do (the run writes its document in between)
+                _reply(out, b"", consumer.planned_report())
+                _guarded_write(consumer)
                 consumer.fsync()
                 _done_with(journal_dir)
-                _reply(out, b"", consumer.report())
+                final = consumer.report()
+                final["as_planned"] = not consumer.backlog  # each row read was written, and summarised as planned
+                if final["as_planned"]:
+                    del final["series"]
+                _reply(out, b"", final)
                 return True
             else:  # EOF: the parent is gone; finish the files (and the document) from the journal
                 _guarded(consumer, True)
@@ -706,9 +726,9 @@ def _done_with(journal_dir):
         pass
 
 
-def _guarded(consumer, final, budget=BUDGET):
+def _guarded(consumer, final, budget=BUDGET, keep=False):
     try:
-        consumer.poll(final, budget=budget)
+        consumer.poll(final, budget=budget, keep=keep)
     except Exception as exc:  # one bad poll must not end the sink
         consumer._error(("poll", repr(exc)), f"the metric sink failed reading the journal: {exc!r}")
 

@@ -124,6 +124,18 @@ class Refresher:
         self._note(report)
         return report
 
+    def confirm(self, timeout: float = 60.0) -> dict:
+        """After :meth:`close`: wait until the files hold what its report summarised. ``as_planned`` says they
+        do; otherwise the result is the report of the files (a write failed, or the sink died and this thread
+        finished them from the journal)."""
+        try:
+            final = self._out.confirm(timeout)
+        except (SinkError, OSError, ValueError) as exc:
+            self._fall_back(exc)
+            final = {**self._out.close(timeout), "as_planned": False}
+        self._note(final)
+        return final
+
     @property
     def in_process(self) -> bool:
         """True while the metric files are written by the sink process."""

@@ -98,8 +98,10 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
         time.sleep(4 * sys.getswitchinterval())  # a call another thread is in the middle of completes first
     run.metrics.journal_deferred()
     run.metrics.end_samplers()
-    report = run._refresher.close(timeout)
+    report = run._refresher.close(timeout)  # what the files will hold: the sink writes them meanwhile
     outputs.apply_report(run, report)
+    if run._format.side:  # a conversion reads the files whole: they must be written first
+        report = _settled(run, report, timeout)
     outputs.warn_dropped(run)
     run.metrics.apply_folds(final=True)
     run.collectors.finish_capture()
@@ -118,12 +120,17 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
     run.end_time = None if run.status == "running" else max(_time() if end_time is None else end_time, run.start_time)
     if run._deferred_signal is not None:
         run.set_outcome(run.status, signum=run._deferred_signal)
-    complete = not report.get("backlog")
-    if not complete and run.status == "finished":
-        run.status = "incomplete"  # rows the journal holds are not in the files yet: recover writes them
+    complete = _complete(run, report)
     _journal_outcome(run)  # before the document: on a disk too full for it, recover still knows how the run ended
     try:
-        outputs.write_snapshot(run, final=True)
+        try:
+            snap = outputs.write_snapshot(run, final=True, save=False)
+        finally:  # the sink wrote the files meanwhile: its word that they hold what the document says
+            settled = report if run._format.side else _settled(run, report, timeout)
+        if settled is not report:  # they do not: the document says what they hold
+            complete = _complete(run, settled)
+            snap = outputs.write_snapshot(run, final=True, save=False)
+        _state.save_snapshot(run.journal_dir, snap)  # last: until the final document is in place, recover completes it
     except OSError as exc:
         complete = False
         run._refresher.report("final", f"could not write the final PROV-JSON ({exc}); `prov4ml recover "
@@ -132,6 +139,25 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
     run.records.close_journal()
     if complete and not run.options["keep_journal"]:
         _state.remove(run.journal_dir)
+
+
+def _settled(run: "Run", report: dict, timeout: float) -> dict:
+    """Wait until the metric files hold what the sink's final ``report`` summarised: ``report`` itself when they
+    do, else the report of what they hold (a write failed, the sink had to be replaced), applied to the run."""
+    final = run._refresher.confirm(timeout)
+    if final.get("as_planned") and not final.get("errors"):
+        return report
+    if "series" in final:
+        outputs.apply_report(run, final)
+    return final
+
+
+def _complete(run: "Run", report: dict) -> bool:
+    """Whether the files hold every row the journal holds; a finished run whose files lack some is incomplete."""
+    complete = not report.get("backlog")
+    if not complete and run.status == "finished":
+        run.status = "incomplete"  # rows the journal holds are not in the files yet: recover writes them
+    return complete
 
 
 #: How long end_run waits for the full digests of the datasets logged (computed since log_dataset).

@@ -129,8 +129,9 @@ def _records_state(run: "Run") -> tuple:
         )
 
 
-def write_snapshot(run: "Run", final: bool = False) -> None:
-    """Write the PROV-JSON (``final``: indented and synced) and save the records beside the journal."""
+def write_snapshot(run: "Run", final: bool = False, save: bool = True) -> RunSnapshot:
+    """Write the PROV-JSON (``final``: indented and synced) and save the records beside the journal (``save``);
+    returns what was written."""
     from ..provenance import write_document
     from ..provenance.summary import write_summary
 
@@ -139,5 +140,6 @@ def write_snapshot(run: "Run", final: bool = False) -> None:
         _state.save_snapshot(run.journal_dir, snap)
     write_document(run.prov_path, snap, indent=1 if final else None, fsync=final)  # the final one is for people to read
     write_summary(run.run_dir, snap, _state.read_owner(run.journal_dir), fsync=final)  # after it: never ahead of it
-    if final:  # last: until the final document is in place, recover completes the run
+    if final and save:  # last: until the final document is in place, recover completes the run
         _state.save_snapshot(run.journal_dir, snap)
+    return snap
