@@ -403,15 +403,21 @@ class Consumer:
 
     def write_backlog(self, everything=True):
         """Write the backlog: all of it, or (at a poll's end) the rows of open files, of new files and the rows
-        that waited (creating a file is what costs: done as soon as its series comes, while the run goes on)."""
+        that waited, opening files for ``BUDGET`` seconds at most: a request never waits for 100,000 of them
+        (the sink goes on with the rest at once, between requests)."""
         many = not everything and len(self.files) > self.max_open
-        due = time.monotonic() - CLOSED_FILE_WAIT
+        now = time.monotonic()
+        due, deadline = now - CLOSED_FILE_WAIT, now + BUDGET
         files, since = self.files, self.waiting_since
         for sid in list(self.backlog):
             fh = files.get(sid)
-            if many and fh is not None and fh.fd is None and since[sid] > due:
+            closed = fh is None or fh.fd is None
+            if many and closed and fh is not None and since[sid] > due:
                 continue  # a closed file's rows wait for more
             self._flush_backlog(sid)
+            if closed and not everything and time.monotonic() >= deadline:
+                self.behind = True
+                break
 
     def _take(self, slots):
         if self.orphans:  # before the new slots: each series keeps its order
