@@ -5,7 +5,7 @@
 A child process (its soft RLIMIT_NOFILE lowered to --nofile) logs --points
 points to each of --series series, then ends the run. Printed: logging time,
 end_run time and where it went (the sink finishing, the document, the summary
-file), the child's peak RSS, the document's size, and the rows found in the
+file, the wait for the files' last rows, which the sink writes meanwhile), the child's peak RSS, the document's size, and the rows found in the
 metric files against the points logged (they must be equal). --flush-interval
 is the run's prov_flush_interval: a large one leaves the sink no live document
 to write.
@@ -50,7 +50,8 @@ for step in range(points):
     for k in range(series):
         prov4ml.log_metric(f"m{k}", k + step / 10, prov4ml.Context.TRAINING, step=step)
 t1 = time.perf_counter()
-timed(run._refresher, "close", "sink finishing")
+timed(run._refresher, "close", "sink finishing")  # until its report of what the files will hold
+timed(run._refresher, "confirm", "files written")  # the wait, after the document, for the files' last rows
 timed(provenance, "write_document", "document")
 timed(summary, "write_summary", "summary file")
 prov4ml.end_run()

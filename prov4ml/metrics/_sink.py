@@ -373,12 +373,13 @@ class Consumer:
             self._reported.add(key)
             self.errors.append(message)
 
-    def poll(self, final=False, budget=None, keep=False):
+    def poll(self, final=False, budget=None, keep=False, interrupted=None):
         """Read what was committed since the last poll; returns the number of slots read.
 
         ``budget`` (seconds) bounds the work while the writer lives: a loop that
         logs faster than the files are written must not keep a reply waiting.
         ``keep``: leave the rows read in the backlog (``planned_report``, then ``write_backlog``).
+        ``interrupted``: see :meth:`write_backlog`.
         """
         total = 0
         deadline = None if budget is None or final else time.monotonic() + budget
@@ -398,26 +399,31 @@ class Consumer:
             if self.pending >= PENDING or self.pending >= WRITE * len(self.backlog):
                 self.write_backlog()
         if not keep:
-            self.write_backlog(everything=final)
+            self.write_backlog(everything=final, interrupted=interrupted)
         return total
 
-    def write_backlog(self, everything=True):
+    def write_backlog(self, everything=True, interrupted=None):
         """Write the backlog: all of it, or (at a poll's end) the rows of open files, of new files and the rows
-        that waited, opening files for ``BUDGET`` seconds at most: a request never waits for 100,000 of them
-        (the sink goes on with the rest at once, between requests)."""
+        that waited. Opening files is what costs (100,000 of them: seconds), so that part stops after
+        ``BUDGET`` seconds, or, given ``interrupted`` (the sink between requests), once it says a request
+        waits; the sink then goes on with the rest at once."""
         many = not everything and len(self.files) > self.max_open
         now = time.monotonic()
         due, deadline = now - CLOSED_FILE_WAIT, now + BUDGET
         files, since = self.files, self.waiting_since
+        opened = 0
         for sid in list(self.backlog):
             fh = files.get(sid)
             closed = fh is None or fh.fd is None
             if many and closed and fh is not None and since[sid] > due:
                 continue  # a closed file's rows wait for more
             self._flush_backlog(sid)
-            if closed and not everything and time.monotonic() >= deadline:
-                self.behind = True
-                break
+            if closed and not everything:
+                opened += 1
+                if interrupted is None and time.monotonic() >= deadline or (
+                        interrupted is not None and opened % 32 == 0 and interrupted()):
+                    self.behind = True
+                    break
 
     def _take(self, slots):
         if self.orphans:  # before the new slots: each series keeps its order
@@ -681,7 +687,7 @@ def _serve_run(spec, pipe, out):
         while True:
             ready, _, _ = select.select([pipe.fd], [], [], 0 if consumer.behind else POLL)
             if not ready:
-                _guarded(consumer, False)
+                _guarded(consumer, False, interrupted=lambda: bool(select.select([pipe.fd], [], [], 0)[0]))
                 if documents is not None and time.monotonic() > documents.load_after:
                     documents.load(consumer)
                 continue
@@ -732,9 +738,9 @@ def _done_with(journal_dir):
         pass
 
 
-def _guarded(consumer, final, budget=BUDGET, keep=False):
+def _guarded(consumer, final, budget=BUDGET, keep=False, interrupted=None):
     try:
-        consumer.poll(final, budget=budget, keep=keep)
+        consumer.poll(final, budget=budget, keep=keep, interrupted=interrupted)
     except Exception as exc:  # one bad poll must not end the sink
         consumer._error(("poll", repr(exc)), f"the metric sink failed reading the journal: {exc!r}")
 
