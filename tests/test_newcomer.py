@@ -134,11 +134,12 @@ def test_the_first_cpu_usage_is_measured(tmp_path):
         import threading, time
         import prov4ml
 
-        stop = time.monotonic() + 3
-        busy = threading.Thread(target=lambda: [None for _ in iter(lambda: time.monotonic() < stop, False)], daemon=True)
+        done = threading.Event()  # busy until measured, however long start_run takes on a loaded machine
+        busy = threading.Thread(target=lambda: [None for _ in iter(done.is_set, True)], daemon=True)
         busy.start()
         run = prov4ml.start_run("cpu", "www.example.org", "prov", capture=False)
         prov4ml.log_system_metrics(prov4ml.Context.TRAINING, step=0)
+        done.set()
         prov4ml.end_run()
         print((run.metrics_dir / "cpu_usage_training_rank0.csv").read_text().splitlines()[1].split(",")[1])
     """)

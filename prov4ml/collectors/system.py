@@ -32,7 +32,8 @@ class Reading:
     unit: str
 
 
-#: at most this long, once, the first cpu_usage waits for the CPU counters to move (they tick every 10 ms)
+#: at most this long, once, the first cpu_usage waits for the CPU counters to move (they tick every 10 ms,
+#: each CPU on its own: an idle CPU's tick alone says 0 % while another is busy), and at least half of it
 _FIRST_WINDOW_S = 0.1
 
 
@@ -47,14 +48,15 @@ class _CpuLoad:
     def __init__(self) -> None:
         self._cpu_times = psutil.cpu_times
         self._last = self._cpu_times()  # primes: the first read covers the time since now
+        self._primed = time.monotonic()
         self._first = True
 
     def percent(self) -> float:
         now = self._cpu_times()
         if self._first:  # made just now, at the first log_system_metrics: wait for a few ticks to measure
             self._first = False
-            deadline = time.monotonic() + _FIRST_WINDOW_S
-            while _total(now) - _total(self._last) <= 0 and time.monotonic() < deadline:
+            enough, deadline = self._primed + _FIRST_WINDOW_S / 2, self._primed + _FIRST_WINDOW_S
+            while (time.monotonic() < enough or _total(now) - _total(self._last) <= 0) and time.monotonic() < deadline:
                 time.sleep(_FIRST_WINDOW_S / 10)
                 now = self._cpu_times()
         last, self._last = self._last, now
