@@ -179,7 +179,7 @@ def test_a_waiting_request_drops_the_live_document_and_a_full_one_is_written(tmp
     read, write = os.pipe()
     consumer = _sink.Consumer(str(tmp_path), str(tmp_path))
     docs = _sink.Documents(str(tmp_path), str(tmp_path), [str(Path(__file__).parent)], "test_live_document:_writer",
-                           requests=read)
+                           waiting=_sink._Pipe(read).waiting)
     WRITES.clear()
     assert docs.update(consumer) and WRITES == [False]  # nothing waits: written
     (tmp_path / "state.pickle").write_bytes(b"changed")

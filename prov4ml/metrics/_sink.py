@@ -58,6 +58,7 @@ import errno
 import json
 import math
 import os
+import select
 import struct
 import sys
 import time
@@ -76,6 +77,8 @@ LOAD_AFTER = 1.5  # seconds after start before the sink imports the document bui
 SINK_PID = "sink.pid"  # in the journal folder: the pid of the sink that works on the run
 BLOCK = 1 << 16  # journal slots read at once (2 MiB) ...
 MAX_BLOCK = 1 << 20  # ... up to 4 per series where there are many series (32 MiB)
+MAX_OPEN = 1 << 16  # metric files the sink process keeps open at most
+FSYNC_EACH = 64  # more dirty files than this: one os.sync()
 PENDING = 64 << 20  # bytes of formatted rows kept for one write per file, at most
 WRITE = 1 << 20  # ... and no more once they average this much per file (bigger writes gain nothing, copies cost)
 #: rows of a series whose file is not open wait this long for more (more series than descriptors:
@@ -160,8 +163,6 @@ def open_file_budget():
     return max(8, min(512, soft // 4))
 
 
-MAX_OPEN = 1 << 16
-FSYNC_EACH = 64  # more dirty files than this: one os.sync()
 _OWN_DESCRIPTORS = False  # True in the sink process: its descriptors serve the metric files alone
 
 
@@ -414,9 +415,9 @@ class Consumer:
         opened = 0
         for sid in list(self.backlog):
             fh = files.get(sid)
-            closed = fh is None or fh.fd is None
-            if many and closed and fh is not None and since[sid] > due:
+            if many and fh is not None and fh.fd is None and since[sid] > due:
                 continue  # a closed file's rows wait for more
+            closed = fh is None or fh.fd is None
             self._flush_backlog(sid)
             if closed and not everything:
                 opened += 1
@@ -575,6 +576,10 @@ class _Pipe:
     def __init__(self, fd):
         self.fd = fd
 
+    def waiting(self):
+        """True when a request (or EOF) is there to read."""
+        return bool(select.select([self.fd], [], [], 0)[0])
+
     def read(self, n):
         got = b""
         while len(got) < n:
@@ -596,7 +601,7 @@ class _Cancelled(BaseException):
 class Documents:
     """Writes the running run's PROV-JSON when its records or the rows on disk changed."""
 
-    def __init__(self, journal_dir, run_dir, import_path, writer, requests=None):
+    def __init__(self, journal_dir, run_dir, import_path, writer, waiting=None):
         self.journal_dir = journal_dir
         self.run_dir = run_dir
         self.import_path = import_path
@@ -604,7 +609,7 @@ class Documents:
         self.written = None  # what the last document was made of
         self.next_at = 0.0  # no live document before then (see DOCUMENT_SPACING)
         self.closing = False  # the run is ending: its final document comes from end_run
-        self.requests = requests  # the pipe's descriptor: a request waiting there cancels a live document
+        self.waiting = waiting  # True when a request waits (``_Pipe.waiting``): it cancels a live document
         self.failed = None
         self._write = None
         # Importing the builder takes a core for ~0.3 s: not while training starts (the first request may come sooner)
@@ -650,11 +655,8 @@ class Documents:
 
     def _check(self):
         """Between batches of a live document: stop it if a request waits (the run is ending, or its process is gone)."""
-        if self.requests is not None:
-            import select
-
-            if select.select([self.requests], [], [], 0)[0]:
-                raise _Cancelled()
+        if self.waiting is not None and self.waiting():
+            raise _Cancelled()
 
     def _fail(self, consumer, exc):  # the run then writes its document itself
         self.failed = f"the metric sink could not write the PROV-JSON ({exc!r}); the run writes it itself"
@@ -676,18 +678,17 @@ def serve(inp_fd=0, out=None):
 
 def _serve_run(spec, pipe, out):
     """Serve one run's requests; True once it is closed by ``X``, False on EOF (its files finished)."""
-    import select
 
     journal_dir = spec["journal_dir"]
     consumer = Consumer(journal_dir, spec["run_dir"], spec["separator"])
     documents = spec.get("documents")
     if documents is not None:
-        documents = Documents(journal_dir, spec["run_dir"], documents["path"], documents["writer"], pipe.fd)
+        documents = Documents(journal_dir, spec["run_dir"], documents["path"], documents["writer"], pipe.waiting)
     try:
         while True:
             ready, _, _ = select.select([pipe.fd], [], [], 0 if consumer.behind else POLL)
             if not ready:
-                _guarded(consumer, False, interrupted=lambda: bool(select.select([pipe.fd], [], [], 0)[0]))
+                _guarded(consumer, False, interrupted=pipe.waiting)
                 if documents is not None and time.monotonic() > documents.load_after:
                     documents.load(consumer)
                 continue
