@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MetricsType", "CompressorType", "MetricFormat", "CsvFormat", "TxtFormat", "ParquetFormat",
-    "NetCDFFormat", "ZarrFormat", "get_format", "read", "read_csv", "read_csv_kept", "media_type", "archives_run", "remove_temporaries", "FORMATS", "READERS",
+    "NetCDFFormat", "ZarrFormat", "get_format", "read", "read_csv", "read_csv_kept", "parse_columns", "media_type", "archives_run", "remove_temporaries", "FORMATS", "READERS",
 ]
 
 COLUMNS = ("step", "value", "time")
@@ -340,13 +340,10 @@ _HEADER_BYTES = re.compile(rb"^step(.)value\1time\r?$")
 
 def read_csv_kept(path: Union[str, Path], keep: Callable[["np.ndarray"], "np.ndarray"]
                   ) -> Optional[Tuple["np.ndarray", "np.ndarray", "np.ndarray", int, int]]:
-    """``(step, value, time, offset, total)`` of the rows ``keep(values)`` picks (sorted row indices) of
-    every complete line of the CSV metric file ``path``, fast enough for a plot of millions of points:
-    the value column is parsed whole, step and time only at the rows kept (a third of the parsing).
-    ``offset`` is where an incremental read goes on from, ``total`` the rows read. None when the file is
-    not a metric file yet or holds a cell that is not a number."""
-    import numpy as np
-
+    """``(step, value, time)`` at the rows ``keep(values)`` picks (row indices) of every complete line of the
+    CSV metric file ``path``, then ``offset`` (where an incremental read goes on from) and ``total`` (the rows
+    read): fast enough for a plot of millions of points. None when the file is not a metric file yet or
+    holds a cell that is not a number."""
     try:
         with open(path, "rb") as fh:
             header = fh.readline()
@@ -357,35 +354,25 @@ def read_csv_kept(path: Union[str, Path], keep: Callable[["np.ndarray"], "np.nda
     except FileNotFoundError:
         return None
     end = data.rfind(b"\n") + 1  # the writer may be half-way through the last line
-    sep = m.group(1).decode()
     try:
-        values = _parse_values(memoryview(data)[:end], sep)  # a view: no copy of 30 MB
+        step, values, time = parse_columns(memoryview(data)[:end], m.group(1).decode())  # a view: no copy of 30 MB
     except ValueError:
         return None
-    starts = np.concatenate(([0], np.flatnonzero(np.frombuffer(data, np.uint8, end) == 10) + 1))
-    if len(starts) != len(values) + 1:
-        return None  # blank lines: not a metric file as the sink writes them
     rows = keep(values)
-    step, time = np.empty(len(rows)), np.empty(len(rows))
-    for n, i in enumerate(rows.tolist()):
-        cells = data[starts[i]:starts[i + 1]].split(m.group(1))
-        try:
-            step[n], time[n] = (float(c) if c.strip() else math.nan for c in (cells[0], cells[2]))
-        except (ValueError, IndexError):
-            return None
-    return step, values[rows], time, len(header) + end, len(values)
+    return step[rows], values[rows], time[rows], len(header) + end, len(values)
 
 
-def _parse_values(data: memoryview, sep: str) -> "np.ndarray":
-    """The value column of the rows in ``data`` as floats (ValueError if a row is not three numbers):
-    pyarrow's CSV reader where it is installed (the ``parquet`` extra: correctly rounded, on every
-    core), else pandas' C reader (the ``analysis`` extra), else NumPy's (ten times slower)."""
+def parse_columns(data: memoryview, sep: str) -> Tuple["np.ndarray", "np.ndarray", "np.ndarray"]:
+    """The step, value and time columns of the rows in ``data`` as floats (ValueError if a row is not three
+    numbers): pyarrow's CSV reader where it is installed (the ``parquet`` extra:
+    correctly rounded, on every core), else pandas' C reader (the ``analysis`` extra), else NumPy's (ten
+    times slower)."""
     import io
 
     import numpy as np
 
     if not len(data):
-        return np.empty(0)
+        return np.empty(0), np.empty(0), np.empty(0)
     try:
         import pyarrow as pa
         import pyarrow.csv as pa_csv
@@ -396,20 +383,20 @@ def _parse_values(data: memoryview, sep: str) -> "np.ndarray":
         table = pa_csv.read_csv(pa.BufferReader(pa.py_buffer(data)),
                                 read_options=pa_csv.ReadOptions(column_names=names, block_size=4 << 20),
                                 parse_options=pa_csv.ParseOptions(delimiter=sep),
-                                convert_options=pa_csv.ConvertOptions(include_columns=["value"],
-                                                                      column_types={"value": pa.float64()}))
-        return table.column("value").to_numpy()  # a row not of three numbers: ArrowInvalid, a ValueError
+                                convert_options=pa_csv.ConvertOptions(column_types={n: pa.float64() for n in names}))
+        # a row not of three numbers: ArrowInvalid, a ValueError
+        return tuple(table.column(n).to_numpy() for n in names)  # type: ignore[return-value]
     try:
         import pandas as pd
     except ImportError:
         rows = np.loadtxt(io.BytesIO(data), delimiter=sep, dtype="float64", ndmin=2, comments=None)
         if rows.shape[1] != 3:
             raise ValueError(f"rows of {rows.shape[1]} columns") from None
-        return rows[:, 1]
+        return rows[:, 0], rows[:, 1], rows[:, 2]
     frame = pd.read_csv(io.BytesIO(data), sep=sep, header=None, dtype="float64", engine="c")
     if frame.shape[1] != 3:
         raise ValueError(f"rows of {frame.shape[1]} columns")
-    return frame[1].to_numpy()
+    return frame[0].to_numpy(), frame[1].to_numpy(), frame[2].to_numpy()
 
 
 def _remove(path: Path) -> None:

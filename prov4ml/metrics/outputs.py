@@ -79,15 +79,18 @@ class SinkProcess:
 
     def line(self, timeout: Optional[float]) -> bytes:
         fd = self.proc.stdout.fileno()
-        while b"\n" not in self.buf:
+        parts, part = [self.buf], self.buf
+        while b"\n" not in part:  # a report of 100,000 series is megabytes: each part is looked at once
             ready, _, _ = select.select([fd], [], [], timeout)
             if not ready:
+                self.buf = b"".join(parts)
                 raise SinkError(f"the metric sink process did not answer within {timeout} s")
-            part = os.read(fd, 1 << 16)
+            part = os.read(fd, 1 << 20)
             if not part:
+                self.buf = b"".join(parts)
                 raise SinkError("the metric sink process ended")
-            self.buf += part
-        line, self.buf = self.buf.split(b"\n", 1)
+            parts.append(part)
+        line, _, self.buf = b"".join(parts).partition(b"\n")
         return line
 
     def let_go(self) -> None:

@@ -41,8 +41,10 @@ document of a run merges with its final one (:meth:`Builder.growing`, docs/prov-
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from datetime import datetime, timezone
+from json.encoder import encode_basestring_ascii as _quote  # json.dumps's text of a str
 from urllib.parse import quote
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -89,7 +91,8 @@ RETRY_NOTE = "retry_of"
 _RANGES = vocabulary.RANGES
 #: The PROV-JSON record kinds of the series' records (:meth:`Builder.series_records`)
 SERIES_KINDS = ("entity", "wasGeneratedBy", "wasDerivedFrom")
-_REVISION = {"$": "prov:Revision", "type": "xsd:QName"}
+_REVISION = '{"$": "prov:Revision", "type": "xsd:QName"}'
+_STABLE = [(f, f"provml:{f}") for f in SERIES_FIELDS if f not in SERIES_GROWING]  # (field, attribute)
 
 
 def user_iri(namespace: str, user: str) -> str:
@@ -140,24 +143,42 @@ def _in_range(key: str, value: Any) -> Any:
     return value
 
 
-def _json_value(key: str, v: Any) -> Any:
-    """A value of attribute ``key`` as PROV-JSON writes it once ``prov`` holds it (typed as :func:`_in_range` says).
+def _json_text(key: str, v: Any) -> str:
+    """A value of attribute ``key`` as the PROV-JSON text ``prov`` writes once it holds it (typed as :func:`_in_range`
+    says), byte for byte as ``json.dumps`` would write that value.
 
     Text, doubles, longs and times (every value of a series) are written here; the rest as ``prov`` does."""
     kind = type(v)
     if kind is float and _RANGES.get(key) != "xsd:string":
-        return {"$": _double_text(v), "type": "xsd:double"}
-    if kind is str or isinstance(v, str):
-        return str(v)  # a Context is text
+        return f'{{"$": "{_double_text(v)}", "type": "xsd:double"}}'
+    if kind is str:
+        return _quote(v)
+    if isinstance(v, str):
+        return _quote(str(v))  # a Context is text
     if kind is int and _RANGES.get(key) == "xsd:long":
-        return {"$": str(v), "type": "xsd:long"}
+        return f'{{"$": "{v}", "type": "xsd:long"}}'
     if kind is datetime and _RANGES.get(key) != "xsd:string":
-        return {"$": _time_text(v), "type": "xsd:dateTime"}
+        return f'{{"$": "{_time_text(v)}", "type": "xsd:dateTime"}}'
     if hasattr(v, "uri"):
-        return {"$": str(v), "type": "xsd:QName"}
+        return _qname_text(str(v))
     from prov.serializers.provjson import encode_json_representation
 
-    return encode_json_representation(_in_range(key, _value(v)))
+    return json.dumps(encode_json_representation(_in_range(key, _value(v))))
+
+
+def _qname_text(name: str) -> str:
+    return f'{{"$": {_quote(name)}, "type": "xsd:QName"}}'
+
+
+def _key_text(key: str) -> str:
+    """``"key": `` as json.dumps writes it before a value (made once per attribute name)."""
+    text = _KEYS.get(key)
+    if text is None:
+        text = _KEYS[key] = f"{_quote(key)}: "
+    return text
+
+
+_KEYS: Dict[str, str] = {}
 
 
 def _double_text(v: float) -> str:
@@ -171,6 +192,8 @@ def _double_text(v: float) -> str:
 
 def _time_text(t: datetime) -> str:
     """xsd:dateTime's form: ISO 8601, in UTC where the offset is not a whole number of minutes (as ``prov`` writes it)."""
+    if t.tzinfo is timezone.utc:  # a series' times: the common case, nothing to convert
+        return t.isoformat()
     offset = t.utcoffset()
     if offset is not None and (offset.total_seconds() % 60 or offset.microseconds):
         t = t.astimezone(timezone.utc)
@@ -272,16 +295,18 @@ class Builder:
             out["provml:note"] = notes
         return out
 
-    def json_attrs(self, types: Iterable[str], values: Dict[str, Any]) -> Dict[str, Any]:
-        """What :meth:`attrs` says, as the PROV-JSON of a record holding it (one value per attribute)."""
-        out: Dict[str, Any] = {}
-        qnames = [{"$": t, "type": "xsd:QName"} for t in types]
+    @staticmethod
+    def json_text(types: Iterable[str], values: Dict[str, Any], location: Optional[str] = None) -> str:
+        """What :meth:`attrs` says, as the PROV-JSON text (``json.dumps``'s) of a record holding it, one value per
+        attribute; ``location``: a ``prov:location`` QName, last."""
+        qnames = [_qname_text(t) for t in types]
+        parts = []
         if qnames:
-            out["prov:type"] = qnames[0] if len(qnames) == 1 else qnames
-        for key, v in values.items():
-            if v is not None:
-                out[key] = _json_value(key, v)
-        return out
+            parts.append(f'"prov:type": {qnames[0] if len(qnames) == 1 else "[" + ", ".join(qnames) + "]"}')
+        parts.extend(f"{_key_text(key)}{_json_text(key, v)}" for key, v in values.items() if v is not None)
+        if location is not None:
+            parts.append(f'"prov:location": {_qname_text(location)}')
+        return "{" + ", ".join(parts) + "}"
 
     # -- the document ----------------------------------------------------------------
     def build(self, series: bool = True):
@@ -527,18 +552,18 @@ class Builder:
             growing["mls:hasValue"] = m.last
         return growing
 
-    def series_location(self, path: Optional[str]) -> Optional[Dict[str, str]]:
-        """The PROV-JSON of ``location(path)``, one ``location`` per folder: the many files of a folder differ
+    def series_location(self, path: Optional[str]) -> Optional[str]:
+        """The QName of ``location(path)``, one ``location`` per folder: the many files of a folder differ
         in their last segment only, which the path's normalisation leaves as it is."""
         if path is None:
             return None
         folder, _, name = path.rpartition("/")
         if not folder.strip("/") or name in ("", ".", ".."):
-            return {"$": str(self.location(path)), "type": "xsd:QName"}
+            return str(self.location(path))
         prefix = self.series_folders.get(folder)
         if prefix is None:
             prefix = self.series_folders[folder] = str(self.location(folder))
-        return {"$": f"{prefix}/{quote(name, safe='/-._~')}", "type": "xsd:QName"}
+        return f"{prefix}/{quote(name, safe='/-._~')}"
 
     def media_type(self, path: Optional[str]) -> Optional[str]:
         """``media_type(path)``, which depends on the suffix alone, once per suffix."""
@@ -555,52 +580,49 @@ class Builder:
 
         container: Dict[str, Dict[str, Any]] = {}
         for kind in SERIES_KINDS:
-            for n, (ident, content) in enumerate(self.series_records(kind)):
-                container.setdefault(kind, {})[ident or f"_:series{n}"] = content
+            for n, (ident, text) in enumerate(self.series_records(kind)):
+                container.setdefault(kind, {})[ident or f"_:series{n}"] = json.loads(text)
         decode_json_container(container, self.doc)
 
-    def series_records(self, kind: str) -> Iterator[Tuple[Optional[str], Dict[str, Any]]]:
-        """The series' records of one PROV-JSON ``kind`` (of :data:`SERIES_KINDS`) as ``(identifier, content)``;
-        a relation's identifier is None. Made one at a time, so a run's many series are never all held.
+    def series_records(self, kind: str) -> Iterator[Tuple[Optional[str], str]]:
+        """The series' records of one PROV-JSON ``kind`` (of :data:`SERIES_KINDS`) as ``(identifier, content)``,
+        the content as ``json.dumps`` writes it; a relation's identifier is None. Made one at a time, so a run's
+        many series are never all held.
 
         A series is ``growing`` (see :meth:`growing`); a metric of an evaluation context is an
         ``mls:ModelEvaluation`` specified by its measure."""
         ended = self.snap.end_time is not None
-        measures = set()
+        measures: Dict[str, Any] = {}
         if kind not in SERIES_KINDS or (kind == "wasDerivedFrom" and ended):
             return
         for m in self.snap.series:
             ident, growing, generated = self.series_state(m, kind == "entity")
-            label = f"{m.name} ({m.context})"
             _prefix, activity, evaluation = self.series_contexts[m.context]
-            evaluation = evaluation and m.source == "metric"
             if kind == "wasGeneratedBy":
-                relation = {"prov:entity": generated, "prov:activity": activity}
-                if m.last_time is not None:
-                    relation["prov:time"] = _time_text(m.last_time)
-                yield None, relation
+                time = "" if m.last_time is None else f', "prov:time": "{_time_text(m.last_time)}"'
+                yield None, f'{{"prov:entity": {_quote(generated)}, "prov:activity": {_quote(activity)}{time}}}'
             elif kind == "wasDerivedFrom" and not ended:
-                yield None, {"prov:generatedEntity": ident, "prov:usedEntity": generated, "prov:type": _REVISION}
+                yield None, (f'{{"prov:generatedEntity": {_quote(ident)}, "prov:usedEntity": {_quote(generated)}, '
+                             f'"prov:type": {_REVISION}}}')
             elif kind == "entity":
-                stable: Dict[str, Any] = {f"provml:{f}": getattr(m, f) for f in SERIES_FIELDS if f not in SERIES_GROWING}
+                label = f"{m.name} ({m.context})"
+                stable: Dict[str, Any] = {key: getattr(m, f) for f, key in _STABLE}
                 stable["prov:label"] = label
                 stable["provml:format"] = self.media_type(m.location)
                 types = ["provml:Metric"]
-                if evaluation:
+                if evaluation and m.source == "metric":
                     types.append("mls:ModelEvaluation")
                     measure = f"ex:{local_name(self.snap.experiment_name, 'measure', m.name)}"
-                    stable["mls:specifiedBy"] = self.doc.valid_qualified_name(measure)
                     if measure not in measures:
-                        measures.add(measure)
-                        yield measure, self.json_attrs(["mls:EvaluationMeasure", "provml:EvaluationMeasure"],
-                                                       {"prov:label": m.name})
+                        measures[measure] = self.doc.valid_qualified_name(measure)
+                        yield measure, self.json_text(["mls:EvaluationMeasure", "provml:EvaluationMeasure"],
+                                                      {"prov:label": m.name})
+                    stable["mls:specifiedBy"] = measures[measure]
                 if not ended:
-                    yield ident, {"prov:label": label}
+                    yield ident, f'{{"prov:label": {_quote(label)}}}'
                     types.append("provml:Snapshot")
-                content = self.json_attrs(types, {**stable, **growing})
-                if m.location is not None:
-                    content["prov:location"] = self.series_location(m.location)
-                yield generated, content
+                stable.update(growing)
+                yield generated, self.json_text(types, stable, self.series_location(m.location))
 
     def add_final_metrics(self) -> None:
         for fm in self.snap.final_metrics:

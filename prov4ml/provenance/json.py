@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterator, Optional, Union
 
@@ -60,29 +61,26 @@ def _pieces(snapshot, indent: Optional[int]) -> Iterator[str]:
     container: Dict[str, Dict[str, Any]] = encode_json_document(builder.build(series=False))
     anonymous = sum(k.startswith("_:") for kind, records in container.items() if kind != "prefix" for k in records)
     kinds = list(container) + [k for k in SERIES_KINDS if k not in container]
-    dumps = json.dumps
+    dumps, quote = json.dumps, encode_basestring_ascii
     inner, outer, between = ("\n  ", "\n ", ",") if indent is not None else ("", "", ", ")
     yield "{"
     first_kind = True
     for kind in kinds:
-        records = itertools.chain(container.get(kind, {}).items(), builder.series_records(kind))
+        records = itertools.chain(((k, dumps(v)) for k, v in container.get(kind, {}).items()),
+                                  builder.series_records(kind))
         first = True
         while True:
-            batch: Dict[str, Any] = {}
-            for ident, content in itertools.islice(records, _CHUNK):
+            batch = []
+            for ident, text in itertools.islice(records, _CHUNK):
                 if ident is None:
                     anonymous += 1
                     ident = f"_:id{anonymous}"
-                batch[ident] = content
+                batch.append(f"{inner}{quote(ident)}: {text}")
             if not batch:
                 break
             if first:
                 yield f"{'' if first_kind else between}{outer}{dumps(kind)}: {{"
-            if indent is None:  # one call of the C encoder for the batch
-                text = dumps(batch)[1:-1]
-            else:
-                text = between.join(f"{inner}{dumps(k)}: {dumps(v)}" for k, v in batch.items())
-            yield f"{'' if first else between}{text}"
+            yield f"{'' if first else between}{between.join(batch)}"
             first = first_kind = False
         if not first:
             yield f"{outer}}}"

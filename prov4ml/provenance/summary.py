@@ -36,6 +36,7 @@ SUMMARY_FILE = re.compile(r"^summary_rank(\d+)\.json$")
 #: What a series entry holds (besides ``name`` and ``context``), as the document's metric entity says it.
 SERIES_KEYS = ("count", "nan_count", "min", "max", "last", "mean", "best", "first_step", "last_step", "unit",
                "source", "sampler", "location")
+_KEYS = [k for k in SERIES_KEYS if k != "best"]  # as the series' records hold them
 
 #: Metric names (any word of them) for which larger is better; every other metric is a loss-like "smaller is better".
 HIGHER_IS_BETTER = ("acc", "accuracy", "f1", "precision", "recall", "auc", "auroc", "score", "iou", "map", "bleu",
@@ -57,7 +58,10 @@ def summary_name(rank: int) -> str:
 
 def encode(value: Any) -> Any:
     """A record's value as standard JSON (NaN, infinities and times tagged)."""
-    value = _value(value) if value is not None else None
+    kind = type(value)
+    if (kind is float and value - value == 0) or kind is int or kind is str or value is None:
+        return value  # most values: nothing to do (value - value is NaN for NaN and the infinities)
+    value = _value(value)
     if isinstance(value, float) and not math.isfinite(value):
         return {"$float": "nan" if value != value else ("inf" if value > 0 else "-inf")}
     if isinstance(value, datetime):
@@ -90,7 +94,8 @@ def _series(snap: RunSnapshot) -> Iterator[Dict[str, Any]]:
     for s in snap.series:
         best = s.max if higher_is_better(s.name, folds.get(s.name)) else s.min
         entry = {"name": s.name, "context": str(s.context)}
-        entry.update((k, encode(getattr(s, k, None))) for k in SERIES_KEYS if k != "best")
+        for k in _KEYS:
+            entry[k] = encode(getattr(s, k, None))
         entry["best"] = encode(best)
         yield entry
 

@@ -308,11 +308,13 @@ def _graph_options(query: Dict[str, str]) -> Tuple[int, int, bool, bool]:
 
 
 def _import_parsers() -> None:
-    for name in ("numpy", "pyarrow.csv", "pandas"):
-        try:
-            __import__(name)
-        except ImportError:  # the ``parquet`` and ``analysis`` extras are optional: decimate.py reads with NumPy alone
-            pass
+    """Import the CSV reader of ``parse_columns`` and have it parse once (pyarrow starts its threads then)."""
+    from ..metrics.formats import parse_columns
+
+    try:
+        parse_columns(memoryview(b"0,1.5,2\n"), ",")
+    except Exception:  # neither pyarrow nor pandas: NumPy reads the files; nothing to prepare
+        pass
 
 
 class UIServer(ThreadingHTTPServer):
