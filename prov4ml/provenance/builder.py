@@ -46,7 +46,7 @@ import os
 from datetime import datetime, timezone
 from json.encoder import encode_basestring_ascii as _quote  # json.dumps's text of a str
 from urllib.parse import quote
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..context import Context
 from ..metrics.formats import media_type
@@ -170,24 +170,98 @@ def _qname_text(name: str) -> str:
     return f'{{"$": {_quote(name)}, "type": "xsd:QName"}}'
 
 
-def _key_text(key: str) -> str:
-    """``"key": `` as json.dumps writes it before a value (made once per attribute name)."""
-    text = _KEYS.get(key)
-    if text is None:
-        text = _KEYS[key] = f"{_quote(key)}: "
-    return text
+def _encoder(key: str) -> Callable[[Any], str]:
+    """``"key": value`` as :func:`_json_text` writes it, for attribute ``key``; made once per attribute name: the type
+    its range expects is written straight, anything else goes through :func:`_json_text`."""
+    encode = _ENCODERS.get(key)
+    if encode is not None:
+        return encode
+    prefix = f"{_quote(key)}: "
+    expected, lexical, xsd = {
+        "xsd:long": (int, str, "xsd:long"),
+        "xsd:double": (float, _double_text, "xsd:double"),
+        "xsd:dateTime": (datetime, _time_text, "xsd:dateTime"),
+    }.get(_RANGES.get(key, ""), (None, None, None))
+    if expected is not None:
+        def encode(v: Any) -> str:
+            if type(v) is expected:
+                return f'{prefix}{{"$": "{lexical(v)}", "type": "{xsd}"}}'
+            return prefix + _json_text(key, v)
+    else:
+        def encode(v: Any) -> str:
+            return prefix + (_quote(v) if type(v) is str else _json_text(key, v))
+    _ENCODERS[key] = encode
+    return encode
 
 
-_KEYS: Dict[str, str] = {}
+_ENCODERS: Dict[str, Callable[[Any], str]] = {}
+
+
+def _plain(m: SeriesSummary) -> bool:
+    """Whether ``m`` has the usual shape of a series with points, which :func:`_plain_entity_text` writes: text
+    name and source, no unit, no sampler, integer counts and steps, float values, both times."""
+    return (m.unit is None and m.sampler is None and type(m.name) is str and type(m.source) is str
+            and type(m.count) is int and type(m.nan_count) is int and type(m.first_step) is int
+            and type(m.last_step) is int and type(m.min) is float and type(m.max) is float and type(m.last) is float
+            and type(m.mean) is float and type(m.first_time) is datetime and type(m.last_time) is datetime)
+
+
+def _plain_entity_text(m: SeriesSummary, types: List[str], label: str, media: Optional[str], measure: Optional[str],
+                       has_value: bool, location: Optional[str]) -> str:
+    """A :func:`_plain` series' entity, the text :meth:`Builder.json_text` writes for it, from one template: a run's
+    100,000 series are most of its document."""
+    key = (tuple(types), media, measure is not None, has_value, location is not None)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        template = _TEMPLATES[key] = _entity_template(*key)
+    values = [_quote(m.name), _quote(str(m.context)), _quote(m.source), m.first_step, _time_text(m.first_time),
+              _quote(label)]
+    if measure is not None:
+        values.append(_quote(measure))
+    values += [m.count, m.nan_count, _double_text(m.min), _double_text(m.max), _double_text(m.last),
+               _double_text(m.mean), m.last_step, _time_text(m.last_time)]
+    if has_value:
+        values.append(_double_text(m.last))
+    if location is not None:
+        values.append(_quote(location))
+    return template % tuple(values)
+
+
+def _entity_template(types: Tuple[str, ...], media: Optional[str], measure: bool, has_value: bool,
+                     location: bool) -> str:
+    """The ``%`` template of :func:`_plain_entity_text` (json.dumps's layout, as :meth:`Builder.json_text`)."""
+    def typed(xsd: str) -> str:
+        return f'{{"$": "%s", "type": "{xsd}"}}'
+
+    qnames = [_qname_text(t).replace("%", "%%") for t in types]
+    parts = [f'"prov:type": {qnames[0] if len(qnames) == 1 else "[" + ", ".join(qnames) + "]"}',
+             '"provml:name": %s', '"provml:context": %s', '"provml:source": %s',
+             f'"provml:first_step": {typed("xsd:long")}', f'"provml:first_time": {typed("xsd:dateTime")}',
+             '"prov:label": %s']
+    if media is not None:
+        parts.append(f'"provml:format": {_quote(media).replace("%", "%%")}')
+    if measure:
+        parts.append('"mls:specifiedBy": {"$": %s, "type": "xsd:QName"}')
+    parts += [f'"provml:count": {typed("xsd:long")}', f'"provml:nan_count": {typed("xsd:long")}']
+    parts += [f'"provml:{f}": {typed("xsd:double")}' for f in ("min", "max", "last", "mean")]
+    parts += [f'"provml:last_step": {typed("xsd:long")}', f'"provml:last_time": {typed("xsd:dateTime")}']
+    if has_value:
+        parts.append(f'"mls:hasValue": {typed("xsd:double")}')
+    if location:
+        parts.append('"prov:location": {"$": %s, "type": "xsd:QName"}')
+    return "{" + ", ".join(parts) + "}"
+
+
+_TEMPLATES: Dict[Tuple[Any, ...], str] = {}
 
 
 def _double_text(v: float) -> str:
     """xsd:double's lexical form: INF, -INF and NaN for the non-finite values, the shortest repr otherwise."""
+    if v - v == 0:  # finite (NaN and the infinities give NaN)
+        return float.__repr__(v)
     if v != v:
         return "NaN"
-    if v in (float("inf"), float("-inf")):
-        return "INF" if v > 0 else "-INF"
-    return float.__repr__(v)
+    return "INF" if v > 0 else "-INF"
 
 
 def _time_text(t: datetime) -> str:
@@ -303,7 +377,7 @@ class Builder:
         parts = []
         if qnames:
             parts.append(f'"prov:type": {qnames[0] if len(qnames) == 1 else "[" + ", ".join(qnames) + "]"}')
-        parts.extend(f"{_key_text(key)}{_json_text(key, v)}" for key, v in values.items() if v is not None)
+        parts.extend(_encoder(key)(v) for key, v in values.items() if v is not None)
         if location is not None:
             parts.append(f'"prov:location": {_qname_text(location)}')
         return "{" + ", ".join(parts) + "}"
@@ -596,8 +670,10 @@ class Builder:
         if kind not in SERIES_KINDS or (kind == "wasDerivedFrom" and ended):
             return
         for m in self.snap.series:
-            ident, growing, generated = self.series_state(m, kind == "entity")
+            plain = kind == "entity" and _plain(m)
+            ident, growing, generated = self.series_state(m, kind == "entity" and not plain)
             _prefix, activity, evaluation = self.series_contexts[m.context]
+            evaluation = evaluation and m.source == "metric"  # mls:hasValue and a measure
             if kind == "wasGeneratedBy":
                 time = "" if m.last_time is None else f', "prov:time": "{_time_text(m.last_time)}"'
                 yield None, f'{{"prov:entity": {_quote(generated)}, "prov:activity": {_quote(activity)}{time}}}'
@@ -606,23 +682,31 @@ class Builder:
                              f'"prov:type": {_REVISION}}}')
             elif kind == "entity":
                 label = f"{m.name} ({m.context})"
-                stable: Dict[str, Any] = {key: getattr(m, f) for f, key in _STABLE}
-                stable["prov:label"] = label
-                stable["provml:format"] = self.media_type(m.location)
+                media = self.media_type(m.location)
                 types = ["provml:Metric"]
-                if evaluation and m.source == "metric":
+                measure = None
+                if evaluation:
                     types.append("mls:ModelEvaluation")
                     measure = f"ex:{local_name(self.snap.experiment_name, 'measure', m.name)}"
                     if measure not in measures:
                         measures[measure] = self.doc.valid_qualified_name(measure)
                         yield measure, self.json_text(["mls:EvaluationMeasure", "provml:EvaluationMeasure"],
                                                       {"prov:label": m.name})
-                    stable["mls:specifiedBy"] = measures[measure]
                 if not ended:
                     yield ident, f'{{"prov:label": {_quote(label)}}}'
                     types.append("provml:Snapshot")
+                location = self.series_location(m.location)
+                if plain:
+                    yield generated, _plain_entity_text(m, types, label, media, measure and str(measures[measure]),
+                                                        evaluation, location)
+                    continue
+                stable: Dict[str, Any] = {key: getattr(m, f) for f, key in _STABLE}
+                stable["prov:label"] = label
+                stable["provml:format"] = media
+                if measure is not None:
+                    stable["mls:specifiedBy"] = measures[measure]
                 stable.update(growing)
-                yield generated, self.json_text(types, stable, self.series_location(m.location))
+                yield generated, self.json_text(types, stable, location)
 
     def add_final_metrics(self) -> None:
         for fm in self.snap.final_metrics:

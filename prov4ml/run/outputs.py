@@ -22,11 +22,16 @@ def snapshot(run: "Run") -> RunSnapshot:
     """A copy of everything recorded so far, for the provenance builder."""
     records = run.records
     with run._lock:
-        series = [s.summary() for s in list(run.metrics.series.values())]
-        for s in series:  # a context spans the points logged in it
+        live = list(run.metrics.series.values())
+        series = [s.summary() for s in live]
+        spans: Dict[Any, List[float]] = {}
+        for s in live:  # a context spans the points logged in it
             if s.first_time is not None:
-                records.touch(s.context, s.first_time.timestamp())
-                records.touch(s.context, s.last_time.timestamp())
+                span = spans.setdefault(s.context, [s.first_time, s.last_time])
+                span[0], span[1] = min(span[0], s.first_time), max(span[1], s.last_time)
+        for context, (first, last) in spans.items():
+            records.touch(context, first)
+            records.touch(context, last)
         notes = dict(records.notes)
         found = problems(run)
         if found:
