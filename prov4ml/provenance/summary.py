@@ -14,6 +14,7 @@ JSON has no NaN, infinities or times: those are written as ``{"$float": "nan"}``
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -155,15 +156,16 @@ def write_summary(run_dir: Path, snap: RunSnapshot, owner: Optional[Dict[str, An
     def write(fh: IO[bytes]) -> None:  # streamed, the series last
         dumps = json.JSONEncoder(separators=(",", ":")).encode
         fh.write(f'{dumps(_head(snap, owner))[:-1]},"series":['.encode("utf-8"))
-        batch = []
-        for n, entry in enumerate(_series(snap)):
-            batch.append(f"{',' if n else ''}{dumps(entry)}")
-            if len(batch) >= 2000:
-                fh.write("".join(batch).encode("utf-8"))
-                batch.clear()
-                if check is not None:
-                    check()
-        fh.write(f"{''.join(batch)}]}}".encode("utf-8"))
+        entries, between = _series(snap), ""
+        while True:
+            batch = list(itertools.islice(entries, 2000))
+            if not batch:
+                break
+            fh.write(f"{between}{dumps(batch)[1:-1]}".encode("utf-8"))  # one call of the C encoder per batch
+            between = ","
+            if check is not None:
+                check()
+        fh.write(b"]}")
 
     atomic_write(path, write, fsync=fsync)
     return path
