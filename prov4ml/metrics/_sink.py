@@ -362,6 +362,7 @@ class Consumer:
         self.max_open = open_file_budget()
         self.stats = {}
         self.backlog = {}  # sid -> [rows' summary tuples] formatted, not yet on disk (a failed write keeps them)
+        self.planned = {}  # sid -> its summary once its backlog is written: the backlog's rows folded as they come
         self.waiting_since = {}  # sid -> when its backlog began
         self.pending = 0  # bytes of text in the backlog
         self.orphans = bytearray()  # slots of series whose series line is not readable yet
@@ -448,12 +449,16 @@ class Consumer:
         now = time.monotonic()
         for group in groups:
             if self.write:
-                waiting = self.backlog.get(group[0])
+                sid = group[0]
+                waiting = self.backlog.get(sid)
                 if waiting is None:
-                    self.backlog[group[0]] = [group]
-                    self.waiting_since[group[0]] = now
+                    self.backlog[sid] = [group]
+                    self.waiting_since[sid] = now
+                    planned = self.planned[sid] = list(self.stats.get(sid) or new_stats())
                 else:
                     waiting.append(group)
+                    planned = self.planned[sid]
+                _fold(planned, *group[2:])  # once, here: a report at any moment and the write take it as it is
                 self.pending += len(group[1])
             else:
                 _fold(self.stats.setdefault(group[0], new_stats()), *group[2:])
@@ -484,9 +489,8 @@ class Consumer:
             self._error(("write", sid), f"could not write metric file {meta['file']!r}: {exc.strerror or exc}; "
                         "its points stay in the journal and are written when the disk has room")
             return
-        stats = self.stats.setdefault(sid, new_stats())
+        self.stats[sid] = self.planned.pop(sid)
         for group in groups:
-            _fold(stats, *group[2:])
             self.pending -= len(group[1])
         del self.backlog[sid]
         del self.waiting_since[sid]
@@ -528,12 +532,7 @@ class Consumer:
 
     def planned_report(self):
         """:meth:`report` as it will be once the backlog is written: the summaries of every row read."""
-        stats = dict(self.stats)
-        for sid, groups in self.backlog.items():
-            planned = list(stats.get(sid) or new_stats())
-            for group in groups:
-                _fold(planned, *group[2:])
-            stats[sid] = planned
+        stats = {**self.stats, **self.planned}
         errors, self.errors = self.errors, []
         return {"errors": errors, "backlog": 0, "points": sum(s[0] for s in stats.values()),
                 "series": {str(k): v for k, v in stats.items()}}
