@@ -407,8 +407,9 @@ class Consumer:
     def write_backlog(self, everything=True, interrupted=None):
         """Write the backlog: all of it, or (at a poll's end) the rows of open files, of new files and the rows
         that waited. Opening files is what costs (100,000 of them: seconds), so that part stops after
-        ``BUDGET`` seconds, or, given ``interrupted`` (the sink between requests), once it says a request
-        waits; the sink then goes on with the rest at once."""
+        ``BUDGET`` seconds, or sooner once ``interrupted`` (the sink between requests) says a request waits;
+        the sink then reads what the journal gained meanwhile and goes on with the rest at once (so at a run's
+        end only the last moment's points are left to read)."""
         many = not everything and len(self.files) > self.max_open
         now = time.monotonic()
         due, deadline = now - CLOSED_FILE_WAIT, now + BUDGET
@@ -422,8 +423,7 @@ class Consumer:
             self._flush_backlog(sid)
             if closed and not everything:
                 opened += 1
-                if interrupted is None and time.monotonic() >= deadline or (
-                        interrupted is not None and opened % 32 == 0 and interrupted()):
+                if opened % 32 == 0 and (time.monotonic() >= deadline or (interrupted is not None and interrupted())):
                     self.behind = True
                     break
 
