@@ -422,3 +422,24 @@ def test_ten_thousand_series_under_256_descriptors_with_live_documents_and_flush
         fig = file_figures(run_dir / "metrics" / f"m{k}_training_rank0.csv")
         assert fig["values"] == [k * 0.5 + s for s in range(steps)]
     assert figure_problems(run_dir) == []
+
+
+# --- 9. the summary file's series, 2,000 to a call, with odd names and values across the boundaries ---------
+
+def test_summary_of_4001_odd_series_says_what_the_document_says(tmp_path):
+    """Guard: 4,001 series (two boundaries of the 2,000-series encoding), names with quotes, backslashes,
+    '%', unicode and a control character, values NaN / inf / -0.0 / subnormal: every series' entry of the
+    summary file equals the document's and the file's."""
+    run_script(tmp_path, f"""
+        import prov4ml
+        prov4ml.start_run("www.example.org", "sum", {str(tmp_path / 'prov')!r}, capture=False)
+        vals = [float("nan"), float("inf"), -0.0, 5e-324, -float("inf"), 0.1 + 0.2]
+        for k in range(4001):
+            name = ['q"%d', 'b\\\\%d', '%%s%d', '\\u00e9\\u4e2d%d', 'c\\x01%d'][k % 5] % k
+            prov4ml.log_metric(name, vals[k % 6], prov4ml.Context.TRAINING, step=-k)
+            prov4ml.log_metric(name, vals[(k + 1) % 6], prov4ml.Context.TRAINING, step=2**62 + k)
+        prov4ml.end_run()
+    """)
+    run_dir = tmp_path / "prov" / "sum" / "run_0"
+    assert len(summary_series(run_dir)) == 4001
+    assert figure_problems(run_dir) == []
