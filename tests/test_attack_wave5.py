@@ -443,3 +443,42 @@ def test_summary_of_4001_odd_series_says_what_the_document_says(tmp_path):
     run_dir = tmp_path / "prov" / "sum" / "run_0"
     assert len(summary_series(run_dir)) == 4001
     assert figure_problems(run_dir) == []
+
+
+# --- 10. a real full disk (a 24 MiB tmpfs) for 0.4 s mid-run --------------------------------------------------
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def test_disk_full_for_a_while_mid_run_then_room_the_run_ends_exact(small_tmpfs):
+    """Guard (passes but for the mean): the run's disk filled up (ENOSPC) for 0.4 s while 300 series log,
+    then freed; the run goes on and ends: finished, every point in its file, the figures equal the files'."""
+    proc, run_dir, _ = _start_pausing(small_tmpfs, series=300, steps=60, pause=10, slow=0.02)
+    go = small_tmpfs / "prov" / "go"
+    try:
+        Path(f"{go}.tmp").write_text("1")  # renamed once the disk is full: a rename needs no room
+        filler = small_tmpfs / "filler"
+        with open(filler, "wb") as fh:
+            with pytest.raises(OSError):
+                while True:
+                    fh.write(b"\0" * 65536)
+                    fh.flush()
+        os.rename(f"{go}.tmp", go)
+        time.sleep(0.4)
+        filler.unlink()
+        assert proc.wait(120) == 0, proc.stderr.read()[-2000:]
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert status_of(run_dir) == "finished"
+    assert rows_problems(run_dir, 300, 60) == []
+    assert figure_problems(run_dir, NO_MEAN) == []
