@@ -154,3 +154,22 @@ def as_xml_holds_it(doc):
     from prov4ml.provenance.json import xml_compatible
 
     return ProvDocument.deserialize(content=json.dumps(xml_compatible(json.loads(doc.serialize(format="json")))), format="json")
+
+
+def test_xml_formats_refuse_a_control_character_by_name_and_turtle_keeps_it(tmp_path):
+    """XML 1.0 has no control characters (but tab, newline, carriage return): PROV-XML and RDF/XML refuse such a
+    text with the character, the text and the formats that can hold it, writing nothing; Turtle keeps it."""
+    doc = ProvDocument()
+    doc.add_namespace("ex", "http://example.org/")
+    doc.entity("ex:m", {"prov:label": "ctl\x01\x1f name"})
+    source = tmp_path / "doc.json"
+    source.write_text(doc.serialize(format="json"))
+    for suffix in (".xml", ".rdf"):
+        with pytest.raises(InvalidValueError, match=r"U\+0001 of 'ctl\\x01\\x1f name'.*\.provn.*\.ttl"):
+            conv.convert(source, tmp_path / f"out{suffix}")
+        assert not (tmp_path / f"out{suffix}").exists()
+    conv.convert(source, tmp_path / "out.ttl")
+    import rdflib
+
+    labels = {str(o) for o in rdflib.Graph().parse(tmp_path / "out.ttl", format="turtle").objects()}
+    assert "ctl\x01\x1f name" in labels

@@ -9,6 +9,7 @@ import random
 import struct
 import subprocess
 import sys
+from fractions import Fraction
 
 import pandas as pd
 import pytest
@@ -73,9 +74,13 @@ def test_rows_are_python_formatting_byte_for_byte(separator):
     # the fallback gives the same rows and summaries
     python = _sink._rows_py(slots(points), separator)
     assert _exact([g[:-2] for g in python]) == _exact([g[:-2] for g in groups])
-    for mine, theirs in zip(groups, python):  # the sum: the C one may leave it to _fold (None), with the values
-        assert mine[-1] is None or _bits(mine[-1]) == _bits(theirs[-1])
-        assert mine[-2] == ((theirs[-2] or None) if mine[-1] is None else None)
+    for mine, theirs in zip(groups, python):  # the sum: C's partials, or (left to _fold) the values, as Python's
+        finite = [v for v in memoryview(theirs[-2]).cast("d") if not math.isinf(v)]
+        assert theirs[-1] is None
+        if mine[-1] is not None:
+            assert mine[-2] is None and sum(map(Fraction, mine[-1])) == sum(map(Fraction, finite))
+        else:
+            assert mine[-2] == (theirs[-2] or None)
 
 
 def test_rows_of_consecutive_steps_and_clock_times():
@@ -114,26 +119,42 @@ def test_summaries_of_a_chunk_are_exact():
                for _ in range(rng.randint(1, 30))] for _ in range(500)]
     for values in cases:
         raw = slots([(1, k, v, 1.5 + k) for k, v in enumerate(values)])
-        ((_, _, count, nan, lo, hi, last, *_, numbers, total),) = _hot.rows(raw, ",")
+        ((_, _, count, nan, lo, hi, last, *_, numbers, partials),) = _hot.rows(raw, ",")
         finite = [v for v in values if v == v]
         assert (count, nan) == (len(values), len(values) - len(finite))
         assert _bits(last) == _bits(values[-1])
-        if total is None and finite:  # left to _fold, which sums the values themselves
+        if partials is None and finite:  # left to _fold, which sums the values themselves
             assert list(memoryview(numbers).cast("d")) == finite
         else:
             assert numbers is None
         if finite:
             assert _bits(lo) == _bits(min(finite, key=lambda v: (v, math.copysign(1, v))))
             assert _bits(hi) == _bits(max(finite, key=lambda v: (v, math.copysign(1, v))))
-            try:
-                want = math.fsum(finite)
-            except (OverflowError, ValueError):
-                want = None
-            assert total is None or _bits(total) == _bits(want)
+            assert partials is None or sum(map(Fraction, partials)) == sum(map(Fraction, finite))  # exactly
         mine, python = _sink.new_stats(), _sink.new_stats()
         _sink._fold(mine, *_hot.rows(raw, ",")[0][2:])
         _sink._fold(python, *_sink._rows_py(raw, ",")[0][2:])
         assert _exact(mine) == _exact(python)
+        if finite and not any(math.isinf(v) for v in finite) and not all(v == 0 for v in finite):
+            assert _bits(mine[5]) == _bits(float(sum(map(Fraction, finite)) / len(finite)))
+
+
+def test_the_mean_is_exact_however_the_points_fall_into_chunks():
+    """The values' exact mean, correctly rounded, whether a series came in one chunk or many (a running mean of
+    chunk means is off in its last bits), and where the sum overflows a double on the way."""
+    cases = [[1.7976931348623157e308] * 3 + [1e16] * 6, [rng.uniform(-100, 100) for _ in range(154)],
+             [0.1] * 1000, [1e308, -1e308, 5e-324, 3.0], [rng.choice([1e16, 1.0, -1e-16, 3.3]) for _ in range(300)]]
+    cases += [[rng.uniform(-1, 1) * 10 ** rng.randint(-300, 300) for _ in range(rng.randint(2, 80))] for _ in range(200)]
+    for values in cases:
+        want = float(sum(map(Fraction, values)) / len(values))
+        for rows in (_hot.rows, _sink._rows_py):
+            for size in (1, 3, 7, len(values)):
+                stats = _sink.new_stats()
+                for at in range(0, len(values), size):
+                    chunk = values[at:at + size]
+                    ((_, _, *summary),) = rows(slots([(1, at + k, v, 1.5) for k, v in enumerate(chunk)]), ",")
+                    _sink._fold(stats, *summary)
+                assert _bits(stats[5]) == _bits(want), (values[:4], size, rows)
 
 
 def test_a_run_reads_back_what_was_logged(tmp_path):

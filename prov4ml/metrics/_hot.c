@@ -782,8 +782,8 @@ put_fixed3(TimeText *last, double t, char *p)
     return (int)(p + 2 - start);
 }
 
-/* The correctly rounded sum of the values that are not NaN, as math.fsum (Shewchuk's partials), value
- * by value; "failed" when it is left to the caller (an infinity, an intermediate overflow, or more
+/* The exact sum of the values that are not NaN as non-overlapping partials (Shewchuk's, as math.fsum),
+ * value by value; "failed" when it is left to the caller (an infinity, an intermediate overflow, or more
  * partials than kept here: values of very different magnitudes, where fsum grows its list). */
 typedef struct {
     double p[64];  /* non-overlapping partials: a few for values of like magnitudes */
@@ -819,28 +819,20 @@ partials_add(Partials *s, double x)
     }
 }
 
-static double
-partials_total(Partials *s)
+/* The partials as a tuple of floats: their sum is exactly the values' sum (the sink adds it to a series'). */
+static PyObject *
+partials_tuple(Partials *s)
 {
-    double hi = 0.0, lo = 0.0;
-    int n = s->n;
-    if (n > 0) {
-        hi = s->p[--n];
-        while (n > 0) {  /* sum from the top down, stopping once the sum is inexact */
-            double x = hi, y = s->p[--n];
-            hi = x + y;
-            lo = y - (hi - x);
-            if (lo != 0.0)
-                break;
+    PyObject *out = PyTuple_New(s->n);
+    for (int i = 0; out != NULL && i < s->n; i++) {
+        PyObject *x = PyFloat_FromDouble(s->p[i]);
+        if (x == NULL) {
+            Py_CLEAR(out);
+            break;
         }
-        /* round half-even on an exact tie with the next partial's sign */
-        if (n > 0 && ((lo < 0.0 && s->p[n - 1] < 0.0) || (lo > 0.0 && s->p[n - 1] > 0.0))) {
-            double y = lo * 2.0, x = hi + y;
-            if (y == x - hi)
-                hi = x;
-        }
+        PyTuple_SET_ITEM(out, i, x);
     }
-    return hi;
+    return out;
 }
 
 typedef struct {
@@ -970,7 +962,7 @@ group_rows(const char *raw, const Py_ssize_t *next, const Group *g, const char *
         numbers_seen ? PyFloat_FromDouble(lo) : Py_NewRef(Py_None),
         numbers_seen ? PyFloat_FromDouble(hi) : Py_NewRef(Py_None), last, (long long)first_step,
         (long long)last_step, first_time, last_time, numbers,
-        numbers_seen && !sum.failed ? PyFloat_FromDouble(partials_total(&sum)) : Py_NewRef(Py_None));
+        numbers_seen && !sum.failed ? partials_tuple(&sum) : Py_NewRef(Py_None));
 fail:
     Py_DECREF(text);
     return NULL;
@@ -1081,12 +1073,12 @@ done:
 static PyMethodDef module_methods[] = {
     {"rows", sink_rows, METH_VARARGS,
      "rows(slots, separator) -> [(sid, text, count, nan_count, min, max, last, first_step, last_step,\n"
-     "first_time, last_time, numbers, total)]: journal slots (32 bytes each; void ones skipped) grouped by series\n"
+     "first_time, last_time, numbers, partials)]: journal slots (32 bytes each; void ones skipped) grouped by series\n"
      "in order of first appearance; text (a bytearray) is the series' CSV rows, exactly '%d{sep}%r{sep}%.3f\\n' of\n"
-     "each point; min and max are None when every value is NaN (-0.0 is below 0.0); total is the math.fsum\n"
-     "of the values that are not NaN, or None where it is left to the caller (an infinity, an intermediate\n"
-     "overflow, values of very different magnitudes), and then numbers holds those values as native doubles\n"
-     "(else None)."},
+     "each point; min and max are None when every value is NaN (-0.0 is below 0.0); partials is a tuple of\n"
+     "floats whose exact sum is the values' that are not NaN (math.fsum's partials), or None where it is left\n"
+     "to the caller (an infinity, an intermediate overflow, values of very different magnitudes), and then\n"
+     "numbers holds those values as native doubles (else None)."},
     {"committed", journal_committed, METH_VARARGS,
      "committed(mapping, first, end) -> bytes: a copy of the journal slots from first (before end) that are\n"
      "committed, up to the first that is not; each commit word is read before its record."},

@@ -88,6 +88,7 @@ CLOSED_FILE_WAIT = 10.0
 #: series: seconds a document): the sink spends at most a fifth of its time on live documents
 DOCUMENT_SPACING = 4.0
 STATS = ("count", "nan_count", "min", "max", "last", "mean", "first_step", "last_step", "first_time", "last_time")
+SUMMARY = len(STATS)  # what a report gives of a series (the sink keeps its exact sum after)
 
 
 def row_format(separator):
@@ -213,57 +214,45 @@ def _rows_in(path):
     return max(lines - 1, 0)
 
 
-def _fold(stats, count, nan, lo, hi, last, first_step, last_step, first_time, last_time, numbers, total):
-    """Fold a chunk of one series (``rows``' summary of it) into ``stats`` (a list in STATS order).
+def _fold(stats, count, nan, lo, hi, last, first_step, last_step, first_time, last_time, numbers, partials):
+    """Fold a chunk of one series (``rows``' summary of it) into ``stats`` (a list in STATS order, then the
+    exact sum of the series' finite values).
 
-    The mean is kept as a running mean of exact chunk means (``fsum`` of the
-    values divided by the chunk's size), so it neither overflows (two points
-    of 1e308 have the mean 1e308) nor drifts with millions of points.
+    The exact sum is an integer in units of 2**-1074 (every double is a whole number of them), to which each
+    chunk adds its own exactly: its ``partials`` (whose sum is the chunk's) or, where ``rows`` left that to
+    Python, its ``numbers``. So the mean is the values' exact mean, correctly rounded, however the points
+    fell into chunks; it never overflows (two points of 1e308 have the mean 1e308).
     """
     if stats[0] == 0:
         stats[6], stats[8] = first_step, first_time
-    before = stats[0] - stats[1]  # numbers summarised so far
     stats[0] += count
     stats[1] += nan
     if lo is not None:
         stats[2] = lo if stats[2] is None else _lesser(stats[2], lo)
         stats[3] = hi if stats[3] is None else -_lesser(-stats[3], -hi)
-        k = count - nan
-        chunk = _mean(numbers, k, lo, hi, total)
-        mean = stats[5]
-        if before == 0:
-            stats[5] = chunk
-        elif math.isinf(mean) or math.isinf(chunk) or mean != mean or mean == chunk == 0.0:
-            stats[5] = mean + chunk  # IEEE: inf stays inf, inf - inf is NaN, -0.0 + -0.0 is -0.0
-        else:
-            w = k / (before + k)
-            d = chunk - mean
-            # between the two means, so it cannot overflow; their difference can (-1e308 and 1e308),
-            # and then the weighted sum of two opposite signs cannot
-            stats[5] = mean + d * w if not math.isinf(d) else mean * (1.0 - w) + chunk * w
+        stats[10] += _exact_sum(partials if partials is not None else memoryview(numbers).cast("d"))
+        stats[5] = _mean(stats[2], stats[3], stats[10], stats[0] - stats[1])
     stats[4] = last
     stats[7], stats[9] = last_step, last_time
 
 
-def _mean(numbers, k: int, lo: float, hi: float, total) -> float:
-    """The exact mean of ``k`` numbers (native doubles, no NaN), correctly rounded; never raises.
+def _exact_sum(values) -> int:
+    """The exact sum of the finite ``values`` in units of 2**-1074 (an infinity decides the mean on its own)."""
+    total = 0
+    for v in values:
+        if v - v == 0:
+            n, d = v.as_integer_ratio()  # d is a power of two, 2**1074 at most
+            total += n << (1075 - d.bit_length())
+    return total
 
-    ``total`` is their ``fsum`` where ``rows`` took it, else None.
-    """
+
+def _mean(lo: float, hi: float, exact: int, k: int) -> float:
+    """The mean of ``k`` values (no NaN) from their extremes and their exact sum; correctly rounded."""
     if math.isinf(lo) or math.isinf(hi):  # IEEE: inf with +inf alone, -inf with -inf alone, NaN with both
         return lo + hi if lo == -hi else (hi if math.isinf(hi) else lo)
     if lo == hi == 0.0:
         return lo + hi  # all zeros: -0.0 only if every one is -0.0, as their IEEE sum
-    if total is None:  # rows could not take it (more partials than it keeps, an overflow on the way)
-        try:
-            total = math.fsum(memoryview(numbers).cast("d"))
-        except OverflowError:
-            pass
-    if total is not None and not math.isinf(total):
-        return total / k
-    # the sum is beyond a float, the mean is not: sum the values scaled by 2**-e (exact)
-    e = k.bit_length() + 1
-    return math.fsum(math.ldexp(v, -e) for v in memoryview(numbers).cast("d")) / k * 2.0 ** e
+    return exact / (k << 1074)  # int / int: correctly rounded
 
 
 def _lesser(a: float, b: float) -> float:
@@ -274,11 +263,13 @@ def _lesser(a: float, b: float) -> float:
 
 
 def new_stats():
-    return [0, 0, None, None, None, None, None, None, None, None]
+    """A series' summary before its first row (STATS order), then the exact sum of its values (see ``_fold``)."""
+    return [0, 0, None, None, None, None, None, None, None, None, 0]
 
 
 def _rows_py(slots, separator):
-    """``_hot.rows`` in Python, where the C extension is not built (the same output, ~10x slower)."""
+    """``_hot.rows`` in Python, where the C extension is not built (the same rows, ~10x slower); the values are
+    handed back for ``_fold`` to sum (no partials)."""
     by_sid = {}
     for step, value, t, sid, _ in RECORD.iter_unpack(slots):
         if sid != VOID:
@@ -288,21 +279,16 @@ def _rows_py(slots, separator):
     for sid, flat in by_sid.items():
         values = flat[1::3]
         numbers = [v for v in values if v == v]
-        lo = hi = total = None
+        lo = hi = None
         if numbers:
             lo, hi = min(numbers), max(numbers)
             if lo == 0.0:  # IEEE: -0.0 is below +0.0 (min and max keep whichever zero came first)
                 lo = -0.0 if any(v == 0.0 and math.copysign(1.0, v) < 0 for v in numbers) else 0.0
             if hi == 0.0:
                 hi = 0.0 if any(v == 0.0 and math.copysign(1.0, v) > 0 for v in numbers) else -0.0
-            if not (math.isinf(lo) or math.isinf(hi)):
-                try:
-                    total = math.fsum(numbers)
-                except OverflowError:  # on the way: _mean scales the values
-                    pass
         text = ((row * len(values)) % tuple(flat)).encode()
         out.append((sid, text, len(values), len(values) - len(numbers), lo, hi, values[-1], flat[0], flat[-3],
-                    flat[2], flat[-1], struct.pack(f"<{len(numbers)}d", *numbers), total))
+                    flat[2], flat[-1], struct.pack(f"<{len(numbers)}d", *numbers), None))
     return out
 
 
@@ -527,7 +513,7 @@ class Consumer:
     def report(self):
         """The summaries of every series and the errors since the last report."""
         report = self.short_report()
-        report["series"] = {str(k): v for k, v in self.stats.items()}
+        report["series"] = {str(k): v[:SUMMARY] for k, v in self.stats.items()}
         return report
 
     def planned_report(self):
@@ -535,7 +521,7 @@ class Consumer:
         stats = {**self.stats, **self.planned}
         errors, self.errors = self.errors, []
         return {"errors": errors, "backlog": 0, "points": sum(s[0] for s in stats.values()),
-                "series": {str(k): v for k, v in stats.items()}}
+                "series": {str(k): v[:SUMMARY] for k, v in stats.items()}}
 
     def short_report(self):
         """The errors since the last report, the backlog and the rows on disk, without the summaries."""

@@ -31,6 +31,7 @@ listing the known ones.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,26 @@ def _xml(doc: Any) -> str:
     from .json import xml_compatible
 
     data = xml_compatible(json.loads(doc.serialize(format="json")))
+    _check_xml_text(data, "PROV-XML")
     return ProvDocument.deserialize(content=json.dumps(data), format="json").serialize(format="xml")
+
+
+#: What XML 1.0 cannot hold: control characters but tab, newline and carriage return, surrogates, U+FFFE/U+FFFF
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _check_xml_text(node: Any, what: str) -> None:
+    """Raise InvalidValueError naming the first text (a key or a value) ``what`` (XML) cannot hold, and the way out."""
+    texts = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in texts:
+        for text in (key, value):
+            found = _NOT_XML.search(text) if isinstance(text, str) else None
+            if found:
+                raise InvalidValueError(
+                    f"{what} cannot hold the character U+{ord(found.group()):04X} of {text!r} (XML 1.0 has no "
+                    "control characters but tab, newline and carriage return); convert to PROV-N (.provn), "
+                    "Turtle (.ttl) or PROV-JSON, which can, or log the name without it")
+        _check_xml_text(value, what)
 
 
 _RDF_NAMES = {"turtle": "Turtle", "xml": "RDF/XML", "trig": "TriG"}
@@ -86,6 +106,10 @@ def _rdf(rdf_format: str) -> Callable[[Any], str]:
                 f"the document has {len(list(doc.bundles))} bundles and {_RDF_NAMES[rdf_format]} cannot keep them apart; "
                 "write TriG instead (--format trig, or an output ending in .trig)"
             )
+        if rdf_format == "xml":  # RDF/XML is XML: the same characters are out
+            import json
+
+            _check_xml_text(json.loads(doc.serialize(format="json")), "RDF/XML")
         from .rdf import graph
 
         data = graph(doc)
