@@ -230,7 +230,14 @@ def _fold(stats, count, nan, lo, hi, last, first_step, last_step, first_time, la
     if lo is not None:
         stats[2] = lo if stats[2] is None else _lesser(stats[2], lo)
         stats[3] = hi if stats[3] is None else -_lesser(-stats[3], -hi)
-        stats[10] += _exact_sum(partials if partials is not None else memoryview(numbers).cast("d"))
+        if partials is not None:  # the common case, inline: a few finite partials
+            exact = stats[10]
+            for v in partials:
+                n, d = v.as_integer_ratio()  # d is a power of two, 2**1074 at most
+                exact += n << (1075 - d.bit_length())
+            stats[10] = exact
+        else:
+            stats[10] += _exact_sum(memoryview(numbers).cast("d"))
         stats[5] = _mean(stats[2], stats[3], stats[10], stats[0] - stats[1])
     stats[4] = last
     stats[7], stats[9] = last_step, last_time
@@ -241,18 +248,19 @@ def _exact_sum(values) -> int:
     total = 0
     for v in values:
         if v - v == 0:
-            n, d = v.as_integer_ratio()  # d is a power of two, 2**1074 at most
+            n, d = v.as_integer_ratio()
             total += n << (1075 - d.bit_length())
     return total
 
 
 def _mean(lo: float, hi: float, exact: int, k: int) -> float:
     """The mean of ``k`` values (no NaN) from their extremes and their exact sum; correctly rounded."""
-    if math.isinf(lo) or math.isinf(hi):  # IEEE: inf with +inf alone, -inf with -inf alone, NaN with both
-        return lo + hi if lo == -hi else (hi if math.isinf(hi) else lo)
-    if lo == hi == 0.0:
-        return lo + hi  # all zeros: -0.0 only if every one is -0.0, as their IEEE sum
-    return exact / (k << 1074)  # int / int: correctly rounded
+    if lo - lo == 0 == hi - hi:  # both finite (x - x is NaN for an infinity)
+        if lo == hi == 0.0:
+            return lo + hi  # all zeros: -0.0 only if every one is -0.0, as their IEEE sum
+        return exact / (k << 1074)  # int / int: correctly rounded
+    # IEEE: inf with +inf alone, -inf with -inf alone, NaN with both
+    return lo + hi if lo == -hi else (hi if math.isinf(hi) else lo)
 
 
 def _lesser(a: float, b: float) -> float:
