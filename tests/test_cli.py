@@ -690,3 +690,18 @@ def test_query_finds_an_experiment_by_its_name_as_other_commands_do(recorded, in
     assert by_name[1].split() == ["status", "failed", "finished", "finished", "finished"]
     code, _out, err = inproc(cwd, "query", "nope", sparql)
     assert code == 1 and "nope: no such experiment (looked for nope, prov/nope)" in err
+
+
+def test_show_escapes_control_characters_in_names_and_keeps_the_table_whole(tmp_path):
+    """A metric named with a tab, a newline and control characters (log_metric takes it) prints escaped, on one
+    line of the metrics table, unicode as it is."""
+    script = tmp_path / "odd.py"
+    script.write_text(
+        "import prov4ml\n"
+        "prov4ml.start_run('www.example.org', 'odd', 'prov', capture=False)\n"
+        "prov4ml.log_metric('a\\tb\\nc\\x01\\x7fé', 1.5, prov4ml.Context.TRAINING, step=0)\n"
+        "prov4ml.end_run()\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, check=True, timeout=120)
+    lines = ok("show", "odd/run_0", cwd=tmp_path).splitlines()
+    assert any(re.match(r"a\\tb\\nc\\x01\\x7fé\s+training\s+0\s+1\s+1\.5\s", line) for line in lines), lines

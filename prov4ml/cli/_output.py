@@ -36,7 +36,7 @@ def status_style(status: str) -> str:
 
 
 def fmt(value: Any) -> str:
-    """A value for a table cell: floats to 6 significant digits, times to the second."""
+    """A value for a table cell: floats to 6 significant digits, times to the second, control characters escaped."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -47,7 +47,11 @@ def fmt(value: Any) -> str:
         return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, (list, tuple)):
         return ",".join(fmt(v) for v in value)
-    return str(value)
+    text = str(value)
+    if text.isprintable():
+        return text
+    # a tab, a newline or a control character in a name would break the table: shown escaped, as Python writes it
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def counted(n: int, noun: str) -> str:
