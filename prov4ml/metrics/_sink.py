@@ -221,7 +221,8 @@ def _fold(stats, count, nan, lo, hi, last, first_step, last_step, first_time, la
     The exact sum is an integer in units of 2**-1074 (every double is a whole number of them), to which each
     chunk adds its own exactly: its ``partials`` (whose sum is the chunk's) or, where ``rows`` left that to
     Python, its ``numbers``. So the mean is the values' exact mean, correctly rounded, however the points
-    fell into chunks; it never overflows (two points of 1e308 have the mean 1e308).
+    fell into chunks; it never overflows (two points of 1e308 have the mean 1e308). It is made once, when the
+    summary leaves the sink (:func:`summary`): a series is folded many times between two reports.
     """
     if stats[0] == 0:
         stats[6], stats[8] = first_step, first_time
@@ -238,9 +239,16 @@ def _fold(stats, count, nan, lo, hi, last, first_step, last_step, first_time, la
             stats[10] = exact
         else:
             stats[10] += _exact_sum(memoryview(numbers).cast("d"))
-        stats[5] = _mean(stats[2], stats[3], stats[10], stats[0] - stats[1])
     stats[4] = last
     stats[7], stats[9] = last_step, last_time
+
+
+def summary(stats):
+    """A series' summary as it leaves the sink: STATS order, the mean made from the exact sum."""
+    out = stats[:SUMMARY]
+    if stats[0] > stats[1]:
+        out[5] = _mean(stats[2], stats[3], stats[10], stats[0] - stats[1])
+    return out
 
 
 def _exact_sum(values) -> int:
@@ -271,7 +279,8 @@ def _lesser(a: float, b: float) -> float:
 
 
 def new_stats():
-    """A series' summary before its first row (STATS order), then the exact sum of its values (see ``_fold``)."""
+    """A series' summary before its first row (STATS order; the mean is made by ``summary``), then the exact
+    sum of its values (see ``_fold``)."""
     return [0, 0, None, None, None, None, None, None, None, None, 0]
 
 
@@ -521,15 +530,19 @@ class Consumer:
     def report(self):
         """The summaries of every series and the errors since the last report."""
         report = self.short_report()
-        report["series"] = {str(k): v[:SUMMARY] for k, v in self.stats.items()}
+        report["series"] = {str(k): summary(v) for k, v in self.stats.items()}
         return report
+
+    def summaries(self):
+        """sid -> the summary (:func:`summary`) of the rows on disk."""
+        return {sid: summary(v) for sid, v in self.stats.items()}
 
     def planned_report(self):
         """:meth:`report` as it will be once the backlog is written: the summaries of every row read."""
         stats = {**self.stats, **self.planned}
         errors, self.errors = self.errors, []
         return {"errors": errors, "backlog": 0, "points": sum(s[0] for s in stats.values()),
-                "series": {str(k): v[:SUMMARY] for k, v in stats.items()}}
+                "series": {str(k): summary(v) for k, v in stats.items()}}
 
     def short_report(self):
         """The errors since the last report, the backlog and the rows on disk, without the summaries."""
@@ -636,7 +649,7 @@ class Documents:
                    tuple(sorted((sid, stats[0]) for sid, stats in consumer.stats.items())))
             if key != self.written:
                 began = time.monotonic()
-                self._write(self.journal_dir, self.run_dir, consumer.stats, check=None if full else self._check)
+                self._write(self.journal_dir, self.run_dir, consumer.summaries(), check=None if full else self._check)
                 self.written = key
                 self.next_at = time.monotonic() + DOCUMENT_SPACING * (time.monotonic() - began)
         except _Cancelled:

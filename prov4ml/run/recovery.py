@@ -155,7 +155,7 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
         os.replace(str(data) + _SUFFIX, data)
         return fmt.finalize(data, fmt.target_of(data), owner.get("separator", ","), meta).relative_to(run_dir).as_posix()
 
-    snap = with_summaries(_with_journaled_records(snap, rank_dir), read_series(str(rank_dir)), consumer.stats, finalize)
+    snap = with_summaries(_with_journaled_records(snap, rank_dir), read_series(str(rank_dir)), consumer.summaries(), finalize)
     if snap.status in _UNFINISHED:
         snap.status = "killed" if snap.status == "running" else "finished"  # an incomplete run had ended
     if snap.status == "killed" or snap.end_time is None:  # killed, or in end_run before its end time was known
