@@ -231,14 +231,7 @@ def _fold(stats, count, nan, lo, hi, last, first_step, last_step, first_time, la
     if lo is not None:
         stats[2] = lo if stats[2] is None else _lesser(stats[2], lo)
         stats[3] = hi if stats[3] is None else -_lesser(-stats[3], -hi)
-        if partials is not None:  # the common case, inline: a few finite partials
-            exact = stats[10]
-            for v in partials:
-                n, d = v.as_integer_ratio()  # d is a power of two, 2**1074 at most
-                exact += n << (1075 - d.bit_length())
-            stats[10] = exact
-        else:
-            stats[10] += _exact_sum(memoryview(numbers).cast("d"))
+        stats[10] += _exact_sum(partials if partials is not None else memoryview(numbers).cast("d"))
     stats[4] = last
     stats[7], stats[9] = last_step, last_time
 
@@ -256,7 +249,7 @@ def _exact_sum(values) -> int:
     total = 0
     for v in values:
         if v - v == 0:
-            n, d = v.as_integer_ratio()
+            n, d = v.as_integer_ratio()  # d is a power of two, 2**1074 at most
             total += n << (1075 - d.bit_length())
     return total
 

@@ -65,10 +65,9 @@ class MetricSeries:
         self.last_time: Optional[float] = None
 
     def update(self, stats: Sequence[Any]) -> None:
-        """Take the consumer's summary (``_sink.STATS`` order; the sink's own lists go on with the exact sum)
-        of the rows on disk."""
+        """Take the consumer's summary (``_sink.STATS`` order) of the rows on disk."""
         (self.count, self.nan_count, self.min, self.max, self.last, self.mean_value,
-         self.first_step, self.last_step, self.first_time, self.last_time) = stats[:len(NO_ROWS)]
+         self.first_step, self.last_step, self.first_time, self.last_time) = stats
         if self.count and self.location is None:
             self.location = self.data_file
 

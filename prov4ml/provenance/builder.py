@@ -46,7 +46,7 @@ import os
 from datetime import datetime, timezone
 from json.encoder import encode_basestring_ascii as _quote  # json.dumps's text of a str
 from urllib.parse import quote
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..context import Context
 from ..metrics.formats import media_type
@@ -170,31 +170,10 @@ def _qname_text(name: str) -> str:
     return f'{{"$": {_quote(name)}, "type": "xsd:QName"}}'
 
 
-def _encoder(key: str) -> Callable[[Any], str]:
-    """``"key": value`` as :func:`_json_text` writes it, for attribute ``key``; made once per attribute name: the type
-    its range expects is written straight, anything else goes through :func:`_json_text`."""
-    encode = _ENCODERS.get(key)
-    if encode is not None:
-        return encode
-    prefix = f"{_quote(key)}: "
-    expected, lexical, xsd = {
-        "xsd:long": (int, str, "xsd:long"),
-        "xsd:double": (float, _double_text, "xsd:double"),
-        "xsd:dateTime": (datetime, _time_text, "xsd:dateTime"),
-    }.get(_RANGES.get(key, ""), (None, None, None))
-    if expected is not None:
-        def encode(v: Any) -> str:
-            if type(v) is expected:
-                return f'{prefix}{{"$": "{lexical(v)}", "type": "{xsd}"}}'
-            return prefix + _json_text(key, v)
-    else:
-        def encode(v: Any) -> str:
-            return prefix + (_quote(v) if type(v) is str else _json_text(key, v))
-    _ENCODERS[key] = encode
-    return encode
-
-
-_ENCODERS: Dict[str, Callable[[Any], str]] = {}
+def _types_text(types: Iterable[str]) -> str:
+    """``prov:type``'s value: one QName, or a list of them."""
+    qnames = [_qname_text(t) for t in types]
+    return qnames[0] if len(qnames) == 1 else "[" + ", ".join(qnames) + "]"
 
 
 def _plain(m: SeriesSummary) -> bool:
@@ -233,8 +212,7 @@ def _entity_template(types: Tuple[str, ...], media: Optional[str], measure: bool
     def typed(xsd: str) -> str:
         return f'{{"$": "%s", "type": "{xsd}"}}'
 
-    qnames = [_qname_text(t).replace("%", "%%") for t in types]
-    parts = [f'"prov:type": {qnames[0] if len(qnames) == 1 else "[" + ", ".join(qnames) + "]"}',
+    parts = [f'"prov:type": {_types_text(types).replace("%", "%%")}',
              '"provml:name": %s', '"provml:context": %s', '"provml:source": %s',
              f'"provml:first_step": {typed("xsd:long")}', f'"provml:first_time": {typed("xsd:dateTime")}',
              '"prov:label": %s']
@@ -373,11 +351,9 @@ class Builder:
     def json_text(types: Iterable[str], values: Dict[str, Any], location: Optional[str] = None) -> str:
         """What :meth:`attrs` says, as the PROV-JSON text (``json.dumps``'s) of a record holding it, one value per
         attribute; ``location``: a ``prov:location`` QName, last."""
-        qnames = [_qname_text(t) for t in types]
-        parts = []
-        if qnames:
-            parts.append(f'"prov:type": {qnames[0] if len(qnames) == 1 else "[" + ", ".join(qnames) + "]"}')
-        parts.extend(_encoder(key)(v) for key, v in values.items() if v is not None)
+        types = list(types)
+        parts = [f'"prov:type": {_types_text(types)}'] if types else []
+        parts.extend(f"{_quote(key)}: {_json_text(key, v)}" for key, v in values.items() if v is not None)
         if location is not None:
             parts.append(f'"prov:location": {_qname_text(location)}')
         return "{" + ", ".join(parts) + "}"
