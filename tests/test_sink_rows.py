@@ -131,34 +131,40 @@ def test_summaries_of_a_chunk_are_exact():
             assert _bits(lo) == _bits(min(finite, key=lambda v: (v, math.copysign(1, v))))
             assert _bits(hi) == _bits(max(finite, key=lambda v: (v, math.copysign(1, v))))
             assert partials is None or sum(map(Fraction, partials)) == sum(map(Fraction, finite))  # exactly
-        mine, python = _sink.new_stats(), _sink.new_stats()
-        _sink._fold(mine, *_hot.rows(raw, ",")[0][2:])
-        _sink._fold(python, *_sink._rows_py(raw, ",")[0][2:])
-        assert _exact(mine) == _exact(python)
+        folded = []
+        for rows in (_hot.rows, _sink._rows_py):  # C's partials, Python's values: the same fold, in C or Python
+            for fold in (_hot.fold, _sink._fold):
+                stats = _sink.new_stats()
+                fold(stats, rows(raw, ",")[0])
+                folded.append(stats)
+        assert all(_exact(stats) == _exact(folded[0]) for stats in folded[1:])
         infinities = {v for v in finite if math.isinf(v)}
         if infinities:  # IEEE: an infinity's sign, NaN with both
-            mean = _sink.summary(mine)[5]
+            mean = _sink.summary(folded[0])[5]
             assert math.isnan(mean) if len(infinities) == 2 else mean == infinities.pop()
         elif finite and not all(v == 0 for v in finite):
-            assert _bits(_sink.summary(mine)[5]) == _bits(float(sum(map(Fraction, finite)) / len(finite)))
+            assert _bits(_sink.summary(folded[0])[5]) == _bits(float(sum(map(Fraction, finite)) / len(finite)))
 
 
 def test_the_mean_is_exact_however_the_points_fall_into_chunks():
     """The values' exact mean, correctly rounded, whether a series came in one chunk or many (a running mean of
     chunk means is off in its last bits), and where the sum overflows a double on the way."""
     cases = [[1.7976931348623157e308] * 3 + [1e16] * 6, [rng.uniform(-100, 100) for _ in range(154)],
-             [0.1] * 1000, [1e308, -1e308, 5e-324, 3.0], [rng.choice([1e16, 1.0, -1e-16, 3.3]) for _ in range(300)]]
+             [0.1] * 1000, [1e308, -1e308, 5e-324, 3.0], [0.0, -0.0, 0.0, 1.0, -0.0], [-0.0, 0.0, -2.0, 0.0, -0.0], [rng.choice([1e16, 1.0, -1e-16, 3.3]) for _ in range(300)]]
     cases += [[rng.uniform(-1, 1) * 10 ** rng.randint(-300, 300) for _ in range(rng.randint(2, 80))] for _ in range(200)]
     for values in cases:
         want = float(sum(map(Fraction, values)) / len(values))
-        for rows in (_hot.rows, _sink._rows_py):
+        folded = []
+        for rows, fold in ((_hot.rows, _hot.fold), (_sink._rows_py, _sink._fold), (_sink._rows_py, _hot.fold)):
             for size in (1, 3, 7, len(values)):
                 stats = _sink.new_stats()
                 for at in range(0, len(values), size):
                     chunk = values[at:at + size]
-                    ((_, _, *summary),) = rows(slots([(1, at + k, v, 1.5) for k, v in enumerate(chunk)]), ",")
-                    _sink._fold(stats, *summary)
-                assert _bits(_sink.summary(stats)[5]) == _bits(want), (values[:4], size, rows)
+                    (group,) = rows(slots([(1, at + k, v, 1.5) for k, v in enumerate(chunk)]), ",")
+                    fold(stats, group)
+                assert _bits(_sink.summary(stats)[5]) == _bits(want), (values[:4], size, rows, fold)
+                folded.append(_exact(stats))
+        assert all(stats == folded[0] for stats in folded)  # count, extremes, last, steps, times: alike too
 
 
 def test_a_run_reads_back_what_was_logged(tmp_path):

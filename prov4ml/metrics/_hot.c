@@ -1039,6 +1039,138 @@ done:
     return out;
 }
 
+/* ------------------------------------------------------------ summaries */
+
+/* IEEE minimum and maximum of two numbers: -0.0 below +0.0. */
+static inline PyObject *
+lesser(PyObject *a, PyObject *b)
+{
+    double x = PyFloat_AS_DOUBLE(a), y = PyFloat_AS_DOUBLE(b);
+    if (x == 0.0 && y == 0.0)
+        return signbit(x) ? a : b;
+    return x < y ? a : b;
+}
+
+static inline PyObject *
+greater(PyObject *a, PyObject *b)
+{
+    double x = PyFloat_AS_DOUBLE(a), y = PyFloat_AS_DOUBLE(b);
+    if (x == 0.0 && y == 0.0)
+        return signbit(x) ? b : a;
+    return x > y ? a : b;
+}
+
+/* total + v in units of 2**-1074 (every finite double is a whole number of them); v is finite. */
+static PyObject *
+add_exact(PyObject *total, double v)
+{
+    if (v == 0.0)
+        return Py_NewRef(total);
+    int e;
+    long long m = (long long)ldexp(frexp(v, &e), 53);  /* v = m * 2**(e - 53), exactly */
+    int shift = e + 1021;  /* v * 2**1074 = m * 2**shift */
+    if (shift < 0)  /* a subnormal: m ends in at least -shift zero bits */
+        m >>= -shift, shift = 0;
+    PyObject *units = PyLong_FromLongLong(m), *by = PyLong_FromLong(shift), *out = NULL;
+    if (units != NULL && by != NULL) {
+        PyObject *scaled = PyNumber_Lshift(units, by);
+        if (scaled != NULL) {
+            out = PyNumber_Add(total, scaled);
+            Py_DECREF(scaled);
+        }
+    }
+    Py_XDECREF(units);
+    Py_XDECREF(by);
+    return out;
+}
+
+static int
+set_item(PyObject *list, Py_ssize_t i, PyObject *value)  /* steals value */
+{
+    if (value == NULL)
+        return -1;
+    PyObject *old = PyList_GET_ITEM(list, i);
+    PyList_SET_ITEM(list, i, value);
+    Py_DECREF(old);
+    return 0;
+}
+
+static int
+add_count(PyObject *list, Py_ssize_t i, PyObject *n)
+{
+    return set_item(list, i, PyNumber_Add(PyList_GET_ITEM(list, i), n));
+}
+
+/* The sink's _fold: a group of rows() folded into a series' stats list (see _sink.py). */
+static PyObject *
+sink_fold(PyObject *module, PyObject *args)
+{
+    PyObject *stats, *g;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &stats, &PyTuple_Type, &g))
+        return NULL;
+    if (PyList_GET_SIZE(stats) != 11 || PyTuple_GET_SIZE(g) != 13) {
+        PyErr_SetString(PyExc_ValueError, "fold(stats, group): a list of 11 and a tuple of 13");
+        return NULL;
+    }
+    PyObject *lo = PyTuple_GET_ITEM(g, 4), *hi = PyTuple_GET_ITEM(g, 5);
+    PyObject *numbers = PyTuple_GET_ITEM(g, 11), *partials = PyTuple_GET_ITEM(g, 12);
+    if (lo != Py_None && !(PyFloat_CheckExact(lo) && PyFloat_CheckExact(hi))) {
+        PyErr_SetString(PyExc_TypeError, "fold: min and max are floats or None");
+        return NULL;
+    }
+    PyObject *seen = PyList_GET_ITEM(stats, 0);
+    int first = PyLong_Check(seen) && PyLong_AsLong(seen) == 0;
+    if (first && (set_item(stats, 6, Py_NewRef(PyTuple_GET_ITEM(g, 7))) < 0
+                  || set_item(stats, 8, Py_NewRef(PyTuple_GET_ITEM(g, 9))) < 0))
+        return NULL;
+    if (add_count(stats, 0, PyTuple_GET_ITEM(g, 2)) < 0 || add_count(stats, 1, PyTuple_GET_ITEM(g, 3)) < 0)
+        return NULL;
+    if (lo != Py_None) {
+        PyObject *min = PyList_GET_ITEM(stats, 2), *max = PyList_GET_ITEM(stats, 3);
+        if (min != Py_None && !(PyFloat_CheckExact(min) && PyFloat_CheckExact(max))) {
+            PyErr_SetString(PyExc_TypeError, "fold: the stats' min and max are floats or None");
+            return NULL;
+        }
+        set_item(stats, 2, Py_NewRef(min == Py_None ? lo : lesser(min, lo)));
+        set_item(stats, 3, Py_NewRef(max == Py_None ? hi : greater(max, hi)));
+        PyObject *total = Py_NewRef(PyList_GET_ITEM(stats, 10));
+        if (partials != Py_None) {
+            PyObject *seq = PySequence_Fast(partials, "fold: partials is a sequence of floats");
+            for (Py_ssize_t i = 0; seq != NULL && total != NULL && i < PySequence_Fast_GET_SIZE(seq); i++) {
+                double v = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+                if (v == -1.0 && PyErr_Occurred())
+                    Py_CLEAR(total);
+                else if (v - v == 0.0)
+                    Py_SETREF(total, add_exact(total, v));
+            }
+            if (seq == NULL)
+                Py_CLEAR(total);
+            Py_XDECREF(seq);
+        }
+        else {
+            Py_buffer view;
+            if (PyObject_GetBuffer(numbers, &view, PyBUF_SIMPLE) < 0) {
+                Py_DECREF(total);
+                return NULL;
+            }
+            const char *at = view.buf;
+            for (Py_ssize_t i = 0; total != NULL && i + 8 <= view.len; i += 8) {
+                double v;
+                memcpy(&v, at + i, 8);
+                if (v - v == 0.0)
+                    Py_SETREF(total, add_exact(total, v));
+            }
+            PyBuffer_Release(&view);
+        }
+        if (set_item(stats, 10, total) < 0)
+            return NULL;
+    }
+    set_item(stats, 4, Py_NewRef(PyTuple_GET_ITEM(g, 6)));
+    set_item(stats, 7, Py_NewRef(PyTuple_GET_ITEM(g, 8)));
+    set_item(stats, 9, Py_NewRef(PyTuple_GET_ITEM(g, 10)));
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------ journal reads */
 
 /* The sink's read of a journal segment: a copy of the slots from `first` that are committed, up to the
@@ -1079,6 +1211,8 @@ static PyMethodDef module_methods[] = {
      "floats whose exact sum is the values' that are not NaN (math.fsum's partials), or None where it is left\n"
      "to the caller (an infinity, an intermediate overflow, values of very different magnitudes), and then\n"
      "numbers holds those values as native doubles (else None)."},
+    {"fold", sink_fold, METH_VARARGS,
+     "fold(stats, group): a group of rows() folded into a series' summary list (the sink's _fold, in C)."},
     {"committed", journal_committed, METH_VARARGS,
      "committed(mapping, first, end) -> bytes: a copy of the journal slots from first (before end) that are\n"
      "committed, up to the first that is not; each commit word is read before its record."},

@@ -214,9 +214,9 @@ def _rows_in(path):
     return max(lines - 1, 0)
 
 
-def _fold(stats, count, nan, lo, hi, last, first_step, last_step, first_time, last_time, numbers, partials):
-    """Fold a chunk of one series (``rows``' summary of it) into ``stats`` (a list in STATS order, then the
-    exact sum of the series' finite values).
+def _fold(stats, group):
+    """Fold a chunk of one series (``group``, ``rows``' tuple of it) into ``stats`` (a list in STATS order, then
+    the exact sum of the series' finite values). ``_hot.fold`` does the same in C.
 
     The exact sum is an integer in units of 2**-1074 (every double is a whole number of them), to which each
     chunk adds its own exactly: its ``partials`` (whose sum is the chunk's) or, where ``rows`` left that to
@@ -224,6 +224,7 @@ def _fold(stats, count, nan, lo, hi, last, first_step, last_step, first_time, la
     fell into chunks; it never overflows (two points of 1e308 have the mean 1e308). It is made once, when the
     summary leaves the sink (:func:`summary`): a series is folded many times between two reports.
     """
+    count, nan, lo, hi, last, first_step, last_step, first_time, last_time, numbers, partials = group[2:]
     if stats[0] == 0:
         stats[6], stats[8] = first_step, first_time
     stats[0] += count
@@ -302,15 +303,15 @@ def _rows_py(slots, separator):
     return out
 
 
-rows = _rows_py
-# The rows in C, ~10x faster: where it is built, reads records in the journal's (little-endian) order, and
-# PROV4ML_PURE_PYTHON (which the tests use to run the Python paths) is not set.
+rows, fold = _rows_py, _fold
+# The rows and their folds in C, ~10x faster: where it is built, reads records in the journal's (little-endian)
+# order, and PROV4ML_PURE_PYTHON (which the tests use to run the Python paths) is not set.
 if sys.byteorder == "little" and os.environ.get("PROV4ML_PURE_PYTHON", "") in ("", "0"):
     try:
         if __package__:
-            from ._hot import rows
+            from ._hot import fold, rows
         else:
-            from _hot import rows  # type: ignore[no-redef]
+            from _hot import fold, rows  # type: ignore[no-redef]
     except ImportError:  # not built (no compiler at install)
         pass
 
@@ -440,7 +441,7 @@ class Consumer:
         if self.resume and any(self._rows_on_disk(g[0]) for g in groups):
             slots, on_disk = self._pass_rows_on_disk(slots)
             for group in rows(on_disk, self.separator):
-                _fold(self.stats.setdefault(group[0], new_stats()), *group[2:])
+                fold(self.stats.setdefault(group[0], new_stats()), group)
             groups = rows(slots, self.separator)
         now = time.monotonic()
         for group in groups:
@@ -454,10 +455,10 @@ class Consumer:
                 else:
                     waiting.append(group)
                     planned = self.planned[sid]
-                _fold(planned, *group[2:])  # once, here: a report at any moment and the write take it as it is
+                fold(planned, group)  # once, here: a report at any moment and the write take it as it is
                 self.pending += len(group[1])
             else:
-                _fold(self.stats.setdefault(group[0], new_stats()), *group[2:])
+                fold(self.stats.setdefault(group[0], new_stats()), group)
 
     def _rows_on_disk(self, sid):
         """Rows of ``sid``'s file from before the takeover that its slots have not passed yet."""
