@@ -231,3 +231,7 @@ def test_series_lines_are_read_on_from_where_the_last_read_stopped(tmp_path):
         fh.seek(48)
         fh.write(b'{"sid":2}\n')  # the hole filled (the writer writes its lines in order)
     assert lines.read_new() == {2: {"sid": 2}, 3: {"sid": 3}}
+    with open(path, "r+b") as fh:  # a line that is not JSON (a torn disk block) costs that line alone
+        fh.seek(69)
+        fh.write(b'{"sid": 4}\n{"sid": 5, ]\n{"sid": 6}\n')
+    assert lines.read_new() == {4: {"sid": 4}, 6: {"sid": 6}}

@@ -11,7 +11,9 @@ runs one after another (a sweep of short trials starts one child, not one per
 trial).
 
 The child needs nothing from the training process to read points: it maps
-the journal files. The pipe only carries requests, parent to child::
+the journal files. The pipe only carries requests, parent to child (each
+reply is the request's token, its length in 16 hex digits and a pickled
+report)::
 
     b"R" <8 hex digits: n> <n bytes of JSON>
                           open a run: {"journal_dir", "run_dir", "separator", "documents"}; no reply
@@ -58,6 +60,7 @@ import errno
 import json
 import math
 import os
+import pickle
 import select
 import struct
 import sys
@@ -754,8 +757,11 @@ def _guarded_write(consumer):
 
 
 def _reply(out, token, report):
+    """``token``, the length in 16 hex digits, then the report pickled (100,000 series: 0.1 s each way, where JSON
+    took 0.9 s; the parent reads only what its own child wrote)."""
+    data = pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL)
     try:
-        out.write(token + json.dumps(report).encode() + b"\n")
+        out.write(b"%s%016x%s" % (token, len(data), data))
         out.flush()
     except OSError:  # the parent is gone
         pass

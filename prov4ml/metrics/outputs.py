@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import pickle
 import select
 import subprocess
 import sys
@@ -77,21 +78,29 @@ class SinkProcess:
         except (OSError, ValueError) as exc:
             raise SinkError(f"the metric sink process is gone ({exc})") from None
 
-    def line(self, timeout: Optional[float]) -> bytes:
+    def reply(self, timeout: Optional[float], token: bytes = b"") -> dict:
+        """The child's next reply to the request sent with ``token``: the token, the length in 16 hex digits, then
+        the report, pickled."""
+        head = self._read(len(token) + 16, timeout)
+        if head[:len(token)] != token:
+            raise SinkError("the metric sink process answered out of turn")
+        return pickle.loads(self._read(int(head[len(token):], 16), timeout))
+
+    def _read(self, n: int, timeout: Optional[float]) -> bytes:
         fd = self.proc.stdout.fileno()
-        parts, part = [self.buf], self.buf
-        while b"\n" not in part:  # a report of 100,000 series is megabytes: each part is looked at once
+        parts, have = [self.buf], len(self.buf)
+        while have < n:  # a report of 100,000 series is megabytes: read in big parts, joined once
             ready, _, _ = select.select([fd], [], [], timeout)
-            if not ready:
-                self.buf = b"".join(parts)
-                raise SinkError(f"the metric sink process did not answer within {timeout} s")
-            part = os.read(fd, 1 << 20)
+            part = os.read(fd, max(1 << 20, n - have)) if ready else None
             if not part:
                 self.buf = b"".join(parts)
-                raise SinkError("the metric sink process ended")
+                raise SinkError("the metric sink process ended" if ready else
+                                f"the metric sink process did not answer within {timeout} s")
             parts.append(part)
-        line, _, self.buf = b"".join(parts).partition(b"\n")
-        return line
+            have += len(part)
+        data = b"".join(parts)
+        self.buf = data[n:]
+        return data[:n]
 
     def let_go(self) -> None:
         """Close the pipes: the child finishes the run it serves (if any) from the journal and exits."""
@@ -207,10 +216,7 @@ class ProcessOutput:
         self._token = (self._token + 1) % (1 << 32)
         token = b"%08x" % self._token  # text: a token byte must never be a newline
         self._sink.send(tag + token)
-        line = self._sink.line(timeout)
-        if line[:8] != token:
-            raise SinkError("the metric sink process answered out of turn")
-        return json.loads(line[8:])
+        return self._sink.reply(timeout, token)
 
     def closing(self) -> None:
         """The run is ending: the sink drops a live document it is writing (end_run writes the final one)."""
@@ -225,7 +231,7 @@ class ProcessOutput:
         _live.discard(self)
         try:
             self._sink.send(b"X")
-            return json.loads(self._sink.line(timeout))
+            return self._sink.reply(timeout)
         except BaseException:
             self._sink.stop(timeout)
             raise
@@ -234,7 +240,7 @@ class ProcessOutput:
         """Wait until the files are written and closed: ``as_planned`` (close()'s report is theirs), or the
         report of what they hold. The sink then waits for the next run."""
         try:
-            final = json.loads(self._sink.line(timeout))
+            final = self._sink.reply(timeout)
         except BaseException:
             self._sink.stop(timeout)
             raise
