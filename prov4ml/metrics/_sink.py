@@ -50,8 +50,13 @@ Rows are made in bulk: the journal's slots are copied in blocks and
 ``ryu.h``) and summarises each group; a file then gets one write of its rows
 of the poll (of a block, once a block holds ~1 MiB a file). With more series
 than open files, the rows of a closed file wait up to ``CLOSED_FILE_WAIT``
-for more, so each file is reopened rarely; a flush and the run's end write
-everything. Where the C extension is not built, ``_rows_py`` does the same in
+for more, so each file is reopened rarely. With more than ``FEW_SERIES``
+series (a run logging 100,000 series in turn), the journal is read every
+``SLOW_POLL`` in blocks that span segments, so that a read brings a few points
+of each series (a chunk of one point costs as much as a chunk of many), and a
+file's rows wait up to ``ROW_WAIT`` unless they reach ``WRITE_SOON`` bytes;
+a new series' file is made at once, between reads. A flush and the run's end
+write everything. Where the C extension is not built, ``_rows_py`` does the same in
 Python, ~10x slower.
 """
 
@@ -87,6 +92,10 @@ WRITE = 1 << 20  # ... and no more once they average this much per file (bigger 
 #: rows of a series whose file is not open wait this long for more (more series than descriptors:
 #: each file is opened once per few seconds, not once per poll); open files are written every poll
 CLOSED_FILE_WAIT = 10.0
+FEW_SERIES = 1024  # with more series than this, the journal is read ...
+SLOW_POLL = 1.0  # ... this often, requests aside, and a file's rows wait ...
+ROW_WAIT = 5.0  # ... this long for more, ...
+WRITE_SOON = 16 << 10  # ... unless they are this many bytes (a new file is made at its first rows, though)
 #: a live document is written again only after this many times its own duration (a run with 100,000
 #: series: seconds a document): the sink spends at most a fifth of its time on live documents
 DOCUMENT_SPACING = 4.0
@@ -363,12 +372,17 @@ class Consumer:
         self.stats = {}
         self.backlog = {}  # sid -> [rows' summary tuples] formatted, not yet on disk (a failed write keeps them)
         self.planned = {}  # sid -> its summary once its backlog is written: the backlog's rows folded as they come
-        self.waiting_since = {}  # sid -> when its backlog began
+        self.waiting_since = {}  # sid -> when its backlog began (oldest first)
+        self.waiting_bytes = {}  # sid -> bytes of its backlog
+        self.unopened = {}  # sids with a backlog and no file yet, in order
+        self.big = {}  # sids with WRITE_SOON bytes of backlog or more, in order
         self.pending = 0  # bytes of text in the backlog
         self.orphans = bytearray()  # slots of series whose series line is not readable yet
         self.errors = []
         self._reported = set()
         self.behind = False  # the last poll stopped at its budget, not at the end of the journal
+        self.opening = False  # the last write pass stopped at its budget: files are left to open
+        self.read_at = 0.0  # when the journal was last read
 
     def _error(self, key, message):
         if key not in self._reported:
@@ -384,17 +398,26 @@ class Consumer:
         ``interrupted``: see :meth:`write_backlog`.
         """
         total = 0
-        deadline = None if budget is None or final else time.monotonic() + budget
+        self.read_at = time.monotonic()
+        deadline = None if budget is None or final else self.read_at + budget
         self.behind = False
         while True:
             if deadline is not None and time.monotonic() >= deadline:
                 self.behind = True  # more may be committed: the sink polls again without waiting
                 break
             # a block holds a few points of each series at least, so a series' file is opened once per poll
+            # and a series makes one chunk per block: across segments (131,072 slots each) where many series
             limit = max(BLOCK, min(4 * len(self.series), MAX_BLOCK))
-            slots = self.reader.read_slots(final, now=time.monotonic(), limit=limit)
-            if not slots:
+            parts, size = [], 0
+            while size < limit:
+                part = self.reader.read_slots(final, now=time.monotonic(), limit=limit - size)
+                if not part:
+                    break
+                parts.append(part)
+                size += len(part) // SLOT
+            if not parts:
                 break
+            slots = parts[0] if len(parts) == 1 else b"".join(parts)
             total += len(slots) // SLOT
             self._take(slots)
             # the sink's memory stays bounded; a file's rows of one block, written alone, are not joined to the next
@@ -415,7 +438,9 @@ class Consumer:
         due, deadline = now - CLOSED_FILE_WAIT, now + BUDGET
         files, since = self.files, self.waiting_since
         opened = 0
-        for sid in list(self.backlog):
+        self.opening = False
+        sids = list(self.backlog) if everything or len(self.series) <= FEW_SERIES else self._due(now - ROW_WAIT)
+        for sid in sids:
             fh = files.get(sid)
             if many and fh is not None and fh.fd is None and since[sid] > due:
                 continue  # a closed file's rows wait for more
@@ -424,8 +449,18 @@ class Consumer:
             if closed and not everything:
                 opened += 1
                 if opened % 32 == 0 and (time.monotonic() >= deadline or (interrupted is not None and interrupted())):
-                    self.behind = True
+                    self.opening = True
                     break
+
+    def _due(self, since):
+        """Of many series, those whose rows are written at a poll's end: new files, rows of ``WRITE_SOON`` bytes,
+        rows waiting since before ``since`` (found without a look at the others: a poll of 100,000 series)."""
+        due = {**self.unopened, **self.big}
+        for sid, began in self.waiting_since.items():
+            if began > since:
+                break
+            due[sid] = None
+        return list(due)
 
     def _take(self, slots):
         if self.orphans:  # before the new slots: each series keeps its order
@@ -454,9 +489,15 @@ class Consumer:
                 if waiting is None:
                     self.backlog[sid] = [group]
                     self.waiting_since[sid] = now
+                    self.waiting_bytes[sid] = len(group[1])
+                    if sid not in self.files:
+                        self.unopened[sid] = None
                     planned = self.planned[sid] = list(self.stats.get(sid) or new_stats())
                 else:
                     waiting.append(group)
+                    self.waiting_bytes[sid] += len(group[1])
+                    if self.waiting_bytes[sid] >= WRITE_SOON:
+                        self.big[sid] = None
                     planned = self.planned[sid]
                 fold(planned, group)  # once, here: a report at any moment and the write take it as it is
                 self.pending += len(group[1])
@@ -494,6 +535,9 @@ class Consumer:
             self.pending -= len(group[1])
         del self.backlog[sid]
         del self.waiting_since[sid]
+        del self.waiting_bytes[sid]
+        self.unopened.pop(sid, None)
+        self.big.pop(sid, None)
         self._reported.discard(("write", sid))
 
     def _open(self, sid):
@@ -523,6 +567,22 @@ class Consumer:
     def _evict(self):
         _, fh = self.open_files.popitem(last=False)
         fh.close()  # a dirty file stays dirty: fsync() pushes it to the disk
+
+    def _read_due(self):
+        """When the journal is read next, requests aside: ``POLL`` after the last read, ``SLOW_POLL`` with more
+        than ``FEW_SERIES`` series (a read then brings a few points of each series, not one: a chunk each)."""
+        return self.read_at + (SLOW_POLL if len(self.series) > FEW_SERIES else POLL)
+
+    def wait(self):
+        """Seconds until there is work to do when no request comes: none while behind or opening files."""
+        return 0 if self.behind or self.opening else max(0.0, self._read_due() - time.monotonic())
+
+    def idle(self, interrupted=None):
+        """The work between requests: open the files left to open until the journal is due, then read it."""
+        if self.opening and not self.behind and time.monotonic() < self._read_due():
+            self.write_backlog(everything=False, interrupted=interrupted)
+        else:
+            self.poll(False, budget=BUDGET, interrupted=interrupted)
 
     def report(self):
         """The summaries of every series and the errors since the last report."""
@@ -689,9 +749,9 @@ def _serve_run(spec, pipe, out):
         documents = Documents(journal_dir, spec["run_dir"], documents["path"], documents["writer"], pipe.waiting)
     try:
         while True:
-            ready, _, _ = select.select([pipe.fd], [], [], 0 if consumer.behind else POLL)
+            ready, _, _ = select.select([pipe.fd], [], [], consumer.wait())
             if not ready:
-                _guarded(consumer, False, interrupted=pipe.waiting)
+                _guarded(consumer, False, interrupted=pipe.waiting, idle=True)
                 if documents is not None and time.monotonic() > documents.load_after:
                     documents.load(consumer)
                 continue
@@ -742,9 +802,12 @@ def _done_with(journal_dir):
         pass
 
 
-def _guarded(consumer, final, budget=BUDGET, keep=False, interrupted=None):
+def _guarded(consumer, final, budget=BUDGET, keep=False, interrupted=None, idle=False):
     try:
-        consumer.poll(final, budget=budget, keep=keep, interrupted=interrupted)
+        if idle:
+            consumer.idle(interrupted)
+        else:
+            consumer.poll(final, budget=budget, keep=keep, interrupted=interrupted)
     except Exception as exc:  # one bad poll must not end the sink
         consumer._error(("poll", repr(exc)), f"the metric sink failed reading the journal: {exc!r}")
 
