@@ -150,11 +150,16 @@ def test_cpu_tensors_are_journaled_at_the_call(start):
 def test_the_consumer_cuts_a_torn_row_and_keeps_whole_rows(tmp_path):
     path = tmp_path / "m.csv"
     path.write_bytes(b"step,value,time\n0,0.5,1.000\n1,0.2")  # torn by a kill mid-write
-    fh = _sink.CsvFile(str(path), ",")
+    fh = _sink.CsvFile(str(path), b"step,value,time\n")
     fh.open()
     fh.write(b"1,0.25,2.000\n")
     fh.close()
     assert path.read_bytes() == b"step,value,time\n0,0.5,1.000\n1,0.25,2.000\n"
+    fresh = _sink.CsvFile(str(tmp_path / "new.csv"), b"step,value,time\n")  # a new file: created, the header first
+    fresh.open()
+    fresh.write(b"0,1.5,3.000\n")
+    fresh.close()
+    assert (tmp_path / "new.csv").read_bytes() == b"step,value,time\n0,1.5,3.000\n"
 
 
 def test_recover_rebuilds_parquet(tmp_path):

@@ -111,10 +111,9 @@ def row_format(separator):
 class CsvFile:
     """One metric file, appended with whole rows only; its descriptor is open only while in the pool."""
 
-    def __init__(self, path, separator, truncate=False):
+    def __init__(self, path, header, truncate=False):
         self.path = path
-        self.header = (separator.join(COLUMNS) + "\n").encode()
-        self.row = row_format(separator)
+        self.header = header  # the column names' line, written before the first row
         self.truncate = truncate
         self.fd = None
         self.size = None  # bytes of whole rows, known from the first open
@@ -122,6 +121,13 @@ class CsvFile:
 
     def open(self):
         first = self.size is None
+        if first and not self.truncate:  # most files are new: then nothing to look at (100,000 files: 0.3 s)
+            try:
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                self.size = 0
+                return
+            except FileExistsError:
+                pass
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if first and self.truncate else 0), 0o644)
         if first:
             size = os.fstat(self.fd).st_size
@@ -358,6 +364,7 @@ class Consumer:
         self.journal_dir = journal_dir
         self.run_dir = run_dir
         self.separator = separator
+        self.header = (separator.join(COLUMNS) + "\n").encode()
         self.suffix = suffix
         self.write = write
         self.truncate = truncate  # start the files afresh (a rebuild from the journal)
@@ -545,7 +552,7 @@ class Consumer:
         fh = self.files.get(sid)
         if fh is None:
             path = os.path.join(self.run_dir, self.series[sid]["file"] + self.suffix)
-            fh = self.files[sid] = CsvFile(path, self.separator, self.truncate)
+            fh = self.files[sid] = CsvFile(path, self.header, self.truncate)
         if fh.fd is not None:
             self.open_files.move_to_end(sid)
             return fh

@@ -107,17 +107,23 @@ def load_snapshot(directory: Path) -> Any:
 REMOVING = ".removing-"
 
 
-def remove(directory: Path) -> None:
-    """Remove a complete rank's journal folder: renamed first, so a kill half-way leaves no rank that looks killed
-    (its owner without its records); ``recover`` removes what such a kill left."""
+def retire(directory: Path) -> Path:
+    """Rename a complete rank's journal folder out of ``recover``'s sight, in one step (a kill after it leaves no
+    rank that looks killed); returns the new name, for :func:`remove`. The journal's files stay open and mapped."""
     doomed = directory.with_name(f"{REMOVING}{directory.name}-{os.getpid()}")
     try:
         os.rename(directory, doomed)
     except OSError:
-        doomed = directory
+        return directory
+    return doomed
+
+
+def remove(doomed: Path) -> None:
+    """Remove a journal folder :func:`retire` renamed (``recover`` removes what a kill half-way leaves), then
+    ``.prov4ml/`` once no rank has state left."""
     shutil.rmtree(doomed, ignore_errors=True)
     try:
-        directory.parent.rmdir()  # .prov4ml/, once no rank has state left
+        doomed.parent.rmdir()
     except OSError:
         pass
 

@@ -130,15 +130,19 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
         if settled is not report:  # they do not: the document says what they hold
             complete = _complete(run, settled)
             snap = outputs.write_snapshot(run, final=True, save=False)
-        _state.save_snapshot(run.journal_dir, snap)  # last: until the final document is in place, recover completes it
+        if not complete or run.options["keep_journal"]:  # last: until the document is in place, recover completes it
+            _state.save_snapshot(run.journal_dir, snap)
     except OSError as exc:
         complete = False
         run._refresher.report("final", f"could not write the final PROV-JSON ({exc}); `prov4ml recover "
                               f"{run.run_dir}` completes it from the journal when the disk has room")
+    # the document is final: the journal leaves recover's sight at once (its records saved would go with it:
+    # 0.5-0.7 s at 100,000 series); a kill just before completes the run from the journal, as it ended
+    doomed = _state.retire(run.journal_dir) if complete and not run.options["keep_journal"] else None
     run.metrics.close()
     run.records.close_journal()
-    if complete and not run.options["keep_journal"]:
-        _state.remove(run.journal_dir)
+    if doomed is not None:
+        _state.remove(doomed)
 
 
 def _settled(run: "Run", report: dict, timeout: float) -> dict:
