@@ -8,7 +8,10 @@ and O_APPEND, write a header and a row, close. Printed per round: the wall
 time, the microseconds per file and the CPU the kernel spent (the system time
 of this process). A run of many_series.py with 100,000 series creates 100,000
 such files; what it waits for after its document is this cost for the files
-not created yet.
+not created yet. On ext4 without a journal, files made within minutes of a
+mass deletion cost ten times more (ext4 skips inodes freed in the last 60 s:
+docs/performance.md, "The spread"); run it with TMPDIR on another file system
+to compare.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     for n in range(args.rounds):
-        folder = tempfile.mkdtemp(prefix="prov4ml-files-")
+        folder = tempfile.mkdtemp(prefix="prov4ml-files-")  # under TMPDIR
         try:
             began, cpu = time.perf_counter(), os.times()
             for i in range(args.files):
