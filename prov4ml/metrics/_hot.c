@@ -1171,6 +1171,200 @@ sink_fold(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------ plot cuts */
+
+static const double TENS[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
+                                 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* The number at p, correctly rounded (Python's own reading); NAN and sets *bad when there is none, or when
+ * it does not end at stop (unless stop is NULL: a field already read). */
+static double
+exact_number(const char *p, const char *stop, int *bad)
+{
+    char *end;
+    double x = PyOS_string_to_double(p, &end, NULL);
+    if (end == p || (stop != NULL && end != stop) || (x == -1.0 && PyErr_Occurred())) {
+        PyErr_Clear();
+        *bad = 1;
+        return NAN;
+    }
+    return x;
+}
+
+/* A decimal number from p up to stop, within 2**-51 of its value (at most 19 digits, times an exact power
+ * of ten): what picks a bucket's extremes, which exact_number then settles among the close ones. Numbers
+ * of other forms or far exponents are read exactly. Sets *bad when the field is not a number. */
+static double
+approx_number(const char *p, const char *stop, int *bad)
+{
+    const char *q = p;
+    int negative = 0;
+    if (q < stop && (*q == '-' || *q == '+'))
+        negative = *q++ == '-';
+    uint64_t w = 0;
+    int digits = 0, exp10 = 0, seen = 0;
+    for (; q < stop && *q >= '0' && *q <= '9'; q++, seen = 1) {
+        if (digits < 19) {
+            w = w * 10 + (uint64_t)(*q - '0');
+            digits += w != 0;
+        }
+        else
+            exp10++;
+    }
+    if (q < stop && *q == '.') {
+        for (q++; q < stop && *q >= '0' && *q <= '9'; q++, seen = 1) {
+            if (digits < 19) {
+                w = w * 10 + (uint64_t)(*q - '0');
+                digits += w != 0;
+                exp10--;
+            }
+        }
+    }
+    if (!seen || q < stop || exp10 < -22 || exp10 > 22)
+        return exact_number(p, stop, bad);  /* an exponent, nan, inf, or far from 1: Python reads it */
+    double x = exp10 >= 0 ? (double)w * TENS[exp10] : (double)w / TENS[-exp10];
+    return negative ? -x : x;
+}
+
+/* i of [lo, hi) whose value is the lowest (sign 1) or highest (-1), NaN never winning, first of equals, as
+ * NumPy's argmin/argmax of the values with NaN made +inf/-inf; approximate values pick, exact ones decide. */
+static Py_ssize_t
+extreme(const double *approx, const Py_ssize_t *at, const char *data, Py_ssize_t lo, Py_ssize_t hi, int sign,
+        int *bad)
+{
+    Py_ssize_t best = lo;
+    double m = INFINITY;
+    for (Py_ssize_t i = lo; i < hi; i++) {
+        double v = approx[i] != approx[i] ? INFINITY : sign * approx[i];
+        if (v < m) {
+            m = v;
+            best = i;
+        }
+    }
+    if (!isfinite(m))
+        return best;
+    double bound = m + fabs(m) * 0x1p-48, exact = INFINITY;
+    int first = 1;
+    for (Py_ssize_t i = lo; i < hi; i++) {
+        double v = sign * approx[i];
+        if (v <= bound) {  /* false for NaN */
+            double x = sign * exact_number(data + at[i], NULL, bad);
+            if (first || x < exact) {
+                exact = x;
+                best = i;
+                first = 0;
+            }
+        }
+    }
+    return best;
+}
+
+static int
+append_float(PyObject *list, double x)
+{
+    PyObject *f = PyFloat_FromDouble(x);
+    int r = f == NULL ? -1 : PyList_Append(list, f);
+    Py_XDECREF(f);
+    return r;
+}
+
+/* cut(rows, separator, buckets) -> (steps, values, times, n) or None: see the method table. */
+static PyObject *
+plot_cut(PyObject *module, PyObject *args)
+{
+    Py_buffer view;
+    const char *sep;
+    Py_ssize_t seplen, buckets;
+    if (!PyArg_ParseTuple(args, "y*s#n", &view, &sep, &seplen, &buckets))
+        return NULL;
+    PyObject *out = NULL, *steps = NULL, *values = NULL, *times = NULL;
+    const char *data = view.buf, *stop = data + view.len;
+    Py_ssize_t n = 0;
+    for (const char *p = data; p < stop && (p = memchr(p, '\n', stop - p)) != NULL; p++)
+        n++;
+    Py_ssize_t *line = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t)), *at = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
+    double *approx = PyMem_Malloc((n + 1) * sizeof(double));
+    int bad = seplen != 1 || buckets < 1 || (view.len && data[view.len - 1] != '\n');
+    if (line == NULL || at == NULL || approx == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* Each line: three fields; the value's approximately, where it starts. */
+    const char *p = data;
+    for (Py_ssize_t i = 0; i < n && !bad; i++) {
+        const char *eol = memchr(p, '\n', stop - p);
+        const char *s1 = memchr(p, sep[0], eol - p);
+        const char *s2 = s1 ? memchr(s1 + 1, sep[0], eol - s1 - 1) : NULL;
+        if (s1 == NULL || s2 == NULL || s1 == p || s2 == s1 + 1 || eol == s2 + 1 || memchr(s2 + 1, sep[0], eol - s2 - 1)) {
+            bad = 1;
+            break;
+        }
+        line[i] = p - data;
+        at[i] = s1 + 1 - data;
+        approx[i] = approx_number(s1 + 1, s2, &bad);
+        p = eol + 1;
+    }
+    if (bad) {
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    /* The rows kept, in order: all of few; else of each bucket the first, the last, the lowest, the highest. */
+    Py_ssize_t *keep = PyMem_Malloc((4 * buckets + 8) * sizeof(Py_ssize_t)), kept = 0;
+    if (keep == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (n <= 4 * buckets) {
+        for (Py_ssize_t i = 0; i < n; i++)
+            keep[kept++] = i;
+    }
+    else {
+        Py_ssize_t size = (n + buckets - 1) / buckets;
+        for (Py_ssize_t lo = 0; lo < n && !bad; lo += size) {
+            Py_ssize_t hi = lo + size < n ? lo + size : n;
+            Py_ssize_t four[4] = {lo, hi - 1, extreme(approx, at, data, lo, hi, 1, &bad),
+                                  extreme(approx, at, data, lo, hi, -1, &bad)};
+            for (int a = 1; a < 4; a++)  /* sort four */
+                for (int b = a; b > 0 && four[b] < four[b - 1]; b--) {
+                    Py_ssize_t t = four[b];
+                    four[b] = four[b - 1];
+                    four[b - 1] = t;
+                }
+            for (int a = 0; a < 4; a++)
+                if (a == 0 || four[a] != four[a - 1])
+                    keep[kept++] = four[a];
+        }
+    }
+    steps = PyList_New(0);
+    values = PyList_New(0);
+    times = PyList_New(0);
+    for (Py_ssize_t k = 0; k < kept && !bad && steps && values && times; k++) {
+        Py_ssize_t i = keep[k];
+        const char *s2 = memchr(data + at[i], sep[0], stop - data - at[i]), *eol = memchr(s2, '\n', stop - s2);
+        if (eol[-1] == '\r')
+            eol--;
+        double st = exact_number(data + line[i], data + at[i] - 1, &bad), v = exact_number(data + at[i], NULL, &bad);
+        double t = exact_number(s2 + 1, eol, &bad);
+        if (append_float(steps, st) < 0 || append_float(values, v) < 0 || append_float(times, t) < 0) {
+            PyMem_Free(keep);
+            goto done;
+        }
+    }
+    PyMem_Free(keep);
+    if (steps == NULL || values == NULL || times == NULL)
+        goto done;
+    out = bad ? Py_NewRef(Py_None) : Py_BuildValue("(OOOn)", steps, values, times, n);
+done:
+    Py_XDECREF(steps);
+    Py_XDECREF(values);
+    Py_XDECREF(times);
+    PyMem_Free(line);
+    PyMem_Free(at);
+    PyMem_Free(approx);
+    PyBuffer_Release(&view);
+    return out;
+}
+
 /* ------------------------------------------------------------ journal reads */
 
 /* The sink's read of a journal segment: a copy of the slots from `first` that are committed, up to the
@@ -1213,6 +1407,12 @@ static PyMethodDef module_methods[] = {
      "numbers holds those values as native doubles (else None)."},
     {"fold", sink_fold, METH_VARARGS,
      "fold(stats, group): a group of rows() folded into a series' summary list (the sink's _fold, in C)."},
+    {"cut", plot_cut, METH_VARARGS,
+     "cut(rows, separator, buckets) -> (steps, values, times, n) or None: the rows (n whole lines of a CSV metric file,\n"
+     "step{sep}value{sep}time) a plot keeps, as floats read exactly: all of them up to 4 * buckets, else of each\n"
+     "of buckets runs of ceil(n / buckets) rows the first, the last, the lowest and the highest value (NaN never\n"
+     "wins; first of equals), in order: plots.minmax_indices. None when a line is not three fields with a number\n"
+     "as value, or the separator is not one character (the caller reads the file another way)."},
     {"committed", journal_committed, METH_VARARGS,
      "committed(mapping, first, end) -> bytes: a copy of the journal slots from first (before end) that are\n"
      "committed, up to the first that is not; each commit word is read before its record."},

@@ -338,12 +338,10 @@ def read_csv(path: Union[str, Path], separator: Optional[str] = None) -> Dict[st
 _HEADER_BYTES = re.compile(rb"^step(.)value\1time\r?$")
 
 
-def read_csv_kept(path: Union[str, Path], keep: Callable[["np.ndarray"], "np.ndarray"]
-                  ) -> Optional[Tuple["np.ndarray", "np.ndarray", "np.ndarray", int, int]]:
-    """``(step, value, time)`` at the rows ``keep(values)`` picks (row indices) of every complete line of the
-    CSV metric file ``path``, then ``offset`` (where an incremental read goes on from) and ``total`` (the rows
-    read): fast enough for a plot of millions of points. None when the file is not a metric file yet or
-    holds a cell that is not a number."""
+def csv_rows(path: Union[str, Path]) -> Optional[Tuple[memoryview, str, int]]:
+    """The whole lines after the header of the CSV metric file ``path`` (the writer may be half-way through the
+    last one), its separator, and the offset an incremental read goes on from; None when it is not a metric
+    file yet."""
     try:
         with open(path, "rb") as fh:
             header = fh.readline()
@@ -353,13 +351,26 @@ def read_csv_kept(path: Union[str, Path], keep: Callable[["np.ndarray"], "np.nda
             data = fh.read()
     except FileNotFoundError:
         return None
-    end = data.rfind(b"\n") + 1  # the writer may be half-way through the last line
+    end = data.rfind(b"\n") + 1
+    return memoryview(data)[:end], m.group(1).decode(), len(header) + end  # a view: no copy of 30 MB
+
+
+def read_csv_kept(path: Union[str, Path], keep: Callable[["np.ndarray"], "np.ndarray"]
+                  ) -> Optional[Tuple["np.ndarray", "np.ndarray", "np.ndarray", int, int]]:
+    """``(step, value, time)`` at the rows ``keep(values)`` picks (row indices) of every complete line of the
+    CSV metric file ``path``, then ``offset`` (where an incremental read goes on from) and ``total`` (the rows
+    read): fast enough for a plot of millions of points. None when the file is not a metric file yet or
+    holds a cell that is not a number."""
+    rows = csv_rows(path)
+    if rows is None:
+        return None
+    data, sep, offset = rows
     try:
-        step, values, time = parse_columns(memoryview(data)[:end], m.group(1).decode())  # a view: no copy of 30 MB
+        step, values, time = parse_columns(data, sep)
     except ValueError:
         return None
-    rows = keep(values)
-    return step[rows], values[rows], time[rows], len(header) + end, len(values)
+    kept = keep(values)
+    return step[kept], values[kept], time[kept], offset, len(values)
 
 
 def parse_columns(data: memoryview, sep: str) -> Tuple["np.ndarray", "np.ndarray", "np.ndarray"]:

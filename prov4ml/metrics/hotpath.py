@@ -2,7 +2,8 @@
 
 Both record the same points; the C one costs a training loop a fraction of
 the Python one (see docs/performance.md). ``PROV4ML_PURE_PYTHON=1`` forces
-the Python path (the tests run both).
+the Python path (the tests run both). ``cut`` (a plot's cut of a CSV metric
+file, for the web UI) comes from the same extension, or is None.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import os
 import sys
 from typing import Any, Optional
 
-__all__ = ["Cursor", "HotPath", "WHY"]
+__all__ = ["Cursor", "HotPath", "WHY", "cut"]
 
 Cursor: Optional[Any] = None
 HotPath: Optional[Any] = None
+cut: Optional[Any] = None
 WHY = ""  # why the C path is off, when it is
 
 if os.environ.get("PROV4ML_PURE_PYTHON", "") not in ("", "0"):
@@ -23,6 +25,6 @@ elif sys.byteorder != "little":  # the journal's records are little-endian; the 
     WHY = "the C hot path writes little-endian records only"
 else:
     try:
-        from ._hot import Cursor, HotPath  # type: ignore[no-redef]
+        from ._hot import Cursor, HotPath, cut  # type: ignore[no-redef]
     except ImportError as exc:
         WHY = f"the C hot path is not built ({exc}); reinstall prov4ml with a C compiler for a faster log_metric"

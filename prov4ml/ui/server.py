@@ -51,7 +51,7 @@ from .._fs import is_url
 from ..exceptions import InvalidValueError, MissingDependencyError, Prov4MLError, StorageError
 from . import compare, pages, run_page as run_pages
 from .graph import PER_KIND, render_svg
-from .decimate import BUCKETS, decimated_all, thin
+from .decimate import BUCKETS, DECIMATE_BYTES, decimated_all, thin
 from .store import RunHead, Store, duration_s, metric_files
 from ..runs import read_new, read_points
 
@@ -317,17 +317,46 @@ def _import_parsers() -> None:
         pass
 
 
+#: at start, the long series of this many of the newest runs are cut (see ``_warm``), this many files at most
+WARM_RUNS, WARM_FILES = 4, 16
+
+
+def _warm(store: Store) -> None:
+    """Import the readers, then cut the long series of the ``WARM_RUNS`` newest runs, newest first, into the
+    decimation cache: the page people open first (the run that just ended) then draws at once. A run on object
+    storage is left alone (its files are fetched when asked for)."""
+    _import_parsers()
+    if store.url is not None:
+        return
+    try:
+        heads = [head for section in store.overview(newest=WARM_RUNS) for head in section.runs]
+        heads.sort(key=lambda h: h.start.timestamp() if h.start else 0.0, reverse=True)
+        long = []  # the files cut at a first page (the small ones are sent as they are)
+        for head in heads[:WARM_RUNS]:
+            entry = store.head(head.key)
+            for series in metric_files(entry.record):
+                path = entry.run_dir / series["location"]
+                if path.suffix == ".csv" and path.is_file() and path.stat().st_size > DECIMATE_BYTES:
+                    long.append(path)
+        decimated_all(long[:WARM_FILES])
+    except Exception:  # a warm-up only: the page computes what it needs itself
+        pass
+
+
 class UIServer(ThreadingHTTPServer):
     """The UI's HTTP server over a :class:`~prov4ml.ui.store.Store`; ``url`` is where it listens."""
 
     daemon_threads = True
 
-    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, verbose: bool = False) -> None:
+    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, verbose: bool = False,
+                 warm: bool = True) -> None:
         self.store = Store(root)
         self.verbose = verbose
         super().__init__((host, port), _Handler)
-        # The first page with a long series would otherwise wait ~0.6 s for NumPy and the CSV readers to import.
-        threading.Thread(target=_import_parsers, name="prov4ml-ui-imports", daemon=True).start()
+        # The first page with a long series would otherwise wait ~0.6 s for NumPy and the CSV readers to import,
+        # and for its series to be cut (a series of a million points: 0.15-0.7 s).
+        threading.Thread(target=_warm if warm else _import_parsers, args=(self.store,) if warm else (),
+                         name="prov4ml-ui-warm", daemon=True).start()
 
     @property
     def url(self) -> str:
@@ -341,9 +370,11 @@ class UIServer(ThreadingHTTPServer):
         return thread
 
 
-def serve(root: Any = ".", host: str = "127.0.0.1", port: int = DEFAULT_PORT, verbose: bool = False) -> UIServer:
-    """A :class:`UIServer` on ``host:port`` (0: a free port) serving in the background."""
-    server = UIServer(Path(root), host, port, verbose)
+def serve(root: Any = ".", host: str = "127.0.0.1", port: int = DEFAULT_PORT, verbose: bool = False,
+          warm: bool = True) -> UIServer:
+    """A :class:`UIServer` on ``host:port`` (0: a free port) serving in the background; ``warm``: cut the newest
+    runs' long series at start (``WARM_RUNS``)."""
+    server = UIServer(Path(root), host, port, verbose, warm)
     server.start()
     return server
 
