@@ -238,5 +238,9 @@ def test_series_lines_are_read_on_from_where_the_last_read_stopped(tmp_path):
     assert lines.read_new() == {2: {"sid": 2}, 3: {"sid": 3}}
     with open(path, "r+b") as fh:  # a line that is not JSON (a torn disk block) costs that line alone
         fh.seek(69)
-        fh.write(b'{"sid": 4}\n{"sid": 5, ]\n{"sid": 6}\n')
-    assert lines.read_new() == {4: {"sid": 4}, 6: {"sid": 6}}
+        fh.write(b'{"sid": 4}\n{"sid": 5, ]\n{"sid": 6}\n7\n{"sid": "8"}\n[9]\n{"sid": 10}\n')
+    assert lines.read_new() == {4: {"sid": 4}, 6: {"sid": 6}, 10: {"sid": 10}}
+    with open(path, "r+b") as fh:  # JSON, but not a series: skipped alone too
+        fh.seek(69 + 66)
+        fh.write(b'7\n{"sid": "8"}\n{"sid": 11}\n')
+    assert lines.read_new() == {11: {"sid": 11}}

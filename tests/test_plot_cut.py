@@ -22,9 +22,9 @@ def _bits(xs):
     return [struct.pack("<d", x) for x in xs]
 
 
-def _write(path, values, sep=","):
+def _write(path, values, sep=",", first_step=0):
     """A metric file as the sink writes it: ``%d,%r,%.3f`` rows."""
-    rows = "".join(f"{i}{sep}{v!r}{sep}{1.7e9 + i / 7:.3f}\n" for i, v in enumerate(values))
+    rows = "".join(f"{first_step + 3 * i}{sep}{v!r}{sep}{1.7e9 + i / 7:.3f}\n" for i, v in enumerate(values))
     path.write_text(f"step{sep}value{sep}time\n" + rows)
 
 
@@ -55,12 +55,15 @@ def test_the_c_cut_keeps_the_rows_numpy_keeps_bit_for_bit(tmp_path, buckets):
                for _ in range(rng.randint(1, 400))] for _ in range(20)]
     for k, values in enumerate(cases):
         path = tmp_path / f"m{k}.csv"
-        _write(path, values)
+        first_step = rng.choice([0, -5, 2 ** 62 + 1, -2 ** 63])  # steps beyond 2**53 stay exact
+        _write(path, values, rng.choice([",", ";", "\t"]), first_step)
         data, sep, _ = csv_rows(path)
         mine, want = _hot.cut(data, sep, buckets), _numpy(path, buckets)
         assert mine is not None
         assert mine[3] == want[3] == len(values)
-        for got, expected in zip(mine[:3], want[:3]):
+        assert mine[0] == want[0] and all(type(s) is int for s in mine[0])
+        assert set(mine[0]) <= {first_step + 3 * i for i in range(len(values))}
+        for got, expected in zip(mine[1:3], want[1:3]):
             assert _bits(got) == _bits(expected), (values[:5], buckets)
 
 

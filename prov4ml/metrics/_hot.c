@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include <math.h>
+#include <errno.h>
 
 #define SLOT 32
 #define VOID_SID 0xFFFFFFFFu
@@ -1268,6 +1269,22 @@ append_float(PyObject *list, double x)
     return r;
 }
 
+/* A step as the file holds it: an int when it is one (a step beyond 2**53 stays exact), else a float. */
+static int
+append_step(PyObject *list, const char *p, const char *stop, int *bad)
+{
+    char *end;
+    errno = 0;
+    long long whole = strtoll(p, &end, 10);
+    if (end == stop && end != p && errno == 0) {
+        PyObject *n = PyLong_FromLongLong(whole);
+        int r = n == NULL ? -1 : PyList_Append(list, n);
+        Py_XDECREF(n);
+        return r;
+    }
+    return append_float(list, exact_number(p, stop, bad));
+}
+
 /* cut(rows, separator, buckets) -> (steps, values, times, n) or None: see the method table. */
 static PyObject *
 plot_cut(PyObject *module, PyObject *args)
@@ -1343,9 +1360,9 @@ plot_cut(PyObject *module, PyObject *args)
         const char *s2 = memchr(data + at[i], sep[0], stop - data - at[i]), *eol = memchr(s2, '\n', stop - s2);
         if (eol[-1] == '\r')
             eol--;
-        double st = exact_number(data + line[i], data + at[i] - 1, &bad), v = exact_number(data + at[i], NULL, &bad);
-        double t = exact_number(s2 + 1, eol, &bad);
-        if (append_float(steps, st) < 0 || append_float(values, v) < 0 || append_float(times, t) < 0) {
+        double v = exact_number(data + at[i], NULL, &bad), t = exact_number(s2 + 1, eol, &bad);
+        if (append_step(steps, data + line[i], data + at[i] - 1, &bad) < 0 || append_float(values, v) < 0
+            || append_float(times, t) < 0) {
             PyMem_Free(keep);
             goto done;
         }
@@ -1408,11 +1425,12 @@ static PyMethodDef module_methods[] = {
     {"fold", sink_fold, METH_VARARGS,
      "fold(stats, group): a group of rows() folded into a series' summary list (the sink's _fold, in C)."},
     {"cut", plot_cut, METH_VARARGS,
-     "cut(rows, separator, buckets) -> (steps, values, times, n) or None: the rows (n whole lines of a CSV metric file,\n"
-     "step{sep}value{sep}time) a plot keeps, as floats read exactly: all of them up to 4 * buckets, else of each\n"
-     "of buckets runs of ceil(n / buckets) rows the first, the last, the lowest and the highest value (NaN never\n"
-     "wins; first of equals), in order: plots.minmax_indices. None when a line is not three fields with a number\n"
-     "as value, or the separator is not one character (the caller reads the file another way)."},
+     "cut(rows, separator, buckets) -> (steps, values, times, n) or None: the rows (n whole lines of a CSV metric\n"
+     "file, step{sep}value{sep}time) a plot keeps, read exactly (steps as ints where they are): all of them up to\n"
+     "4 * buckets, else of each of buckets runs of ceil(n / buckets) rows the first, the last, the lowest and the\n"
+     "highest value (NaN never wins; first of equals), in order: plots.minmax_indices. None when a line is not\n"
+     "three fields with a number as value, or the separator is not one character (the caller reads the file\n"
+     "another way)."},
     {"committed", journal_committed, METH_VARARGS,
      "committed(mapping, first, end) -> bytes: a copy of the journal slots from first (before end) that are\n"
      "committed, up to the first that is not; each commit word is read before its record."},

@@ -374,8 +374,8 @@ def read_csv_kept(path: Union[str, Path], keep: Callable[["np.ndarray"], "np.nda
 
 
 def parse_columns(data: memoryview, sep: str) -> Tuple["np.ndarray", "np.ndarray", "np.ndarray"]:
-    """The step, value and time columns of the rows in ``data`` as floats (ValueError if a row is not three
-    numbers): pyarrow's CSV reader where it is installed (the ``parquet`` extra:
+    """The step (int64: steps beyond 2**53 stay exact), value and time (floats) columns of the rows in ``data``
+    (ValueError if a row is not three numbers): pyarrow's CSV reader where it is installed (the ``parquet`` extra:
     correctly rounded, on every core), else pandas' C reader (the ``analysis`` extra), else NumPy's (ten
     times slower)."""
     import io
@@ -383,7 +383,7 @@ def parse_columns(data: memoryview, sep: str) -> Tuple["np.ndarray", "np.ndarray
     import numpy as np
 
     if not len(data):
-        return np.empty(0), np.empty(0), np.empty(0)
+        return np.empty(0, dtype="int64"), np.empty(0), np.empty(0)
     try:
         import pyarrow as pa
         import pyarrow.csv as pa_csv
@@ -394,17 +394,17 @@ def parse_columns(data: memoryview, sep: str) -> Tuple["np.ndarray", "np.ndarray
         table = pa_csv.read_csv(pa.BufferReader(pa.py_buffer(data)),
                                 read_options=pa_csv.ReadOptions(column_names=names, block_size=4 << 20),
                                 parse_options=pa_csv.ParseOptions(delimiter=sep),
-                                convert_options=pa_csv.ConvertOptions(column_types={n: pa.float64() for n in names}))
+                                convert_options=pa_csv.ConvertOptions(column_types={
+                                    "step": pa.int64(), "value": pa.float64(), "time": pa.float64()}))
         # a row not of three numbers: ArrowInvalid, a ValueError
         return tuple(table.column(n).to_numpy() for n in names)  # type: ignore[return-value]
     try:
         import pandas as pd
     except ImportError:
-        rows = np.loadtxt(io.BytesIO(data), delimiter=sep, dtype="float64", ndmin=2, comments=None)
-        if rows.shape[1] != 3:
-            raise ValueError(f"rows of {rows.shape[1]} columns") from None
-        return rows[:, 0], rows[:, 1], rows[:, 2]
-    frame = pd.read_csv(io.BytesIO(data), sep=sep, header=None, dtype="float64", engine="c")
+        rows = np.loadtxt(io.BytesIO(data), delimiter=sep, dtype=_DTYPE, ndmin=1, comments=None)
+        return rows["step"], rows["value"], rows["time"]
+    frame = pd.read_csv(io.BytesIO(data), sep=sep, header=None, dtype={0: "int64", 1: "float64", 2: "float64"},
+                        engine="c")
     if frame.shape[1] != 3:
         raise ValueError(f"rows of {frame.shape[1]} columns")
     return frame[0].to_numpy(), frame[1].to_numpy(), frame[2].to_numpy()

@@ -333,10 +333,10 @@ class SeriesLines:
         lines = data[:end].split(b"\n")[:-1]
         try:  # one parse for all (100,000 lines: 0.15 s, not 0.9 s)
             metas = json.loads(b"[" + b",".join(lines) + b"]")
-        except ValueError:  # a line that is not JSON is skipped, the others kept
+        except ValueError:  # a line that is not JSON is skipped, the others kept (as is one not of a series)
             metas = [meta for meta in map(_json_or_none, lines) if meta is not None]
         self.offset += end
-        return {meta["sid"]: meta for meta in metas}
+        return {meta["sid"]: meta for meta in metas if isinstance(meta, dict) and isinstance(meta.get("sid"), int)}
 
 
 def _json_or_none(line: bytes) -> Optional[dict]:

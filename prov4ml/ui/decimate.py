@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from ..analysis.plots import BUCKETS, minmax_indices
 from ..metrics.formats import csv_rows, read_csv_kept
@@ -29,8 +29,9 @@ __all__ = ["BUCKETS", "DECIMATE_BYTES", "minmax_indices", "decimated", "decimate
 
 DECIMATE_BYTES = 1 << 20  # a CSV file bigger than this (~35,000 points) is sent decimated at first
 
-def _steps(steps: List[float]) -> List[Optional[int]]:
-    return [int(s) if math.isfinite(s) and s.is_integer() else None for s in steps]
+def _steps(steps: List[Any]) -> List[Optional[int]]:
+    """Steps as ints (a step beyond 2**53 read as an int stays exact), None for one that is not whole."""
+    return [s if isinstance(s, int) else int(s) if math.isfinite(s) and s.is_integer() else None for s in steps]
 
 
 def decimated(path: Path, buckets: int = BUCKETS) -> Optional[Dict[str, object]]:
