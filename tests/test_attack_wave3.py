@@ -88,19 +88,6 @@ os.unlink = unlink
 """ + AROUND_END
 
 
-#: SIGKILL of the process itself once the final document (finished) is in place, just before end_run renames
-#: the journal out of recover's sight: the records were last saved mid-run (end_run saves none at its end).
-BEFORE_THE_JOURNAL_GOES = """
-import signal
-_rename = os.rename
-def rename(src, dst, *a, **k):
-    if str(src).endswith("rank0") and ".removing-" in str(dst):
-        os.kill(os.getpid(), signal.SIGKILL)
-    return _rename(src, dst, *a, **k)
-os.rename = rename
-""" + AROUND_END.replace("flag(2)", "prov4ml.log_param('lr', 0.25)\nflag(2)", 1)
-
-
 def _kill_at(folder: Path, save: Path, experiment: str, body: str, delay: Optional[float], group: bool):
     body = body.replace("SAVE", repr(str(save))).replace("EXPERIMENT", repr(experiment))
     child = Child(folder, body, group=group)
@@ -184,24 +171,6 @@ def test_a_kill_while_end_run_removes_the_journal_leaves_a_recoverable_listed_ru
     problems = _recover_all(save, [("e0", logged, returned)])
     assert problems == [], "\n".join(map(str, problems))
     assert not rank.parent.exists()  # recover removed what the kill left
-
-
-def test_a_kill_between_the_final_document_and_the_journal_going_keeps_a_finished_run(tmp_path):
-    """The final document is in place and says finished; the journal still holds the records as saved mid-run.
-    recover leaves the run finished (the journaled outcome), with its parameter and every row."""
-    save = tmp_path / "prov"
-    logged, returned = _kill_at(tmp_path, save, "e0", BEFORE_THE_JOURNAL_GOES, None, group=False)
-    d = save / "e0" / "run_0"
-    assert returned == {1: 1, 3: 0} and logged == POINTS
-    assert (d / ".prov4ml" / "rank0").is_dir()
-    before = prov_json(d)
-    assert run_activity(before)["provml:status"] == "finished"
-    problems = _recover_all(save, [("e0", logged, returned)])
-    assert problems == [], "\n".join(map(str, problems))
-    after = prov_json(d)
-    assert run_activity(after)["provml:status"] == "finished"
-    params = [e for e in after["entity"].values() if "lr" in str(e.get("prov:label", ""))]
-    assert params and "0.25" in json.dumps(params)
 
 
 def test_sigkill_sweep_across_start_run(tmp_path):
