@@ -437,3 +437,41 @@ def test_a_double_ctrl_c_still_ends_the_run_interrupted(tmp_path):
         import shutil
 
         shutil.rmtree(child.save_dir)
+
+
+SAMPLED_AND_NESTED = """
+run = prov4ml.start_run("www.example.org", "crash", {save_dir!r}, capture=False,
+                        metric_samplers={{"sub": prov4ml.Subsample(3)}})
+inner = prov4ml.create_context("inner", is_subcontext_of=prov4ml.Context.VALIDATION)
+for i in range(30):
+    prov4ml.log_metric("sub", i / 4, prov4ml.Context.TRAINING, step=i)
+    prov4ml.log_metric("deep", i / 8, inner, step=i)
+    for k in range(40):
+        prov4ml.log_metric(f"plain{{k}}", k + i, prov4ml.Context.TRAINING, step=i)
+prov4ml.flush()
+time.sleep(2.5)  # a refresh saves the records
+flag(2)
+time.sleep(600)
+"""
+
+
+def test_recover_keeps_samplers_and_sub_contexts_from_the_records_saved_without_plain_series(tmp_path):
+    """The records saved beside the journal hold only the series series.jsonl cannot describe (a sampler, a
+    sub-context): after a kill, recover's document still says each series' sampler and the sub-context's
+    parent, and has every plain series, with the counts of its file."""
+    child = Child(tmp_path, SAMPLED_AND_NESTED)
+    child.wait_flag(2)
+    d = child.run_dir()
+    child.kill(signal.SIGKILL)
+    wait_for_sinks(d)
+    assert prov4ml.recover(d) == [d / "prov_rank0.json"]
+    data = prov_json(d)
+    series = {(a["provml:name"], a["provml:context"]): a for a in data["entity"].values() if "provml:count" in a}
+    assert set(series) == {("sub", "training"), ("deep", "inner")} | {(f"plain{k}", "training") for k in range(40)}
+    assert series[("sub", "training")]["provml:sampler"] == "Subsample(3)"
+    assert all("provml:sampler" not in a for key, a in series.items() if key[0] != "sub")
+    inner = [a for a in data["activity"].values() if a.get("provml:context") == "inner"]
+    assert len(inner) == 1 and inner[0]["provml:parent_context"] == "validation"
+    for (name, context), attrs in series.items():
+        rows = read_rows(d / "metrics" / f"{name}_{context}_rank0.csv")
+        assert int(attrs["provml:count"]["$"]) == len(rows) == (10 if name == "sub" else 30), name

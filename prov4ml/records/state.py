@@ -21,7 +21,7 @@ from typing import Any, Dict, Optional
 from .._fs import atomic_write, atomic_write_text
 from ..redact import redact_command
 
-__all__ = ["journal_dir", "write_owner", "read_owner", "save_snapshot", "load_snapshot", "remove", "redacted_command", "STATE_DIR"]
+__all__ = ["journal_dir", "write_owner", "read_owner", "save_snapshot", "load_snapshot", "retire", "remove", "redacted_command", "STATE_DIR"]
 
 STATE_DIR = ".prov4ml"
 
