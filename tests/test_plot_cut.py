@@ -11,7 +11,7 @@ import pytest
 
 import prov4ml
 from prov4ml.analysis.plots import minmax_indices
-from prov4ml.metrics.formats import csv_rows, read_csv_kept
+from prov4ml.metrics.formats import csv_rows, kept_rows
 from prov4ml.ui import decimate, serve
 
 _hot = pytest.importorskip("prov4ml.metrics._hot")
@@ -29,7 +29,8 @@ def _write(path, values, sep=",", first_step=0):
 
 
 def _numpy(path, buckets):
-    steps, values, times, _, total = read_csv_kept(path, lambda v: minmax_indices(v, buckets))
+    data, sep, _ = csv_rows(path)
+    steps, values, times, total = kept_rows(data, sep, lambda v: minmax_indices(v, buckets))
     return steps.tolist(), values.tolist(), times.tolist(), total
 
 

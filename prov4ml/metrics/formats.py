@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MetricsType", "CompressorType", "MetricFormat", "CsvFormat", "TxtFormat", "ParquetFormat",
-    "NetCDFFormat", "ZarrFormat", "get_format", "read", "read_csv", "read_csv_kept", "parse_columns", "media_type", "archives_run", "remove_temporaries", "FORMATS", "READERS",
+    "NetCDFFormat", "ZarrFormat", "get_format", "read", "read_csv", "csv_rows", "kept_rows", "parse_columns", "media_type", "archives_run", "remove_temporaries", "FORMATS", "READERS",
 ]
 
 COLUMNS = ("step", "value", "time")
@@ -355,22 +355,17 @@ def csv_rows(path: Union[str, Path]) -> Optional[Tuple[memoryview, str, int]]:
     return memoryview(data)[:end], m.group(1).decode(), len(header) + end  # a view: no copy of 30 MB
 
 
-def read_csv_kept(path: Union[str, Path], keep: Callable[["np.ndarray"], "np.ndarray"]
-                  ) -> Optional[Tuple["np.ndarray", "np.ndarray", "np.ndarray", int, int]]:
-    """``(step, value, time)`` at the rows ``keep(values)`` picks (row indices) of every complete line of the
-    CSV metric file ``path``, then ``offset`` (where an incremental read goes on from) and ``total`` (the rows
-    read): fast enough for a plot of millions of points. None when the file is not a metric file yet or
-    holds a cell that is not a number."""
-    rows = csv_rows(path)
-    if rows is None:
-        return None
-    data, sep, offset = rows
+def kept_rows(data: memoryview, sep: str, keep: Callable[["np.ndarray"], "np.ndarray"]
+              ) -> Optional[Tuple["np.ndarray", "np.ndarray", "np.ndarray", int]]:
+    """``(step, value, time)`` at the rows ``keep(values)`` picks (row indices) of the whole lines ``data`` of a CSV
+    metric file (:func:`csv_rows`), then the rows read: fast enough for a plot of millions of points. None when a
+    cell is not a number."""
     try:
         step, values, time = parse_columns(data, sep)
     except ValueError:
         return None
     kept = keep(values)
-    return step[kept], values[kept], time[kept], offset, len(values)
+    return step[kept], values[kept], time[kept], len(values)
 
 
 def parse_columns(data: memoryview, sep: str) -> Tuple["np.ndarray", "np.ndarray", "np.ndarray"]:

@@ -6,6 +6,7 @@ writes the PROV-JSON) or :func:`save_records` (the sink process writes it from t
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from .._version import __version__
@@ -26,7 +27,7 @@ def snapshot(run: "Run", light: bool = False) -> RunSnapshot:
     records = run.records
     with run._lock:
         live = list(run.metrics.series.values())
-        series = [s.summary() for s in live if not light or s.sampler is not None or s.context.parent is not None]
+        series = [s.summary() for s in live if not light or _saved(s)]
         spans: Dict[Any, List[float]] = {}
         for s in live:  # a context spans the points logged in it
             if s.first_time is not None:
@@ -60,6 +61,16 @@ def snapshot(run: "Run", light: bool = False) -> RunSnapshot:
             notes=notes,
             **records.snapshot_fields(),
         )
+
+
+def _saved(series: Any) -> bool:
+    """Whether the records saved beside the journal keep ``series`` (a MetricSeries or its summary): when its line
+    in ``series.jsonl`` does not say all of it, its sampler or its sub-context's parent."""
+    return series.sampler is not None or series.context.parent is not None
+
+
+def _light(snap: RunSnapshot) -> RunSnapshot:
+    return dataclasses.replace(snap, series=[s for s in snap.series if _saved(s)])
 
 
 def problems(run: "Run") -> List[str]:
@@ -145,7 +156,7 @@ def write_snapshot(run: "Run", final: bool = False, save: bool = True) -> RunSna
 
     snap = snapshot(run)
     if not final:  # the records first: a kill before the document is in place leaves what recover needs to write it
-        _state.save_snapshot(run.journal_dir, snapshot(run, light=True))
+        _state.save_snapshot(run.journal_dir, _light(snap))
     write_document(run.prov_path, snap, indent=1 if final else None, fsync=final)  # the final one is for people to read
     write_summary(run.run_dir, snap, _state.read_owner(run.journal_dir), fsync=final)  # after it: never ahead of it
     if final and save:  # last: until the final document is in place, recover completes the run

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from ..analysis.plots import BUCKETS, minmax_indices
-from ..metrics.formats import csv_rows, read_csv_kept
+from ..metrics.formats import csv_rows, kept_rows
 from ..metrics.hotpath import cut
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def _steps(steps: List[Any]) -> List[Optional[int]]:
 def decimated(path: Path, buckets: int = BUCKETS) -> Optional[Dict[str, object]]:
     """The whole metric CSV ``path`` cut to :func:`minmax_indices`: ``step``, ``value``, ``time``,
     ``offset`` (to follow the file from), ``total`` (the points in the file). None when the file is
-    small (the incremental reader sends it as it is) or cannot be read with NumPy."""
+    small (the incremental reader sends it as it is) or is not a metric file (yet)."""
     try:
         stat = path.stat()
     except FileNotFoundError:
@@ -71,12 +71,12 @@ def _decimated(path: str, size: int, mtime_ns: int, buckets: int) -> Optional[Di
                 break
         busy.wait()  # then from the cache, or made here if that cut failed
     try:
-        cut = _cut(path, buckets)
+        made = _cut(path, buckets)
         with _lock:
-            _cuts[key] = cut
+            _cuts[key] = made
             if len(_cuts) > KEPT:
                 _cuts.popitem(last=False)
-        return cut
+        return made
     finally:
         with _lock:
             del _busy[key]
@@ -96,10 +96,10 @@ def _cut(path: str, buckets: int) -> Optional[Dict[str, object]]:
     data, sep, offset = rows
     made = cut(data, sep, buckets) if cut is not None else None  # C: 0.1 s a million rows, no NumPy
     if made is None:  # no C extension, or a file of another form than the sink writes
-        kept = read_csv_kept(path, lambda values: minmax_indices(values, buckets))
+        kept = kept_rows(data, sep, lambda values: minmax_indices(values, buckets))
         if kept is None:
             return None
-        made = (kept[0].tolist(), kept[1].tolist(), kept[2].tolist(), kept[4])
+        made = (kept[0].tolist(), kept[1].tolist(), kept[2].tolist(), kept[3])
     steps, values, times, total = made
     return {"step": _steps(steps), "value": values, "time": times, "offset": offset, "total": total}
 

@@ -51,7 +51,7 @@ from .._fs import is_url
 from ..exceptions import InvalidValueError, MissingDependencyError, Prov4MLError, StorageError
 from . import compare, pages, run_page as run_pages
 from .graph import PER_KIND, render_svg
-from .decimate import BUCKETS, DECIMATE_BYTES, decimated_all, thin
+from .decimate import BUCKETS, DECIMATE_BYTES, cut, decimated_all, thin
 from .store import RunHead, Store, duration_s, metric_files
 from ..runs import read_new, read_points
 
@@ -322,22 +322,22 @@ WARM_RUNS, WARM_FILES = 4, 16
 
 
 def _warm(store: Store) -> None:
-    """Import the readers, then cut the long series of the ``WARM_RUNS`` newest runs, newest first, into the
-    decimation cache: the page people open first (the run that just ended) then draws at once. A run on object
-    storage is left alone (its files are fetched when asked for)."""
-    _import_parsers()
-    if store.url is not None:
-        return
+    """Cut the long series of the ``WARM_RUNS`` newest runs, newest first, into the decimation cache: the page
+    people open first (the run that just ended) then draws at once. The CSV readers are imported first only
+    where a page needs them: no C cut, or a columnar file among those runs' (a page of CSV files needs neither
+    NumPy nor pyarrow). A run on object storage is left alone (its files are fetched when asked for)."""
+    paths = []
     try:
-        heads = [head for section in store.overview(newest=WARM_RUNS) for head in section.runs]
-        heads.sort(key=lambda h: h.start.timestamp() if h.start else 0.0, reverse=True)
-        long = []  # the files cut at a first page (the small ones are sent as they are)
-        for head in heads[:WARM_RUNS]:
-            entry = store.head(head.key)
-            for series in metric_files(entry.record):
-                path = entry.run_dir / series["location"]
-                if path.suffix == ".csv" and path.is_file() and path.stat().st_size > DECIMATE_BYTES:
-                    long.append(path)
+        if store.url is None:
+            heads = [head for section in store.overview(newest=WARM_RUNS) for head in section.runs]
+            heads.sort(key=lambda h: h.start.timestamp() if h.start else 0.0, reverse=True)
+            for head in heads[:WARM_RUNS]:
+                entry = store.head(head.key)
+                paths += [entry.run_dir / series["location"] for series in metric_files(entry.record)]
+        if cut is None or any(path.suffix != ".csv" for path in paths):
+            _import_parsers()
+        # the files cut at a first page (the small ones are sent as they are)
+        long = [p for p in paths if p.suffix == ".csv" and p.is_file() and p.stat().st_size > DECIMATE_BYTES]
         decimated_all(long[:WARM_FILES])
     except Exception:  # a warm-up only: the page computes what it needs itself
         pass
