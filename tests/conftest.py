@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -83,7 +84,6 @@ def series_entity(data, name, context="training"):
 
 def run_python(code, cwd, env=None, **kw):
     """Run ``code`` in a fresh interpreter with the project importable."""
-    import subprocess
 
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=full_env, **kw)
@@ -94,6 +94,19 @@ def location(value):
     from prov4ml.provenance import json_location
 
     return json_location(value)
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A real 24 MiB tmpfs, to fill up (needs root: skipped otherwise)."""
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
 
 @pytest.fixture(scope="session")
 def browser():

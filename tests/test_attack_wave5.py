@@ -447,18 +447,6 @@ def test_summary_of_4001_odd_series_says_what_the_document_says(tmp_path):
 
 # --- 10. a real full disk (a 24 MiB tmpfs) for 0.4 s mid-run --------------------------------------------------
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    mnt = tmp_path / "fs"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=True)
-
-
 def test_disk_full_for_a_while_mid_run_then_room_the_run_ends_exact(small_tmpfs):
     """Guard (passes but for the mean): the run's disk filled up (ENOSPC) for 0.4 s while 300 series log,
     then freed; the run goes on and ends: finished, every point in its file, the figures equal the files'."""

@@ -613,18 +613,6 @@ prov4ml.end_run()
 
 # --- 2. a full disk at end_run keeps the journal ------------------------------------------------------------
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    mnt = tmp_path / "fs"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=True)
-
-
 FULL_AT_END = VALUES + """
 import pathlib, prov4ml, time
 save = pathlib.Path({save!r})
