@@ -554,13 +554,13 @@ N = {n}
 for s in range(2):
     for k in range(N):
         prov4ml.log_metric("m%d" % k, value(k, s), prov4ml.Context.TRAINING, step=s)
-real = run._refresher.confirm
-def confirm(*a, **k):
-    if {kill}:
-        pid = int(next((save / "two" / "run_0").glob(".prov4ml/rank*/sink.pid")).read_text())
-        os.kill(pid, signal.SIGKILL)
-    return real(*a, **k)
-run._refresher.confirm = confirm
+real = run._refresher.close
+def close(*a, **k):
+    report = real(*a, **k)  # the sink's first answer
+    if {kill}:  # its own process, at once (its sink.pid may be gone already: it unlinks it once the files are written)
+        os.kill(run._refresher._out._sink.proc.pid, signal.SIGKILL)
+    return report
+run._refresher.close = close
 prov4ml.end_run()
 print("ended")
 """
