@@ -12,14 +12,14 @@ import enum
 import re
 import threading
 import unicodedata
-from typing import Dict, Iterator, Optional, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 from ._values import check_name
 from .exceptions import InvalidValueError
 
 __all__ = [
     "Context", "Contexts", "LoggingItemKind", "ItemSource", "create_context", "resolve_context", "as_source",
-    "DEFAULT_CONTEXT",
+    "restore_context", "context_chain", "chained_context", "DEFAULT_CONTEXT",
 ]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\- ]+$")  # the common case, checked first
@@ -120,8 +120,8 @@ class Context(str, metaclass=_ContextMeta):
     def __repr__(self) -> str:
         return f"Context.{self.name}"
 
-    def __reduce__(self):  # pickles as a call that re-registers the member
-        return (Context, (str(self), self.parent))
+    def __reduce__(self):  # pickles as a call that re-registers the member, its parent and source of data
+        return (restore_context, (str(self), self.parent, self.source_of_data))
 
 
 # MODELS and DATASETS are where code written for yProv4ML records its models and datasets.
@@ -134,6 +134,33 @@ Contexts = Context
 
 #: The context of a record logged without one.
 DEFAULT_CONTEXT = Context.TRAINING
+
+
+def restore_context(name: str, parent: Optional[Context], source_of_data: Optional[str] = None) -> Context:
+    """The context ``name`` under ``parent``, with its ``source_of_data`` where it has none yet (an unpickled one,
+    a series' line of ``series.jsonl``)."""
+    ctx = Context(name, parent)
+    if source_of_data is not None and ctx.source_of_data is None:
+        ctx.source_of_data = source_of_data
+    return ctx
+
+
+def context_chain(ctx: Context) -> List[List[Optional[str]]]:
+    """``[name, source_of_data]`` of ``ctx``, then of its parent, up to a context without one (a series' line of
+    ``series.jsonl``: :func:`chained_context` makes it again in another process)."""
+    chain = []
+    while ctx is not None:
+        chain.append([str(ctx), ctx.source_of_data])
+        ctx = ctx.parent
+    return chain
+
+
+def chained_context(chain: Sequence[Sequence[Optional[str]]]) -> Context:
+    """The context :func:`context_chain` described, with its parents and sources of data."""
+    ctx = None
+    for name, source in reversed(chain):
+        ctx = restore_context(name, ctx, source)
+    return ctx
 
 
 def create_context(

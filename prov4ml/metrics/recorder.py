@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .. import _values
 from .._values import INT64, check_name, check_step, check_timestamp
 from .._fs import slug
-from ..context import Context, LoggingItemKind, as_source, resolve_context
+from ..context import Context, LoggingItemKind, as_source, context_chain, resolve_context
 from ..exceptions import InvalidValueError, RunStateError
 from .folds import FinalMetric
 from .formats import MetricFormat
@@ -168,10 +168,13 @@ class MetricRecorder:
                     name, ctx, source or LoggingItemKind.METRIC, make_sampler(spec), file_name, unit,
                     sid=len(self.by_sid), data_file=self._format.data_name(target),
                 )
-                self.journal.add_series({
-                    "sid": s.sid, "name": name, "context": str(ctx), "kind": s.kind.value,
-                    "unit": unit, "file": s.data_file,
-                })
+                meta = {"sid": s.sid, "name": name, "context": str(ctx), "kind": s.kind.value, "unit": unit,
+                        "file": s.data_file}
+                if s.sampler is not None:
+                    meta["sampler"] = repr(s.sampler)
+                if ctx.parent is not None or ctx.source_of_data is not None:  # a line says all of its series
+                    meta["contexts"] = context_chain(ctx)
+                self.journal.add_series(meta)
                 self.by_sid.append(s)
                 self.series[(ctx, name)] = s
             elif unit is not None and s.unit is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence
 
 from ..records import state as _state
-from ..context import Context, as_source
+from ..context import Context, as_source, chained_context
 from ..records.model import RunSnapshot
 from ..metrics.journal import read_series
 from ..metrics.series import NO_ROWS, MetricSeries
@@ -35,11 +35,14 @@ def with_summaries(snap: RunSnapshot, metas: Dict[int, Dict[str, Any]], stats: D
             check()
         numbers = stats.get(sid) or NO_ROWS
         old = known.get((meta["name"], meta["context"]))
-        restored = MetricSeries(meta["name"], old.context if old else Context(meta["context"]),
-                                as_source(meta["kind"]), None, "", (old.unit if old else None) or meta.get("unit"))
+        # the line says all of a series (this version's lines); the records saved beside the journal fill in
+        # what older lines, or a unit given after the first point, do not
+        context = chained_context(meta["contexts"]) if "contexts" in meta else old.context if old else Context(meta["context"])
+        restored = MetricSeries(meta["name"], context, as_source(meta["kind"]), None, "",
+                                (old.unit if old else None) or meta.get("unit"))
         restored.update(numbers)
         restored.location = locate(sid, meta, numbers)
-        series.append(dataclasses.replace(restored.summary(), sampler=old.sampler if old else None))
+        series.append(dataclasses.replace(restored.summary(), sampler=meta.get("sampler") or (old.sampler if old else None)))
     contexts = dict(snap.contexts)
     for s in series:  # a context spans the points logged in it
         if s.first_time is not None:

@@ -44,7 +44,7 @@ def snapshot(run: "Run", light: bool = False) -> RunSnapshot:
             notes["dropped"] = run.metrics.journal.dropped
         if records.journal is not None and records.journal.failed:
             notes["records_not_journaled"] = records.journal.failed
-        return RunSnapshot(
+        snap = RunSnapshot(
             user_namespace=run.user_namespace,
             user=run.user,
             experiment_name=run.experiment_name,
@@ -61,16 +61,21 @@ def snapshot(run: "Run", light: bool = False) -> RunSnapshot:
             notes=notes,
             **records.snapshot_fields(),
         )
+    return _light(snap) if light else snap
 
 
 def _saved(series: Any) -> bool:
     """Whether the records saved beside the journal keep ``series`` (a MetricSeries or its summary): when its line
-    in ``series.jsonl`` does not say all of it, its sampler or its sub-context's parent."""
-    return series.sampler is not None or series.context.parent is not None
+    in ``series.jsonl`` may not say all of it (a unit given after its first point, the lines of an older
+    version, which held no sampler and no sub-context)."""
+    return series.sampler is not None or series.context.parent is not None or series.unit is not None
 
 
 def _light(snap: RunSnapshot) -> RunSnapshot:
-    return dataclasses.replace(snap, series=[s for s in snap.series if _saved(s)])
+    """The records saved beside the journal: ``_saved`` series, and never an ending (``end_run`` sets the
+    status before it stops the refresher; the record journal tells ``recover`` how the run ended, and until its
+    final document is in place, the run is one that recover completes)."""
+    return dataclasses.replace(snap, series=[s for s in snap.series if _saved(s)], status="running", end_time=None)
 
 
 def problems(run: "Run") -> List[str]:

@@ -69,11 +69,20 @@ def read_new(path: Path, offset: int = 0, limit: Optional[int] = None) -> Chunk:
         cells = line.split(sep)
         if len(cells) != 3:
             continue
-        step, value, time = (_number(c) for c in cells)
-        chunk.step.append(int(step) if step is not None and math.isfinite(step) and step == int(step) else None)
+        step, value, time = _step(cells[0]), _number(cells[1]), _number(cells[2])
+        chunk.step.append(step)
         chunk.value.append(value)
         chunk.time.append(time)
     return chunk
+
+
+def _step(cell: bytes) -> Optional[int]:
+    """A step as the file holds it (a step beyond 2**53 stays exact); None when it is not a whole number."""
+    try:
+        return int(cell)
+    except ValueError:
+        number = _number(cell)
+        return int(number) if number is not None and math.isfinite(number) and number == int(number) else None
 
 
 def _number(cell: bytes) -> Optional[float]:
