@@ -172,3 +172,61 @@ def test_the_summary_written_streamed_is_summarize(tmp_path, count):
     written = read_summary(write_summary(tmp_path, snap, owner))
     assert len(written["series"]) == count
     assert written == json.loads(json.dumps(summarize(snap, owner)))
+
+
+def test_the_summary_template_writes_what_the_encoder_writes(tmp_path, monkeypatch):
+    """A plain series' summary entry comes from one template: byte for byte what the JSON encoder writes of its
+    entry, for random values and names (NaN, infinities, -0.0, subnormals, quotes, non-ASCII, higher-is-better)."""
+    import random
+
+    from prov4ml.provenance import summary
+
+    rng = random.Random(11)
+    pool = [math.nan, math.inf, -math.inf, -0.0, 0.0, 5e-324, 1.7976931348623157e308, 1 / 3, -2.5e-300, 1e16, 1e22]
+    snap = snapshot("ended")
+    for n in range(400):
+        values = tuple(rng.choice(pool) if rng.random() < 0.3 else rng.uniform(-1e6, 1e6) for _ in range(4))
+        name = rng.choice(["loss", "val_acc", "Accuracy", f"m{n}", f'q"{n}"λ\\x', "f1_macro", "top5err", "reward"])
+        location = rng.choice([None, f"metrics/{n}.csv", 'metrics/ü "q".csv'])
+        snap.series.append(_series(name, rng.choice([Context.TRAINING, Context("probe", Context.VALIDATION)]),
+                                   count=rng.randrange(1, 2**40), nan_count=rng.randrange(3), values=values,
+                                   steps=(rng.randrange(-2**63, 2**63), rng.randrange(2**63)), location=location))
+    fast = list(summary._series_texts(snap))
+    assert sum(summary._plain(m) and math.isfinite(m.min) for m in snap.series) > 150
+    monkeypatch.setattr(summary, "_plain", lambda m: False)
+    assert list(summary._series_texts(snap)) == fast
+
+
+def test_higher_is_better_is_decided_by_any_word_of_the_name():
+    import random
+    import re
+
+    from prov4ml.provenance.summary import HIGHER_IS_BETTER, higher_is_better
+
+    def by_words(name):
+        return any(w in HIGHER_IS_BETTER or w.startswith("acc") for w in re.findall(r"[a-z0-9]+", name.lower()))
+
+    rng = random.Random(3)
+    parts = list(HIGHER_IS_BETTER) + ["acc", "accu", "xacc", "loss", "err", "f10", "mapk", "a", "1", "_", "/", "-",
+                                      " ", "é", "İ", "ACC", "Top1"]
+    names = ["".join(rng.choice(parts) for _ in range(rng.randrange(1, 5))) for _ in range(5000)]
+    assert {higher_is_better(n) for n in names} == {True, False}
+    for name in names:
+        assert higher_is_better(name) == by_words(name), name
+    assert higher_is_better("loss", "max") and not higher_is_better("accuracy", "min")
+
+
+def test_a_locations_suffix_is_posixpaths_and_a_safe_name_is_left_as_quote_leaves_it():
+    import posixpath
+    import random
+    from urllib.parse import quote
+
+    from prov4ml.provenance import builder
+
+    rng = random.Random(5)
+    parts = [".", "..", "/", "a", "csv", ".csv", "ü", " ", "%", "~", "-", "_", "tar.gz", "x.y"]
+    for _ in range(20000):
+        path = "".join(rng.choice(parts) for _ in range(rng.randrange(0, 7)))
+        assert builder._suffix(path) == posixpath.splitext(path)[1], path
+        name = path.rpartition("/")[2]
+        assert (builder._URI_SAFE.fullmatch(name) is not None) == (quote(name, safe="/-._~") == name), name

@@ -242,3 +242,34 @@ def test_a_sink_killed_after_its_final_report_leaves_files_and_document_that_agr
         assert series_count(data, key, context) == len(rows)
     assert any("sink process failed" in e for e in run._refresher.errors)
     assert not (run.run_dir / ".prov4ml").exists()  # complete: the run's thread finished the files
+
+
+class _Pressed:
+    """A consumer of many series whose files are left to make (the sink's ``Consumer.pressed``)."""
+
+    def __init__(self):
+        self.stats, self.pressing = {}, True
+
+    def pressed(self):
+        return self.pressing
+
+    def summaries(self):
+        return {}
+
+
+def test_with_many_series_a_live_document_waits_for_the_files_at_most_document_defer(tmp_path):
+    from prov4ml.metrics import _sink
+
+    (tmp_path / "state.pickle").write_bytes(b"")
+    consumer = _Pressed()
+    docs = _sink.Documents(str(tmp_path), str(tmp_path), [str(Path(__file__).parent)], "test_live_document:_writer")
+    WRITES.clear()
+    assert docs.update(consumer) and WRITES == []  # files to make: the document waits, the sink still writes them
+    docs.written_at -= _sink.DOCUMENT_DEFER  # as if the last one were DOCUMENT_DEFER seconds old
+    assert docs.update(consumer) and WRITES == [False]  # no longer
+    (tmp_path / "state.pickle").write_bytes(b"changed")
+    assert docs.update(consumer) and WRITES == [False]  # pressed again, and the last one is new
+    assert docs.update(consumer, full=True) and WRITES == [False, True]  # a flush never waits
+    (tmp_path / "state.pickle").write_bytes(b"changed again")
+    docs.next_at, consumer.pressing = 0.0, False
+    assert docs.update(consumer) and WRITES == [False, True, False]  # the files made: at once

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import re
 from datetime import datetime, timezone
 from json.encoder import encode_basestring_ascii as _quote  # json.dumps's text of a str
 from urllib.parse import quote
@@ -186,10 +186,11 @@ def _plain(m: SeriesSummary) -> bool:
 
 
 def _plain_entity_text(m: SeriesSummary, types: List[str], label: str, media: Optional[str], measure: Optional[str],
-                       has_value: bool, location: Optional[str]) -> str:
+                       has_value: bool, location: Optional[str], last_time: str) -> str:
     """A :func:`_plain` series' entity, the text :meth:`Builder.json_text` writes for it, from one template: a run's
-    100,000 series are most of its document."""
-    key = (tuple(types), media, measure is not None, has_value, location is not None)
+    100,000 series are most of its document. ``last_time``: the text of ``m.last_time``."""
+    finite = m.min - m.min == 0 == m.max - m.max and m.last - m.last == 0 == m.mean - m.mean  # their repr, then
+    key = (tuple(types), media, measure is not None, has_value, location is not None, finite)
     template = _TEMPLATES.get(key)
     if template is None:
         template = _TEMPLATES[key] = _entity_template(*key)
@@ -197,20 +198,24 @@ def _plain_entity_text(m: SeriesSummary, types: List[str], label: str, media: Op
               _quote(label)]
     if measure is not None:
         values.append(_quote(measure))
-    values += [m.count, m.nan_count, _double_text(m.min), _double_text(m.max), _double_text(m.last),
-               _double_text(m.mean), m.last_step, _time_text(m.last_time)]
+    if finite:
+        values += [m.count, m.nan_count, m.min, m.max, m.last, m.mean, m.last_step, last_time]
+    else:
+        values += [m.count, m.nan_count, _double_text(m.min), _double_text(m.max), _double_text(m.last),
+                   _double_text(m.mean), m.last_step, last_time]
     if has_value:
-        values.append(_double_text(m.last))
+        values.append(m.last if finite else _double_text(m.last))
     if location is not None:
         values.append(_quote(location))
     return template % tuple(values)
 
 
 def _entity_template(types: Tuple[str, ...], media: Optional[str], measure: bool, has_value: bool,
-                     location: bool) -> str:
-    """The ``%`` template of :func:`_plain_entity_text` (json.dumps's layout, as :meth:`Builder.json_text`)."""
+                     location: bool, finite: bool) -> str:
+    """The ``%`` template of :func:`_plain_entity_text` (json.dumps's layout, as :meth:`Builder.json_text`);
+    ``finite``: the doubles are given as floats (their repr is xsd:double's form), else as their text."""
     def typed(xsd: str) -> str:
-        return f'{{"$": "%s", "type": "{xsd}"}}'
+        return f'{{"$": "{"%r" if finite and xsd == "xsd:double" else "%s"}", "type": "{xsd}"}}'
 
     parts = [f'"prov:type": {_types_text(types).replace("%", "%%")}',
              '"provml:name": %s', '"provml:context": %s', '"provml:source": %s',
@@ -231,6 +236,14 @@ def _entity_template(types: Tuple[str, ...], media: Optional[str], measure: bool
 
 
 _TEMPLATES: Dict[Tuple[Any, ...], str] = {}
+_URI_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")  # what quote(..., safe="/-._~") leaves as it is (a file name has no /)
+
+
+def _suffix(path: str) -> str:
+    """``posixpath.splitext(path)[1]`` (a location is a POSIX path), without its cost: a run's 100,000 series."""
+    name = path[path.rfind("/") + 1:]
+    dot = name.rfind(".")
+    return name[dot:] if dot > 0 and name[:dot].strip(".") else ""
 
 
 def _double_text(v: float) -> str:
@@ -572,6 +585,8 @@ class Builder:
         self.series_contexts: Dict[Context, Tuple[str, str, bool]] = {}  # name prefix, activity, evaluation
         self.series_folders: Dict[str, str] = {}
         self.snapshot_names: Dict[int, str] = {}  # while the run runs: each series' snapshot, named once
+        self.series_idents: Dict[int, str] = {}  # each series' name, made once for its records of every kind
+        self.last_times: Dict[int, str] = {}  # a series' last time as its entity wrote it, for its generation
         self.media_types: Dict[str, Optional[str]] = {}
         for m in self.snap.series:
             ctx = m.context
@@ -587,7 +602,9 @@ class Builder:
         """A series' identifier, its growing values (empty unless ``values``), and the identifier of the entity
         generated (see :meth:`growing`)."""
         # local_name(..., context, name): its parts are NCName characters, so the context's prefix decides its start
-        ident = f"{self.series_contexts[m.context][0]}.{part(m.name)}"
+        ident = self.series_idents.get(id(m))
+        if ident is None:
+            ident = self.series_idents[id(m)] = f"{self.series_contexts[m.context][0]}.{part(m.name)}"
         growing = self.growing_values(m) if values else {}
         if self.snap.end_time is not None:
             return ident, growing, ident
@@ -613,13 +630,13 @@ class Builder:
         prefix = self.series_folders.get(folder)
         if prefix is None:
             prefix = self.series_folders[folder] = str(self.location(folder))
-        return f"{prefix}/{quote(name, safe='/-._~')}"
+        return f"{prefix}/{name if _URI_SAFE.fullmatch(name) else quote(name, safe='/-._~')}"
 
     def media_type(self, path: Optional[str]) -> Optional[str]:
         """``media_type(path)``, which depends on the suffix alone, once per suffix."""
         if path is None:
             return None
-        suffix = os.path.splitext(path)[1]
+        suffix = _suffix(path)
         if suffix not in self.media_types:
             self.media_types[suffix] = media_type(path)
         return self.media_types[suffix]
@@ -651,7 +668,10 @@ class Builder:
             _prefix, activity, evaluation = self.series_contexts[m.context]
             evaluation = evaluation and m.source == "metric"  # mls:hasValue and a measure
             if kind == "wasGeneratedBy":
-                time = "" if m.last_time is None else f', "prov:time": "{_time_text(m.last_time)}"'
+                last = self.last_times.pop(id(m), None)
+                if last is None and m.last_time is not None:
+                    last = _time_text(m.last_time)
+                time = "" if last is None else f', "prov:time": "{last}"'
                 yield None, f'{{"prov:entity": {_quote(generated)}, "prov:activity": {_quote(activity)}{time}}}'
             elif kind == "wasDerivedFrom" and not ended:
                 yield None, (f'{{"prov:generatedEntity": {_quote(ident)}, "prov:usedEntity": {_quote(generated)}, '
@@ -673,8 +693,9 @@ class Builder:
                     types.append("provml:Snapshot")
                 location = self.series_location(m.location)
                 if plain:
+                    last = self.last_times[id(m)] = _time_text(m.last_time)
                     yield generated, _plain_entity_text(m, types, label, media, measure and str(measures[measure]),
-                                                        evaluation, location)
+                                                        evaluation, location, last)
                     continue
                 stable: Dict[str, Any] = {key: getattr(m, f) for f, key in _STABLE}
                 stable["prov:label"] = label

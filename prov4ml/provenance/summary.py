@@ -20,13 +20,14 @@ import math
 import os
 import re
 from datetime import datetime
+from json.encoder import encode_basestring_ascii as quote
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional
 
 from .._fs import atomic_write
 from ..exceptions import ProvFileError
 from ..records.model import RunSnapshot
-from .builder import _value
+from .builder import _plain, _value
 
 __all__ = ["FORMAT", "VERSION", "SUMMARY_FILE", "summary_name", "summarize", "write_summary", "read_summary",
            "encode", "decode", "higher_is_better", "HIGHER_IS_BETTER", "SERIES_KEYS"]
@@ -42,7 +43,9 @@ _KEYS = [k for k in SERIES_KEYS if k != "best"]  # as the series' records hold t
 #: Metric names (any word of them) for which larger is better; every other metric is a loss-like "smaller is better".
 HIGHER_IS_BETTER = ("acc", "accuracy", "f1", "precision", "recall", "auc", "auroc", "score", "iou", "map", "bleu",
                     "rouge", "reward", "return", "r2", "dice", "top1", "top5", "throughput", "psnr", "ssim")
-_WORDS = re.compile(r"[a-z0-9]+")
+# a word (a run of [a-z0-9]) that is one of them or starts with "acc": one search, not a split (100,000 series)
+_HIGHER = re.compile(r"(?<![a-z0-9])(?:acc[a-z0-9]*|%s)(?![a-z0-9])" % "|".join(w for w in HIGHER_IS_BETTER
+                                                                                if not w.startswith("acc")))
 _REPEAT = re.compile(r"^(.*)#(\d+)$")  # as the document's label says a repeated parameter: "lr#2"
 
 
@@ -50,7 +53,7 @@ def higher_is_better(name: str, fold: Optional[str] = None) -> bool:
     """Whether the best value of metric ``name`` is its largest: a registered ``max``/``min`` fold decides, else its name."""
     if fold in ("max", "min"):
         return fold == "max"
-    return any(w in HIGHER_IS_BETTER or w.startswith("acc") for w in _WORDS.findall(name.lower()))
+    return _HIGHER.search(name.lower()) is not None
 
 
 def summary_name(rank: int) -> str:
@@ -93,12 +96,38 @@ def _series(snap: RunSnapshot) -> Iterator[Dict[str, Any]]:
     """Each series' entry, made one at a time: a run may have 100,000."""
     folds = {f.name: f.operation_name for f in snap.final_metrics}
     for s in snap.series:
-        best = s.max if higher_is_better(s.name, folds.get(s.name)) else s.min
-        entry = {"name": s.name, "context": str(s.context)}
-        for k in _KEYS:
-            entry[k] = encode(getattr(s, k, None))
-        entry["best"] = encode(best)
-        yield entry
+        yield _entry(s, folds)
+
+
+def _entry(s: Any, folds: Dict[str, str]) -> Dict[str, Any]:
+    best = s.max if higher_is_better(s.name, folds.get(s.name)) else s.min
+    entry = {"name": s.name, "context": str(s.context)}
+    for k in _KEYS:
+        entry[k] = encode(getattr(s, k, None))
+    entry["best"] = encode(best)
+    return entry
+
+
+def _series_texts(snap: RunSnapshot) -> Iterator[str]:
+    """Each series' entry as the JSON text :func:`write_summary`'s encoder makes of it; a series of the usual
+    shape (finite figures, no unit or sampler) from one template, which is 3x faster (a run's 100,000 series)."""
+    folds = {f.name: f.operation_name for f in snap.final_metrics}
+    dumps = _ENCODER.encode
+    for s in snap.series:
+        if _plain(s) and s.min - s.min == 0 == s.max - s.max and s.last - s.last == 0 == s.mean - s.mean:
+            best = s.max if higher_is_better(s.name, folds.get(s.name)) else s.min
+            yield _SERIES_TEXT % (quote(s.name), quote(str(s.context)), s.count, s.nan_count, s.min, s.max, s.last,
+                                  s.mean, s.first_step, s.last_step, quote(s.source),
+                                  "null" if s.location is None else quote(s.location), best)
+        else:
+            yield dumps(_entry(s, folds))
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+# the order and form of _entry's keys as _ENCODER writes them (a finite float: its repr, as json writes it)
+_SERIES_TEXT = ('{"name":%s,"context":%s,"count":%d,"nan_count":%d,"min":%r,"max":%r,"last":%r,"mean":%r,'
+                '"first_step":%d,"last_step":%d,"unit":null,"source":%s,"sampler":null,"location":%s,"best":%r}')
+
 
 
 def _head(snap: RunSnapshot, owner: Optional[Dict[str, Any]]) -> Dict[str, Any]:
@@ -154,14 +183,13 @@ def write_summary(run_dir: Path, snap: RunSnapshot, owner: Optional[Dict[str, An
     path = Path(run_dir, summary_name(snap.rank))
 
     def write(fh: IO[bytes]) -> None:  # streamed, the series last
-        dumps = json.JSONEncoder(separators=(",", ":")).encode
-        fh.write(f'{dumps(_head(snap, owner))[:-1]},"series":['.encode("utf-8"))
-        entries, between = _series(snap), ""
+        fh.write(f'{_ENCODER.encode(_head(snap, owner))[:-1]},"series":['.encode("utf-8"))
+        entries, between = _series_texts(snap), ""
         while True:
             batch = list(itertools.islice(entries, 2000))
             if not batch:
                 break
-            fh.write(f"{between}{dumps(batch)[1:-1]}".encode("utf-8"))  # one call of the C encoder per batch
+            fh.write(f"{between}{','.join(batch)}".encode("utf-8"))
             between = ","
             if check is not None:
                 check()

@@ -1,0 +1,83 @@
+"""With many series, the sink makes a series' metric file as soon as the series is described in the journal,
+before its rows are read (making files is most of what 100,000 series cost; made during the loop, end_run only
+appends). A file made ahead holds the header; one whose series never gets a row is removed at the run's end."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import prov4ml
+from killing import prov_json, read_rows, series_count
+from prov4ml.metrics import _sink
+
+SERIES = _sink.FEW_SERIES + 200
+
+
+def _wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_files_are_made_ahead_of_rows_and_a_series_without_a_row_keeps_no_file(tmp_path):
+    run = prov4ml.start_run("www.example.org", "ahead", str(tmp_path), capture=False)
+    run_dir = run.run_dir
+    for k in range(SERIES):
+        prov4ml.log_metric(f"m{k}", float(k), prov4ml.Context.TRAINING, step=0)
+    _wait_for(lambda: len(list((run_dir / "metrics").glob("*.csv"))) == SERIES)  # the sink knows many series now
+    with pytest.raises((TypeError, ValueError)):
+        prov4ml.log_metric("refused", "not a number", prov4ml.Context.TRAINING)  # its series is described
+    prov4ml.log_metric("late", 1.5, prov4ml.Context.TRAINING, step=3)
+    refused = run_dir / "metrics" / "refused_training_rank0.csv"
+    late = run_dir / "metrics" / "late_training_rank0.csv"
+    _wait_for(refused.exists)  # made from its line alone: no row of it was ever journaled
+    header = refused.read_bytes()
+    assert header == b"step,value,time\n"
+    for k in range(SERIES):
+        prov4ml.log_metric(f"m{k}", k + 0.5, prov4ml.Context.TRAINING, step=1)
+    prov4ml.end_run()
+
+    assert not refused.exists()
+    names = sorted(p.name for p in (run_dir / "metrics").iterdir())
+    assert names == sorted([f"m{k}_training_rank0.csv" for k in range(SERIES)] + [late.name])
+    assert read_rows(late) == [(3, 1.5)]
+    for k in (0, 700, SERIES - 1):
+        assert read_rows(run_dir / "metrics" / f"m{k}_training_rank0.csv") == \
+            [(0, float(k)), (1, k + 0.5)]
+    data = prov_json(run_dir)
+    assert series_count(data, "late") == 1 and series_count(data, "m700") == 2
+    refused_entity = [v for v in data["entity"].values() if v.get("provml:name") == "refused"]
+    assert len(refused_entity) == 1 and "prov:location" not in refused_entity[0]
+
+
+def test_a_group_kill_then_recover_keeps_no_file_for_a_series_without_a_row(tmp_path):
+    from killing import Child, wait_for_sinks
+
+    from prov4ml.run.recovery import recover
+
+    child = Child(tmp_path, f"""
+run = prov4ml.start_run("www.example.org", "crash", {{save_dir!r}}, capture=False)
+for k in range({SERIES}):
+    prov4ml.log_metric(f"m{{{{k}}}}", float(k), prov4ml.Context.TRAINING, step=0)
+try:
+    prov4ml.log_metric("refused", "not a number", prov4ml.Context.TRAINING)
+except (TypeError, ValueError):
+    pass
+tell({SERIES})
+flag(1)
+time.sleep(600)
+""", group=True)
+    child.wait_flag()
+    refused = child.run_dir() / "metrics" / "refused_training_rank0.csv"
+    _wait_for(refused.exists)
+    child.kill()
+    wait_for_sinks(child.run_dir())
+    recover(child.run_dir())
+    assert not refused.exists()
+    files = sorted(p.name for p in (child.run_dir() / "metrics").iterdir())
+    assert files == sorted(f"m{k}_training_rank0.csv" for k in range(SERIES))
+    for k in (0, SERIES - 1):
+        assert read_rows(child.run_dir() / "metrics" / f"m{k}_training_rank0.csv") == [(0, float(k))]
