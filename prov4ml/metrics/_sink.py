@@ -619,7 +619,7 @@ class Consumer:
             self.make_files(interrupted)
 
     def make_files(self, interrupted=None):
-        """Make (and head) the files of the series whose lines came since, before their rows are read.
+        """Make the files of the series whose lines came since, before their rows are read.
 
         With 100,000 series, making the files is most of the sink's work (ext4: ~25 us a file); made as the
         lines come, it runs beside the training loop instead of after the journal's next read, and the run's
@@ -636,7 +636,7 @@ class Consumer:
                 continue
             self.ahead.add(sid)
             try:
-                self._open(sid).write(b"")  # the header
+                self._open(sid)  # empty: the header comes with the first rows, as readers expect
             except OSError:
                 pass
             made += 1
