@@ -448,24 +448,48 @@ class Consumer:
         ``BUDGET`` seconds, or sooner once ``interrupted`` (the sink between requests) says a request waits;
         the sink then reads what the journal gained meanwhile and goes on with the rest at once (so at a run's
         end only the last moment's points are left to read)."""
-        many = not everything and len(self.files) > self.max_open
+        if everything:
+            return self._write_all()
+        many = len(self.files) > self.max_open
         now = time.monotonic()
         due, deadline = now - CLOSED_FILE_WAIT, now + BUDGET
         files, since = self.files, self.waiting_since
         opened = 0
         self.opening = False
-        sids = list(self.backlog) if everything or len(self.series) <= FEW_SERIES else self._due(now - ROW_WAIT)
+        sids = list(self.backlog) if len(self.series) <= FEW_SERIES else self._due(now - ROW_WAIT)
         for sid in sids:
             fh = files.get(sid)
             if many and fh is not None and fh.fd is None and since[sid] > due:
                 continue  # a closed file's rows wait for more
             closed = fh is None or fh.fd is None
             self._flush_backlog(sid)
-            if closed and not everything:
+            if closed:
                 opened += 1
                 if opened % 32 == 0 and (time.monotonic() >= deadline or (interrupted is not None and interrupted())):
                     self.opening = True
                     break
+
+    def _write_all(self):
+        """Every series' rows (a flush, the run's end): one write a file, the bookkeeping after (100,000 files:
+        the loop is most of what the run's end waits for). A failed write keeps its rows, as ``_flush_backlog``."""
+        backlog, open_file = self.backlog, self._open
+        written = []
+        for sid, groups in backlog.items():
+            try:
+                open_file(sid).write(groups[0][1] if len(groups) == 1 else b"".join(g[1] for g in groups))
+            except OSError as exc:
+                self._write_failed(sid, exc)
+                continue
+            written.append(sid)
+        if len(written) == len(backlog):  # the usual case: every table emptied at once
+            self.stats.update(self.planned)
+            for table in (self.planned, backlog, self.waiting_since, self.waiting_bytes, self.unopened, self.big):
+                table.clear()
+            self.pending = 0
+            self._reported = {key for key in self._reported if key[0] != "write" or type(key[1]) is not int}
+            return
+        for sid in written:
+            self._settle(sid)
 
     def _due(self, since):
         """Of many series, those whose rows are written at a poll's end: new files, rows of ``WRITE_SOON`` bytes,
@@ -543,18 +567,22 @@ class Consumer:
 
     def _flush_backlog(self, sid):
         groups = self.backlog[sid]
-        meta = self.series[sid]
         try:
-            fh = self._open(sid)
-            fh.write(groups[0][1] if len(groups) == 1 else b"".join(g[1] for g in groups))
+            self._open(sid).write(groups[0][1] if len(groups) == 1 else b"".join(g[1] for g in groups))
         except OSError as exc:
-            self._error(("write", sid), f"could not write metric file {meta['file']!r}: {exc.strerror or exc}; "
-                        "its points stay in the journal and are written when the disk has room")
+            self._write_failed(sid, exc)
             return
+        self._settle(sid)
+
+    def _write_failed(self, sid, exc):
+        self._error(("write", sid), f"could not write metric file {self.series[sid]['file']!r}: "
+                    f"{exc.strerror or exc}; its points stay in the journal and are written when the disk has room")
+
+    def _settle(self, sid):
+        """``sid``'s backlog is on disk: its summary is the planned one."""
         self.stats[sid] = self.planned.pop(sid)
-        for group in groups:
+        for group in self.backlog.pop(sid):
             self.pending -= len(group[1])
-        del self.backlog[sid]
         del self.waiting_since[sid]
         del self.waiting_bytes[sid]
         self.unopened.pop(sid, None)
