@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timezone
 from typing import Any, List, Optional, Sequence
 
 from ..context import Context, LoggingItemKind
-from ..records.model import SeriesSummary, utc
+from ..records.model import SeriesSummary
 from .samplers import Sampler
 
 __all__ = ["MetricSeries", "materialize", "NO_ROWS"]
@@ -77,12 +78,12 @@ class MetricSeries:
 
     def summary(self) -> SeriesSummary:
         """What the document says of this series."""
-        return SeriesSummary(
-            name=self.name, context=self.context, source=self.kind.value, unit=self.unit,
-            sampler=None if self.sampler is None else repr(self.sampler), location=self.location,
-            count=self.count, nan_count=self.nan_count, min=self.min, max=self.max, last=self.last, mean=self.mean,
-            first_step=self.first_step, last_step=self.last_step,
-            first_time=utc(self.first_time), last_time=utc(self.last_time),
+        first, last = self.first_time, self.last_time
+        return SeriesSummary(  # by position, in the order of its fields: an end_run of 100,000 series makes one each
+            self.name, self.context, self.kind.value, self.unit, None if self.sampler is None else repr(self.sampler),
+            self.location, self.count, self.nan_count, self.min, self.max, self.last, self.mean, self.first_step,
+            self.last_step, None if first is None else datetime.fromtimestamp(first, timezone.utc),  # records.model.utc
+            None if last is None else datetime.fromtimestamp(last, timezone.utc),
         )
 
 
