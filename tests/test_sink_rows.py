@@ -167,6 +167,26 @@ def test_the_mean_is_exact_however_the_points_fall_into_chunks():
         assert all(stats == folded[0] for stats in folded)  # count, extremes, last, steps, times: alike too
 
 
+def test_the_summaries_in_c_are_the_pythons_bit_for_bit():
+    """A report's summaries (_hot.summarize_all) are _sink.summary's, the exact mean included: random values,
+    NaN only, infinities of one sign and both, zeros of both signs, a series with no row, huge counts."""
+    cases = [[], [math.nan] * 3, [math.inf, 1.0], [-math.inf, math.nan], [math.inf, -math.inf], [0.0, -0.0], [-0.0],
+             [1.7976931348623157e308] * 4, [5e-324, -5e-324, 5e-324]]
+    cases += [rng.sample(hard_values(40), rng.randint(1, 30)) for _ in range(300)]
+    all_stats = {}
+    for sid, values in enumerate(cases):
+        stats = all_stats[sid * 7919] = _sink.new_stats()
+        for at in range(0, len(values), 5):
+            (group,) = _hot.rows(slots([(1, at + k, v, 1.5 + k) for k, v in enumerate(values[at:at + 5])]), ",")
+            _hot.fold(stats, group)
+    all_stats[1] = [2 ** 70, 2 ** 69, 1.0, 2.0, 1.5, None, 0, 9, 1.5, 2.5, 3 << 1074]  # counts past 64 bits
+    for text in (True, False):
+        c, py = _hot.summarize_all(all_stats, text), _sink._summarize_all(all_stats, text)
+        assert list(c) == list(py) == [str(k) if text else k for k in all_stats]
+        assert all(_exact(c[k]) == _exact(py[k]) for k in py)
+    assert _sink.summary(all_stats[1])[5] == 3.0 / 2 ** 69
+
+
 def test_a_run_reads_back_what_was_logged(tmp_path):
     """Through the real sink process: the CSV gives back each value, step and time logged, bit for bit."""
     values = [v for v in hard_values(3000) if v == v]

@@ -1172,6 +1172,77 @@ sink_fold(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The sink's summary(stats): the first SUMMARY items, the mean made from the exact sum (see _sink._mean). */
+static PyObject *
+summary_of(PyObject *stats)
+{
+    if (!PyList_Check(stats) || PyList_GET_SIZE(stats) != 11) {
+        PyErr_SetString(PyExc_ValueError, "summaries: each stats is a list of 11");
+        return NULL;
+    }
+    PyObject *out = PyList_GetSlice(stats, 0, 10);
+    if (out == NULL)
+        return NULL;
+    PyObject *count = PyList_GET_ITEM(stats, 0), *nan = PyList_GET_ITEM(stats, 1);
+    int some = PyObject_RichCompareBool(count, nan, Py_GT);
+    if (some < 0)
+        Py_CLEAR(out);
+    if (some <= 0)  /* no number: no mean */
+        return out;
+    PyObject *lo = PyList_GET_ITEM(stats, 2), *hi = PyList_GET_ITEM(stats, 3);
+    if (!PyFloat_CheckExact(lo) || !PyFloat_CheckExact(hi)) {
+        Py_DECREF(out);
+        PyErr_SetString(PyExc_TypeError, "summaries: min and max are floats");
+        return NULL;
+    }
+    double x = PyFloat_AS_DOUBLE(lo), y = PyFloat_AS_DOUBLE(hi);
+    PyObject *mean = NULL;
+    if (isfinite(x) && isfinite(y)) {
+        if (x == 0.0 && y == 0.0) {
+            mean = PyFloat_FromDouble(x + y);  /* all zeros: -0.0 only if every one is -0.0 */
+        }
+        else {  /* int / int: correctly rounded */
+            PyObject *k = PyNumber_Subtract(count, nan), *by = PyLong_FromLong(1074), *den = NULL;
+            if (k != NULL && by != NULL)
+                den = PyNumber_Lshift(k, by);
+            if (den != NULL)
+                mean = PyNumber_TrueDivide(PyList_GET_ITEM(stats, 10), den);
+            Py_XDECREF(k);
+            Py_XDECREF(by);
+            Py_XDECREF(den);
+        }
+    }
+    else {  /* IEEE: inf with +inf alone, -inf with -inf alone, NaN with both */
+        mean = PyFloat_FromDouble(x == -y ? x + y : (isinf(y) ? y : x));
+    }
+    if (set_item(out, 5, mean) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* {key: summary(stats)} of a {sid: stats} dict; text: the keys as str(sid), as a report gives them. */
+static PyObject *
+sink_summarize_all(PyObject *module, PyObject *args)
+{
+    PyObject *all;
+    int text;
+    if (!PyArg_ParseTuple(args, "O!p", &PyDict_Type, &all, &text))
+        return NULL;
+    PyObject *out = PyDict_New(), *key, *stats;
+    Py_ssize_t at = 0;
+    while (out != NULL && PyDict_Next(all, &at, &key, &stats)) {
+        PyObject *k = text ? PyObject_Str(key) : Py_NewRef(key);
+        PyObject *v = k == NULL ? NULL : summary_of(stats);
+        if (v == NULL || PyDict_SetItem(out, k, v) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+    }
+    return out;
+}
+
 /* ------------------------------------------------------------ plot cuts */
 
 static const double TENS[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
@@ -1424,6 +1495,9 @@ static PyMethodDef module_methods[] = {
      "numbers holds those values as native doubles (else None)."},
     {"fold", sink_fold, METH_VARARGS,
      "fold(stats, group): a group of rows() folded into a series' summary list (the sink's _fold, in C)."},
+    {"summarize_all", sink_summarize_all, METH_VARARGS,
+     "summarize_all(stats, text): {sid: summary} of the sink's {sid: stats}, each as _sink.summary makes it; text: "
+     "the keys as str(sid)."},
     {"cut", plot_cut, METH_VARARGS,
      "cut(rows, separator, buckets) -> (steps, values, times, n) or None: the rows (n whole lines of a CSV metric\n"
      "file, step{sep}value{sep}time) a plot keeps, read exactly (steps as ints where they are): all of them up to\n"

@@ -266,6 +266,11 @@ def summary(stats):
     return out
 
 
+def _summarize_all(all_stats, text):
+    """{sid: summary(stats)} of ``all_stats``; ``text``: the keys as ``str(sid)``, as a report gives them."""
+    return {(str(sid) if text else sid): summary(stats) for sid, stats in all_stats.items()}
+
+
 def _exact_sum(values) -> int:
     """The exact sum of the finite ``values`` in units of 2**-1074 (an infinity decides the mean on its own)."""
     total = 0
@@ -324,15 +329,15 @@ def _rows_py(slots, separator):
     return out
 
 
-rows, fold = _rows_py, _fold
+rows, fold, summarize_all = _rows_py, _fold, _summarize_all
 # The rows and their folds in C, ~10x faster: where it is built, reads records in the journal's (little-endian)
 # order, and PROV4ML_PURE_PYTHON (which the tests use to run the Python paths) is not set.
 if sys.byteorder == "little" and os.environ.get("PROV4ML_PURE_PYTHON", "") in ("", "0"):
     try:
         if __package__:
-            from ._hot import fold, rows
+            from ._hot import fold, rows, summarize_all
         else:
-            from _hot import fold, rows  # type: ignore[no-redef]
+            from _hot import fold, rows, summarize_all  # type: ignore[no-redef]
     except ImportError:  # not built (no compiler at install)
         pass
 
@@ -680,18 +685,18 @@ class Consumer:
 
     def report_series(self):
         """A report's series: sid (text) -> summary of the rows on disk."""
-        return {str(k): summary(v) for k, v in self.stats.items()}
+        return summarize_all(self.stats, True)
 
     def summaries(self):
         """sid -> the summary (:func:`summary`) of the rows on disk."""
-        return {sid: summary(v) for sid, v in self.stats.items()}
+        return summarize_all(self.stats, False)
 
     def planned_report(self):
         """:meth:`report` as it will be once the backlog is written: the summaries of every row read."""
         stats = {**self.stats, **self.planned}
         errors, self.errors = self.errors, []
         return {"errors": errors, "backlog": 0, "points": sum(s[0] for s in stats.values()),
-                "series": {str(k): summary(v) for k, v in stats.items()}}
+                "series": summarize_all(stats, True)}
 
     def short_report(self):
         """The errors since the last report, the backlog and the rows on disk, without the summaries."""
