@@ -37,6 +37,21 @@ def slug(text: str) -> str:
     return safe
 
 
+def remove_if_empty(path: Union[str, Path]) -> None:
+    """Remove a metric file that holds no row: empty, or its header line alone (one made ahead of rows that
+    never came)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return
+    if head == b"" or (len(head) < 4096 and head.endswith(b"\n") and head.count(b"\n") == 1):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def atomic_write(path: Union[str, Path], write: Callable[[IO[bytes]], None], fsync: bool = False) -> Path:
     """Write through ``write(fh)`` into a temporary file, then rename it over ``path``.
 

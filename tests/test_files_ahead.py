@@ -81,3 +81,19 @@ time.sleep(600)
     assert files == sorted(f"m{k}_training_rank0.csv" for k in range(SERIES))
     for k in (0, SERIES - 1):
         assert read_rows(child.run_dir() / "metrics" / f"m{k}_training_rank0.csv") == [(0, float(k))]
+
+
+def test_series_whose_names_and_contexts_make_the_same_file_name_keep_files_of_their_own(tmp_path):
+    run = prov4ml.start_run("www.example.org", "names", str(tmp_path), capture=False)
+    prov4ml.log_metric("a_b", 1.5, "c", step=1)
+    prov4ml.log_metric("a", 2.5, "b_c", step=2)
+    prov4ml.log_metric("a_b", 3.5, "c-2", step=3)  # the name the second would have taken
+    prov4ml.end_run()
+    metrics = run.run_dir / "metrics"
+    assert sorted(p.name for p in metrics.iterdir()) == ["a_b_c-2-2_rank0.csv", "a_b_c-2_rank0.csv", "a_b_c_rank0.csv"]
+    assert read_rows(metrics / "a_b_c_rank0.csv") == [(1, 1.5)]
+    assert read_rows(metrics / "a_b_c-2_rank0.csv") == [(2, 2.5)]
+    assert read_rows(metrics / "a_b_c-2-2_rank0.csv") == [(3, 3.5)]
+    locations = {(v["provml:name"], v["provml:context"]): v["prov:location"]["$"]
+                 for v in prov_json(run.run_dir)["entity"].values() if "provml:name" in v and "prov:location" in v}
+    assert locations[("a", "b_c")].endswith("metrics/a_b_c-2_rank0.csv")

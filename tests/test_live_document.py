@@ -257,15 +257,16 @@ class _Pressed:
         return {}
 
 
-def test_with_many_series_a_live_document_waits_for_the_files_at_most_document_defer(tmp_path):
+def test_with_many_series_a_live_document_waits_for_the_files_at_most_its_defer(tmp_path):
     from prov4ml.metrics import _sink
 
     (tmp_path / "state.pickle").write_bytes(b"")
     consumer = _Pressed()
-    docs = _sink.Documents(str(tmp_path), str(tmp_path), [str(Path(__file__).parent)], "test_live_document:_writer")
+    docs = _sink.Documents(str(tmp_path), str(tmp_path), [str(Path(__file__).parent)], "test_live_document:_writer",
+                           defer=3.0)
     WRITES.clear()
     assert docs.update(consumer) and WRITES == []  # files to make: the document waits, the sink still writes them
-    docs.written_at -= _sink.DOCUMENT_DEFER  # as if the last one were DOCUMENT_DEFER seconds old
+    docs.written_at -= 3.0  # as if the last one were 3 s old
     assert docs.update(consumer) and WRITES == [False]  # no longer
     (tmp_path / "state.pickle").write_bytes(b"changed")
     assert docs.update(consumer) and WRITES == [False]  # pressed again, and the last one is new

@@ -99,9 +99,6 @@ WRITE_SOON = 16 << 10  # ... unless they are this many bytes (a new file is made
 #: a live document is written again only after this many times its own duration (a run with 100,000
 #: series: seconds a document): the sink spends at most a fifth of its time on live documents
 DOCUMENT_SPACING = 4.0
-#: with many series, a live document waits while new series' files are left to make (the rows first: a
-#: document of 100,000 series costs as much as making 50,000 files), up to this long after the last one
-DOCUMENT_DEFER = 30.0
 STATS = ("count", "nan_count", "min", "max", "last", "mean", "first_step", "last_step", "first_time", "last_time")
 SUMMARY = len(STATS)  # what a report gives of a series (the sink keeps its exact sum after)
 
@@ -628,7 +625,7 @@ class Consumer:
         return self.read_at + (SLOW_POLL if len(self.series) > FEW_SERIES else POLL)
 
     def pressed(self):
-        """True while many series' files are left to make or to open (see ``DOCUMENT_DEFER``)."""
+        """True while many series' files are left to make or to open (a live document then waits: ``Documents``)."""
         return len(self.series) > FEW_SERIES and bool(self.making or self.opening or self.unmade or self.unopened)
 
     def wait(self):
@@ -773,9 +770,13 @@ class _Cancelled(BaseException):
 
 
 class Documents:
-    """Writes the running run's PROV-JSON when its records or the rows on disk changed."""
+    """Writes the running run's PROV-JSON when its records or the rows on disk changed.
 
-    def __init__(self, journal_dir, run_dir, import_path, writer, waiting=None):
+    With many series, a live document waits while new series' files are left to make (the rows first: a
+    document of 100,000 series costs as much as making 50,000 files), up to ``defer`` seconds after the last
+    one (the run's refresh intervals say how long it can wait and still be rewritten every ``flush_interval``)."""
+
+    def __init__(self, journal_dir, run_dir, import_path, writer, waiting=None, defer=0.0):
         self.journal_dir = journal_dir
         self.run_dir = run_dir
         self.import_path = import_path
@@ -783,6 +784,7 @@ class Documents:
         self.written = None  # what the last document was made of
         self.next_at = 0.0  # no live document before then (see DOCUMENT_SPACING)
         self.written_at = time.monotonic()  # of the last live document (the run wrote the first one)
+        self.defer = defer
         self.closing = False  # the run is ending: its final document comes from end_run
         self.waiting = waiting  # True when a request waits (``_Pipe.waiting``): it cancels a live document
         self.failed = None
@@ -811,7 +813,7 @@ class Documents:
         if self.failed:
             return False
         if not full and (self.closing or time.monotonic() < self.next_at or
-                         (consumer.pressed() and time.monotonic() < self.written_at + DOCUMENT_DEFER)):
+                         (consumer.pressed() and time.monotonic() < self.written_at + self.defer)):
             return True
         try:
             state = os.stat(os.path.join(self.journal_dir, "state.pickle"))
@@ -859,7 +861,8 @@ def _serve_run(spec, pipe, out):
     consumer = Consumer(journal_dir, spec["run_dir"], spec["separator"])
     documents = spec.get("documents")
     if documents is not None:
-        documents = Documents(journal_dir, spec["run_dir"], documents["path"], documents["writer"], pipe.waiting)
+        documents = Documents(journal_dir, spec["run_dir"], documents["path"], documents["writer"], pipe.waiting,
+                              documents.get("defer", 0.0))
     try:
         while True:
             ready, _, _ = select.select([pipe.fd], [], [], consumer.wait())

@@ -174,15 +174,17 @@ class ProcessOutput:
 
     With ``documents="module:function"`` (the run's document writer) the child also
     keeps the run's PROV-JSON up to date (see ``_sink.Documents``); it is given this
-    process's import path for that.
+    process's import path for that. ``defer``: how long a live document may wait for the
+    files of many new series (the run's refresh intervals leave that much to spare).
     """
 
-    def __init__(self, journal_dir: str, run_dir: str, separator: str, documents: Optional[str] = None) -> None:
+    def __init__(self, journal_dir: str, run_dir: str, separator: str, documents: Optional[str] = None,
+                 defer: float = 0.0) -> None:
         spec = {"journal_dir": journal_dir, "run_dir": run_dir, "separator": separator, "documents": None}
         if documents:  # the package's own folder first: the child must import this very prov4ml
             package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_sink.__file__))))
             path = [package_root] + [p for p in sys.path if p and os.path.isdir(p)]
-            spec["documents"] = {"path": path, "writer": documents}
+            spec["documents"] = {"path": path, "writer": documents, "defer": defer}
         self.documents = documents is not None
         request = json.dumps(spec).encode()
         request = b"R%08x" % len(request) + request
@@ -253,11 +255,12 @@ class ProcessOutput:
         _live.discard(self)
 
 
-def open_output(use_process: bool, journal_dir: str, run_dir: str, separator: str, documents: Optional[str] = None):
+def open_output(use_process: bool, journal_dir: str, run_dir: str, separator: str, documents: Optional[str] = None,
+                defer: float = 0.0):
     """A ProcessOutput when asked and possible, else a ThreadOutput."""
     if use_process:
         try:
-            return ProcessOutput(journal_dir, run_dir, separator, documents)
+            return ProcessOutput(journal_dir, run_dir, separator, documents, defer)
         except OSError:
             pass
     return ThreadOutput(journal_dir, run_dir, separator)

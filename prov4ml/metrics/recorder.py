@@ -67,6 +67,7 @@ class MetricRecorder:
         self._lock = threading.RLock()
         self._by_context: Dict[Any, Dict[Any, MetricSeries]] = {}
         self.series: Dict[Tuple[Context, str], MetricSeries] = {}
+        self._file_names: set = set()  # of the series so far: each series has a file of its own
         self.by_sid: List[MetricSeries] = []
         self._deferred: List[MetricSeries] = []  # series holding accelerator tensors
         self._countdown = save_after_n_logs
@@ -162,7 +163,13 @@ class MetricRecorder:
             s = self.series.get((ctx, name))
             if s is None:
                 spec = self._samplers.get(name, self._default_sampler)
-                file_name = f"{slug(name)}_{slug(str(ctx))}_rank{self._rank}"
+                file_name = base = f"{slug(name)}_{slug(str(ctx))}"
+                n = 1
+                while file_name in self._file_names:  # ("a_b", "c") and ("a", "b_c") make the same name
+                    n += 1
+                    file_name = f"{base}-{n}"
+                self._file_names.add(file_name)
+                file_name += f"_rank{self._rank}"
                 target = f"metrics/{file_name}{self._format.suffix}"
                 s = MetricSeries(
                     name, ctx, source or LoggingItemKind.METRIC, make_sampler(spec), file_name, unit,

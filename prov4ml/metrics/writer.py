@@ -66,7 +66,10 @@ class Refresher:
         self._min = min_interval
         self._max = max_interval
         documents = document_writer if save_records is not None else None
-        self._out = open_output(use_process, journal_dir, run_dir, separator, documents=documents)
+        # a live document is rewritten every max_interval at least: a refresh comes every min_interval, so a
+        # document may wait the difference (for many new series' files) and still keep that promise
+        self._out = open_output(use_process, journal_dir, run_dir, separator, documents=documents,
+                                defer=max(0.0, max_interval - min_interval))
         self._wake = threading.Event()  # poked: refresh once the pause is over
         self._urgent = threading.Event()  # a flush or close: refresh now
         self._lock = threading.Lock()

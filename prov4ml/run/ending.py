@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .. import storage
+from .._fs import remove_if_empty
 from ..exceptions import StorageError
 from ..metrics.formats import archives_run
 from ..records import state as _state
@@ -136,6 +137,7 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
         complete = False
         run._refresher.report("final", f"could not write the final PROV-JSON ({exc}); `prov4ml recover "
                               f"{run.run_dir}` completes it from the journal when the disk has room")
+    _drop_empty_files(run)
     # the document is final: the journal leaves recover's sight at once (its records saved would go with it:
     # 0.5-0.7 s at 100,000 series); a kill just before completes the run from the journal, as it ended
     doomed = _state.retire(run.journal_dir) if complete and not run.options["keep_journal"] else None
@@ -145,6 +147,13 @@ def _finish(run: "Run", status: str, error: Optional[BaseException], timeout: fl
         _state.remove(doomed)
 
 
+def _drop_empty_files(run: "Run") -> None:
+    """No file for a series without a row: the sink removes those it made ahead, unless it died meanwhile."""
+    for s in list(run.metrics.series.values()):
+        if not s.count:
+            remove_if_empty(run.run_dir / s.data_file)
+
+
 def _settled(run: "Run", report: dict, timeout: float) -> dict:
     """Wait until the metric files hold what the sink's final ``report`` summarised: ``report`` itself when they
     do, else the report of what they hold (a write failed, the sink had to be replaced), applied to the run."""
@@ -152,7 +161,7 @@ def _settled(run: "Run", report: dict, timeout: float) -> dict:
     if final.get("as_planned") and not final.get("errors"):
         return report
     if "series" in final:
-        outputs.apply_report(run, final)
+        outputs.apply_report(run, final, whole=True)
     return final
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from .._version import __version__
 from ..records import state as _state
+from ..metrics.series import NO_ROWS
 from ..records.model import FinalValue, RunSnapshot, utc
 
 if TYPE_CHECKING:
@@ -95,11 +96,18 @@ def problems(run: "Run") -> List[str]:
     return found
 
 
-def apply_report(run: "Run", report: Dict[str, Any]) -> None:
-    """Take the consumer's summaries: the document describes what the files hold."""
+def apply_report(run: "Run", report: Dict[str, Any], whole: bool = False) -> None:
+    """Take the consumer's summaries: the document describes what the files hold. ``whole``: the report says
+    every series with rows on disk (the sink's last word when its plan failed), so any other has none."""
     by_sid = run.metrics.by_sid
-    for sid, stats in report.get("series", {}).items():
+    series = report.get("series", {})
+    for sid, stats in series.items():
         by_sid[int(sid)].update(stats)
+    if whole:
+        for s in by_sid:
+            if str(s.sid) not in series:  # its rows never reached its file: no figures, no file to name
+                s.update(NO_ROWS)
+                s.location = None
 
 
 def _upkeep(run: "Run", report: Optional[Dict[str, Any]]) -> None:

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
+from .._fs import remove_if_empty
 from ..records import state as _state
 from ..records.journal import read_records
 from ..records.model import FinalValue, RunSnapshot, utc
@@ -149,8 +150,8 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
     last_times = [stats[9] for stats in consumer.stats.values() if stats[0]]
 
     def finalize(sid: int, meta: dict, stats: list) -> Optional[str]:
-        if not stats[0]:  # no row: no file, not even the header of one the sink made ahead of rows that never came
-            _remove_if_empty(run_dir / meta["file"])
+        if not stats[0]:  # no row: no file, not even one the sink made ahead of rows that never came
+            remove_if_empty(run_dir / meta["file"])
             return None
         data = run_dir / meta["file"]
         os.replace(str(data) + _SUFFIX, data)
@@ -260,14 +261,3 @@ def _remove_temporaries(run_dir: Path) -> None:
         (run_dir / _state.STATE_DIR).rmdir()
     except OSError:  # ranks still hold state (a recovered run keeps its records), or no such folder
         pass
-
-
-def _remove_if_empty(path: Path) -> None:
-    """Remove a metric file that holds no row: empty, or its header alone."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError:
-        return
-    if head == b"" or (len(head) < 4096 and head.endswith(b"\n") and head.count(b"\n") == 1):
-        path.unlink(missing_ok=True)
