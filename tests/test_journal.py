@@ -244,3 +244,20 @@ def test_series_lines_are_read_on_from_where_the_last_read_stopped(tmp_path):
         fh.seek(69 + 66)
         fh.write(b'7\n{"sid": "8"}\n{"sid": 11}\n')
     assert lines.read_new() == {11: {"sid": 11}}
+
+
+def test_series_lines_longer_than_a_read_part_are_read_whole(tmp_path):
+    from prov4ml.metrics import journal
+
+    j = Journal(str(tmp_path))
+    lines = journal.SeriesLines(str(tmp_path))
+    metas = [{"sid": k, "name": f"a rather long metric name number {k:06d}", "context": "training"} for k in range(9000)]
+    for meta in metas[:5000]:  # several parts of journal._LINES_READ bytes, a line across each border
+        j.add_series(meta)
+    assert os.path.getsize(tmp_path / "series.jsonl") > 2 * journal._LINES_READ
+    assert lines.read_new() == {m["sid"]: m for m in metas[:5000]}
+    for meta in metas[5000:]:
+        j.add_series(meta)
+    assert lines.read_new() == {m["sid"]: m for m in metas[5000:]}
+    assert lines.read_new() == {}
+    j.close()

@@ -312,6 +312,9 @@ def read_series(directory: str) -> dict:
     return SeriesLines(directory).read_new()
 
 
+_LINES_READ = 1 << 18  # series.jsonl is read in parts of this size
+
+
 class SeriesLines:
     """``series.jsonl`` read on from where the last read stopped: a run that adds 100,000 series as it goes is
     read once, not once per block that brings a new series."""
@@ -325,7 +328,13 @@ class SeriesLines:
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset)
-                data = fh.read()
+                parts = []
+                while True:  # up to the reserved tail, which is zeros (megabytes of them with 100,000 series)
+                    part = fh.read(_LINES_READ)
+                    parts.append(part)
+                    if len(part) < _LINES_READ or b"\0" in part:
+                        break
+                data = b"".join(parts)
         except FileNotFoundError:
             return {}
         hole = data.find(b"\0")  # the reserved tail is zeros: what follows the first one is not written yet
