@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
 from ..run import lifecycle as _lifecycle
-from .._fs import slug
 from ..exceptions import InvalidValueError, ProvFileError, RunStateError
 from ..metrics.formats import MetricsType, get_format
 
@@ -64,7 +63,8 @@ class MetricInfo:
 
     def save_to_file(self, path: Union[str, "os.PathLike[str]"], file_type: Any = None, csv_separator: str = ",",
                      process: Optional[int] = None) -> str:
-        """Write the series' points so far to ``<path>/<name>_<context>_GR<rank>.csv`` (``step, value, time``).
+        """Write the series' points so far to ``<path>/<name>_<context>_GR<rank>.csv`` (``step, value, time``;
+        ``<name>_<context>-2_GR<rank>.csv`` ... as its metric file, where another series makes the same name).
 
         The run's own metric file is not touched; ``file_type`` may only be CSV.
         Returns the path written.
@@ -75,7 +75,8 @@ class MetricInfo:
         if self._run.recording and self._run is _lifecycle.active_run():  # an ended run's files are final
             self._run.flush()
         rank = self._run.rank if process is None else process
-        target = Path(path) / f"{slug(self.name)}_{slug(str(self.context))}_GR{rank}.csv"
+        base = self._series.file_name.rpartition("_rank")[0]  # slug(name)_slug(context), unique in the run
+        target = Path(path) / f"{base}_GR{rank}.csv"
         target.parent.mkdir(parents=True, exist_ok=True)
         rows = _read_points(self._run.run_dir / self._series.data_file) if self._series.location else []
         with open(target, "w", newline="", encoding="utf-8") as fh:

@@ -219,16 +219,16 @@ def _whole_rows(path, size):
 
 
 def _rows_in(path):
-    """The whole rows of a metric file, its header aside (0 when there is no file)."""
+    """The whole rows of a metric file, its header aside (0 when there is no file, or none that can be read: the
+    write of its rows then fails and says why)."""
     try:
-        size = os.path.getsize(path)
+        end = _whole_rows(path, os.path.getsize(path))
+        lines = 0
+        with open(path, "rb") as fh:
+            while fh.tell() < end:
+                lines += fh.read(min(1 << 20, end - fh.tell())).count(b"\n")
     except OSError:
         return 0
-    end = _whole_rows(path, size)
-    lines = 0
-    with open(path, "rb") as fh:
-        while fh.tell() < end:
-            lines += fh.read(min(1 << 20, end - fh.tell())).count(b"\n")
     return max(lines - 1, 0)
 
 

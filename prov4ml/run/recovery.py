@@ -113,7 +113,7 @@ def _recover(run_dir: Path, leases: Optional[Dict[int, "storage.lease.LeaseState
         path = _recover_rank(run_dir, rank_dir, _state.read_owner(rank_dir) or {})
         if path is not None:
             done.append(path)
-    _remove_temporaries(run_dir)
+    _remove_temporaries(run_dir, _logged_folders(run_dir, ranks))
     return done
 
 
@@ -154,7 +154,11 @@ def _recover_rank(run_dir: Path, rank_dir: Path, owner: dict) -> Optional[Path]:
             remove_if_empty(run_dir / meta["file"])
             return None
         data = run_dir / meta["file"]
-        os.replace(str(data) + _SUFFIX, data)
+        try:
+            os.replace(str(data) + _SUFFIX, data)
+        except OSError as exc:
+            raise RecoveryError(f"could not put the recovered rows of metric {meta['name']!r} in place at {data} "
+                                f"({exc.strerror or exc}); move what is there away and run recover again") from None
         return fmt.finalize(data, fmt.target_of(data), owner.get("separator", ","), meta).relative_to(run_dir).as_posix()
 
     snap = with_summaries(_with_journaled_records(snap, rank_dir), read_series(str(rank_dir)), consumer.summaries(), finalize)
@@ -243,17 +247,35 @@ def _wait_for_sink(rank_dir: Path, timeout: float = 120.0) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _remove_temporaries(run_dir: Path) -> None:
-    """Half-written files of a killed run: atomic writes' temporaries and unfinished recoveries."""
+def _logged_folders(run_dir: Path, ranks: List[tuple]) -> List[Path]:
+    """The folders the run logged (artifacts, models, versions): what they hold is the user's, whatever its names."""
+    folders = []
+    for _rank, rank_dir in ranks:
+        try:
+            snap = _state.load_snapshot(rank_dir)
+        except Exception:  # a rank whose records cannot be read: its recover said so
+            continue
+        records = [*snap.artifacts, *(v.artifact for v in snap.versions)]
+        records += [r for m in snap.models for r in (m.artifact, m.architecture, m.layers) if r is not None]
+        folders += [run_dir / r.location for r in records if r.is_dir and r.location]  # absolute stays absolute
+    return folders
+
+
+def _remove_temporaries(run_dir: Path, logged: List[Path]) -> None:
+    """Half-written files of a killed run: atomic writes' temporaries and unfinished recoveries, never inside
+    a ``logged`` folder (a checkpoint folder may hold a ``.lock.tmp`` of its own)."""
+    import shutil
+
+    def ours(path: Path) -> bool:
+        return _state.STATE_DIR not in path.parts and not any(folder in path.parents for folder in logged)
+
     remove_temporaries(run_dir / "metrics")
     for pattern in (".*.tmp", "*" + _SUFFIX):
         for path in run_dir.rglob(pattern):
-            if _state.STATE_DIR not in path.parts and path.is_file():
+            if path.is_file() and ours(path):
                 path.unlink()
-    import shutil
-
     for path in run_dir.rglob(".*.partial"):
-        if path.is_dir():
+        if path.is_dir() and ours(path):
             shutil.rmtree(path, ignore_errors=True)
     for path in (run_dir / _state.STATE_DIR).glob(_state.REMOVING + "*"):  # an end_run killed while it tidied up
         shutil.rmtree(path, ignore_errors=True)
