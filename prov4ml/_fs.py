@@ -14,6 +14,7 @@ __all__ = ["slug", "atomic_write", "atomic_write_text", "hash_path", "is_url"]
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _HASHED = re.compile(r"-[0-9a-f]{6}$")
+_ATOMIC = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # atomic_write's temporary: mkstemp's 8 random characters
 
 
 def is_url(path: object) -> bool:
@@ -35,6 +36,13 @@ def slug(text: str) -> str:
     if safe != text or len(safe) > 80 or _HASHED.search(safe):  # also well under the 255-byte limit of file systems
         safe = f"{safe[:80]}-{hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:6]}"
     return safe
+
+
+def is_temporary(rel: str) -> bool:
+    """Whether ``rel`` (a '/'-separated path in a run directory) is a temporary of prov4ml's: an atomic write's,
+    or in ``metrics/`` a recovery's side file or a conversion's. A file of the user's named ``x.tmp`` is not."""
+    name = rel.rpartition("/")[2]
+    return bool(_ATOMIC.match(name)) or (rel.startswith("metrics/") and name.endswith((".recovering", ".tmp")))
 
 
 def remove_if_empty(path: Union[str, Path]) -> None:

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
-from .._fs import remove_if_empty
+from .._fs import is_temporary, remove_if_empty
 from ..records import state as _state
 from ..records.journal import read_records
 from ..records.model import FinalValue, RunSnapshot, utc
@@ -270,10 +270,9 @@ def _remove_temporaries(run_dir: Path, logged: List[Path]) -> None:
         return _state.STATE_DIR not in path.parts and not any(folder in path.parents for folder in logged)
 
     remove_temporaries(run_dir / "metrics")
-    for pattern in (".*.tmp", "*" + _SUFFIX):
-        for path in run_dir.rglob(pattern):
-            if path.is_file() and ours(path):
-                path.unlink()
+    for path in run_dir.rglob("*"):
+        if path.is_file() and is_temporary(path.relative_to(run_dir).as_posix()) and ours(path):
+            path.unlink()
     for path in run_dir.rglob(".*.partial"):
         if path.is_dir() and ours(path):
             shutil.rmtree(path, ignore_errors=True)

@@ -29,7 +29,7 @@ import zlib
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from .._fs import atomic_write_text
+from .._fs import atomic_write_text, is_temporary
 from ..metrics.journal import SPARE
 from ..records.state import STATE_DIR
 from .remote import CLAIM_FILE, Remote, _locked, staging_root
@@ -42,7 +42,6 @@ _OWNED = [re.compile(p) for p in (
     r"^prov_rank(\d+)\.", r"^summary_rank(\d+)\.", r"^\.rank(\d+)\.claimed$", r"^metrics/.*_rank(\d+)\.[^/]+$",
     r"^artifacts/rank(\d+)/", r"^\.prov4ml/rank(\d+)/",
 )]
-_TEMPORARY = (".tmp", ".recovering", ".uploading")
 _RETRY = (1.0, 30.0)  # first and longest pause before a failed pass is tried again
 #: set when the interpreter starts to exit, before its thread pools stop (which the stores' drivers need)
 _EXITING = threading.Event()
@@ -79,10 +78,11 @@ def _files(run_dir: Path) -> Iterator[Tuple[str, Path, bool]]:
         dirs[:] = [d for d in dirs if not (d.startswith(".") and d.endswith(".partial"))]
         segments = sorted(n for n in names if n.startswith("seg."))
         for name in names:
-            if name.endswith(_TEMPORARY) or name == SPARE:  # the spare segment holds nothing yet
-                continue
             path = Path(folder, name)
-            yield path.relative_to(run_dir).as_posix(), path, bool(segments) and name == segments[-1]
+            rel = path.relative_to(run_dir).as_posix()
+            if is_temporary(rel) or name == SPARE:  # the spare segment holds nothing yet
+                continue
+            yield rel, path, bool(segments) and name == segments[-1]
 
 
 def _stamp(path: Path, mapped: bool) -> tuple:
