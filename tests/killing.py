@@ -107,6 +107,14 @@ class Child:
         return self.save_dir / experiment / f"run_{run_id}"
 
 
+def wait_for(predicate, timeout: float = 30.0, pause: float = 0.05) -> None:
+    """Wait until ``predicate()`` holds; an AssertionError past ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(pause)
+
+
 def wait_for_sinks(run_dir: Path, timeout: float = 60.0) -> None:
     """Wait until no sink process still works on ``run_dir`` (it finishes the files of a killed run, then
     removes the ``sink.pid`` its run's journal folder holds)."""

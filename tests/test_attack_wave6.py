@@ -24,16 +24,10 @@ from urllib.parse import quote
 import pytest
 
 from conftest import ROOT
-from killing import kill_leftovers, wait_for_sinks
+from killing import wait_for_sinks
 from test_attack_wave5 import _ieee_max, _ieee_min, _same, figure_problems, file_figures, status_of
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-@pytest.fixture(autouse=True)
-def _no_child_left():
-    yield
-    kill_leftovers()
 
 
 def cli(*args, timeout=120) -> subprocess.CompletedProcess:

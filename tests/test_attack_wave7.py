@@ -19,17 +19,11 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from killing import Child, kill_leftovers, wait_for_sinks
+from killing import Child, wait_for_sinks
 from test_attack_wave5 import _typed, figure_problems, status_of
 from test_attack_wave6 import crafted, cut_problems, file_rows, write_csv
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-@pytest.fixture(autouse=True)
-def _no_child_left():
-    yield
-    kill_leftovers()
 
 
 def cli(*args, timeout=120) -> subprocess.CompletedProcess:
@@ -269,13 +263,15 @@ def _hn(src, dst, *a, **k):
 os.replace, os.rename = _hr, _hn
 """
 
-END = BODY.replace("BEFORE_", "pass").replace("AFTER_", """flag(2)
+# the end of the child's run: end_run, a flag on each side of it, then a SIGKILL of itself
+END_THEN_DIE = """flag(2)
     ending.append(0)
     prov4ml.end_run()
     flag(3)
     os.kill(os.getpid(), signal.SIGKILL)
 one_run(0)
-""")
+"""
+END = BODY.replace("BEFORE_", "pass").replace("AFTER_", END_THEN_DIE)
 
 
 #: the refresher has not saved the records since the 1,100 series were flushed (it saves at most every
@@ -288,13 +284,7 @@ def _held(directory, snap):
         _save_snapshot(directory, snap)
 _st.save_snapshot = _held
 """
-END_BLOCKED = BODY.replace("BEFORE_", "prov4ml.flush()\n    blocked.append(1)").replace("AFTER_", """flag(2)
-    ending.append(0)
-    prov4ml.end_run()
-    flag(3)
-    os.kill(os.getpid(), signal.SIGKILL)
-one_run(0)
-""")
+END_BLOCKED = BODY.replace("BEFORE_", "prov4ml.flush()\n    blocked.append(1)").replace("AFTER_", END_THEN_DIE)
 
 
 @pytest.mark.parametrize("at", [1, 2, 3, 4])
@@ -482,13 +472,7 @@ def _late(run, report):
     return _save_records(run, report)
 _outputs.save_records = _late
 """
-LATE_END = BODY.replace("BEFORE_", "gate.append(1)").replace("AFTER_", """flag(2)
-    ending.append(0)
-    prov4ml.end_run()
-    flag(3)
-    os.kill(os.getpid(), signal.SIGKILL)
-one_run(0)
-""")
+LATE_END = BODY.replace("BEFORE_", "gate.append(1)").replace("AFTER_", END_THEN_DIE)
 
 
 def test_a_kill_before_the_final_document_after_the_refresher_saved_the_ending_run(tmp_path):

@@ -22,23 +22,10 @@ from pathlib import Path
 import pytest
 
 import prov4ml
-from killing import Child, kill_leftovers, wait_for_sinks
+from killing import Child, wait_for, wait_for_sinks
 from prov4ml.metrics import _sink
 
 SERIES = _sink.FEW_SERIES + 76  # 1,100: the many-series path
-
-
-@pytest.fixture(autouse=True)
-def _no_child_left():
-    yield
-    kill_leftovers()
-
-
-def _wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def bits(v: float) -> int:
@@ -149,7 +136,7 @@ def _one_run(tmp_path: Path, tag: str, sep: str):
         log(f"m{tag}{k}", SPECIAL[k] if k < len(SPECIAL) else k + 0.0, C.TRAINING, 0, "training")
     for k in range(5):
         log(f"m{tag}{k}", k + 0.75, sub, 0, f"inner{tag}")
-    _wait_for(lambda: len(list((run_dir / "metrics").iterdir())) >= SERIES)
+    wait_for(lambda: len(list((run_dir / "metrics").iterdir())) >= SERIES)
     for name in (f"late{tag}", f"never{tag}"):
         with pytest.raises((TypeError, ValueError)):
             prov4ml.log_metric(name, "not a number", C.TRAINING)
@@ -158,7 +145,7 @@ def _one_run(tmp_path: Path, tag: str, sep: str):
         log(f"sub{tag}", s * 0.5, C.TRAINING, s, "training", kept=s % 2 == 0)
         log(f"ign{tag}", s * 0.5, C.TRAINING, s, "training", kept=False)
     late = run_dir / "metrics" / f"late{tag}_training_rank0.csv"
-    _wait_for(late.exists)  # made ahead, from its line alone
+    wait_for(late.exists)  # made ahead, from its line alone
     assert late.read_bytes() == b""
     prov4ml.log_param("lr", 0.125)
 
@@ -207,11 +194,11 @@ def test_a_file_made_ahead_is_removed_at_end_run_after_the_sink_died(tmp_path):
     for k in range(SERIES):
         prov4ml.log_metric(f"m{k}", k + 0.0, prov4ml.Context.TRAINING, step=0)
         logged[f"m{k}_training_rank0.csv"] = [(0, k + 0.0)]
-    _wait_for(lambda: len(list((run_dir / "metrics").iterdir())) >= SERIES)
+    wait_for(lambda: len(list((run_dir / "metrics").iterdir())) >= SERIES)
     with pytest.raises((TypeError, ValueError)):
         prov4ml.log_metric("refused", "x", prov4ml.Context.TRAINING)
     refused = run_dir / "metrics" / "refused_training_rank0.csv"
-    _wait_for(refused.exists)
+    wait_for(refused.exists)
     pid = int(next(run_dir.glob(".prov4ml/rank*/sink.pid")).read_text())
     os.kill(pid, signal.SIGKILL)
     for k in range(SERIES):
@@ -230,10 +217,10 @@ def test_two_series_whose_file_names_agree_keep_their_own_rows(tmp_path):
     run_dir = run.run_dir
     for k in range(SERIES):
         prov4ml.log_metric(f"m{k}", k + 0.0, prov4ml.Context.TRAINING, step=0)
-    _wait_for(lambda: len(list((run_dir / "metrics").iterdir())) >= SERIES)
+    wait_for(lambda: len(list((run_dir / "metrics").iterdir())) >= SERIES)
     with pytest.raises((TypeError, ValueError)):
         prov4ml.log_metric("a_b", "x", "c")
-    _wait_for((run_dir / "metrics" / "a_b_c_rank0.csv").exists)
+    wait_for((run_dir / "metrics" / "a_b_c_rank0.csv").exists)
     prov4ml.log_metric("a", 2.5, "b_c", step=3)
     prov4ml.end_run()
     got, _ = entity_series(run_dir)
@@ -348,26 +335,6 @@ def test_three_thousand_series_under_a_descriptor_limit_of_256(tmp_path):
 
 
 # --- 3. a full disk while many files are made: the final answer and the document -------------------------
-
-def _fill(mnt: Path) -> Path:
-    filler = mnt / "filler"
-    with open(filler, "wb") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * (64 << 10))
-                fh.flush()
-        except OSError:
-            pass
-    for size in (4096, 512, 1):  # the last crumbs too
-        try:
-            with open(mnt / f"crumb{size}", "wb") as fh:
-                while True:
-                    fh.write(b"\0" * size)
-                    fh.flush()
-        except OSError:
-            pass
-    return filler
-
 
 def _disk_claims_problems(run_dir: Path, exact: bool = True) -> list:
     """Every series entity of the document against its file on disk: the count is the rows there (at most

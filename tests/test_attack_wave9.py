@@ -19,23 +19,10 @@ from pathlib import Path
 import pytest
 
 import prov4ml
-from killing import Child, kill_leftovers, wait_for_sinks
+from killing import Child, wait_for, wait_for_sinks
 from prov4ml.metrics import _sink
 
 SERIES = _sink.FEW_SERIES + 76  # 1,100: the many-series path
-
-
-@pytest.fixture(autouse=True)
-def _no_child_left():
-    yield
-    kill_leftovers()
-
-
-def _wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def bits(v: float) -> int:
@@ -466,7 +453,7 @@ def test_end_run_after_the_sink_died_keeps_other_files_and_removes_only_empty_se
         with pytest.raises((TypeError, ValueError)):
             prov4ml.log_metric(name, "x", ctx)
         logged[(name, ctx)] = []
-    _wait_for(lambda: (run_dir / "metrics" / "a_b_c-2_rank0.csv").exists())
+    wait_for(lambda: (run_dir / "metrics" / "a_b_c-2_rank0.csv").exists(), pause=0.02)
     (run_dir / "metrics" / "notes_rank0.csv").write_bytes(b"")  # a user's own empty file: not a series'
     (run_dir / "metrics" / "README").write_text("mine\n")
     pid = int(next(run_dir.glob(".prov4ml/rank*/sink.pid")).read_text())
@@ -491,9 +478,17 @@ def test_one_colliding_series_that_cannot_be_written_takes_no_other_series_claim
     """The file of ("a", "b_c") (a_b_c-2) is a directory: its writes fail; the final report is not as planned
     and says every series with rows on disk. The document must claim exactly what is on disk: ("a_b", "c") and
     the others with their rows, ("a", "b_c") with none, and the status must not be finished."""
-    C = prov4ml.Context
     if fmt == "parquet":
         pytest.importorskip("pyarrow")
+    run_dir, blocked, logged = _blocked_run(tmp_path, many, fmt)
+    prov4ml.end_run()
+    _claims_only_what_is_on_disk(run_dir, blocked, logged, steps=3)
+
+
+def _blocked_run(tmp_path: Path, many: bool, fmt: str = "csv"):
+    """A run whose file of ("a", "b_c") (a_b_c-2) is a directory, so its writes fail; ("a_b", "c") and ("a", "b_c")
+    logged at steps 0-2, a windowed series held by its sampler until end_run, and 3 or SERIES others."""
+    C = prov4ml.Context
     run = prov4ml.start_run("www.example.org", "blocked", str(tmp_path / "prov"), capture=False,
                             metric_samplers={"w_x": prov4ml.Window(4)}, metrics_file_type=fmt)
     run_dir = run.run_dir
@@ -508,10 +503,12 @@ def test_one_colliding_series_that_cannot_be_written_takes_no_other_series_claim
         prov4ml.log_metric("a_b", s + 0.5, "c", step=s)
         prov4ml.log_metric("a", s + 0.25, "b_c", step=s)
         prov4ml.log_metric("w_x", s + 1.0, "y", step=s)  # held by its sampler until end_run
-    logged[("a_b", "c")] = [(s, s + 0.5) for s in range(3)]
-    logged[("a", "b_c")] = []
-    logged[("w_x", "y")] = [(2, 2.0)]
-    prov4ml.end_run()
+    return run_dir, blocked, logged
+
+
+def _claims_only_what_is_on_disk(run_dir: Path, blocked: Path, logged: dict, steps: int) -> None:
+    """After end_run: not finished, and the document claims exactly the files: ("a", "b_c") with no row."""
+    logged = {**logged, ("a_b", "c"): [(s, s + 0.5) for s in range(steps)], ("a", "b_c"): [], ("w_x", "y"): [(2, 2.0)]}
     got, data = entities(run_dir)
     status = next(a for k, a in data["activity"].items() if k.endswith(".rank0")).get("provml:status")
     assert status != "finished", "finished over missing rows"
@@ -579,7 +576,7 @@ def test_the_sink_killed_after_its_planned_answer_the_document_claims_what_is_on
     run = prov4ml.start_run("www.example.org", "planned", str(tmp_path / "prov"), capture=False, metrics_file_type=fmt,
                             metric_samplers={"w_x": prov4ml.Window(2)})
     run_dir = run.run_dir
-    _wait_for(lambda: any(run_dir.glob(".prov4ml/rank*/sink.pid")))
+    wait_for(lambda: any(run_dir.glob(".prov4ml/rank*/sink.pid")), pause=0.02)
     pids.append(int(next(run_dir.glob(".prov4ml/rank*/sink.pid")).read_text()))
     logged = {}
     many = SERIES if fmt == "csv" else 100  # Parquet: 1,100 conversions cost seconds
@@ -676,21 +673,7 @@ def test_the_sink_dead_and_one_series_file_blocked_end_run_still_writes_what_is_
     """The file of ("a", "b_c") is a directory (its writes fail: EISDIR); the sink is killed mid-run, so at end_run
     the run's own thread finishes the files from the journal. end_run must not raise: the final document claims
     exactly what is on disk (("a", "b_c") with no row), the status is not finished, every other series exact."""
-    C = prov4ml.Context
-    run = prov4ml.start_run("www.example.org", "blocked", str(tmp_path / "prov"), capture=False,
-                            metric_samplers={"w_x": prov4ml.Window(4)})
-    run_dir = run.run_dir
-    (run_dir / "metrics").mkdir(exist_ok=True)
-    blocked = run_dir / "metrics" / "a_b_c-2_rank0.csv"
-    blocked.mkdir()
-    logged = {}
-    for k in range(SERIES if many else 3):
-        prov4ml.log_metric(f"m{k}", k + 0.0, C.TRAINING, step=0)
-        logged[(f"m{k}", "training")] = [(0, k + 0.0)]
-    for s in range(3):
-        prov4ml.log_metric("a_b", s + 0.5, "c", step=s)
-        prov4ml.log_metric("a", s + 0.25, "b_c", step=s)
-        prov4ml.log_metric("w_x", s + 1.0, "y", step=s)
+    run_dir, blocked, logged = _blocked_run(tmp_path, many)
     prov4ml.flush()
     pid = int(next(run_dir.glob(".prov4ml/rank*/sink.pid")).read_text())
     os.kill(pid, signal.SIGKILL)
@@ -698,15 +681,8 @@ def test_the_sink_dead_and_one_series_file_blocked_end_run_still_writes_what_is_
     for s in range(3, 5):
         prov4ml.log_metric("a_b", s + 0.5, "c", step=s)
         prov4ml.log_metric("a", s + 0.25, "b_c", step=s)
-    logged[("a_b", "c")] = [(s, s + 0.5) for s in range(5)]
-    logged[("a", "b_c")] = []
-    logged[("w_x", "y")] = [(2, 2.0)]
     try:
         prov4ml.end_run()
     except Exception as exc:  # noqa: BLE001 - what the user meets (the document is left 'running', journal kept)
         pytest.fail(f"end_run raised {type(exc).__name__}: {exc}")
-    got, data = entities(run_dir)
-    status = next(a for k, a in data["activity"].items() if k.endswith(".rank0")).get("provml:status")
-    assert status != "finished", "finished over missing rows"
-    blocked.rmdir()
-    assert disk_problems(run_dir, logged) == []
+    _claims_only_what_is_on_disk(run_dir, blocked, logged, steps=5)

@@ -5,22 +5,13 @@ is removed at the run's end, and by recover."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 import prov4ml
-from killing import prov_json, read_rows, series_count
+from killing import prov_json, read_rows, series_count, wait_for
 from prov4ml.metrics import _sink
 
 SERIES = _sink.FEW_SERIES + 200
-
-
-def _wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_files_are_made_ahead_of_rows_and_a_series_without_a_row_keeps_no_file(tmp_path):
@@ -28,13 +19,13 @@ def test_files_are_made_ahead_of_rows_and_a_series_without_a_row_keeps_no_file(t
     run_dir = run.run_dir
     for k in range(SERIES):
         prov4ml.log_metric(f"m{k}", float(k), prov4ml.Context.TRAINING, step=0)
-    _wait_for(lambda: len(list((run_dir / "metrics").glob("*.csv"))) == SERIES)  # the sink knows many series now
+    wait_for(lambda: len(list((run_dir / "metrics").glob("*.csv"))) == SERIES, timeout=20.0)  # the sink knows many series now
     with pytest.raises((TypeError, ValueError)):
         prov4ml.log_metric("refused", "not a number", prov4ml.Context.TRAINING)  # its series is described
     prov4ml.log_metric("late", 1.5, prov4ml.Context.TRAINING, step=3)
     refused = run_dir / "metrics" / "refused_training_rank0.csv"
     late = run_dir / "metrics" / "late_training_rank0.csv"
-    _wait_for(refused.exists)  # made from its line alone: no row of it was ever journaled
+    wait_for(refused.exists, timeout=20.0)  # made from its line alone: no row of it was ever journaled
     assert refused.read_bytes() == b""  # the header comes with the first rows
     for k in range(SERIES):
         prov4ml.log_metric(f"m{k}", k + 0.5, prov4ml.Context.TRAINING, step=1)
@@ -72,7 +63,7 @@ time.sleep(600)
 """, group=True)
     child.wait_flag()
     refused = child.run_dir() / "metrics" / "refused_training_rank0.csv"
-    _wait_for(refused.exists)
+    wait_for(refused.exists, timeout=20.0)
     child.kill()
     wait_for_sinks(child.run_dir())
     recover(child.run_dir())
