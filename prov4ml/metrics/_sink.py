@@ -353,6 +353,11 @@ def _split(slots, keep):
 _SID = struct.Struct("<I")
 
 
+def _text(groups):
+    """The rows of a series' backlog (its groups, as ``rows`` made them) in one piece."""
+    return groups[0][1] if len(groups) == 1 else b"".join(g[1] for g in groups)
+
+
 class Consumer:
     """Journal -> metric files and summaries. ``suffix`` writes to side files (for recovery).
 
@@ -478,7 +483,7 @@ class Consumer:
         written = []
         for sid, groups in backlog.items():
             try:
-                open_file(sid).write(groups[0][1] if len(groups) == 1 else b"".join(g[1] for g in groups))
+                open_file(sid).write(_text(groups))
             except OSError as exc:
                 self._write_failed(sid, exc)
                 continue
@@ -568,9 +573,8 @@ class Consumer:
         return _split(slots, still_to_write)
 
     def _flush_backlog(self, sid):
-        groups = self.backlog[sid]
         try:
-            self._open(sid).write(groups[0][1] if len(groups) == 1 else b"".join(g[1] for g in groups))
+            self._open(sid).write(_text(self.backlog[sid]))
         except OSError as exc:
             self._write_failed(sid, exc)
             return

@@ -198,13 +198,12 @@ def _plain_entity_text(m: SeriesSummary, types: List[str], label: str, media: Op
               _quote(label)]
     if measure is not None:
         values.append(_quote(measure))
-    if finite:
-        values += [m.count, m.nan_count, m.min, m.max, m.last, m.mean, m.last_step, last_time]
-    else:
-        values += [m.count, m.nan_count, _double_text(m.min), _double_text(m.max), _double_text(m.last),
-                   _double_text(m.mean), m.last_step, last_time]
+    doubles = [m.min, m.max, m.last, m.mean]
+    if not finite:
+        doubles = [_double_text(v) for v in doubles]
+    values += [m.count, m.nan_count, *doubles, m.last_step, last_time]
     if has_value:
-        values.append(m.last if finite else _double_text(m.last))
+        values.append(doubles[2])  # the last value
     if location is not None:
         values.append(_quote(location))
     return template % tuple(values)
