@@ -113,7 +113,7 @@ def _recover(run_dir: Path, leases: Optional[Dict[int, "storage.lease.LeaseState
         path = _recover_rank(run_dir, rank_dir, _state.read_owner(rank_dir) or {})
         if path is not None:
             done.append(path)
-    _remove_temporaries(run_dir, _logged_folders(run_dir, ranks))
+    _remove_temporaries(run_dir, _logged_paths(run_dir, ranks))
     return done
 
 
@@ -247,9 +247,9 @@ def _wait_for_sink(rank_dir: Path, timeout: float = 120.0) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _logged_folders(run_dir: Path, ranks: List[tuple]) -> List[Path]:
-    """The folders the run logged (artifacts, models, versions): what they hold is the user's, whatever its names."""
-    folders = []
+def _logged_paths(run_dir: Path, ranks: List[tuple]) -> List[Path]:
+    """The files and folders the run logged (artifacts, models, versions): the user's, whatever their names."""
+    paths = []
     for _rank, rank_dir in ranks:
         try:
             snap = _state.load_snapshot(rank_dir)
@@ -257,17 +257,19 @@ def _logged_folders(run_dir: Path, ranks: List[tuple]) -> List[Path]:
             continue
         records = [*snap.artifacts, *(v.artifact for v in snap.versions)]
         records += [r for m in snap.models for r in (m.artifact, m.architecture, m.layers) if r is not None]
-        folders += [run_dir / r.location for r in records if r.is_dir and r.location]  # absolute stays absolute
-    return folders
+        paths += [run_dir / r.location for r in records if r.location]  # an absolute location stays absolute
+    return paths
 
 
 def _remove_temporaries(run_dir: Path, logged: List[Path]) -> None:
-    """Half-written files of a killed run: atomic writes' temporaries and unfinished recoveries, never inside
-    a ``logged`` folder (a checkpoint folder may hold a ``.lock.tmp`` of its own)."""
+    """Half-written files of a killed run: atomic writes' temporaries and unfinished recoveries, never a path the
+    run ``logged`` nor one inside it (a checkpoint folder may hold a ``.lock.tmp`` of its own)."""
     import shutil
 
+    kept = set(logged)
+
     def ours(path: Path) -> bool:
-        return _state.STATE_DIR not in path.parts and not any(folder in path.parents for folder in logged)
+        return _state.STATE_DIR not in path.parts and path not in kept and kept.isdisjoint(path.parents)
 
     remove_temporaries(run_dir / "metrics")
     for path in run_dir.rglob("*"):
